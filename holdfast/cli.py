@@ -1,0 +1,48 @@
+"""The `holdfast` command line: migrations, the local stack, and a booking client."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from holdfast.migrate import migrate
+
+    dsn = args.database_url or os.environ.get("HOLDFAST_DATABASE_URL")
+    if not dsn:
+        print("holdfast migrate: set HOLDFAST_DATABASE_URL or pass --database-url", file=sys.stderr)
+        return 2
+    applied = asyncio.run(migrate(dsn))
+    print("applied: " + ", ".join(applied) if applied else "schema is up to date")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # `up` and `testenv` own their whole argument lists (testenv passes a command on).
+    if argv[:1] == ["up"]:
+        from holdfast.stack import up_main
+
+        return up_main(argv[1:])
+    if argv[:1] == ["testenv"]:
+        from holdfast.stack import testenv_main
+
+        return testenv_main(argv[1:])
+
+    parser = argparse.ArgumentParser(prog="holdfast", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("--database-url", help="defaults to HOLDFAST_DATABASE_URL")
+    migrate.set_defaults(run=_migrate)
+    commands.add_parser("up", help="start the local stack (what `make up` runs)")
+    commands.add_parser("testenv", help="run a command with test Postgres/Redis URLs set")
+    args = parser.parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

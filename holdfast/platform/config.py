@@ -1,0 +1,49 @@
+"""Settings read once from `HOLDFAST_*` environment variables.
+
+Every process builds its settings at start-up through `load`, which turns a
+validation failure into one readable message and exit code 2 instead of a
+traceback, so a misconfigured pod fails fast and says why.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PlatformSettings(BaseSettings):
+    """What every service needs: its database, logging and gRPC serving."""
+
+    model_config = SettingsConfigDict(env_prefix="HOLDFAST_", extra="ignore")
+
+    database_url: str = Field(description="PostgreSQL DSN, e.g. postgresql://user@host/db")
+    db_pool_min_size: int = Field(2, ge=0)
+    db_pool_max_size: int = Field(20, ge=1)
+    db_connect_timeout_seconds: float = Field(5.0, gt=0)
+    # Client-side bound on each query; the server-side statement_timeout is
+    # slightly shorter so Postgres cancels the work before the client gives up.
+    db_command_timeout_seconds: float = Field(10.0, gt=0)
+    db_statement_timeout_ms: int = Field(8000, gt=0)
+    log_level: str = "INFO"
+    grpc_host: str = "0.0.0.0"  # noqa: S104 - services listen on every interface in containers
+    shutdown_grace_seconds: float = Field(10.0, ge=0)
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load(settings_class: type[SettingsT]) -> SettingsT:
+    """Builds settings from the environment or exits with a clear message."""
+    try:
+        return settings_class()
+    except ValidationError as exc:
+        prefix = str(settings_class.model_config.get("env_prefix", "")).upper()
+        lines = [f"invalid configuration for {settings_class.__name__}:"]
+        for error in exc.errors():
+            name = prefix + "_".join(str(part) for part in error["loc"]).upper()
+            lines.append(f"  {name}: {error['msg']}")
+        print("\n".join(lines), file=sys.stderr)
+        raise SystemExit(2) from None
