@@ -43,11 +43,13 @@ def available_migrations() -> list[Migration]:
     return found
 
 
-async def migrate(dsn: str, timeout: float = 60.0) -> list[str]:
+async def migrate(dsn: str, query_timeout: float = 60.0) -> list[str]:
     """Applies what is missing; returns the names applied by this call."""
-    conn = await asyncpg.connect(dsn, timeout=timeout)
+    conn = await asyncpg.connect(dsn, timeout=query_timeout)
     try:
-        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY, timeout=timeout)
+        await conn.execute(
+            "SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY, timeout=query_timeout
+        )
         await conn.execute(
             """
             CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -57,9 +59,11 @@ async def migrate(dsn: str, timeout: float = 60.0) -> list[str]:
                 applied_at timestamptz NOT NULL DEFAULT now()
             )
             """,
-            timeout=timeout,
+            timeout=query_timeout,
         )
-        rows = await conn.fetch("SELECT version, checksum FROM schema_migrations", timeout=timeout)
+        rows = await conn.fetch(
+            "SELECT version, checksum FROM schema_migrations", timeout=query_timeout
+        )
         applied = {row["version"]: row["checksum"] for row in rows}
         done = []
         for migration in available_migrations():
@@ -71,15 +75,15 @@ async def migrate(dsn: str, timeout: float = 60.0) -> list[str]:
                     )
                 continue
             async with conn.transaction():
-                await conn.execute(migration.sql, timeout=timeout)
+                await conn.execute(migration.sql, timeout=query_timeout)
                 await conn.execute(
                     "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
                     migration.version,
                     migration.name,
                     migration.checksum,
-                    timeout=timeout,
+                    timeout=query_timeout,
                 )
             done.append(f"{migration.version:04d}_{migration.name}")
         return done
     finally:
-        await conn.close(timeout=timeout)
+        await conn.close(timeout=query_timeout)

@@ -68,13 +68,11 @@ def check() -> int:
         out = Path(scratch)
         fresh = generate(out)
         stale = [
-            str(rel) for rel in fresh if not (ROOT / rel).exists() or not filecmp.cmp(
-                out / rel, ROOT / rel, shallow=False
-            )
+            str(rel)
+            for rel in fresh
+            if not (ROOT / rel).exists() or not filecmp.cmp(out / rel, ROOT / rel, shallow=False)
         ]
-        extra = sorted(
-            str(rel) for rel in committed_files(fresh) - set(fresh)
-        )
+        extra = sorted(str(rel) for rel in committed_files(fresh) - set(fresh))
     if stale or extra:
         print("generated protobuf code is stale; run `make protos`:", file=sys.stderr)
         for name in stale + extra:

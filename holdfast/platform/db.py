@@ -1,0 +1,37 @@
+"""The asyncpg pool every service uses, with explicit sizes and timeouts."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from holdfast.platform.config import PlatformSettings
+
+
+async def create_pool(
+    settings: PlatformSettings,
+    application_name: str,
+    *,
+    dsn: str | None = None,
+    extra_settings: dict[str, str] | None = None,
+) -> asyncpg.Pool:
+    """A pool whose every query is bounded on both ends: client and server.
+
+    `extra_settings` are further session settings, e.g. the booking service's
+    `lock_timeout`, set once per connection rather than per transaction.
+    """
+    pool = await asyncpg.create_pool(
+        dsn or settings.database_url,
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
+        timeout=settings.db_connect_timeout_seconds,
+        command_timeout=settings.db_command_timeout_seconds,
+        server_settings={
+            "application_name": application_name,
+            "statement_timeout": str(settings.db_statement_timeout_ms),
+            # Never leave a transaction open holding locks if a client stalls.
+            "idle_in_transaction_session_timeout": "30000",
+            **(extra_settings or {}),
+        },
+    )
+    assert pool is not None
+    return pool

@@ -1,0 +1,114 @@
+"""gRPC interceptors shared by every service.
+
+The server side gives each call a correlation id (from the caller's metadata
+or baggage, else a new one), puts it in the OpenTelemetry baggage, on the span
+and in the logs, and turns exceptions into rich statuses so no handler has to.
+The client side passes the correlation id on. Trace context and baggage
+themselves travel through the OpenTelemetry gRPC instrumentation's
+interceptors, which the bootstrap installs in front of these.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from opentelemetry import baggage, trace
+from opentelemetry import context as otel_context
+
+from holdfast.platform.context import (
+    CORRELATION_BAGGAGE_KEY,
+    CORRELATION_ID_KEY,
+    REQUEST_ID_KEY,
+    correlation_id_var,
+    current_correlation_id,
+    new_correlation_id,
+)
+from holdfast.platform.errors import DomainError
+from holdfast.platform.grpc_errors import internal_status, status_for
+
+log = logging.getLogger(__name__)
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+def _incoming_correlation_id(context: grpc.aio.ServicerContext) -> str:
+    metadata = dict(context.invocation_metadata() or ())
+    for key in (CORRELATION_ID_KEY, REQUEST_ID_KEY):
+        value = metadata.get(key)
+        if isinstance(value, str) and 0 < len(value) <= 128:
+            return value
+    from_baggage = baggage.get_baggage(CORRELATION_BAGGAGE_KEY)
+    if isinstance(from_baggage, str) and from_baggage:
+        return from_baggage
+    return new_correlation_id()
+
+
+class ServerContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, error_domain: str) -> None:
+        self._domain = error_domain
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        wrapped = self._wrap(handler.unary_unary, handler_call_details.method)
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _wrap(self, behavior: Behavior, method: str) -> Behavior:
+        domain = self._domain
+
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            correlation_id = _incoming_correlation_id(context)
+            cid_token = correlation_id_var.set(correlation_id)
+            otel_token = otel_context.attach(
+                baggage.set_baggage(CORRELATION_BAGGAGE_KEY, correlation_id)
+            )
+            trace.get_current_span().set_attribute("holdfast.correlation_id", correlation_id)
+            try:
+                return await behavior(request, context)
+            except DomainError as error:
+                await context.abort_with_status(status_for(error, domain, correlation_id))
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                log.exception("unexpected error in %s", method)
+                await context.abort_with_status(internal_status(domain, correlation_id))
+            finally:
+                otel_context.detach(otel_token)
+                correlation_id_var.reset(cid_token)
+
+        return call
+
+
+class ClientCorrelationInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Adds the current correlation id to outgoing calls that lack one."""
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.ClientCallDetails, Any], Awaitable[Any]],
+        client_call_details: grpc.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        correlation_id = current_correlation_id()
+        metadata = list(client_call_details.metadata or ())
+        if correlation_id and not any(key == CORRELATION_ID_KEY for key, _ in metadata):
+            metadata.append((CORRELATION_ID_KEY, correlation_id))
+            client_call_details = grpc.aio.ClientCallDetails(
+                client_call_details.method,
+                client_call_details.timeout,
+                metadata,
+                client_call_details.credentials,
+                client_call_details.wait_for_ready,
+            )
+        return await continuation(client_call_details, request)

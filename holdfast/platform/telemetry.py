@@ -1,0 +1,40 @@
+"""OpenTelemetry set-up from the standard OTEL_* variables.
+
+Traces are always recorded (so logs carry trace ids) but only exported when
+OTEL_EXPORTER_OTLP_ENDPOINT is set. The W3C trace context and baggage
+propagators are OpenTelemetry's defaults, and OTEL_PROPAGATORS can change them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+_configured = False
+
+
+def configure_telemetry(service: str) -> None:
+    """Installs the tracer provider and library instrumentations, once per process."""
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", service)})
+    provider = TracerProvider(resource=resource)
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    AsyncPGInstrumentor().instrument()
+
+
+def shutdown_telemetry() -> None:
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.shutdown()

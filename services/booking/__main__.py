@@ -1,0 +1,3 @@
+from services.booking.server import main
+
+main()

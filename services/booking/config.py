@@ -1,0 +1,34 @@
+"""Booking service settings (`HOLDFAST_*`)."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from holdfast.platform.config import PlatformSettings
+
+
+class BookingSettings(PlatformSettings):
+    booking_port: int = Field(50051, ge=0, le=65535)
+    # A reservation waits at most this long for a slot row lock, then answers
+    # ABORTED with a retry hint instead of queueing without bound.
+    lock_timeout_ms: int = Field(2000, gt=0)
+    hold_ttl_default_seconds: int = Field(600, gt=0)
+    hold_ttl_min_seconds: int = Field(10, gt=0)
+    hold_ttl_max_seconds: int = Field(3600, gt=0)
+    max_quantity: int = Field(1000, gt=0)
+    max_slots_per_hold: int = Field(100, gt=0)
+    max_slots_per_request: int = Field(1000, gt=0)
+    sweeper_interval_seconds: float = Field(1.0, gt=0)
+    sweeper_batch_size: int = Field(500, gt=0)
+
+    @model_validator(mode="after")
+    def _ttl_bounds_are_ordered(self) -> Self:
+        if not (
+            self.hold_ttl_min_seconds <= self.hold_ttl_default_seconds <= self.hold_ttl_max_seconds
+        ):
+            raise ValueError(
+                "need HOLD_TTL_MIN_SECONDS <= HOLD_TTL_DEFAULT_SECONDS <= HOLD_TTL_MAX_SECONDS"
+            )
+        return self

@@ -1,0 +1,91 @@
+"""Proto <-> domain conversion for the booking service's messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from holdfast.booking.v1 import booking_pb2, inventory_pb2
+from holdfast.common.v1 import money_pb2, time_range_pb2
+from services.booking.domain import Hold, HoldStatus, Resource, Slot
+
+
+def timestamp(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value.astimezone(UTC))
+    return ts
+
+
+def time_range(start: datetime, end: datetime) -> time_range_pb2.TimeRange:
+    return time_range_pb2.TimeRange(start_time=timestamp(start), end_time=timestamp(end))
+
+
+def read_time_range(
+    message: time_range_pb2.TimeRange,
+) -> tuple[datetime | None, datetime | None]:
+    start = message.start_time.ToDatetime(UTC) if message.HasField("start_time") else None
+    end = message.end_time.ToDatetime(UTC) if message.HasField("end_time") else None
+    return start, end
+
+
+def money(amount_minor: int, currency: str) -> money_pb2.Money:
+    return money_pb2.Money(currency_code=currency, amount_minor=amount_minor)
+
+
+def resource(value: Resource) -> inventory_pb2.Resource:
+    return inventory_pb2.Resource(
+        resource_id=str(value.id),
+        name=value.name,
+        time_zone=value.time_zone,
+        price=money(value.price_minor, value.currency),
+        default_capacity=value.default_capacity,
+        create_time=timestamp(value.created_at),
+    )
+
+
+def slot(value: Slot) -> inventory_pb2.Slot:
+    return inventory_pb2.Slot(
+        slot_id=str(value.id),
+        resource_id=str(value.resource_id),
+        time_range=time_range(value.starts_at, value.ends_at),
+        capacity=value.capacity,
+        held=value.held,
+        booked=value.booked,
+        available=value.available,
+        closed=value.closed,
+        version=value.version,
+    )
+
+
+def hold_status(value: HoldStatus) -> booking_pb2.HoldStatus.ValueType:
+    return booking_pb2.HoldStatus.Value(f"HOLD_STATUS_{value.value}")
+
+
+def read_hold_status(value: booking_pb2.HoldStatus.ValueType) -> HoldStatus | None:
+    name = booking_pb2.HoldStatus.Name(value).removeprefix("HOLD_STATUS_")
+    return HoldStatus(name) if name in HoldStatus.__members__ else None
+
+
+def hold(value: Hold) -> booking_pb2.Hold:
+    return booking_pb2.Hold(
+        hold_id=str(value.id),
+        resource_id=str(value.resource_id),
+        status=hold_status(value.status),
+        quantity=value.quantity,
+        customer_ref=value.customer_ref,
+        lines=[
+            booking_pb2.HoldLine(
+                slot_id=str(line.slot_id),
+                time_range=time_range(line.starts_at, line.ends_at),
+                unit_price=money(line.unit_minor, value.currency),
+            )
+            for line in value.lines
+        ],
+        total=money(value.total_minor, value.currency),
+        expire_time=timestamp(value.expires_at),
+        create_time=timestamp(value.created_at),
+        update_time=timestamp(value.updated_at),
+        payment_ref=value.payment_ref,
+        status_reason=value.status_reason,
+    )

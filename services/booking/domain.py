@@ -1,0 +1,120 @@
+"""The booking domain's vocabulary: what a resource, slot and hold are."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+class HoldStatus(enum.StrEnum):
+    HELD = "HELD"
+    CONFIRMED = "CONFIRMED"
+    CANCELLED = "CANCELLED"
+    REFUNDED = "REFUNDED"
+    RELEASED = "RELEASED"
+    EXPIRED = "EXPIRED"
+
+
+@dataclass(frozen=True)
+class Resource:
+    id: uuid.UUID
+    name: str
+    time_zone: str
+    price_minor: int
+    currency: str
+    default_capacity: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Slot:
+    id: uuid.UUID
+    resource_id: uuid.UUID
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int
+    held: int
+    booked: int
+    closed: bool
+    version: int
+
+    @property
+    def free(self) -> int:
+        """Units a new hold could take, ignoring whether the slot is closed."""
+        return self.capacity - self.held - self.booked
+
+    @property
+    def available(self) -> int:
+        return 0 if self.closed else self.free
+
+
+@dataclass(frozen=True)
+class HoldLine:
+    slot_id: uuid.UUID
+    starts_at: datetime
+    ends_at: datetime
+    unit_minor: int
+
+
+@dataclass(frozen=True)
+class Hold:
+    id: uuid.UUID
+    resource_id: uuid.UUID
+    status: HoldStatus
+    quantity: int
+    customer_ref: str
+    currency: str
+    total_minor: int
+    expires_at: datetime
+    payment_ref: str
+    status_reason: str
+    created_at: datetime
+    updated_at: datetime
+    lines: tuple[HoldLine, ...]
+
+    @property
+    def slot_ids(self) -> list[uuid.UUID]:
+        return [line.slot_id for line in self.lines]
+
+
+@dataclass(frozen=True)
+class NewResource:
+    name: str
+    time_zone: str
+    price_minor: int
+    currency: str
+    default_capacity: int
+
+
+@dataclass(frozen=True)
+class NewSlot:
+    starts_at: datetime
+    ends_at: datetime
+    # None means the resource's default capacity.
+    capacity: int | None
+
+
+@dataclass(frozen=True)
+class HoldRequest:
+    resource_id: uuid.UUID
+    slot_ids: tuple[uuid.UUID, ...]
+    quantity: int
+    customer_ref: str
+    ttl: timedelta
+
+
+@dataclass(frozen=True)
+class RequestKey:
+    """An AIP-155 request id with what identifies the request it was first used for."""
+
+    request_id: str
+    method: str
+    request_hash: bytes
+
+
+@dataclass(frozen=True)
+class HoldFilter:
+    statuses: tuple[HoldStatus, ...] = ()
+    resource_id: uuid.UUID | None = None

@@ -1,0 +1,369 @@
+"""gRPC handlers: proto requests in, domain calls, proto responses out.
+
+Each handler validates its request completely (every bad field is named in
+one INVALID_ARGUMENT answer) before the domain sees it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zoneinfo
+from datetime import timedelta
+from functools import cache
+
+import grpc
+from google.protobuf.message import Message
+
+from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
+from holdfast.platform import pagination
+from holdfast.platform.tenancy import actor_of, tenant_of
+from holdfast.platform.validation import Violations
+from services.booking import convert
+from services.booking.config import BookingSettings
+from services.booking.domain import HoldFilter, HoldRequest, NewResource, NewSlot, RequestKey
+from services.booking.inventory import Inventory
+from services.booking.reservations import Reservations
+
+Context = grpc.aio.ServicerContext
+MAX_TEXT = 200
+MAX_REQUEST_ID = 128
+MAX_CAPACITY = 1_000_000
+MAX_PRICE_MINOR = 10**12
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def request_key(violations: Violations, method: str, request: Message) -> RequestKey | None:
+    """The AIP-155 key of a request: its request_id and a hash of everything else."""
+    request_id: str = getattr(request, "request_id", "")
+    if not request_id:
+        return None
+    violations.text("request_id", request_id, max_length=MAX_REQUEST_ID)
+    body = type(request)()
+    body.CopyFrom(request)
+    body.ClearField("request_id")  # type: ignore[arg-type]
+    digest = hashlib.sha256(body.SerializeToString(deterministic=True)).digest()
+    return RequestKey(request_id, method, digest)
+
+
+class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
+    def __init__(self, inventory: Inventory, settings: BookingSettings) -> None:
+        self._inventory = inventory
+        self._settings = settings
+
+    async def CreateResource(
+        self, request: inventory_pb2.CreateResourceRequest, context: Context
+    ) -> inventory_pb2.CreateResourceResponse:
+        tenant = tenant_of(context)
+        v = Violations()
+        name = v.text("name", request.name, max_length=MAX_TEXT)
+        if request.time_zone not in _time_zones():
+            v.add("time_zone", "must be an IANA time zone name, e.g. Europe/Lisbon")
+        if not request.HasField("price"):
+            v.add("price", "is required")
+        currency = v.currency("price.currency_code", request.price.currency_code)
+        v.int_range("price.amount_minor", request.price.amount_minor, 0, MAX_PRICE_MINOR)
+        v.int_range("default_capacity", request.default_capacity, 0, MAX_CAPACITY)
+        key = request_key(v, "CreateResource", request)
+        v.raise_if_any()
+        new = NewResource(
+            name=name.strip(),
+            time_zone=request.time_zone,
+            price_minor=request.price.amount_minor,
+            currency=currency,
+            default_capacity=request.default_capacity,
+        )
+        blob = await self._inventory.create_resource(
+            tenant,
+            new,
+            key,
+            lambda r: inventory_pb2.CreateResourceResponse(
+                resource=convert.resource(r)
+            ).SerializeToString(),
+            actor_of(context, tenant),
+        )
+        return inventory_pb2.CreateResourceResponse.FromString(blob)
+
+    async def GetResource(
+        self, request: inventory_pb2.GetResourceRequest, context: Context
+    ) -> inventory_pb2.GetResourceResponse:
+        tenant = tenant_of(context)
+        v = Violations()
+        resource_id = v.uuid("resource_id", request.resource_id)
+        v.raise_if_any()
+        assert resource_id is not None
+        resource = await self._inventory.get_resource(tenant, resource_id)
+        return inventory_pb2.GetResourceResponse(resource=convert.resource(resource))
+
+    async def ListResources(
+        self, request: inventory_pb2.ListResourcesRequest, context: Context
+    ) -> inventory_pb2.ListResourcesResponse:
+        tenant = tenant_of(context)
+        v = Violations()
+        size = pagination.page_size(v, request.page_size)
+        after = pagination.decode_token(v, request.page_token, "resources")
+        v.raise_if_any()
+        found = await self._inventory.list_resources(tenant, after, size + 1)
+        page, more = found[:size], len(found) > size
+        token = (
+            pagination.encode_token(
+                pagination.Cursor(page[-1].created_at.isoformat(), str(page[-1].id)), "resources"
+            )
+            if more
+            else ""
+        )
+        return inventory_pb2.ListResourcesResponse(
+            resources=[convert.resource(r) for r in page], next_page_token=token
+        )
+
+    async def CreateSlots(
+        self, request: inventory_pb2.CreateSlotsRequest, context: Context
+    ) -> inventory_pb2.CreateSlotsResponse:
+        tenant = tenant_of(context)
+        v = Violations()
+        resource_id = v.uuid("resource_id", request.resource_id)
+        limit = self._settings.max_slots_per_request
+        if not request.slots:
+            v.add("slots", "must list at least one slot")
+        elif len(request.slots) > limit:
+            v.add("slots", f"must list at most {limit} slots")
+        new_slots: list[NewSlot] = []
+        for i, spec in enumerate(request.slots[:limit]):
+            window = v.time_range(
+                f"slots[{i}].time_range", *convert.read_time_range(spec.time_range)
+            )
+            v.int_range(f"slots[{i}].capacity", spec.capacity, 0, MAX_CAPACITY)
+            if window:
+                new_slots.append(NewSlot(window[0], window[1], spec.capacity or None))
+        if len({(s.starts_at, s.ends_at) for s in new_slots}) != len(new_slots):
+            v.add("slots", "lists the same time range twice")
+        key = request_key(v, "CreateSlots", request)
+        v.raise_if_any()
+        assert resource_id is not None
+        blob = await self._inventory.create_slots(
+            tenant,
+            resource_id,
+            new_slots,
+            key,
+            lambda slots: inventory_pb2.CreateSlotsResponse(
+                slots=[convert.slot(s) for s in slots]
+            ).SerializeToString(),
+            actor_of(context, tenant),
+        )
+        return inventory_pb2.CreateSlotsResponse.FromString(blob)
+
+    async def ListSlots(
+        self, request: inventory_pb2.ListSlotsRequest, context: Context
+    ) -> inventory_pb2.ListSlotsResponse:
+        tenant = tenant_of(context)
+        v = Violations()
+        resource_id = v.uuid("resource_id", request.resource_id)
+        window = None
+        if request.HasField("time_range"):
+            window = v.time_range("time_range", *convert.read_time_range(request.time_range))
+        size = pagination.page_size(v, request.page_size)
+        filters = [request.resource_id, str(window)]
+        after = pagination.decode_token(v, request.page_token, filters)
+        v.raise_if_any()
+        assert resource_id is not None
+        found = await self._inventory.list_slots(tenant, resource_id, window, after, size + 1)
+        page, more = found[:size], len(found) > size
+        token = (
+            pagination.encode_token(
+                pagination.Cursor(page[-1].starts_at.isoformat(), str(page[-1].id)), filters
+            )
+            if more
+            else ""
+        )
+        return inventory_pb2.ListSlotsResponse(
+            slots=[convert.slot(s) for s in page], next_page_token=token
+        )
+
+    async def UpdateSlotCapacity(
+        self, request: inventory_pb2.UpdateSlotCapacityRequest, context: Context
+    ) -> inventory_pb2.UpdateSlotCapacityResponse:
+        tenant = tenant_of(context)
+        v = Violations()
+        slot_id = v.uuid("slot_id", request.slot_id)
+        v.int_range("capacity", request.capacity, 0, MAX_CAPACITY)
+        v.raise_if_any()
+        assert slot_id is not None
+        slot = await self._inventory.update_capacity(
+            tenant, slot_id, request.capacity, actor_of(context, tenant)
+        )
+        return inventory_pb2.UpdateSlotCapacityResponse(slot=convert.slot(slot))
+
+    async def CloseSlot(
+        self, request: inventory_pb2.CloseSlotRequest, context: Context
+    ) -> inventory_pb2.CloseSlotResponse:
+        tenant = tenant_of(context)
+        v = Violations()
+        slot_id = v.uuid("slot_id", request.slot_id)
+        v.raise_if_any()
+        assert slot_id is not None
+        slot = await self._inventory.set_closed(tenant, slot_id, True, actor_of(context, tenant))
+        return inventory_pb2.CloseSlotResponse(slot=convert.slot(slot))
+
+    async def ReopenSlot(
+        self, request: inventory_pb2.ReopenSlotRequest, context: Context
+    ) -> inventory_pb2.ReopenSlotResponse:
+        tenant = tenant_of(context)
+        v = Violations()
+        slot_id = v.uuid("slot_id", request.slot_id)
+        v.raise_if_any()
+        assert slot_id is not None
+        slot = await self._inventory.set_closed(tenant, slot_id, False, actor_of(context, tenant))
+        return inventory_pb2.ReopenSlotResponse(slot=convert.slot(slot))
+
+
+class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
+    def __init__(self, reservations: Reservations, settings: BookingSettings) -> None:
+        self._reservations = reservations
+        self._settings = settings
+
+    def _ttl(self, v: Violations, request: booking_pb2.CreateHoldRequest) -> timedelta:
+        s = self._settings
+        if not request.HasField("ttl"):
+            return timedelta(seconds=s.hold_ttl_default_seconds)
+        ttl = request.ttl.ToTimedelta()
+        low, high = s.hold_ttl_min_seconds, s.hold_ttl_max_seconds
+        if not timedelta(seconds=low) <= ttl <= timedelta(seconds=high):
+            v.add("ttl", f"must be between {low}s and {high}s")
+        return ttl
+
+    async def CreateHold(
+        self, request: booking_pb2.CreateHoldRequest, context: Context
+    ) -> booking_pb2.CreateHoldResponse:
+        tenant = tenant_of(context)
+        s = self._settings
+        v = Violations()
+        resource_id = v.uuid("resource_id", request.resource_id)
+        if not request.slot_ids:
+            v.add("slot_ids", "must list at least one slot")
+        elif len(request.slot_ids) > s.max_slots_per_hold:
+            v.add("slot_ids", f"must list at most {s.max_slots_per_hold} slots")
+        slot_ids = [
+            v.uuid(f"slot_ids[{i}]", raw)
+            for i, raw in enumerate(request.slot_ids[: s.max_slots_per_hold])
+        ]
+        if len(set(slot_ids)) != len(slot_ids):
+            v.add("slot_ids", "lists the same slot twice")
+        v.int_range("quantity", request.quantity, 1, s.max_quantity)
+        v.text("customer_ref", request.customer_ref, max_length=MAX_TEXT, required=False)
+        ttl = self._ttl(v, request)
+        key = request_key(v, "CreateHold", request)
+        v.raise_if_any()
+        assert resource_id is not None
+        hold_request = HoldRequest(
+            resource_id=resource_id,
+            slot_ids=tuple(slot_id for slot_id in slot_ids if slot_id is not None),
+            quantity=request.quantity,
+            customer_ref=request.customer_ref,
+            ttl=ttl,
+        )
+        blob = await self._reservations.create_hold(
+            tenant,
+            hold_request,
+            key,
+            lambda h: booking_pb2.CreateHoldResponse(hold=convert.hold(h)).SerializeToString(),
+            actor_of(context, tenant),
+        )
+        return booking_pb2.CreateHoldResponse.FromString(blob)
+
+    async def GetHold(
+        self, request: booking_pb2.GetHoldRequest, context: Context
+    ) -> booking_pb2.GetHoldResponse:
+        tenant = tenant_of(context)
+        v = Violations()
+        hold_id = v.uuid("hold_id", request.hold_id)
+        v.raise_if_any()
+        assert hold_id is not None
+        hold = await self._reservations.get_hold(tenant, hold_id)
+        return booking_pb2.GetHoldResponse(hold=convert.hold(hold))
+
+    async def ReleaseHold(
+        self, request: booking_pb2.ReleaseHoldRequest, context: Context
+    ) -> booking_pb2.ReleaseHoldResponse:
+        tenant = tenant_of(context)
+        v = Violations()
+        hold_id = v.uuid("hold_id", request.hold_id)
+        v.text("reason", request.reason, max_length=MAX_TEXT, required=False)
+        v.raise_if_any()
+        assert hold_id is not None
+        hold = await self._reservations.release_hold(
+            tenant, hold_id, request.reason, actor_of(context, tenant)
+        )
+        return booking_pb2.ReleaseHoldResponse(hold=convert.hold(hold))
+
+    async def ConfirmHold(
+        self, request: booking_pb2.ConfirmHoldRequest, context: Context
+    ) -> booking_pb2.ConfirmHoldResponse:
+        tenant = tenant_of(context)
+        v = Violations()
+        hold_id = v.uuid("hold_id", request.hold_id)
+        v.text("payment_ref", request.payment_ref, max_length=MAX_TEXT)
+        v.raise_if_any()
+        assert hold_id is not None
+        hold = await self._reservations.confirm_hold(
+            tenant, hold_id, request.payment_ref, actor_of(context, tenant)
+        )
+        return booking_pb2.ConfirmHoldResponse(hold=convert.hold(hold))
+
+    async def CancelBooking(
+        self, request: booking_pb2.CancelBookingRequest, context: Context
+    ) -> booking_pb2.CancelBookingResponse:
+        tenant = tenant_of(context)
+        v = Violations()
+        booking_id = v.uuid("booking_id", request.booking_id)
+        v.text("reason", request.reason, max_length=MAX_TEXT, required=False)
+        v.raise_if_any()
+        assert booking_id is not None
+        booking = await self._reservations.cancel_booking(
+            tenant, booking_id, request.reason, actor_of(context, tenant)
+        )
+        return booking_pb2.CancelBookingResponse(booking=convert.hold(booking))
+
+    async def GetBooking(
+        self, request: booking_pb2.GetBookingRequest, context: Context
+    ) -> booking_pb2.GetBookingResponse:
+        tenant = tenant_of(context)
+        v = Violations()
+        booking_id = v.uuid("booking_id", request.booking_id)
+        v.raise_if_any()
+        assert booking_id is not None
+        booking = await self._reservations.get_hold(tenant, booking_id, "booking")
+        return booking_pb2.GetBookingResponse(booking=convert.hold(booking))
+
+    async def ListBookings(
+        self, request: booking_pb2.ListBookingsRequest, context: Context
+    ) -> booking_pb2.ListBookingsResponse:
+        tenant = tenant_of(context)
+        v = Violations()
+        size = pagination.page_size(v, request.page_size)
+        statuses = []
+        for i, raw in enumerate(request.statuses):
+            status = convert.read_hold_status(raw)
+            if status is None:
+                v.add(f"statuses[{i}]", "must be a known status other than UNSPECIFIED")
+            else:
+                statuses.append(status)
+        resource_id = v.uuid("resource_id", request.resource_id, required=False)
+        filters = HoldFilter(tuple(sorted(set(statuses))), resource_id)
+        fingerprint = [[s.value for s in filters.statuses], str(resource_id)]
+        after = pagination.decode_token(v, request.page_token, fingerprint)
+        v.raise_if_any()
+        found = await self._reservations.list_holds(tenant, filters, after, size + 1)
+        page, more = found[:size], len(found) > size
+        token = (
+            pagination.encode_token(
+                pagination.Cursor(page[-1].created_at.isoformat(), str(page[-1].id)), fingerprint
+            )
+            if more
+            else ""
+        )
+        return booking_pb2.ListBookingsResponse(
+            bookings=[convert.hold(h) for h in page], next_page_token=token
+        )

@@ -1,0 +1,125 @@
+"""Resources and slots: what can be booked, and how much of it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from holdfast.platform.errors import DomainError, ErrorKind, failed_precondition, not_found
+from holdfast.platform.pagination import Cursor
+from services.booking.domain import NewResource, NewSlot, RequestKey, Resource, Slot
+from services.booking.repository import BookingRepository, Transaction
+from services.booking.reservations import check_replay
+
+
+class Inventory:
+    def __init__(self, repository: BookingRepository) -> None:
+        self._repo = repository
+
+    async def create_resource(
+        self,
+        tenant_id: str,
+        new: NewResource,
+        key: RequestKey | None,
+        encode: Callable[[Resource], bytes],
+        actor: str,
+    ) -> bytes:
+        async with self._repo.transaction(tenant_id, actor) as tx:
+            if key is not None and (record := await tx.claim_request(key)) is not None:
+                return check_replay(record, key)
+            response = encode(await tx.create_resource(new))
+            if key is not None:
+                await tx.store_response(key, response)
+            return response
+
+    async def get_resource(self, tenant_id: str, resource_id: uuid.UUID) -> Resource:
+        resource = await self._repo.get_resource(tenant_id, resource_id)
+        if resource is None:
+            raise not_found("resource", str(resource_id))
+        return resource
+
+    async def list_resources(
+        self, tenant_id: str, after: Cursor | None, limit: int
+    ) -> list[Resource]:
+        return await self._repo.list_resources(tenant_id, after, limit)
+
+    async def create_slots(
+        self,
+        tenant_id: str,
+        resource_id: uuid.UUID,
+        new_slots: Sequence[NewSlot],
+        key: RequestKey | None,
+        encode: Callable[[list[Slot]], bytes],
+        actor: str,
+    ) -> bytes:
+        resource = await self.get_resource(tenant_id, resource_id)
+        async with self._repo.transaction(tenant_id, actor) as tx:
+            if key is not None and (record := await tx.claim_request(key)) is not None:
+                return check_replay(record, key)
+            created = await tx.create_slots(resource, new_slots)
+            if created is None:
+                # Raising rolls the whole batch back: all or none.
+                raise DomainError(
+                    ErrorKind.ALREADY_EXISTS,
+                    "SLOT_EXISTS",
+                    "a slot with the same start and end already exists for this resource",
+                    {"resource_id": str(resource_id)},
+                )
+            response = encode(created)
+            if key is not None:
+                await tx.store_response(key, response)
+            return response
+
+    async def list_slots(
+        self,
+        tenant_id: str,
+        resource_id: uuid.UUID,
+        window: tuple[datetime, datetime] | None,
+        after: Cursor | None,
+        limit: int,
+    ) -> list[Slot]:
+        await self.get_resource(tenant_id, resource_id)
+        return await self._repo.list_slots(tenant_id, resource_id, window, after, limit)
+
+    async def update_capacity(
+        self, tenant_id: str, slot_id: uuid.UUID, capacity: int, actor: str
+    ) -> Slot:
+        async with self._repo.transaction(tenant_id, actor) as tx:
+            slot = await self._lock_slot(tx, slot_id)
+            taken = slot.held + slot.booked
+            if capacity < taken:
+                raise failed_precondition(
+                    "CAPACITY_BELOW_TAKEN",
+                    f"capacity {capacity} is below the {taken} units held or booked",
+                    {"held": str(slot.held), "booked": str(slot.booked)},
+                )
+            return await tx.update_slot(
+                slot,
+                capacity=capacity,
+                closed=slot.closed,
+                action="slot.capacity_changed",
+                details={"from": slot.capacity, "to": capacity},
+            )
+
+    async def set_closed(
+        self, tenant_id: str, slot_id: uuid.UUID, closed: bool, actor: str
+    ) -> Slot:
+        async with self._repo.transaction(tenant_id, actor) as tx:
+            slot = await self._lock_slot(tx, slot_id)
+            if slot.closed == closed:
+                return slot
+            return await tx.update_slot(
+                slot,
+                capacity=slot.capacity,
+                closed=closed,
+                action="slot.closed" if closed else "slot.reopened",
+                details={},
+            )
+
+    @staticmethod
+    async def _lock_slot(tx: Transaction, slot_id: uuid.UUID) -> Slot:
+        slot = await tx.lock_slot(slot_id)
+        if slot is None:
+            raise not_found("slot", str(slot_id))
+        return slot

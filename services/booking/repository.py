@@ -1,0 +1,650 @@
+"""All of the booking service's SQL.
+
+Every query runs on a pool whose connections carry a client-side command
+timeout and server-side `statement_timeout` and `lock_timeout` (see
+`holdfast.platform.db`), so no call here can wait without bound. Database
+failures leave this module as domain errors: lock timeouts, deadlocks and
+serialization failures as ABORTED with a retry hint, an unreachable or
+overloaded database as UNAVAILABLE.
+
+Lock order, which keeps every writer free of deadlocks:
+- reservations lock slot rows in id order, and only ever *try* holds
+  (`SKIP LOCKED`) while holding slots;
+- everything that starts from a hold (confirm, release, cancel, the sweeper)
+  locks the hold first, then its slots in id order.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from holdfast.platform.context import current_correlation_id
+from holdfast.platform.errors import aborted, unavailable
+from holdfast.platform.pagination import Cursor
+from services.booking.domain import (
+    Hold,
+    HoldFilter,
+    HoldLine,
+    HoldStatus,
+    NewResource,
+    NewSlot,
+    RequestKey,
+    Resource,
+    Slot,
+)
+
+_SLOT_COLUMNS = "id, resource_id, starts_at, ends_at, capacity, held, booked, closed, version"
+_HOLD_COLUMNS = (
+    "h.id, h.resource_id, h.status, h.quantity, h.customer_ref, h.currency, h.total_minor,"
+    " h.expires_at, h.payment_ref, h.status_reason, h.created_at, h.updated_at"
+)
+
+
+@asynccontextmanager
+async def database_errors() -> AsyncIterator[None]:
+    """Translates database failures into the domain's error model."""
+    try:
+        yield
+    except asyncpg.LockNotAvailableError:
+        raise aborted("LOCK_TIMEOUT", "the slots are busy; retry shortly", 0.2) from None
+    except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError):
+        raise aborted("CONCURRENT_UPDATE", "a concurrent change won; retry", 0.1) from None
+    except asyncpg.CheckViolationError:
+        # The CHECK constraints are the second line of defence; reaching them
+        # means a concurrent change raced a decision. Nothing was written.
+        raise aborted("CAPACITY_CONFLICT", "capacity changed concurrently; retry", 0.1) from None
+    except asyncpg.QueryCanceledError:
+        raise unavailable("DATABASE_TIMEOUT", "the database did not answer in time") from None
+    except (
+        asyncpg.TooManyConnectionsError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.ConnectionDoesNotExistError,
+        asyncpg.InterfaceError,
+        ConnectionError,
+        OSError,
+        TimeoutError,
+    ):
+        raise unavailable("DATABASE_UNAVAILABLE", "the database is unavailable") from None
+
+
+def _slot(row: asyncpg.Record) -> Slot:
+    return Slot(
+        id=row["id"],
+        resource_id=row["resource_id"],
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+        capacity=row["capacity"],
+        held=row["held"],
+        booked=row["booked"],
+        closed=row["closed"],
+        version=row["version"],
+    )
+
+
+def _resource(row: asyncpg.Record) -> Resource:
+    return Resource(
+        id=row["id"],
+        name=row["name"],
+        time_zone=row["time_zone"],
+        price_minor=row["price_minor"],
+        currency=row["currency"],
+        default_capacity=row["default_capacity"],
+        created_at=row["created_at"],
+    )
+
+
+def _hold(row: asyncpg.Record, lines: Iterable[HoldLine]) -> Hold:
+    return Hold(
+        id=row["id"],
+        resource_id=row["resource_id"],
+        status=HoldStatus(row["status"]),
+        quantity=row["quantity"],
+        customer_ref=row["customer_ref"],
+        currency=row["currency"],
+        total_minor=row["total_minor"],
+        expires_at=row["expires_at"],
+        payment_ref=row["payment_ref"] or "",
+        status_reason=row["status_reason"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        lines=tuple(sorted(lines, key=lambda line: (line.starts_at, line.slot_id))),
+    )
+
+
+def _line(row: asyncpg.Record) -> HoldLine:
+    return HoldLine(row["slot_id"], row["starts_at"], row["ends_at"], row["unit_minor"])
+
+
+class SlotPreview:
+    """A slot as seen, without locks, before a reservation is attempted."""
+
+    def __init__(self, row: asyncpg.Record) -> None:
+        self.slot = _slot(row)
+        self.unit_minor: int = row["price_minor"]
+        self.currency: str = row["currency"]
+        self.has_expired_holds: bool = row["has_expired_holds"]
+
+
+class Transaction:
+    """Statements that only make sense inside one reservation-style transaction."""
+
+    def __init__(self, conn: asyncpg.Connection, tenant_id: str, actor: str) -> None:
+        self._conn = conn
+        self.tenant_id = tenant_id
+        self.actor = actor
+
+    async def claim_request(self, key: RequestKey) -> asyncpg.Record | None:
+        """Claims a request id for this transaction.
+
+        Returns None when claimed; otherwise the record of the request that
+        claimed it first. A concurrent claimer waits here until the first
+        commits (then sees its record) or rolls back (then claims it itself).
+        """
+        claimed = await self._conn.fetchval(
+            """
+            INSERT INTO idempotency_records (tenant_id, request_id, method, request_hash)
+            VALUES ($1, $2, $3, $4)
+            ON CONFLICT DO NOTHING
+            RETURNING true
+            """,
+            self.tenant_id,
+            key.request_id,
+            key.method,
+            key.request_hash,
+        )
+        if claimed:
+            return None
+        record: asyncpg.Record = await self._conn.fetchrow(
+            """
+            SELECT method, request_hash, response FROM idempotency_records
+            WHERE tenant_id = $1 AND request_id = $2
+            """,
+            self.tenant_id,
+            key.request_id,
+        )
+        return record
+
+    async def store_response(self, key: RequestKey, response: bytes) -> None:
+        await self._conn.execute(
+            "UPDATE idempotency_records SET response = $3 WHERE tenant_id = $1 AND request_id = $2",
+            self.tenant_id,
+            key.request_id,
+            response,
+        )
+
+    async def lock_slots(self, slot_ids: Sequence[uuid.UUID]) -> tuple[list[Slot], datetime]:
+        """Locks the tenant's slots in id order; returns them and the transaction's time."""
+        rows = await self._conn.fetch(
+            f"""
+            SELECT {_SLOT_COLUMNS}, now() AS tx_now FROM slots
+            WHERE tenant_id = $1 AND id = ANY($2::uuid[])
+            ORDER BY id
+            FOR UPDATE
+            """,
+            self.tenant_id,
+            list(slot_ids),
+        )
+        now: datetime = rows[0]["tx_now"] if rows else await self._conn.fetchval("SELECT now()")
+        return [_slot(row) for row in rows], now
+
+    async def reclaim_expired_holds(self, locked_slot_ids: Sequence[uuid.UUID]) -> int:
+        """Expires lapsed holds on slots this transaction has locked.
+
+        Only holds whose every slot is among the locked ones are taken (their
+        capacity can be returned without locking more rows, so without risk
+        of deadlock); holds another transaction has locked are skipped. The
+        sweeper handles the rest within a second. Returns how many expired.
+        """
+        hold_ids = await self._conn.fetchval(
+            """
+            SELECT coalesce(array_agg(h.id), '{}') FROM (
+                SELECT h.id FROM holds h
+                WHERE h.tenant_id = $1 AND h.status = 'HELD' AND h.expires_at <= now()
+                  AND h.id IN (SELECT hold_id FROM hold_lines WHERE slot_id = ANY($2::uuid[]))
+                  AND NOT EXISTS (
+                      SELECT 1 FROM hold_lines other
+                      WHERE other.hold_id = h.id AND other.slot_id <> ALL($2::uuid[]))
+                FOR UPDATE OF h SKIP LOCKED
+            ) h
+            """,
+            self.tenant_id,
+            list(locked_slot_ids),
+        )
+        if not hold_ids:
+            return 0
+        return await expire_holds(self._conn, hold_ids, self.actor, "reclaimed by a reservation")
+
+    async def insert_hold(
+        self,
+        hold: Hold,
+        key: RequestKey | None,
+        response: bytes | None,
+    ) -> None:
+        """Takes the hold's capacity and writes it, its lines, its audit row and
+        its idempotency response, in one statement (one round trip under lock)."""
+        lines = hold.lines
+        await self._conn.execute(
+            """
+            WITH taken AS (
+                UPDATE slots SET held = held + $5, version = version + 1
+                WHERE tenant_id = $2 AND id = ANY($10::uuid[])
+            ), hold AS (
+                INSERT INTO holds (id, tenant_id, resource_id, status, quantity, customer_ref,
+                                   currency, total_minor, expires_at, created_at, updated_at)
+                VALUES ($1, $2, $3, 'HELD', $5, $6, $7, $8, $9, $4, $4)
+            ), lines AS (
+                INSERT INTO hold_lines (hold_id, tenant_id, slot_id, starts_at, ends_at, unit_minor)
+                SELECT $1, $2, * FROM unnest($10::uuid[], $11::timestamptz[],
+                                             $12::timestamptz[], $13::bigint[])
+            ), audit AS (
+                INSERT INTO audit_log (tenant_id, entity_type, entity_id, action, to_status,
+                                       actor, correlation_id, details)
+                VALUES ($2, 'hold', $1, 'hold.created', 'HELD', $14, $15,
+                        jsonb_build_object('quantity', $5::int, 'slots', $10::uuid[]))
+            )
+            UPDATE idempotency_records SET response = $17
+            WHERE tenant_id = $2 AND request_id = $16
+            """,
+            hold.id,
+            self.tenant_id,
+            hold.resource_id,
+            hold.created_at,
+            hold.quantity,
+            hold.customer_ref,
+            hold.currency,
+            hold.total_minor,
+            hold.expires_at,
+            [line.slot_id for line in lines],
+            [line.starts_at for line in lines],
+            [line.ends_at for line in lines],
+            [line.unit_minor for line in lines],
+            self.actor,
+            current_correlation_id(),
+            key.request_id if key else None,
+            response,
+        )
+
+    async def lock_hold(self, hold_id: uuid.UUID) -> tuple[Hold, datetime] | None:
+        """Locks one of the tenant's holds; returns it and the transaction's time."""
+        rows = await self._conn.fetch(
+            f"""
+            SELECT {_HOLD_COLUMNS}, l.slot_id, l.starts_at, l.ends_at, l.unit_minor,
+                   now() AS tx_now
+            FROM holds h JOIN hold_lines l ON l.hold_id = h.id
+            WHERE h.tenant_id = $1 AND h.id = $2
+            FOR UPDATE OF h
+            """,
+            self.tenant_id,
+            hold_id,
+        )
+        if not rows:
+            return None
+        return _hold(rows[0], map(_line, rows)), rows[0]["tx_now"]
+
+    async def transition_hold(
+        self,
+        hold: Hold,
+        to_status: HoldStatus,
+        *,
+        held_delta: int,
+        booked_delta: int,
+        reason: str,
+        payment_ref: str | None = None,
+    ) -> Hold:
+        """Moves a locked hold to a new status, moving its capacity between the
+        slots' held and booked counts, with an audit row; one statement."""
+        row = await self._conn.fetchrow(
+            f"""
+            WITH moved AS (
+                UPDATE slots SET held = held + $4, booked = booked + $5, version = version + 1
+                WHERE tenant_id = $1 AND id = ANY($6::uuid[]) AND ($4 <> 0 OR $5 <> 0)
+            ), audit AS (
+                INSERT INTO audit_log (tenant_id, entity_type, entity_id, action, from_status,
+                                       to_status, actor, reason, correlation_id, details)
+                VALUES ($1, 'hold', $2, 'hold.' || lower($3), $8, $3, $9, $7, $10,
+                        jsonb_build_object('payment_ref', $11::text))
+            )
+            UPDATE holds h SET status = $3, status_reason = $7, updated_at = now(),
+                               payment_ref = coalesce($11, h.payment_ref)
+            WHERE h.tenant_id = $1 AND h.id = $2
+            RETURNING {_HOLD_COLUMNS}
+            """,
+            self.tenant_id,
+            hold.id,
+            to_status.value,
+            held_delta,
+            booked_delta,
+            hold.slot_ids,
+            reason,
+            hold.status.value,
+            self.actor,
+            current_correlation_id(),
+            payment_ref,
+        )
+        return _hold(row, hold.lines)
+
+    async def create_resource(self, new: NewResource) -> Resource:
+        row = await self._conn.fetchrow(
+            """
+            WITH created AS (
+                INSERT INTO resources (tenant_id, name, time_zone, price_minor, currency,
+                                       default_capacity)
+                VALUES ($1, $2, $3, $4, $5, $6)
+                RETURNING *
+            ), audit AS (
+                INSERT INTO audit_log (tenant_id, entity_type, entity_id, action, actor,
+                                       correlation_id)
+                SELECT $1, 'resource', id, 'resource.created', $7, $8 FROM created
+            )
+            SELECT * FROM created
+            """,
+            self.tenant_id,
+            new.name,
+            new.time_zone,
+            new.price_minor,
+            new.currency,
+            new.default_capacity,
+            self.actor,
+            current_correlation_id(),
+        )
+        return _resource(row)
+
+    async def create_slots(
+        self, resource: Resource, new_slots: Sequence[NewSlot]
+    ) -> list[Slot] | None:
+        """Inserts the slots; None if one already exists for the same time range."""
+        capacities = [
+            resource.default_capacity if s.capacity is None else s.capacity for s in new_slots
+        ]
+        rows = await self._conn.fetch(
+            f"""
+            WITH created AS (
+                INSERT INTO slots (tenant_id, resource_id, starts_at, ends_at, capacity)
+                SELECT $1, $2, * FROM unnest($3::timestamptz[], $4::timestamptz[], $5::int[])
+                ON CONFLICT (resource_id, starts_at, ends_at) DO NOTHING
+                RETURNING {_SLOT_COLUMNS}
+            ), audit AS (
+                INSERT INTO audit_log (tenant_id, entity_type, entity_id, action, actor,
+                                       correlation_id, details)
+                SELECT $1, 'resource', $2, 'slots.created', $6, $7,
+                       jsonb_build_object('count', (SELECT count(*) FROM created))
+            )
+            SELECT * FROM created ORDER BY starts_at, id
+            """,
+            self.tenant_id,
+            resource.id,
+            [s.starts_at for s in new_slots],
+            [s.ends_at for s in new_slots],
+            capacities,
+            self.actor,
+            current_correlation_id(),
+        )
+        if len(rows) != len(new_slots):
+            return None
+        return [_slot(row) for row in rows]
+
+    async def lock_slot(self, slot_id: uuid.UUID) -> Slot | None:
+        row = await self._conn.fetchrow(
+            f"SELECT {_SLOT_COLUMNS} FROM slots WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+            self.tenant_id,
+            slot_id,
+        )
+        return _slot(row) if row else None
+
+    async def update_slot(
+        self, slot: Slot, *, capacity: int, closed: bool, action: str, details: dict[str, Any]
+    ) -> Slot:
+        row = await self._conn.fetchrow(
+            f"""
+            WITH audit AS (
+                INSERT INTO audit_log (tenant_id, entity_type, entity_id, action, actor,
+                                       correlation_id, details)
+                VALUES ($1, 'slot', $2, $5, $6, $7, $8::jsonb)
+            )
+            UPDATE slots SET capacity = $3, closed = $4, version = version + 1
+            WHERE tenant_id = $1 AND id = $2
+            RETURNING {_SLOT_COLUMNS}
+            """,
+            self.tenant_id,
+            slot.id,
+            capacity,
+            closed,
+            action,
+            self.actor,
+            current_correlation_id(),
+            _json(details),
+        )
+        return _slot(row)
+
+
+def _json(value: dict[str, Any]) -> str:
+    return json.dumps(value, default=str)
+
+
+async def expire_holds(
+    conn: asyncpg.Connection, hold_ids: Sequence[uuid.UUID], actor: str, reason: str
+) -> int:
+    """Marks live holds EXPIRED and returns their capacity, with audit rows.
+
+    The caller must hold the locks on the holds and on all their slots. The
+    status guard makes a second expiry of the same hold a no-op.
+    """
+    expired: int = await conn.fetchval(
+        """
+        WITH expired AS (
+            UPDATE holds SET status = 'EXPIRED', status_reason = $3, updated_at = now()
+            WHERE id = ANY($1::uuid[]) AND status = 'HELD'
+            RETURNING id, tenant_id, quantity
+        ), returned AS (
+            UPDATE slots s SET held = s.held - back.quantity, version = s.version + 1
+            FROM (SELECT l.slot_id, sum(e.quantity)::int AS quantity
+                  FROM expired e JOIN hold_lines l ON l.hold_id = e.id
+                  GROUP BY l.slot_id) back
+            WHERE s.id = back.slot_id
+        ), audit AS (
+            INSERT INTO audit_log (tenant_id, entity_type, entity_id, action, from_status,
+                                   to_status, actor, reason, correlation_id)
+            SELECT tenant_id, 'hold', id, 'hold.expired', 'HELD', 'EXPIRED', $2, $3, $4
+            FROM expired
+        )
+        SELECT count(*) FROM expired
+        """,
+        list(hold_ids),
+        actor,
+        reason,
+        current_correlation_id(),
+    )
+    return expired
+
+
+class BookingRepository:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def transaction(self, tenant_id: str, actor: str) -> AsyncIterator[Transaction]:
+        async with database_errors(), self._pool.acquire() as conn, conn.transaction():
+            yield Transaction(conn, tenant_id, actor)
+
+    # --- resources -----------------------------------------------------------
+
+    async def get_resource(self, tenant_id: str, resource_id: uuid.UUID) -> Resource | None:
+        async with database_errors():
+            row = await self._pool.fetchrow(
+                "SELECT * FROM resources WHERE tenant_id = $1 AND id = $2", tenant_id, resource_id
+            )
+        return _resource(row) if row else None
+
+    async def list_resources(
+        self, tenant_id: str, after: Cursor | None, limit: int
+    ) -> list[Resource]:
+        async with database_errors():
+            rows = await self._pool.fetch(
+                """
+                SELECT * FROM resources
+                WHERE tenant_id = $1
+                  AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+                ORDER BY created_at DESC, id DESC
+                LIMIT $4
+                """,
+                tenant_id,
+                after.sort_time() if after else None,
+                uuid.UUID(after.id) if after else None,
+                limit,
+            )
+        return [_resource(row) for row in rows]
+
+    # --- slots ---------------------------------------------------------------
+
+    async def list_slots(
+        self,
+        tenant_id: str,
+        resource_id: uuid.UUID,
+        window: tuple[datetime, datetime] | None,
+        after: Cursor | None,
+        limit: int,
+    ) -> list[Slot]:
+        async with database_errors():
+            rows = await self._pool.fetch(
+                f"""
+                SELECT {_SLOT_COLUMNS} FROM slots
+                WHERE tenant_id = $1 AND resource_id = $2
+                  AND ($3::timestamptz IS NULL OR starts_at >= $3)
+                  AND ($4::timestamptz IS NULL OR starts_at < $4)
+                  AND ($5::timestamptz IS NULL OR (starts_at, id) > ($5, $6::uuid))
+                ORDER BY starts_at, id
+                LIMIT $7
+                """,
+                tenant_id,
+                resource_id,
+                window[0] if window else None,
+                window[1] if window else None,
+                after.sort_time() if after else None,
+                uuid.UUID(after.id) if after else None,
+                limit,
+            )
+        return [_slot(row) for row in rows]
+
+    async def preview_slots(
+        self, tenant_id: str, slot_ids: Sequence[uuid.UUID], quantity: int
+    ) -> list[SlotPreview]:
+        """Reads slots without locking, with their price and whether any lapsed
+        hold could be reclaimed on the ones too full for `quantity`."""
+        async with database_errors():
+            rows = await self._pool.fetch(
+                f"""
+                SELECT {", ".join("s." + c.strip() for c in _SLOT_COLUMNS.split(","))},
+                       r.price_minor, r.currency,
+                       CASE WHEN s.capacity - s.held - s.booked < $3 THEN EXISTS (
+                           SELECT 1 FROM hold_lines l JOIN holds h ON h.id = l.hold_id
+                           WHERE l.slot_id = s.id AND h.status = 'HELD'
+                             AND h.expires_at <= now())
+                       ELSE false END AS has_expired_holds
+                FROM slots s JOIN resources r ON r.id = s.resource_id
+                WHERE s.tenant_id = $1 AND s.id = ANY($2::uuid[])
+                """,
+                tenant_id,
+                list(slot_ids),
+                quantity,
+            )
+        return [SlotPreview(row) for row in rows]
+
+    async def find_request(self, tenant_id: str, request_id: str) -> asyncpg.Record | None:
+        async with database_errors():
+            record: asyncpg.Record | None = await self._pool.fetchrow(
+                """
+                SELECT method, request_hash, response FROM idempotency_records
+                WHERE tenant_id = $1 AND request_id = $2
+                """,
+                tenant_id,
+                request_id,
+            )
+        return record
+
+    # --- holds ---------------------------------------------------------------
+
+    async def get_hold(self, tenant_id: str, hold_id: uuid.UUID) -> Hold | None:
+        async with database_errors():
+            rows = await self._pool.fetch(
+                f"""
+                SELECT {_HOLD_COLUMNS}, l.slot_id, l.starts_at, l.ends_at, l.unit_minor
+                FROM holds h JOIN hold_lines l ON l.hold_id = h.id
+                WHERE h.tenant_id = $1 AND h.id = $2
+                """,
+                tenant_id,
+                hold_id,
+            )
+        return _hold(rows[0], map(_line, rows)) if rows else None
+
+    async def list_holds(
+        self, tenant_id: str, filters: HoldFilter, after: Cursor | None, limit: int
+    ) -> list[Hold]:
+        async with database_errors(), self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"""
+                SELECT {_HOLD_COLUMNS} FROM holds h
+                WHERE h.tenant_id = $1
+                  AND ($2::text[] IS NULL OR h.status = ANY($2::text[]))
+                  AND ($3::uuid IS NULL OR h.resource_id = $3)
+                  AND ($4::timestamptz IS NULL OR (h.created_at, h.id) < ($4, $5::uuid))
+                ORDER BY h.created_at DESC, h.id DESC
+                LIMIT $6
+                """,
+                tenant_id,
+                [s.value for s in filters.statuses] or None,
+                filters.resource_id,
+                after.sort_time() if after else None,
+                uuid.UUID(after.id) if after else None,
+                limit,
+            )
+            line_rows = await conn.fetch(
+                "SELECT hold_id, slot_id, starts_at, ends_at, unit_minor FROM hold_lines"
+                " WHERE hold_id = ANY($1::uuid[])",
+                [row["id"] for row in rows],
+            )
+        lines: dict[uuid.UUID, list[HoldLine]] = {}
+        for line in line_rows:
+            lines.setdefault(line["hold_id"], []).append(_line(line))
+        return [_hold(row, lines.get(row["id"], [])) for row in rows]
+
+    # --- the sweeper ---------------------------------------------------------
+
+    async def expire_due_holds(self, batch_size: int, actor: str) -> int:
+        """Expires up to `batch_size` lapsed holds; safe with several sweepers.
+
+        Holds another sweeper or a confirm has locked are skipped; the slots of
+        the whole batch are locked in one statement in id order, so sweepers
+        never deadlock each other or a reservation.
+        """
+        async with database_errors(), self._pool.acquire() as conn, conn.transaction():
+            hold_ids = await conn.fetchval(
+                """
+                SELECT coalesce(array_agg(id), '{}') FROM (
+                    SELECT id FROM holds
+                    WHERE status = 'HELD' AND expires_at <= now()
+                    ORDER BY expires_at
+                    LIMIT $1
+                    FOR UPDATE SKIP LOCKED
+                ) due
+                """,
+                batch_size,
+            )
+            if not hold_ids:
+                return 0
+            await conn.execute(
+                """
+                SELECT 1 FROM slots
+                WHERE id IN (SELECT slot_id FROM hold_lines WHERE hold_id = ANY($1::uuid[]))
+                ORDER BY id
+                FOR UPDATE
+                """,
+                hold_ids,
+            )
+            return await expire_holds(conn, hold_ids, actor, "hold lapsed")

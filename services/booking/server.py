@@ -1,0 +1,93 @@
+"""Wires the booking service together and runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+
+from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
+from holdfast.platform.config import load
+from holdfast.platform.db import create_pool
+from holdfast.platform.grpc_server import GrpcHost, run_until_signalled
+from holdfast.platform.logging import configure_logging
+from holdfast.platform.telemetry import configure_telemetry, shutdown_telemetry
+from services.booking.config import BookingSettings
+from services.booking.handlers import BookingHandler, InventoryHandler
+from services.booking.inventory import Inventory
+from services.booking.repository import BookingRepository
+from services.booking.reservations import Reservations
+from services.booking.sweeper import HoldSweeper
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    booking_pb2.DESCRIPTOR.services_by_name["BookingService"].full_name,
+    inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,
+)
+ERROR_DOMAIN = "booking.holdfast"
+
+
+class BookingApp:
+    """The booking service's parts, started and stopped in the right order."""
+
+    def __init__(self, settings: BookingSettings) -> None:
+        self.settings = settings
+        self.pool: asyncpg.Pool | None = None
+        self.host: GrpcHost | None = None
+        self.sweeper: HoldSweeper | None = None
+
+    @property
+    def port(self) -> int:
+        assert self.host is not None
+        return self.host.port
+
+    async def start(self) -> None:
+        s = self.settings
+        self.pool = await create_pool(
+            s, "holdfast-booking", extra_settings={"lock_timeout": str(s.lock_timeout_ms)}
+        )
+        repository = BookingRepository(self.pool)
+        reservations = Reservations(repository)
+        booking = BookingHandler(reservations, s)
+        inventory = InventoryHandler(Inventory(repository), s)
+
+        def register(server: object) -> None:
+            booking_pb2_grpc.add_BookingServiceServicer_to_server(booking, server)
+            inventory_pb2_grpc.add_InventoryServiceServicer_to_server(inventory, server)
+
+        self.host = GrpcHost(
+            service_names=SERVICE_NAMES,
+            register=register,
+            error_domain=ERROR_DOMAIN,
+            host=s.grpc_host,
+            port=s.booking_port,
+            grace_seconds=s.shutdown_grace_seconds,
+        )
+        await self.host.start()
+        self.sweeper = HoldSweeper(reservations, s.sweeper_interval_seconds, s.sweeper_batch_size)
+        self.sweeper.start()
+
+    async def stop(self) -> None:
+        if self.host is not None:
+            await self.host.stop()
+        if self.sweeper is not None:
+            await self.sweeper.stop()
+        if self.pool is not None:
+            await self.pool.close()
+
+
+async def serve(settings: BookingSettings) -> None:
+    app = BookingApp(settings)
+    await run_until_signalled(app.start, app.stop)
+
+
+def main() -> None:
+    settings = load(BookingSettings)
+    configure_logging("booking", settings.log_level)
+    configure_telemetry("holdfast-booking")
+    try:
+        asyncio.run(serve(settings))
+    finally:
+        shutdown_telemetry()
