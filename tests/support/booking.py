@@ -1,0 +1,114 @@
+"""A thin test client for the booking service: real gRPC calls with the
+tenant's metadata, plus helpers to build inventory in one line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+
+from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
+from holdfast.common.v1 import money_pb2
+from holdfast.platform.grpc_errors import ErrorDetails, details_of
+from services.booking.convert import time_range
+
+BASE_TIME = datetime(2031, 6, 1, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class BookingClient:
+    booking: booking_pb2_grpc.BookingServiceStub
+    inventory: inventory_pb2_grpc.InventoryServiceStub
+    tenant: str
+
+    @property
+    def md(self) -> tuple[tuple[str, str], ...]:
+        return (("x-tenant-id", self.tenant),)
+
+    async def resource(
+        self, *, capacity: int = 10, price_minor: int = 2500, currency: str = "EUR"
+    ) -> inventory_pb2.Resource:
+        response = await self.inventory.CreateResource(
+            inventory_pb2.CreateResourceRequest(
+                name="Harbour tour",
+                time_zone="Europe/Lisbon",
+                price=money_pb2.Money(currency_code=currency, amount_minor=price_minor),
+                default_capacity=capacity,
+            ),
+            metadata=self.md,
+        )
+        return response.resource
+
+    async def slots(
+        self, resource_id: str, count: int = 1, capacity: int = 0, start: datetime = BASE_TIME
+    ) -> list[inventory_pb2.Slot]:
+        specs = [
+            inventory_pb2.SlotSpec(
+                time_range=time_range(start + timedelta(hours=i), start + timedelta(hours=i + 1)),
+                capacity=capacity,
+            )
+            for i in range(count)
+        ]
+        response = await self.inventory.CreateSlots(
+            inventory_pb2.CreateSlotsRequest(resource_id=resource_id, slots=specs),
+            metadata=self.md,
+        )
+        return list(response.slots)
+
+    async def resource_with_slots(
+        self, count: int = 1, capacity: int = 10
+    ) -> tuple[inventory_pb2.Resource, list[inventory_pb2.Slot]]:
+        resource = await self.resource(capacity=capacity)
+        return resource, await self.slots(resource.resource_id, count)
+
+    async def hold(
+        self,
+        resource_id: str,
+        slot_ids: list[str],
+        quantity: int = 1,
+        *,
+        ttl_seconds: float | None = None,
+        request_id: str = "",
+        customer_ref: str = "cust-1",
+    ) -> booking_pb2.Hold:
+        request = booking_pb2.CreateHoldRequest(
+            resource_id=resource_id,
+            slot_ids=slot_ids,
+            quantity=quantity,
+            customer_ref=customer_ref,
+            request_id=request_id,
+        )
+        if ttl_seconds is not None:
+            ttl = Duration()
+            ttl.FromNanoseconds(int(ttl_seconds * 1e9))
+            request.ttl.CopyFrom(ttl)
+        response = await self.booking.CreateHold(request, metadata=self.md)
+        return response.hold
+
+    async def slot(self, resource_id: str, slot_id: str) -> inventory_pb2.Slot:
+        response = await self.inventory.ListSlots(
+            inventory_pb2.ListSlotsRequest(resource_id=resource_id, page_size=500),
+            metadata=self.md,
+        )
+        return next(s for s in response.slots if s.slot_id == slot_id)
+
+
+async def error_of(call: object) -> ErrorDetails:
+    """Awaits a call that must fail and returns its rich error details."""
+    try:
+        await call  # type: ignore[misc]
+    except grpc.aio.AioRpcError as error:
+        return details_of(error)
+    raise AssertionError("the call succeeded but was expected to fail")
+
+
+async def outcome(call: object) -> str:
+    """ "OK", or the failed call's status code and reason as "CODE:REASON"."""
+    try:
+        await call  # type: ignore[misc]
+    except grpc.aio.AioRpcError as error:
+        details = details_of(error)
+        return f"{details.code.name}:{details.reason}"
+    return "OK"
