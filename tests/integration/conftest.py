@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import grpc
 import pytest
@@ -20,7 +21,9 @@ def booking_settings(database_url: str, **overrides: object) -> BookingSettings:
         "booking_port": 0,
         "grpc_host": "127.0.0.1",
         "hold_ttl_min_seconds": 1,
-        "sweeper_interval_seconds": 0.2,
+        # Tests that need the sweeper start their own app (`sweeping_client`);
+        # here it would race tests that expire holds by other means.
+        "sweeper_interval_seconds": 3600,
         "db_pool_max_size": 20,
     }
     values.update(overrides)
@@ -47,10 +50,35 @@ def tenant() -> str:
     return f"t-{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture
-def client(channel: grpc.aio.Channel, tenant: str) -> BookingClient:
+def client_for(channel: grpc.aio.Channel, tenant: str) -> BookingClient:
     return BookingClient(
         booking_pb2_grpc.BookingServiceStub(channel),
         inventory_pb2_grpc.InventoryServiceStub(channel),
         tenant,
     )
+
+
+@pytest.fixture
+def client(channel: grpc.aio.Channel, tenant: str) -> BookingClient:
+    return client_for(channel, tenant)
+
+
+@asynccontextmanager
+async def own_booking_app(
+    database_url: str, tenant: str, **overrides: object
+) -> AsyncIterator[BookingClient]:
+    """A booking service of the test's own, with other settings, and a client for it."""
+    app = BookingApp(booking_settings(database_url, **overrides))
+    await app.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            yield client_for(channel, tenant)
+    finally:
+        await app.stop()
+
+
+@pytest.fixture
+async def sweeping_client(migrated_database: str, tenant: str) -> AsyncIterator[BookingClient]:
+    """A client of a booking service whose sweeper runs every 100 ms."""
+    async with own_booking_app(migrated_database, tenant, sweeper_interval_seconds=0.1) as client:
+        yield client

@@ -9,9 +9,8 @@ import asyncpg
 import grpc
 import pytest
 
-from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2_grpc
-from services.booking.server import BookingApp
-from tests.integration.conftest import booking_settings
+from holdfast.booking.v1 import booking_pb2
+from tests.integration.conftest import own_booking_app
 from tests.support.booking import BookingClient, error_of
 from tests.support.db import audit_actions, slot_row
 
@@ -73,7 +72,8 @@ async def test_confirm_moves_held_to_booked_exactly_once(
         )
     )
 
-    assert first.status == CONFIRMED and first.payment_ref == "pi_1"
+    assert first.status == CONFIRMED
+    assert first.payment_ref == "pi_1"
     assert second == first
     assert (other.code, other.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "ALREADY_CONFIRMED")
     row = await slot_row(db, slot.slot_id)
@@ -140,7 +140,10 @@ async def wait_for_status(
         await asyncio.sleep(0.05)
 
 
-async def test_sweeper_expires_lapsed_holds(client: BookingClient, db: asyncpg.Pool) -> None:
+async def test_sweeper_expires_lapsed_holds(
+    sweeping_client: BookingClient, db: asyncpg.Pool
+) -> None:
+    client = sweeping_client
     resource, (slot,) = await client.resource_with_slots(capacity=2)
     hold = await client.hold(resource.resource_id, [slot.slot_id], quantity=2, ttl_seconds=1)
 
@@ -151,7 +154,10 @@ async def test_sweeper_expires_lapsed_holds(client: BookingClient, db: asyncpg.P
     assert await audit_actions(db, client.tenant, hold.hold_id) == ["hold.created", "hold.expired"]
 
 
-async def test_late_payment_retakes_free_capacity(client: BookingClient, db: asyncpg.Pool) -> None:
+async def test_late_payment_retakes_free_capacity(
+    sweeping_client: BookingClient, db: asyncpg.Pool
+) -> None:
+    client = sweeping_client
     resource, (slot,) = await client.resource_with_slots(capacity=2)
     hold = await client.hold(resource.resource_id, [slot.slot_id], quantity=2, ttl_seconds=1)
     await wait_for_status(client, hold.hold_id, booking_pb2.HOLD_STATUS_EXPIRED)
@@ -170,8 +176,9 @@ async def test_late_payment_retakes_free_capacity(client: BookingClient, db: asy
 
 
 async def test_late_payment_without_capacity_asks_for_a_refund(
-    client: BookingClient, db: asyncpg.Pool
+    sweeping_client: BookingClient, db: asyncpg.Pool
 ) -> None:
+    client = sweeping_client
     resource, (slot,) = await client.resource_with_slots(capacity=2)
     late = await client.hold(resource.resource_id, [slot.slot_id], quantity=2, ttl_seconds=1)
     await wait_for_status(client, late.hold_id, booking_pb2.HOLD_STATUS_EXPIRED)
@@ -196,20 +203,10 @@ async def test_late_payment_without_capacity_asks_for_a_refund(
 async def client_without_sweeper(
     migrated_database: str, tenant: str
 ) -> AsyncIterator[BookingClient]:
-    """A second booking service whose sweeper effectively never runs."""
-    app = BookingApp(booking_settings(migrated_database, sweeper_interval_seconds=3600))
-    await app.start()
-    # The first pass runs at start; let it finish so it cannot race the test.
-    await asyncio.sleep(0.1)
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
-            yield BookingClient(
-                booking_pb2_grpc.BookingServiceStub(channel),
-                inventory_pb2_grpc.InventoryServiceStub(channel),
-                tenant,
-            )
-    finally:
-        await app.stop()
+    async with own_booking_app(migrated_database, tenant) as client:
+        # The sweeper's first pass runs at start; let it pass so it cannot race.
+        await asyncio.sleep(0.1)
+        yield client
 
 
 async def test_reservation_reclaims_lapsed_holds_itself(

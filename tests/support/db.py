@@ -26,7 +26,7 @@ async def count_rows(db: asyncpg.Pool, tenant: str) -> dict[str, int]:
     counts = {}
     for table in ("resources", "slots", "holds", "hold_lines", "idempotency_records", "audit_log"):
         counts[table] = await db.fetchval(
-            f"SELECT count(*) FROM {table} WHERE tenant_id = $1",  # noqa: S608 - fixed names
+            f"SELECT count(*) FROM {table} WHERE tenant_id = $1",
             tenant,
         )
     return counts
