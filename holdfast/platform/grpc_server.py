@@ -42,7 +42,10 @@ class GrpcHost:
         self._grace = grace_seconds
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(
-            interceptors=[aio_server_interceptor(), ServerContextInterceptor(error_domain)],
+            interceptors=[
+                aio_server_interceptor(),  # type: ignore[no-untyped-call]
+                ServerContextInterceptor(error_domain),
+            ],
             options=[("grpc.so_reuseport", 0)],
         )
         register(self.server)
@@ -71,7 +74,10 @@ def open_channel(target: str) -> grpc.aio.Channel:
     """A client channel that propagates trace context, baggage and correlation id."""
     return grpc.aio.insecure_channel(
         target,
-        interceptors=[*aio_client_interceptors(), ClientCorrelationInterceptor()],
+        interceptors=[
+            *aio_client_interceptors(),  # type: ignore[no-untyped-call]
+            ClientCorrelationInterceptor(),
+        ],
     )
 
 

@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 import grpc
 import pytest
 
-from holdfast.booking.v1 import booking_pb2_grpc, inventory_pb2_grpc
 from services.booking.config import BookingSettings
 from services.booking.server import BookingApp
 from tests.support.booking import BookingClient
@@ -50,17 +49,9 @@ def tenant() -> str:
     return f"t-{uuid.uuid4().hex[:12]}"
 
 
-def client_for(channel: grpc.aio.Channel, tenant: str) -> BookingClient:
-    return BookingClient(
-        booking_pb2_grpc.BookingServiceStub(channel),
-        inventory_pb2_grpc.InventoryServiceStub(channel),
-        tenant,
-    )
-
-
 @pytest.fixture
 def client(channel: grpc.aio.Channel, tenant: str) -> BookingClient:
-    return client_for(channel, tenant)
+    return BookingClient.on(channel, tenant)
 
 
 @asynccontextmanager
@@ -72,7 +63,7 @@ async def own_booking_app(
     await app.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
-            yield client_for(channel, tenant)
+            yield BookingClient.on(channel, tenant)
     finally:
         await app.stop()
 

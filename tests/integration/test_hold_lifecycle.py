@@ -130,11 +130,10 @@ async def wait_for_status(
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline
     while True:
-        hold = (
-            await client.booking.GetHold(
-                booking_pb2.GetHoldRequest(hold_id=hold_id), metadata=client.md
-            )
-        ).hold
+        response = await client.booking.GetHold(
+            booking_pb2.GetHoldRequest(hold_id=hold_id), metadata=client.md
+        )
+        hold: booking_pb2.Hold = response.hold
         if hold.status == status or loop.time() > end:
             return hold
         await asyncio.sleep(0.05)

@@ -13,7 +13,7 @@ import grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
+from holdfast.booking.v1 import booking_pb2, inventory_pb2
 from holdfast.platform.grpc_errors import details_of
 from services.booking.server import BookingApp
 from tests.support.booking import BASE_TIME, BookingClient, outcome
@@ -131,11 +131,7 @@ async def test_random_programs_match_the_model(
     capacities: list[int],
     program: list[tuple[Any, ...]],
 ) -> None:
-    client = BookingClient(
-        booking_pb2_grpc.BookingServiceStub(channel),
-        inventory_pb2_grpc.InventoryServiceStub(channel),
-        f"m-{uuid.uuid4().hex[:12]}",
-    )
+    client = BookingClient.on(channel, f"m-{uuid.uuid4().hex[:12]}")
     resource = await client.resource()
     slots = []
     for i, capacity in enumerate(capacities):

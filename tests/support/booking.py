@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -17,11 +18,30 @@ from services.booking.convert import time_range
 BASE_TIME = datetime(2031, 6, 1, 9, 0, tzinfo=UTC)
 
 
+def async_stubs(
+    channel: grpc.aio.Channel,
+) -> tuple[booking_pb2_grpc.BookingServiceAsyncStub, inventory_pb2_grpc.InventoryServiceAsyncStub]:
+    """The stubs of an aio channel, typed as such (grpc itself has no type hints)."""
+    return (
+        cast(
+            booking_pb2_grpc.BookingServiceAsyncStub, booking_pb2_grpc.BookingServiceStub(channel)
+        ),
+        cast(
+            inventory_pb2_grpc.InventoryServiceAsyncStub,
+            inventory_pb2_grpc.InventoryServiceStub(channel),
+        ),
+    )
+
+
 @dataclass
 class BookingClient:
-    booking: booking_pb2_grpc.BookingServiceStub
-    inventory: inventory_pb2_grpc.InventoryServiceStub
+    booking: booking_pb2_grpc.BookingServiceAsyncStub
+    inventory: inventory_pb2_grpc.InventoryServiceAsyncStub
     tenant: str
+
+    @classmethod
+    def on(cls, channel: grpc.aio.Channel, tenant: str) -> BookingClient:
+        return cls(*async_stubs(channel), tenant)
 
     @property
     def md(self) -> tuple[tuple[str, str], ...]:
@@ -39,7 +59,8 @@ class BookingClient:
             ),
             metadata=self.md,
         )
-        return response.resource
+        resource: inventory_pb2.Resource = response.resource
+        return resource
 
     async def slots(
         self, resource_id: str, count: int = 1, capacity: int = 0, start: datetime = BASE_TIME
@@ -85,14 +106,16 @@ class BookingClient:
             ttl.FromNanoseconds(int(ttl_seconds * 1e9))
             request.ttl.CopyFrom(ttl)
         response = await self.booking.CreateHold(request, metadata=self.md)
-        return response.hold
+        hold: booking_pb2.Hold = response.hold
+        return hold
 
     async def slot(self, resource_id: str, slot_id: str) -> inventory_pb2.Slot:
         response = await self.inventory.ListSlots(
             inventory_pb2.ListSlotsRequest(resource_id=resource_id, page_size=500),
             metadata=self.md,
         )
-        return next(s for s in response.slots if s.slot_id == slot_id)
+        found: inventory_pb2.Slot = next(s for s in response.slots if s.slot_id == slot_id)
+        return found
 
 
 async def error_of(call: object) -> ErrorDetails:
