@@ -21,13 +21,14 @@ BASE_TIME = datetime(2031, 6, 1, 9, 0, tzinfo=UTC)
 def async_stubs(
     channel: grpc.aio.Channel,
 ) -> tuple[booking_pb2_grpc.BookingServiceAsyncStub, inventory_pb2_grpc.InventoryServiceAsyncStub]:
-    """The stubs of an aio channel, typed as such (grpc itself has no type hints)."""
+    """The stubs of an aio channel, typed as such (grpc itself has no type hints;
+    the async stub classes exist only in the generated .pyi files)."""
     return (
         cast(
             booking_pb2_grpc.BookingServiceAsyncStub, booking_pb2_grpc.BookingServiceStub(channel)
         ),
         cast(
-            inventory_pb2_grpc.InventoryServiceAsyncStub,
+            "inventory_pb2_grpc.InventoryServiceAsyncStub",
             inventory_pb2_grpc.InventoryServiceStub(channel),
         ),
     )
