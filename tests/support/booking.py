@@ -25,7 +25,8 @@ def async_stubs(
     the async stub classes exist only in the generated .pyi files)."""
     return (
         cast(
-            booking_pb2_grpc.BookingServiceAsyncStub, booking_pb2_grpc.BookingServiceStub(channel)
+            "booking_pb2_grpc.BookingServiceAsyncStub",
+            booking_pb2_grpc.BookingServiceStub(channel),
         ),
         cast(
             "inventory_pb2_grpc.InventoryServiceAsyncStub",
