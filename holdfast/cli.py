@@ -7,6 +7,8 @@ import asyncio
 import os
 import sys
 
+from holdfast.client_cli import add_client_commands
+
 
 def _migrate(args: argparse.Namespace) -> int:
     from holdfast.migrate import migrate
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     migrate.add_argument("--database-url", help="defaults to HOLDFAST_DATABASE_URL")
     migrate.set_defaults(run=_migrate)
     commands.add_parser("up", help="start the local stack (what `make up` runs)")
+    add_client_commands(commands)
     commands.add_parser("testenv", help="run a command with test Postgres/Redis URLs set")
     args = parser.parse_args(argv)
     code: int = args.run(args)
