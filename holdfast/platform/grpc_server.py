@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
+from opentelemetry.instrumentation.grpc.filters import negate, service_name
 
 from holdfast.platform.interceptors import ClientCorrelationInterceptor, ServerContextInterceptor
 
@@ -43,7 +44,12 @@ class GrpcHost:
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(
             interceptors=[
-                aio_server_interceptor(),  # type: ignore[no-untyped-call]
+                # Health checks are left out of traces: they are noise there, and
+                # the instrumentation cannot wrap the aio health servicer's Watch
+                # (a coroutine writing to its context, not an async generator).
+                aio_server_interceptor(  # type: ignore[no-untyped-call]
+                    filter_=negate(service_name(health.SERVICE_NAME))
+                ),
                 ServerContextInterceptor(error_domain),
             ],
             options=[("grpc.so_reuseport", 0)],
