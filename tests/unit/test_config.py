@@ -1,0 +1,38 @@
+import pytest
+
+from holdfast.platform.config import load
+from services.booking.config import BookingSettings
+
+
+def test_missing_database_url_fails_fast_with_its_variable_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("HOLDFAST_DATABASE_URL", raising=False)
+
+    with pytest.raises(SystemExit) as exited:
+        load(BookingSettings)
+
+    assert exited.value.code == 2
+    assert "HOLDFAST_DATABASE_URL" in capsys.readouterr().err
+
+
+def test_ttl_bounds_must_be_ordered(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOLDFAST_DATABASE_URL", "postgresql://localhost/x")
+    monkeypatch.setenv("HOLDFAST_HOLD_TTL_MIN_SECONDS", "900")
+
+    with pytest.raises(SystemExit):
+        load(BookingSettings)
+
+    assert "HOLD_TTL_MIN_SECONDS" in capsys.readouterr().err
+
+
+def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOLDFAST_DATABASE_URL", "postgresql://localhost/x")
+    monkeypatch.setenv("HOLDFAST_BOOKING_PORT", "6000")
+
+    settings = load(BookingSettings)
+
+    assert settings.booking_port == 6000
+    assert settings.hold_ttl_default_seconds == 600
