@@ -10,10 +10,14 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from holdfast.platform.validation import Violations
+
+T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -64,3 +68,14 @@ def decode_token(violations: Violations, token: str, filters: object) -> Cursor 
     except (ValueError, KeyError, TypeError, binascii.Error):
         violations.add("page_token", "is not a token this service issued")
         return None
+
+
+def split_page(
+    found: Sequence[T], size: int, cursor_of: Callable[[T], Cursor], filters: object
+) -> tuple[list[T], str]:
+    """Splits rows fetched with `LIMIT size + 1` into the page and the token of
+    the next one ("" on the last page)."""
+    page = list(found[:size])
+    if len(found) <= size:
+        return page, ""
+    return page, encode_token(cursor_of(page[-1]), filters)

@@ -107,13 +107,11 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         after = pagination.decode_token(v, request.page_token, "resources")
         v.raise_if_any()
         found = await self._inventory.list_resources(tenant, after, size + 1)
-        page, more = found[:size], len(found) > size
-        token = (
-            pagination.encode_token(
-                pagination.Cursor(page[-1].created_at.isoformat(), str(page[-1].id)), "resources"
-            )
-            if more
-            else ""
+        page, token = pagination.split_page(
+            found,
+            size,
+            lambda r: pagination.Cursor(r.created_at.isoformat(), str(r.id)),
+            "resources",
         )
         return inventory_pb2.ListResourcesResponse(
             resources=[convert.resource(r) for r in page], next_page_token=token
@@ -170,13 +168,8 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         v.raise_if_any()
         assert resource_id is not None
         found = await self._inventory.list_slots(tenant, resource_id, window, after, size + 1)
-        page, more = found[:size], len(found) > size
-        token = (
-            pagination.encode_token(
-                pagination.Cursor(page[-1].starts_at.isoformat(), str(page[-1].id)), filters
-            )
-            if more
-            else ""
+        page, token = pagination.split_page(
+            found, size, lambda s: pagination.Cursor(s.starts_at.isoformat(), str(s.id)), filters
         )
         return inventory_pb2.ListSlotsResponse(
             slots=[convert.slot(s) for s in page], next_page_token=token
@@ -356,13 +349,11 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         after = pagination.decode_token(v, request.page_token, fingerprint)
         v.raise_if_any()
         found = await self._reservations.list_holds(tenant, filters, after, size + 1)
-        page, more = found[:size], len(found) > size
-        token = (
-            pagination.encode_token(
-                pagination.Cursor(page[-1].created_at.isoformat(), str(page[-1].id)), fingerprint
-            )
-            if more
-            else ""
+        page, token = pagination.split_page(
+            found,
+            size,
+            lambda h: pagination.Cursor(h.created_at.isoformat(), str(h.id)),
+            fingerprint,
         )
         return booking_pb2.ListBookingsResponse(
             bookings=[convert.hold(h) for h in page], next_page_token=token
