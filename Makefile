@@ -1,0 +1,57 @@
+# Developer and CI entry points. Needs only Python 3.11+ (and npm for `make buf`).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BUF_VERSION := 1.75.0
+BUF := .tools/node_modules/.bin/buf
+# The stamp names the version, so changing BUF_VERSION installs the new one.
+BUF_STAMP := .tools/.buf-$(BUF_VERSION)
+# Extra arguments, e.g. `make up UP_ARGS="--booking-port 50061"`.
+UP_ARGS ?=
+BENCH_ARGS ?=
+
+.DEFAULT_GOAL := venv
+.PHONY: venv protos check-protos buf lint test up bench clean-state
+
+venv: $(VENV)/.installed
+
+# Reinstalls whenever pyproject.toml changes (new or bumped dependencies).
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+protos: venv
+	$(BIN)/python scripts/protos.py
+
+check-protos: venv
+	$(BIN)/python scripts/protos.py --check
+
+$(BUF_STAMP):
+	npm install --prefix .tools --no-save --no-audit --no-fund @bufbuild/buf@$(BUF_VERSION)
+	touch $@
+
+buf: $(BUF_STAMP)
+	cd protos && ../$(BUF) lint
+
+lint: venv
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# Tests get HOLDFAST_TEST_DATABASE_URL / HOLDFAST_TEST_REDIS_URL from the
+# environment, else `holdfast testenv` starts embedded engines for them.
+test: venv check-protos buf lint
+	$(BIN)/holdfast testenv -- $(BIN)/pytest -q
+
+up: venv
+	$(BIN)/holdfast up $(UP_ARGS)
+
+# Against a running stack (`make up` in another terminal).
+bench: venv
+	$(BIN)/python bench/holds.py $(BENCH_ARGS)
+
+clean-state:
+	rm -rf .state
