@@ -22,6 +22,8 @@ class BookingSettings(PlatformSettings):
     max_slots_per_request: int = Field(1000, gt=0)
     sweeper_interval_seconds: float = Field(1.0, gt=0)
     sweeper_batch_size: int = Field(500, gt=0)
+    # How long a request_id answers with its first response (AIP-155).
+    request_id_retention_hours: int = Field(24, gt=0)
 
     @model_validator(mode="after")
     def _ttl_bounds_are_ordered(self) -> Self:

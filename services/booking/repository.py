@@ -648,3 +648,24 @@ class BookingRepository:
                 hold_ids,
             )
             return await expire_holds(conn, hold_ids, actor, "hold lapsed")
+
+    async def prune_request_records(self, older_than_hours: int, batch_size: int) -> int:
+        """Forgets request ids older than the retention window, a batch at a time."""
+        async with database_errors():
+            pruned: int = await self._pool.fetchval(
+                """
+                WITH old AS (
+                    SELECT tenant_id, request_id FROM idempotency_records
+                    WHERE created_at < now() - make_interval(hours => $1)
+                    LIMIT $2
+                ), deleted AS (
+                    DELETE FROM idempotency_records r USING old
+                    WHERE r.tenant_id = old.tenant_id AND r.request_id = old.request_id
+                    RETURNING 1
+                )
+                SELECT count(*) FROM deleted
+                """,
+                older_than_hours,
+                batch_size,
+            )
+        return pruned

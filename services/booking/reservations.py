@@ -281,6 +281,9 @@ class Reservations:
     async def expire_due_holds(self, batch_size: int) -> int:
         return await self._repo.expire_due_holds(batch_size, SWEEPER_ACTOR)
 
+    async def forget_old_request_ids(self, older_than_hours: int, batch_size: int) -> int:
+        return await self._repo.prune_request_records(older_than_hours, batch_size)
+
     @staticmethod
     async def _lock_hold(tx: Transaction, hold_id: uuid.UUID, what: str) -> Hold:
         found = await tx.lock_hold(hold_id)

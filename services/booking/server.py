@@ -66,7 +66,12 @@ class BookingApp:
             grace_seconds=s.shutdown_grace_seconds,
         )
         await self.host.start()
-        self.sweeper = HoldSweeper(reservations, s.sweeper_interval_seconds, s.sweeper_batch_size)
+        self.sweeper = HoldSweeper(
+            reservations,
+            s.sweeper_interval_seconds,
+            s.sweeper_batch_size,
+            s.request_id_retention_hours,
+        )
         self.sweeper.start()
 
     async def stop(self) -> None:

@@ -16,20 +16,31 @@ log = logging.getLogger(__name__)
 
 
 class HoldSweeper:
-    def __init__(self, reservations: Reservations, interval: float, batch_size: int) -> None:
+    def __init__(
+        self,
+        reservations: Reservations,
+        interval: float,
+        batch_size: int,
+        request_id_retention_hours: int,
+    ) -> None:
         self._reservations = reservations
         self._interval = interval
         self._batch_size = batch_size
+        self._retention_hours = request_id_retention_hours
         self._task: asyncio.Task[None] | None = None
 
     async def sweep_once(self) -> int:
-        """Expires every due hold, batch after batch; returns how many."""
+        """Expires every due hold, batch after batch, and forgets a batch of
+        request ids past retention; returns how many holds expired."""
         total = 0
         while True:
             expired = await self._reservations.expire_due_holds(self._batch_size)
             total += expired
             if expired < self._batch_size:
-                return total
+                break
+        # Request ids are kept for a day by default, like Stripe's idempotency keys.
+        await self._reservations.forget_old_request_ids(self._retention_hours, self._batch_size)
+        return total
 
     async def _run(self) -> None:
         while True:
@@ -37,6 +48,7 @@ class HoldSweeper:
                 expired = await self.sweep_once()
                 if expired:
                     log.info("expired lapsed holds", extra={"count": expired})
+
             except DomainError as error:
                 # Busy slots or a database blip: the next pass catches up.
                 log.warning("hold sweep skipped: %s", error)

@@ -11,6 +11,7 @@ import grpc
 
 from holdfast.booking.v1 import inventory_pb2
 from holdfast.common.v1 import money_pb2
+from services.booking.server import BookingApp
 from tests.support.booking import BookingClient, error_of
 from tests.support.db import count_rows, slot_row
 
@@ -86,3 +87,22 @@ async def test_create_resource_is_idempotent(client: BookingClient, db: asyncpg.
 
     assert again == first
     assert (await count_rows(db, client.tenant))["resources"] == 1
+
+
+async def test_request_ids_are_forgotten_after_the_retention_window(
+    booking_app: BookingApp, client: BookingClient, db: asyncpg.Pool
+) -> None:
+    resource, (slot,) = await client.resource_with_slots(capacity=5)
+    first = await client.hold(resource.resource_id, [slot.slot_id], request_id="old-id")
+    await db.execute(
+        "UPDATE idempotency_records SET created_at = now() - interval '25 hours'"
+        " WHERE tenant_id = $1",
+        client.tenant,
+    )
+    assert booking_app.sweeper is not None
+
+    await booking_app.sweeper.sweep_once()
+    second = await client.hold(resource.resource_id, [slot.slot_id], request_id="old-id")
+
+    assert second.hold_id != first.hold_id
+    assert (await slot_row(db, slot.slot_id))["held"] == 2
