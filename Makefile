@@ -49,9 +49,12 @@ test: venv check-protos buf lint
 up: venv
 	$(BIN)/holdfast up $(UP_ARGS)
 
-# Against a running stack (`make up` in another terminal).
+# Against the stack `make up` runs in another terminal: it writes its URLs to
+# .state/up.env while it is up.
 bench: venv
-	$(BIN)/python bench/holds.py $(BENCH_ARGS)
+	@test -f .state/up.env || { echo "make bench: no running stack; start one with make up" >&2; exit 1; }
+	. ./.state/up.env && $(BIN)/python -m bench.holds \
+		--target "$$HOLDFAST_BOOKING_TARGET" --database-url "$$HOLDFAST_DATABASE_URL" $(BENCH_ARGS)
 
 clean-state:
 	rm -rf .state

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -46,6 +47,9 @@ BOOKING_SERVICE = "holdfast.booking.v1.BookingService"
 DEFAULT_BOOKING_PORT = 50051
 DEMO_TENANT = "demo"
 READY_LINE = "holdfast is up"
+# In the state dir while `holdfast up` runs: the stack's URLs as shell exports.
+ENV_FILE = "up.env"
+BOOKING_LOG = "booking.log"
 
 # How long each step may take before we give up with a message.
 POSTGRES_STOP_TIMEOUT = 60.0
@@ -377,7 +381,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def _run_services(found: Engines, state_dir: Path, booking_port: int) -> int:
     """Starts the booking service, seeds the demo tenant, waits for a signal."""
-    log = state_dir / "booking.log"
+    log = state_dir / BOOKING_LOG
     booking = _start_booking(found, booking_port, log)
     try:
         target = f"127.0.0.1:{booking_port}"
@@ -385,12 +389,25 @@ def _run_services(found: Engines, state_dir: Path, booking_port: int) -> int:
             _wait_until_serving(channel, booking, log)
             seeded = seed_demo(channel)
             example = _example_ids(channel)
-        _print_banner(found, state_dir, booking_port, log, seeded, example)
+        _write_env_file(state_dir, found, target)
+        _print_banner(found, state_dir, booking_port, seeded, example)
         print(READY_LINE, flush=True)
         returncode = booking.wait()
         raise StackError(f"the booking service exited with code {returncode}:\n{_tail(log)}")
     finally:
         _stop_child(booking)
+        (state_dir / ENV_FILE).unlink(missing_ok=True)
+
+
+def _write_env_file(state_dir: Path, found: Engines, target: str) -> None:
+    """Writes where the running stack is, for tools such as `make bench` to source."""
+    values = {
+        "HOLDFAST_DATABASE_URL": found.database_url,
+        "HOLDFAST_REDIS_URL": found.redis_url,
+        "HOLDFAST_BOOKING_TARGET": target,
+    }
+    lines = [f"export {name}={shlex.quote(value)}\n" for name, value in values.items()]
+    (state_dir / ENV_FILE).write_text("".join(lines))
 
 
 def _start_booking(found: Engines, port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -540,7 +557,6 @@ def _print_banner(
     found: Engines,
     state_dir: Path,
     port: int,
-    log: Path,
     seeded: bool,
     example: tuple[str, str],
     out: TextIO = sys.stdout,
@@ -553,12 +569,13 @@ def _print_banner(
     print(
         f"""
 booking gRPC   localhost:{port}  (BookingService, InventoryService, health, reflection)
-  log          {log}
+  log          {state_dir / BOOKING_LOG}
 Postgres       {found.database_url}
                ({pg_origin})
 Redis          {found.redis_url}
                ({redis_origin})
 state          {state_dir}  (`make clean-state` deletes it)
+env file       {state_dir / ENV_FILE}  (the URLs above as shell exports; `make bench` reads it)
 demo tenant    "{DEMO_TENANT}": {demo}
 
 Try it (every command defaults to --tenant {DEMO_TENANT}):

@@ -134,6 +134,7 @@ def _slots(channel: Any, resource_id: str) -> list[inventory_pb2.Slot]:
 
 
 def _assert_nothing_left(stack: RunningStack, state_dir: Path) -> None:
+    assert not (state_dir / "up.env").exists()
     assert not (state_dir / "postgres" / "postmaster.pid").exists()
     assert _gone_soon(stack.postmaster_pid)
     assert not _port_open(stack.redis_port)
@@ -177,6 +178,8 @@ def test_up_seeds_the_demo_tenant_serves_holds_and_stops_cleanly(tmp_path: Path)
             assert hold.total.amount_minor == 2 * 4500
             after = {s.slot_id: s for s in _slots(channel, kayak.resource_id)}[slot.slot_id]
             assert (after.held, after.available) == (2, 8 - 2)
+        # What `make bench` sources to find the running stack.
+        assert f"HOLDFAST_BOOKING_TARGET=127.0.0.1:{port}" in (state_dir / "up.env").read_text()
     finally:
         code = _stop(stack, signal.SIGINT)
     assert code == 0, stack.output.read_text()
