@@ -7,7 +7,9 @@ from the environment or from embedded engines it starts (`holdfast testenv`).
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -27,10 +29,31 @@ def database_url() -> str:
     return url
 
 
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
 @pytest.fixture(scope="session")
-async def migrated_database(database_url: str) -> str:
-    await migrate(database_url)
-    return database_url
+async def migrated_database(database_url: str) -> AsyncIterator[str]:
+    """A database of this test run's own, migrated from scratch and dropped after.
+
+    A fresh one per run means a run never sees an older run's rows or schema.
+    """
+    name = f"holdfast_test_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(database_url, timeout=10)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = _with_database(database_url, name)
+    await migrate(url)
+    yield url
+    admin = await asyncpg.connect(database_url, timeout=10)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 @pytest.fixture(scope="session")
