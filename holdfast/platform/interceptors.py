@@ -78,7 +78,14 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
             try:
                 return await behavior(request, context)
             except DomainError as error:
-                await context.abort_with_status(status_for(error, domain, correlation_id))
+                # Set the status and return instead of aborting: an abort raises,
+                # and the tracing interceptor would then format and record a
+                # traceback for every "sold out", an expected business answer.
+                status = status_for(error, domain, correlation_id)
+                context.set_code(status.code)
+                context.set_details(status.details)
+                context.set_trailing_metadata(status.trailing_metadata)
+                return None
             except grpc.aio.AbortError:
                 raise
             except Exception:
