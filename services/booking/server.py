@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import asyncpg
+import uvloop
 
 from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
 from holdfast.platform.config import load
@@ -93,6 +93,6 @@ def main() -> None:
     configure_logging("booking", settings.log_level)
     configure_telemetry("holdfast-booking")
     try:
-        asyncio.run(serve(settings))
+        uvloop.run(serve(settings))
     finally:
         shutdown_telemetry()
