@@ -64,3 +64,12 @@ class Violations:
             self.add(field, "end_time must be after start_time")
             return None
         return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def parse_id(field: str, value: str) -> uuid.UUID:
+    """The UUID a request names in its only field, or INVALID_ARGUMENT at once."""
+    violations = Violations()
+    parsed = violations.uuid(field, value)
+    violations.raise_if_any()
+    assert parsed is not None
+    return parsed

@@ -17,7 +17,7 @@ from google.protobuf.message import Message
 from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
 from holdfast.platform import pagination
 from holdfast.platform.tenancy import actor_of, tenant_of
-from holdfast.platform.validation import Violations
+from holdfast.platform.validation import Violations, parse_id
 from services.booking import convert
 from services.booking.config import BookingSettings
 from services.booking.domain import HoldFilter, HoldRequest, NewResource, NewSlot, RequestKey
@@ -91,10 +91,7 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         self, request: inventory_pb2.GetResourceRequest, context: Context
     ) -> inventory_pb2.GetResourceResponse:
         tenant = tenant_of(context)
-        v = Violations()
-        resource_id = v.uuid("resource_id", request.resource_id)
-        v.raise_if_any()
-        assert resource_id is not None
+        resource_id = parse_id("resource_id", request.resource_id)
         resource = await self._inventory.get_resource(tenant, resource_id)
         return inventory_pb2.GetResourceResponse(resource=convert.resource(resource))
 
@@ -193,10 +190,7 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         self, request: inventory_pb2.CloseSlotRequest, context: Context
     ) -> inventory_pb2.CloseSlotResponse:
         tenant = tenant_of(context)
-        v = Violations()
-        slot_id = v.uuid("slot_id", request.slot_id)
-        v.raise_if_any()
-        assert slot_id is not None
+        slot_id = parse_id("slot_id", request.slot_id)
         slot = await self._inventory.set_closed(tenant, slot_id, True, actor_of(context, tenant))
         return inventory_pb2.CloseSlotResponse(slot=convert.slot(slot))
 
@@ -204,10 +198,7 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         self, request: inventory_pb2.ReopenSlotRequest, context: Context
     ) -> inventory_pb2.ReopenSlotResponse:
         tenant = tenant_of(context)
-        v = Violations()
-        slot_id = v.uuid("slot_id", request.slot_id)
-        v.raise_if_any()
-        assert slot_id is not None
+        slot_id = parse_id("slot_id", request.slot_id)
         slot = await self._inventory.set_closed(tenant, slot_id, False, actor_of(context, tenant))
         return inventory_pb2.ReopenSlotResponse(slot=convert.slot(slot))
 
@@ -270,10 +261,7 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         self, request: booking_pb2.GetHoldRequest, context: Context
     ) -> booking_pb2.GetHoldResponse:
         tenant = tenant_of(context)
-        v = Violations()
-        hold_id = v.uuid("hold_id", request.hold_id)
-        v.raise_if_any()
-        assert hold_id is not None
+        hold_id = parse_id("hold_id", request.hold_id)
         hold = await self._reservations.get_hold(tenant, hold_id)
         return booking_pb2.GetHoldResponse(hold=convert.hold(hold))
 
@@ -323,10 +311,7 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         self, request: booking_pb2.GetBookingRequest, context: Context
     ) -> booking_pb2.GetBookingResponse:
         tenant = tenant_of(context)
-        v = Violations()
-        booking_id = v.uuid("booking_id", request.booking_id)
-        v.raise_if_any()
-        assert booking_id is not None
+        booking_id = parse_id("booking_id", request.booking_id)
         booking = await self._reservations.get_hold(tenant, booking_id, "booking")
         return booking_pb2.GetBookingResponse(booking=convert.hold(booking))
 
