@@ -4,6 +4,7 @@ correlation id, and ABORTED with a retry hint when a lock is not granted."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -13,6 +14,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from holdfast.booking.v1 import booking_pb2
+from holdfast.platform.context import correlation_id_var
+from holdfast.platform.grpc_server import open_channel
+from services.booking.repository import BookingRepository
+from services.booking.server import BookingApp
 from tests.integration.conftest import own_booking_app
 from tests.support.booking import BookingClient, error_of
 
@@ -101,3 +106,41 @@ async def test_concurrent_calls_do_not_mix_correlation_ids(client: BookingClient
 
     seen = await asyncio.gather(*(correlation_of(i) for i in range(50)))
     assert seen == [f"c-{i}" for i in range(50)]
+
+
+async def test_channels_pass_the_current_correlation_id_on(booking_app: BookingApp) -> None:
+    async with open_channel(f"127.0.0.1:{booking_app.port}") as channel:
+        client = BookingClient.on(channel, "t-propagation")
+        token = correlation_id_var.set("from-the-caller")
+        try:
+            error = await error_of(
+                client.booking.GetHold(
+                    booking_pb2.GetHoldRequest(hold_id=str(uuid.uuid4())), metadata=client.md
+                )
+            )
+        finally:
+            correlation_id_var.reset(token)
+    assert error.metadata is not None
+    assert error.metadata["correlation_id"] == "from-the-caller"
+
+
+async def test_unexpected_failures_hide_internals_but_give_the_correlation_id(
+    client: BookingClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: object) -> None:
+        raise RuntimeError('relation "holds" secret detail')
+
+    # The one place this suite swaps code: an unexpected bug, not the database.
+    monkeypatch.setattr(BookingRepository, "get_hold", broken)
+
+    error = await error_of(
+        client.booking.GetHold(
+            booking_pb2.GetHoldRequest(hold_id=str(uuid.uuid4())),
+            metadata=(*client.md, ("x-correlation-id", "corr-internal")),
+        )
+    )
+
+    assert (error.code, error.reason) == (grpc.StatusCode.INTERNAL, "INTERNAL")
+    assert "corr-internal" in error.message
+    assert "secret" not in error.message
+    assert "holds" not in error.message
