@@ -13,8 +13,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from holdfast.booking.v1 import booking_pb2
+from holdfast.engines import free_port
 from tests.support.booking import BookingClient
-from tests.support.processes import free_port, start_service, wait_until_serving
+from tests.support.processes import start_service, wait_until_serving
 
 pytestmark = pytest.mark.e2e
 

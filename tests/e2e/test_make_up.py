@@ -23,6 +23,7 @@ import grpc
 import pytest
 
 from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
+from holdfast.engines import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -39,13 +40,6 @@ class RunningStack:
     booking_port: int
     redis_port: int
     postmaster_pid: int
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _start(state_dir: Path, booking_port: int, output: Path) -> RunningStack:
@@ -143,7 +137,7 @@ def _assert_nothing_left(stack: RunningStack, state_dir: Path) -> None:
 
 def test_up_seeds_the_demo_tenant_serves_holds_and_stops_cleanly(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
-    port = _free_port()
+    port = free_port()
 
     stack = _start(state_dir, port, tmp_path / "first-run.out")
     try:
