@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -56,6 +57,11 @@ class HoldLine:
     starts_at: datetime
     ends_at: datetime
     unit_minor: int
+
+
+def in_time_order(lines: Iterable[HoldLine]) -> tuple[HoldLine, ...]:
+    """A hold's lines as every reader sees them: by start time, then slot id."""
+    return tuple(sorted(lines, key=lambda line: (line.starts_at, line.slot_id)))
 
 
 @dataclass(frozen=True)

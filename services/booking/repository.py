@@ -38,6 +38,7 @@ from services.booking.domain import (
     RequestKey,
     Resource,
     Slot,
+    in_time_order,
 )
 
 _SLOT_COLUMNS = "id, resource_id, starts_at, ends_at, capacity, held, booked, closed, version"
@@ -114,7 +115,7 @@ def _hold(row: asyncpg.Record, lines: Iterable[HoldLine]) -> Hold:
         status_reason=row["status_reason"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
-        lines=tuple(sorted(lines, key=lambda line: (line.starts_at, line.slot_id))),
+        lines=in_time_order(lines),
     )
 
 
@@ -271,12 +272,11 @@ class Transaction:
             response,
         )
 
-    async def lock_hold(self, hold_id: uuid.UUID) -> tuple[Hold, datetime] | None:
-        """Locks one of the tenant's holds; returns it and the transaction's time."""
+    async def lock_hold(self, hold_id: uuid.UUID) -> Hold | None:
+        """Locks one of the tenant's holds and returns it."""
         rows = await self._conn.fetch(
             f"""
-            SELECT {_HOLD_COLUMNS}, l.slot_id, l.starts_at, l.ends_at, l.unit_minor,
-                   now() AS tx_now
+            SELECT {_HOLD_COLUMNS}, l.slot_id, l.starts_at, l.ends_at, l.unit_minor
             FROM holds h JOIN hold_lines l ON l.hold_id = h.id
             WHERE h.tenant_id = $1 AND h.id = $2
             FOR UPDATE OF h
@@ -284,9 +284,7 @@ class Transaction:
             self.tenant_id,
             hold_id,
         )
-        if not rows:
-            return None
-        return _hold(rows[0], map(_line, rows)), rows[0]["tx_now"]
+        return _hold(rows[0], map(_line, rows)) if rows else None
 
     async def transition_hold(
         self,

@@ -20,6 +20,7 @@ from services.booking.domain import (
     HoldStatus,
     RequestKey,
     Slot,
+    in_time_order,
 )
 from services.booking.repository import BookingRepository, SlotPreview, Transaction
 
@@ -115,14 +116,8 @@ class Reservations:
                 status_reason="",
                 created_at=now,
                 updated_at=now,
-                lines=tuple(
-                    sorted(
-                        (
-                            HoldLine(s.id, s.starts_at, s.ends_at, prices[s.id].unit_minor)
-                            for s in slots
-                        ),
-                        key=lambda line: (line.starts_at, line.slot_id),
-                    )
+                lines=in_time_order(
+                    HoldLine(s.id, s.starts_at, s.ends_at, prices[s.id].unit_minor) for s in slots
                 ),
             )
             response = encode(hold)
@@ -286,7 +281,7 @@ class Reservations:
 
     @staticmethod
     async def _lock_hold(tx: Transaction, hold_id: uuid.UUID, what: str) -> Hold:
-        found = await tx.lock_hold(hold_id)
-        if found is None:
+        hold = await tx.lock_hold(hold_id)
+        if hold is None:
             raise not_found(what, str(hold_id))
-        return found[0]
+        return hold
