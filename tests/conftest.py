@@ -13,8 +13,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from redis.asyncio import Redis
 
 from holdfast.migrate import migrate
+from tests.support.env import REDIS_PREFIX, redis_url
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +65,13 @@ async def db(migrated_database: str) -> AsyncIterator[asyncpg.Pool]:
     assert pool is not None
     yield pool
     await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def redis() -> AsyncIterator[Redis]:
+    """A client of the run's Redis; this run's keys are deleted at the end."""
+    client = Redis.from_url(redis_url())
+    yield client
+    async for key in client.scan_iter(match=f"{REDIS_PREFIX}:*", count=1000):
+        await client.unlink(key)
+    await client.aclose()

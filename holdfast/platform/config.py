@@ -27,6 +27,15 @@ class PlatformSettings(BaseSettings):
     # slightly shorter so Postgres cancels the work before the client gives up.
     db_command_timeout_seconds: float = Field(10.0, gt=0)
     db_statement_timeout_ms: int = Field(8000, gt=0)
+    redis_url: str = Field(description="Redis URL, e.g. redis://host:6379/0")
+    # Every key and stream the services use starts with this, so several
+    # deployments (or test runs) can share one Redis without meeting.
+    redis_prefix: str = Field("holdfast", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # Redis is a cache and a message bus here, never the source of truth: a
+    # call that takes longer than this counts as Redis being down.
+    redis_timeout_seconds: float = Field(1.0, gt=0)
+    # Prometheus text exposition; 0 picks a free port, -1 turns it off.
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped from outside the container
     log_level: str = "INFO"
     grpc_host: str = "0.0.0.0"  # noqa: S104 - services listen on every interface in containers
     shutdown_grace_seconds: float = Field(10.0, ge=0)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import asyncpg
 
 from holdfast.platform.config import PlatformSettings
+from holdfast.platform.errors import unavailable
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
@@ -43,3 +47,22 @@ async def create_pool(
     )
     assert pool is not None
     return pool
+
+
+@asynccontextmanager
+async def database_unavailable() -> AsyncIterator[None]:
+    """Turns an unreachable, overloaded or too slow database into UNAVAILABLE."""
+    try:
+        yield
+    except asyncpg.QueryCanceledError:
+        raise unavailable("DATABASE_TIMEOUT", "the database did not answer in time") from None
+    except (
+        asyncpg.TooManyConnectionsError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.ConnectionDoesNotExistError,
+        asyncpg.InterfaceError,
+        ConnectionError,
+        OSError,
+        TimeoutError,
+    ):
+        raise unavailable("DATABASE_UNAVAILABLE", "the database is unavailable") from None

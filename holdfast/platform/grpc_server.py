@@ -15,6 +15,7 @@ from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_serv
 from opentelemetry.instrumentation.grpc.filters import negate, service_name
 
 from holdfast.platform.interceptors import ClientCorrelationInterceptor, ServerContextInterceptor
+from holdfast.platform.metrics import RpcMetrics
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class GrpcHost:
         host: str,
         port: int,
         grace_seconds: float,
+        metrics: RpcMetrics | None = None,
     ) -> None:
         self._service_names = list(service_names)
         self._address = f"{host}:{port}"
@@ -50,7 +52,7 @@ class GrpcHost:
                 aio_server_interceptor(  # type: ignore[no-untyped-call]
                     filter_=negate(service_name(health.SERVICE_NAME))
                 ),
-                ServerContextInterceptor(error_domain),
+                ServerContextInterceptor(error_domain, metrics),
             ],
             options=[("grpc.so_reuseport", 0)],
         )

@@ -11,6 +11,7 @@ interceptors, which the bootstrap installs in front of these.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ from holdfast.platform.context import (
 )
 from holdfast.platform.errors import DomainError
 from holdfast.platform.grpc_errors import internal_status, status_for
+from holdfast.platform.metrics import RpcMetrics
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,9 @@ def _incoming_correlation_id(context: grpc.aio.ServicerContext) -> str:
 
 
 class ServerContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, error_domain: str) -> None:
+    def __init__(self, error_domain: str, metrics: RpcMetrics | None = None) -> None:
         self._domain = error_domain
+        self._metrics = metrics
 
     async def intercept_service(
         self,
@@ -67,8 +70,11 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
 
     def _wrap(self, behavior: Behavior, method: str) -> Behavior:
         domain = self._domain
+        metrics = self._metrics
 
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code = "OK"
             correlation_id = _incoming_correlation_id(context)
             cid_token = correlation_id_var.set(correlation_id)
             otel_token = otel_context.attach(
@@ -82,16 +88,22 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
                 # and the tracing interceptor would then format and record a
                 # traceback for every "sold out", an expected business answer.
                 status = status_for(error, domain, correlation_id)
+                code = status.code.name
                 context.set_code(status.code)
                 context.set_details(status.details)
                 context.set_trailing_metadata(status.trailing_metadata)
                 return None
             except grpc.aio.AbortError:
+                # The handler aborted with its own status (none do today).
+                code = getattr(context.code(), "name", "UNKNOWN")
                 raise
             except Exception:
+                code = grpc.StatusCode.INTERNAL.name
                 log.exception("unexpected error in %s", method)
                 await context.abort_with_status(internal_status(domain, correlation_id))
             finally:
+                if metrics is not None:
+                    metrics.observe(method, code, time.perf_counter() - started)
                 otel_context.detach(otel_token)
                 correlation_id_var.reset(cid_token)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 
-from opentelemetry import trace
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -46,3 +47,16 @@ def shutdown_telemetry() -> None:
     provider = trace.get_tracer_provider()
     if isinstance(provider, TracerProvider):
         provider.shutdown()
+
+
+def current_traceparent() -> str | None:
+    """The W3C traceparent of the current span, for hops that are not calls
+    (outbox rows, Stripe metadata); None when no span is being recorded."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def context_from_traceparent(traceparent: str | None) -> otel_context.Context:
+    """The context a traceparent names, to continue or link to its trace."""
+    return propagate.extract({"traceparent": traceparent} if traceparent else {})

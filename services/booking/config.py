@@ -24,6 +24,21 @@ class BookingSettings(PlatformSettings):
     sweeper_batch_size: int = Field(500, gt=0)
     # How long a request_id answers with its first response (AIP-155).
     request_id_retention_hours: int = Field(24, gt=0)
+    booking_metrics_port: int = Field(9101, ge=-1, le=65535)
+    # The outbox relay: woken by every commit, and polling this often for rows
+    # left by a replica that died or waiting for a retry.
+    relay_poll_interval_seconds: float = Field(1.0, gt=0)
+    relay_batch_size: int = Field(200, gt=0)
+    # A claimed row is published again by any relay after this long if the
+    # claimer never said how it went (it died): at-least-once delivery.
+    relay_lease_seconds: float = Field(30.0, gt=0)
+    relay_retry_base_seconds: float = Field(0.2, gt=0)
+    relay_retry_max_seconds: float = Field(10.0, gt=0)
+    # Published rows are kept this long (for operators), then deleted.
+    outbox_retention_seconds: float = Field(3600.0, ge=0)
+    # Stream entries beyond this many are trimmed (approximately); consumers
+    # further behind than that drop their caches.
+    stream_max_length: int = Field(100_000, gt=0)
 
     @model_validator(mode="after")
     def _ttl_bounds_are_ordered(self) -> Self:

@@ -2,31 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from holdfast.booking.v1 import booking_pb2, inventory_pb2
-from holdfast.common.v1 import money_pb2, time_range_pb2
+from holdfast.common.v1 import money_pb2
+from holdfast.platform.proto_time import time_range, timestamp
 from services.booking.domain import Hold, HoldStatus, Resource, Slot
-
-
-def timestamp(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value.astimezone(UTC))
-    return ts
-
-
-def time_range(start: datetime, end: datetime) -> time_range_pb2.TimeRange:
-    return time_range_pb2.TimeRange(start_time=timestamp(start), end_time=timestamp(end))
-
-
-def read_time_range(
-    message: time_range_pb2.TimeRange,
-) -> tuple[datetime | None, datetime | None]:
-    start = message.start_time.ToDatetime(UTC) if message.HasField("start_time") else None
-    end = message.end_time.ToDatetime(UTC) if message.HasField("end_time") else None
-    return start, end
 
 
 def money(amount_minor: int, currency: str) -> money_pb2.Money:

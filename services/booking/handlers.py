@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 
 from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
 from holdfast.platform import pagination
+from holdfast.platform.proto_time import read_time_range
 from holdfast.platform.tenancy import actor_of, tenant_of
 from holdfast.platform.validation import Violations, parse_id
 from services.booking import convert
@@ -127,9 +128,7 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
             v.add("slots", f"must list at most {limit} slots")
         new_slots: list[NewSlot] = []
         for i, spec in enumerate(request.slots[:limit]):
-            window = v.time_range(
-                f"slots[{i}].time_range", *convert.read_time_range(spec.time_range)
-            )
+            window = v.time_range(f"slots[{i}].time_range", *read_time_range(spec.time_range))
             v.int_range(f"slots[{i}].capacity", spec.capacity, 0, MAX_CAPACITY)
             if window:
                 new_slots.append(NewSlot(window[0], window[1], spec.capacity or None))
@@ -158,7 +157,7 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         resource_id = v.uuid("resource_id", request.resource_id)
         window = None
         if request.HasField("time_range"):
-            window = v.time_range("time_range", *convert.read_time_range(request.time_range))
+            window = v.time_range("time_range", *read_time_range(request.time_range))
         size = pagination.page_size(v, request.page_size)
         filters = [request.resource_id, str(window)]
         after = pagination.decode_token(v, request.page_token, filters)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -26,8 +26,11 @@ from typing import Any
 import asyncpg
 
 from holdfast.platform.context import current_correlation_id
-from holdfast.platform.errors import aborted, unavailable
+from holdfast.platform.db import database_unavailable
+from holdfast.platform.errors import aborted
 from holdfast.platform.pagination import Cursor
+from holdfast.platform.streams import AVAILABILITY_TOPIC
+from holdfast.platform.telemetry import current_traceparent
 from services.booking.domain import (
     Hold,
     HoldFilter,
@@ -42,6 +45,9 @@ from services.booking.domain import (
 )
 
 _SLOT_COLUMNS = "id, resource_id, starts_at, ends_at, capacity, held, booked, closed, version"
+# Every change that moves availability also inserts an outbox row in the same
+# statement: the transactional outbox (see services.booking.relay).
+_OUTBOX_COLUMNS = "topic, message_key, tenant_id, payload, dedupe_key, traceparent, correlation_id"
 _HOLD_COLUMNS = (
     "h.id, h.resource_id, h.status, h.quantity, h.customer_ref, h.currency, h.total_minor,"
     " h.expires_at, h.payment_ref, h.status_reason, h.created_at, h.updated_at"
@@ -51,28 +57,19 @@ _HOLD_COLUMNS = (
 @asynccontextmanager
 async def database_errors() -> AsyncIterator[None]:
     """Translates database failures into the domain's error model."""
-    try:
-        yield
-    except asyncpg.LockNotAvailableError:
-        raise aborted("LOCK_TIMEOUT", "the slots are busy; retry shortly", 0.2) from None
-    except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError):
-        raise aborted("CONCURRENT_UPDATE", "a concurrent change won; retry", 0.1) from None
-    except asyncpg.CheckViolationError:
-        # The CHECK constraints are the second line of defence; reaching them
-        # means a concurrent change raced a decision. Nothing was written.
-        raise aborted("CAPACITY_CONFLICT", "capacity changed concurrently; retry", 0.1) from None
-    except asyncpg.QueryCanceledError:
-        raise unavailable("DATABASE_TIMEOUT", "the database did not answer in time") from None
-    except (
-        asyncpg.TooManyConnectionsError,
-        asyncpg.CannotConnectNowError,
-        asyncpg.ConnectionDoesNotExistError,
-        asyncpg.InterfaceError,
-        ConnectionError,
-        OSError,
-        TimeoutError,
-    ):
-        raise unavailable("DATABASE_UNAVAILABLE", "the database is unavailable") from None
+    async with database_unavailable():
+        try:
+            yield
+        except asyncpg.LockNotAvailableError:
+            raise aborted("LOCK_TIMEOUT", "the slots are busy; retry shortly", 0.2) from None
+        except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError):
+            raise aborted("CONCURRENT_UPDATE", "a concurrent change won; retry", 0.1) from None
+        except asyncpg.CheckViolationError:
+            # The CHECK constraints are the second line of defence; reaching
+            # them means a concurrent change raced a decision. Nothing was written.
+            raise aborted(
+                "CAPACITY_CONFLICT", "capacity changed concurrently; retry", 0.1
+            ) from None
 
 
 def _slot(row: asyncpg.Record) -> Slot:
@@ -140,6 +137,8 @@ class Transaction:
         self._conn = conn
         self.tenant_id = tenant_id
         self.actor = actor
+        # Stored on the outbox rows, so the invalidation links to this request's trace.
+        self.traceparent = current_traceparent()
 
     async def claim_request(self, key: RequestKey) -> asyncpg.Record | None:
         """Claims a request id for this transaction.
@@ -220,7 +219,9 @@ class Transaction:
         )
         if not hold_ids:
             return 0
-        return await expire_holds(self._conn, hold_ids, self.actor, "reclaimed by a reservation")
+        return await expire_holds(
+            self._conn, hold_ids, self.actor, "reclaimed by a reservation", self.traceparent
+        )
 
     async def insert_hold(
         self,
@@ -228,11 +229,12 @@ class Transaction:
         key: RequestKey | None,
         response: bytes | None,
     ) -> None:
-        """Takes the hold's capacity and writes it, its lines, its audit row and
-        its idempotency response, in one statement (one round trip under lock)."""
+        """Takes the hold's capacity and writes it, its lines, its audit row, its
+        outbox row and its idempotency response, in one statement (one round
+        trip under lock)."""
         lines = hold.lines
         await self._conn.execute(
-            """
+            f"""
             WITH taken AS (
                 UPDATE slots SET held = held + $5, version = version + 1
                 WHERE tenant_id = $2 AND id = ANY($10::uuid[])
@@ -249,6 +251,12 @@ class Transaction:
                                        actor, correlation_id, details)
                 VALUES ($2, 'hold', $1, 'hold.created', 'HELD', $14, $15,
                         jsonb_build_object('quantity', $5::int, 'slots', $10::uuid[]))
+            ), outbox AS (
+                INSERT INTO outbox ({_OUTBOX_COLUMNS})
+                VALUES ('{AVAILABILITY_TOPIC}', $3::uuid::text, $2,
+                        jsonb_build_object('change', 'hold.created', 'resource_id', $3::uuid,
+                                           'slot_ids', $10::uuid[], 'hold_id', $1::uuid),
+                        'hold.created:' || $1::uuid::text, $18, $15)
             )
             UPDATE idempotency_records SET response = $17
             WHERE tenant_id = $2 AND request_id = $16
@@ -270,6 +278,7 @@ class Transaction:
             current_correlation_id(),
             key.request_id if key else None,
             response,
+            self.traceparent,
         )
 
     async def lock_hold(self, hold_id: uuid.UUID) -> Hold | None:
@@ -297,7 +306,9 @@ class Transaction:
         payment_ref: str | None = None,
     ) -> Hold:
         """Moves a locked hold to a new status, moving its capacity between the
-        slots' held and booked counts, with an audit row; one statement."""
+        slots' held and booked counts, with an audit row and an outbox row; one
+        statement. Every status is entered at most once per hold, so the
+        status names the change."""
         row = await self._conn.fetchrow(
             f"""
             WITH moved AS (
@@ -308,6 +319,12 @@ class Transaction:
                                        to_status, actor, reason, correlation_id, details)
                 VALUES ($1, 'hold', $2, 'hold.' || lower($3), $8, $3, $9, $7, $10,
                         jsonb_build_object('payment_ref', $11::text))
+            ), outbox AS (
+                INSERT INTO outbox ({_OUTBOX_COLUMNS})
+                VALUES ('{AVAILABILITY_TOPIC}', $12::uuid::text, $1,
+                        jsonb_build_object('change', 'hold.' || lower($3), 'resource_id', $12::uuid,
+                                           'slot_ids', $6::uuid[], 'hold_id', $2::uuid),
+                        'hold.' || lower($3) || ':' || $2::uuid::text, $13, $10)
             )
             UPDATE holds h SET status = $3, status_reason = $7, updated_at = now(),
                                payment_ref = coalesce($11, h.payment_ref)
@@ -325,6 +342,8 @@ class Transaction:
             self.actor,
             current_correlation_id(),
             payment_ref,
+            hold.resource_id,
+            self.traceparent,
         )
         return _hold(row, hold.lines)
 
@@ -373,6 +392,13 @@ class Transaction:
                                        correlation_id, details)
                 SELECT $1, 'resource', $2, 'slots.created', $6, $7,
                        jsonb_build_object('count', (SELECT count(*) FROM created))
+            ), outbox AS (
+                INSERT INTO outbox ({_OUTBOX_COLUMNS})
+                SELECT '{AVAILABILITY_TOPIC}', $2::uuid::text, $1,
+                       jsonb_build_object('change', 'slots.created', 'resource_id', $2::uuid,
+                                          'slot_ids', array_agg(id ORDER BY id)),
+                       'slots.created:' || min(id::text), $8, $7
+                FROM created HAVING count(*) > 0
             )
             SELECT * FROM created ORDER BY starts_at, id
             """,
@@ -383,6 +409,7 @@ class Transaction:
             capacities,
             self.actor,
             current_correlation_id(),
+            self.traceparent,
         )
         if len(rows) != len(new_slots):
             return None
@@ -405,6 +432,12 @@ class Transaction:
                 INSERT INTO audit_log (tenant_id, entity_type, entity_id, action, actor,
                                        correlation_id, details)
                 VALUES ($1, 'slot', $2, $5, $6, $7, $8::jsonb)
+            ), outbox AS (
+                INSERT INTO outbox ({_OUTBOX_COLUMNS})
+                VALUES ('{AVAILABILITY_TOPIC}', $9::uuid::text, $1,
+                        jsonb_build_object('change', $5::text, 'resource_id', $9::uuid,
+                                           'slot_ids', ARRAY[$2::uuid]),
+                        $5 || ':' || $2::uuid::text || ':v' || $10::bigint, $11, $7)
             )
             UPDATE slots SET capacity = $3, closed = $4, version = version + 1
             WHERE tenant_id = $1 AND id = $2
@@ -418,6 +451,10 @@ class Transaction:
             self.actor,
             current_correlation_id(),
             _json(details),
+            slot.resource_id,
+            # The row is locked, so the version this update writes is known.
+            slot.version + 1,
+            self.traceparent,
         )
         return _slot(row)
 
@@ -427,19 +464,23 @@ def _json(value: dict[str, Any]) -> str:
 
 
 async def expire_holds(
-    conn: asyncpg.Connection, hold_ids: Sequence[uuid.UUID], actor: str, reason: str
+    conn: asyncpg.Connection,
+    hold_ids: Sequence[uuid.UUID],
+    actor: str,
+    reason: str,
+    traceparent: str | None,
 ) -> int:
-    """Marks live holds EXPIRED and returns their capacity, with audit rows.
+    """Marks live holds EXPIRED and returns their capacity, with audit and outbox rows.
 
     The caller must hold the locks on the holds and on all their slots. The
     status guard makes a second expiry of the same hold a no-op.
     """
     expired: int = await conn.fetchval(
-        """
+        f"""
         WITH expired AS (
             UPDATE holds SET status = 'EXPIRED', status_reason = $3, updated_at = now()
             WHERE id = ANY($1::uuid[]) AND status = 'HELD'
-            RETURNING id, tenant_id, quantity
+            RETURNING id, tenant_id, resource_id, quantity
         ), returned AS (
             UPDATE slots s SET held = s.held - back.quantity, version = s.version + 1
             FROM (SELECT l.slot_id, sum(e.quantity)::int AS quantity
@@ -451,6 +492,15 @@ async def expire_holds(
                                    to_status, actor, reason, correlation_id)
             SELECT tenant_id, 'hold', id, 'hold.expired', 'HELD', 'EXPIRED', $2, $3, $4
             FROM expired
+        ), outbox AS (
+            INSERT INTO outbox ({_OUTBOX_COLUMNS})
+            SELECT '{AVAILABILITY_TOPIC}', e.resource_id::text, e.tenant_id,
+                   jsonb_build_object('change', 'hold.expired', 'resource_id', e.resource_id,
+                                      'slot_ids', array_agg(l.slot_id ORDER BY l.slot_id),
+                                      'hold_id', e.id),
+                   'hold.expired:' || e.id::text, $5, $4
+            FROM expired e JOIN hold_lines l ON l.hold_id = e.id
+            GROUP BY e.id, e.resource_id, e.tenant_id
         )
         SELECT count(*) FROM expired
         """,
@@ -458,18 +508,27 @@ async def expire_holds(
         actor,
         reason,
         current_correlation_id(),
+        traceparent,
     )
     return expired
 
 
 class BookingRepository:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    """Reads, and the transactions that write.
+
+    `after_commit` runs after every committed write, which is how the outbox
+    relay learns at once that there may be rows to publish.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, after_commit: Callable[[], None] | None = None) -> None:
         self._pool = pool
+        self._after_commit = after_commit or (lambda: None)
 
     @asynccontextmanager
     async def transaction(self, tenant_id: str, actor: str) -> AsyncIterator[Transaction]:
         async with database_errors(), self._pool.acquire() as conn, conn.transaction():
             yield Transaction(conn, tenant_id, actor)
+        self._after_commit()
 
     # --- resources -----------------------------------------------------------
 
@@ -645,7 +704,9 @@ class BookingRepository:
                 """,
                 hold_ids,
             )
-            return await expire_holds(conn, hold_ids, actor, "hold lapsed")
+            expired = await expire_holds(conn, hold_ids, actor, "hold lapsed", None)
+        self._after_commit()
+        return expired
 
     async def prune_request_records(self, older_than_hours: int, batch_size: int) -> int:
         """Forgets request ids older than the retention window, a batch at a time."""
@@ -664,6 +725,101 @@ class BookingRepository:
                 SELECT count(*) FROM deleted
                 """,
                 older_than_hours,
+                batch_size,
+            )
+        return pruned
+
+
+class OutboxRepository:
+    """The relay's side of the outbox: claim due rows, record how publishing went.
+
+    Claiming takes a lease instead of holding a transaction open while Redis is
+    called: rows are marked as attempted and not due again until the lease
+    runs out, so another relay (another replica) skips them; if this relay
+    dies before recording the outcome, the rows become due again and are
+    published again (at-least-once).
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def claim_due(self, batch_size: int, lease_seconds: float) -> list[asyncpg.Record]:
+        async with database_errors():
+            rows: list[asyncpg.Record] = await self._pool.fetch(
+                """
+                WITH due AS (
+                    SELECT id FROM outbox
+                    WHERE published_at IS NULL AND next_attempt_at <= now()
+                    ORDER BY next_attempt_at, id
+                    LIMIT $1
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE outbox o SET attempts = o.attempts + 1,
+                                    next_attempt_at = now() + make_interval(secs => $2)
+                FROM due WHERE o.id = due.id
+                RETURNING o.id, o.topic, o.message_key, o.tenant_id, o.payload::text AS payload,
+                          o.dedupe_key, o.traceparent, o.correlation_id, o.created_at,
+                          o.attempts
+                """,
+                batch_size,
+                lease_seconds,
+            )
+        return sorted(rows, key=lambda row: row["id"])
+
+    async def mark_published(self, ids: Sequence[int]) -> None:
+        async with database_errors():
+            await self._pool.execute(
+                "UPDATE outbox SET published_at = now(), last_error = NULL"
+                " WHERE id = ANY($1::bigint[])",
+                list(ids),
+            )
+
+    async def mark_failed(
+        self, ids: Sequence[int], error: str, base_seconds: float, max_seconds: float
+    ) -> None:
+        """Schedules another attempt with exponential backoff and jitter."""
+        async with database_errors():
+            await self._pool.execute(
+                """
+                UPDATE outbox
+                SET last_error = $2,
+                    next_attempt_at = now() + make_interval(
+                        secs => least($4, $3 * power(2, least(attempts, 30) - 1))
+                                * (0.75 + random() / 2))
+                WHERE id = ANY($1::bigint[])
+                """,
+                list(ids),
+                error[:500],
+                base_seconds,
+                max_seconds,
+            )
+
+    async def backlog(self) -> tuple[int, float]:
+        """How many rows wait to be published, and the age in seconds of the oldest."""
+        async with database_errors():
+            row = await self._pool.fetchrow(
+                """
+                SELECT count(*) AS pending,
+                       coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest
+                FROM outbox WHERE published_at IS NULL
+                """
+            )
+        return int(row["pending"]), float(row["oldest"])
+
+    async def prune_published(self, older_than_seconds: float, batch_size: int) -> int:
+        async with database_errors():
+            pruned: int = await self._pool.fetchval(
+                """
+                WITH old AS (
+                    SELECT id FROM outbox
+                    WHERE published_at < now() - make_interval(secs => $1)
+                    LIMIT $2
+                ), deleted AS (
+                    DELETE FROM outbox o USING old WHERE o.id = old.id RETURNING 1
+                )
+                SELECT count(*) FROM deleted
+                """,
+                older_than_seconds,
                 batch_size,
             )
         return pruned

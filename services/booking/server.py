@@ -6,17 +6,22 @@ import logging
 
 import asyncpg
 import uvloop
+from redis.asyncio import Redis
 
 from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
 from holdfast.platform.config import load
 from holdfast.platform.db import create_pool
 from holdfast.platform.grpc_server import GrpcHost, run_until_signalled
 from holdfast.platform.logging import configure_logging
+from holdfast.platform.metrics import MetricsServer
+from holdfast.platform.redis import create_redis
 from holdfast.platform.telemetry import configure_telemetry, shutdown_telemetry
 from services.booking.config import BookingSettings
 from services.booking.handlers import BookingHandler, InventoryHandler
 from services.booking.inventory import Inventory
-from services.booking.repository import BookingRepository
+from services.booking.metrics import BookingMetrics
+from services.booking.relay import OutboxRelay
+from services.booking.repository import BookingRepository, OutboxRepository
 from services.booking.reservations import Reservations
 from services.booking.sweeper import HoldSweeper
 
@@ -30,13 +35,24 @@ ERROR_DOMAIN = "booking.holdfast"
 
 
 class BookingApp:
-    """The booking service's parts, started and stopped in the right order."""
+    """The booking service's parts, started and stopped in the right order.
 
-    def __init__(self, settings: BookingSettings) -> None:
+    `redis` is the client the relay publishes with; the service makes one
+    from its settings unless given one (the tests hand it one that counts
+    what is sent). The booking path itself never reads Redis.
+    """
+
+    def __init__(self, settings: BookingSettings, redis: Redis | None = None) -> None:
         self.settings = settings
+        self.metrics = BookingMetrics()
+        self.redis = redis or create_redis(settings, "holdfast-booking")
         self.pool: asyncpg.Pool | None = None
         self.host: GrpcHost | None = None
         self.sweeper: HoldSweeper | None = None
+        self.relay: OutboxRelay | None = None
+        self.metrics_server = MetricsServer(
+            self.metrics.registry, settings.metrics_host, settings.booking_metrics_port
+        )
 
     @property
     def port(self) -> int:
@@ -48,7 +64,8 @@ class BookingApp:
         self.pool = await create_pool(
             s, "holdfast-booking", extra_settings={"lock_timeout": str(s.lock_timeout_ms)}
         )
-        repository = BookingRepository(self.pool)
+        self.relay = OutboxRelay(OutboxRepository(self.pool), self.redis, s, self.metrics)
+        repository = BookingRepository(self.pool, after_commit=self.relay.wake)
         reservations = Reservations(repository)
         booking = BookingHandler(reservations, s)
         inventory = InventoryHandler(Inventory(repository), s)
@@ -64,7 +81,10 @@ class BookingApp:
             host=s.grpc_host,
             port=s.booking_port,
             grace_seconds=s.shutdown_grace_seconds,
+            metrics=self.metrics.rpc,
         )
+        self.metrics_server.start()
+        self.relay.start()
         await self.host.start()
         self.sweeper = HoldSweeper(
             reservations,
@@ -79,8 +99,12 @@ class BookingApp:
             await self.host.stop()
         if self.sweeper is not None:
             await self.sweeper.stop()
+        if self.relay is not None:
+            await self.relay.stop()
         if self.pool is not None:
             await self.pool.close()
+        await self.redis.aclose()
+        self.metrics_server.stop()
 
 
 async def serve(settings: BookingSettings) -> None:

@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from holdfast.booking.v1 import booking_pb2
 from holdfast.engines import free_port
 from tests.support.booking import BookingClient
-from tests.support.processes import start_service, wait_until_serving
+from tests.support.processes import service_env, start_service, wait_until_serving
 
 pytestmark = pytest.mark.e2e
 
@@ -44,13 +44,12 @@ async def test_sigterm_drains_the_call_in_flight(
     log = tmp_path / "booking.log"
     process = start_service(
         "services.booking",
-        {
-            "HOLDFAST_DATABASE_URL": migrated_database,
-            "HOLDFAST_BOOKING_PORT": str(port),
-            "HOLDFAST_GRPC_HOST": "127.0.0.1",
-            "HOLDFAST_LOCK_TIMEOUT_MS": "20000",
-            "HOLDFAST_SHUTDOWN_GRACE_SECONDS": "20",
-        },
+        service_env(
+            migrated_database,
+            booking_port=str(port),
+            lock_timeout_ms="20000",
+            shutdown_grace_seconds="20",
+        ),
         log,
     )
     try:

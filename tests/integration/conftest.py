@@ -1,4 +1,4 @@
-"""An in-process booking service on a free port, and clients for it."""
+"""In-process booking and availability services on free ports, and clients for them."""
 
 from __future__ import annotations
 
@@ -8,16 +8,24 @@ from contextlib import asynccontextmanager
 
 import grpc
 import pytest
+from redis.asyncio import Redis
 
+from services.availability.config import AvailabilitySettings
+from services.availability.server import AvailabilityApp
 from services.booking.config import BookingSettings
 from services.booking.server import BookingApp
+from tests.support.availability import AvailabilityClient, wait_until_live
 from tests.support.booking import BookingClient
+from tests.support.env import REDIS_PREFIX, redis_url
 
 
 def booking_settings(database_url: str, **overrides: object) -> BookingSettings:
     values: dict[str, object] = {
         "database_url": database_url,
+        "redis_url": redis_url(),
+        "redis_prefix": REDIS_PREFIX,
         "booking_port": 0,
+        "booking_metrics_port": 0,
         "grpc_host": "127.0.0.1",
         "hold_ttl_min_seconds": 1,
         # Tests that need the sweeper start their own app (`sweeping_client`);
@@ -29,8 +37,24 @@ def booking_settings(database_url: str, **overrides: object) -> BookingSettings:
     return BookingSettings(**values)  # type: ignore[arg-type]
 
 
+def availability_settings(database_url: str, **overrides: object) -> AvailabilitySettings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "redis_url": redis_url(),
+        "redis_prefix": REDIS_PREFIX,
+        "availability_port": 0,
+        "availability_metrics_port": 0,
+        "grpc_host": "127.0.0.1",
+        # Short blocking reads so an outage is noticed, and a stop is quick.
+        "consumer_block_ms": 200,
+        "consumer_retry_max_seconds": 0.5,
+    }
+    values.update(overrides)
+    return AvailabilitySettings(**values)  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="session")
-async def booking_app(migrated_database: str) -> AsyncIterator[BookingApp]:
+async def booking_app(migrated_database: str, redis: Redis) -> AsyncIterator[BookingApp]:
     app = BookingApp(booking_settings(migrated_database))
     await app.start()
     yield app
@@ -73,3 +97,41 @@ async def sweeping_client(migrated_database: str, tenant: str) -> AsyncIterator[
     """A client of a booking service whose sweeper runs every 100 ms."""
     async with own_booking_app(migrated_database, tenant, sweeper_interval_seconds=0.1) as client:
         yield client
+
+
+@asynccontextmanager
+async def running_availability(
+    database_url: str, **overrides: object
+) -> AsyncIterator[AvailabilityApp]:
+    """An availability service of the test's own, started and live."""
+    app = AvailabilityApp(availability_settings(database_url, **overrides))
+    await app.start()
+    try:
+        await wait_until_live(app)
+        yield app
+    finally:
+        await app.stop()
+
+
+@pytest.fixture(scope="session")
+async def availability_app(
+    migrated_database: str, redis: Redis
+) -> AsyncIterator[AvailabilityApp]:
+    async with running_availability(migrated_database) as app:
+        yield app
+
+
+@pytest.fixture(scope="session")
+async def availability_channel(
+    availability_app: AvailabilityApp,
+) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{availability_app.port}") as ch:
+        yield ch
+
+
+@pytest.fixture
+def availability(
+    availability_channel: grpc.aio.Channel, tenant: str, booking_app: BookingApp
+) -> AvailabilityClient:
+    """A client of the shared availability service, fed by the shared booking service."""
+    return AvailabilityClient.on(availability_channel, tenant)

@@ -13,7 +13,7 @@ from google.protobuf.duration_pb2 import Duration
 from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
 from holdfast.common.v1 import money_pb2
 from holdfast.platform.grpc_errors import ErrorDetails, details_of
-from services.booking.convert import time_range
+from holdfast.platform.proto_time import time_range
 
 BASE_TIME = datetime(2031, 6, 1, 9, 0, tzinfo=UTC)
 

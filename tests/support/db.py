@@ -24,7 +24,8 @@ async def audit_actions(db: asyncpg.Pool, tenant: str, entity_id: str) -> list[s
 async def count_rows(db: asyncpg.Pool, tenant: str) -> dict[str, int]:
     """How many rows each table holds for a tenant: proof that nothing was written."""
     counts = {}
-    for table in ("resources", "slots", "holds", "hold_lines", "idempotency_records", "audit_log"):
+    tables = ("resources", "slots", "holds", "hold_lines", "idempotency_records", "audit_log")
+    for table in (*tables, "outbox"):
         counts[table] = await db.fetchval(
             f"SELECT count(*) FROM {table} WHERE tenant_id = $1",
             tenant,

@@ -11,6 +11,23 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.support.env import REDIS_PREFIX, redis_url
+
+
+def service_env(database_url: str, **settings: str) -> dict[str, str]:
+    """The environment of a service process in this test run; `settings` are
+    more HOLDFAST_* variables, named without the prefix (booking_port=...)."""
+    return {
+        "HOLDFAST_DATABASE_URL": database_url,
+        "HOLDFAST_REDIS_URL": redis_url(),
+        "HOLDFAST_REDIS_PREFIX": REDIS_PREFIX,
+        "HOLDFAST_GRPC_HOST": "127.0.0.1",
+        # Metrics on a free port each, so processes never collide.
+        "HOLDFAST_BOOKING_METRICS_PORT": "0",
+        "HOLDFAST_AVAILABILITY_METRICS_PORT": "0",
+        **{f"HOLDFAST_{name.upper()}": value for name, value in settings.items()},
+    }
+
 
 def start_service(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """Runs `python -m module` with `env` added to this process's environment."""

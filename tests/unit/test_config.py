@@ -20,6 +20,7 @@ def test_ttl_bounds_must_be_ordered(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("HOLDFAST_DATABASE_URL", "postgresql://localhost/x")
+    monkeypatch.setenv("HOLDFAST_REDIS_URL", "redis://localhost/0")
     monkeypatch.setenv("HOLDFAST_HOLD_TTL_MIN_SECONDS", "900")
 
     with pytest.raises(SystemExit):
@@ -30,6 +31,7 @@ def test_ttl_bounds_must_be_ordered(
 
 def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOLDFAST_DATABASE_URL", "postgresql://localhost/x")
+    monkeypatch.setenv("HOLDFAST_REDIS_URL", "redis://localhost/0")
     monkeypatch.setenv("HOLDFAST_BOOKING_PORT", "6000")
 
     settings = load(BookingSettings)

@@ -1,0 +1,3 @@
+from services.availability.server import main
+
+main()

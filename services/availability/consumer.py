@@ -1,0 +1,174 @@
+"""Applies the booking service's change messages to the caches.
+
+Every availability replica runs one. It reads the availability stream with
+plain `XREAD` (not a consumer group: every replica must see every message),
+and for each batch bumps the resources' generations in the shared cache,
+drops their local entries, and records the newest entry applied.
+
+Where it starts:
+- at process start, after the newest entry some replica applied, if that entry
+  is still in the stream (nothing after it was trimmed); otherwise it cannot
+  tell what it missed, so it drops the whole cache and starts from the end;
+- after losing Redis, it always drops the whole cache: changes committed during
+  the outage may still sit in the outbox, unpublished, so the stream cannot
+  say what is stale.
+
+The caches are used only while the consumer is *live*: connected and caught
+up. Otherwise the service answers from Postgres and reports itself degraded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from holdfast.platform.streams import AVAILABILITY_TOPIC, ChangeMessage
+from services.availability.cache import LocalCache, ResourceKey, SharedCache
+from services.availability.metrics import AvailabilityMetrics
+
+log = logging.getLogger(__name__)
+
+# Dedupe keys remembered to recognise redeliveries (for the lag metric only:
+# applying a message twice is harmless).
+_REMEMBERED_MESSAGES = 10_000
+
+
+# Stream replies as redis-py returns them over RESP2 (its default protocol).
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+def _stream_id(value: str | bytes) -> tuple[int, int]:
+    text = value.decode() if isinstance(value, bytes) else value
+    millis, _, seq = text.partition("-")
+    return int(millis), int(seq or 0)
+
+
+def _entry_ids(reply: object) -> list[bytes]:
+    return [entry_id for entry_id, _ in cast("list[Entry]", reply)]
+
+
+class InvalidationConsumer:
+    def __init__(
+        self,
+        redis: Redis,
+        stream: str,
+        shared: SharedCache,
+        local: LocalCache,
+        metrics: AvailabilityMetrics,
+        *,
+        block_ms: int,
+        batch_size: int,
+        retry_max_seconds: float,
+        on_live_change: Callable[[bool], Awaitable[None]],
+    ) -> None:
+        self._redis = redis
+        self._stream = stream
+        self._shared = shared
+        self._local = local
+        self._metrics = metrics
+        self._block_ms = block_ms
+        self._batch_size = batch_size
+        self._retry_max = retry_max_seconds
+        self._on_live_change = on_live_change
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._task: asyncio.Task[None] | None = None
+        self.live = False
+        self.last_id = ""
+
+    async def _starting_point(self, after_outage: bool) -> str:
+        newest = _entry_ids(await self._redis.xrevrange(self._stream, count=1))
+        newest_id = newest[0].decode() if newest else "0-0"
+        if not after_outage:
+            applied = cast("bytes | None", await self._redis.get(self._shared.applied_key))
+            oldest = _entry_ids(await self._redis.xrange(self._stream, count=1))
+            if applied and oldest and _stream_id(oldest[0]) <= _stream_id(applied):
+                return applied.decode()
+        # Cannot tell what was missed: everything cached so far goes.
+        await self._shared.drop_all()
+        self._local.clear()
+        self._metrics.cache_drops.inc()
+        log.info("availability cache dropped", extra={"after_outage": after_outage})
+        return newest_id
+
+    async def _apply(self, entries: list[Entry]) -> None:
+        messages = [
+            ChangeMessage.from_entry(AVAILABILITY_TOPIC, entry_id, fields)
+            for entry_id, fields in entries
+        ]
+        resources: set[ResourceKey] = {(m.tenant_id, m.message_key) for m in messages}
+        await self._shared.invalidate(resources, messages[-1].stream_id)
+        for resource in resources:
+            self._local.invalidate(resource)
+        now = time.time()
+        for message in messages:
+            self._metrics.invalidations.inc()
+            if message.dedupe_key in self._seen:
+                self._metrics.duplicate_messages.inc()
+                continue
+            self._seen[message.dedupe_key] = None
+            if len(self._seen) > _REMEMBERED_MESSAGES:
+                self._seen.popitem(last=False)
+            self._metrics.invalidation_lag.observe(max(0.0, now - message.written_at.timestamp()))
+        self.last_id = messages[-1].stream_id
+
+    async def _set_live(self, live: bool) -> None:
+        if live == self.live:
+            return
+        self.live = live
+        if not live:
+            # Invalidations may be missed from now on: nothing local is trusted.
+            self._local.clear()
+        self._metrics.degraded.set(0 if live else 1)
+        await self._on_live_change(live)
+        log.log(
+            logging.INFO if live else logging.WARNING,
+            "availability cache %s",
+            "live" if live else "bypassed (degraded): answering from Postgres",
+        )
+
+    async def _run(self) -> None:
+        after_outage = False
+        delay = 0.0
+        connected = False
+        while True:
+            try:
+                if not connected:
+                    self.last_id = await self._starting_point(after_outage)
+                    connected = True
+                response = cast(
+                    "list[tuple[bytes, list[Entry]]]",
+                    await self._redis.xread(
+                        {self._stream: self.last_id}, count=self._batch_size, block=self._block_ms
+                    ),
+                )
+                entries = response[0][1] if response else []
+                if entries:
+                    await self._apply(entries)
+                if len(entries) < self._batch_size:
+                    await self._set_live(True)  # caught up with the stream
+                delay = 0.0
+            except RedisError as error:
+                if connected or delay == 0.0:
+                    log.warning("availability stream unreachable: %s", error)
+                connected = False
+                after_outage = True
+                await self._set_live(False)
+                delay = min(self._retry_max, max(0.05, delay * 2))
+                await asyncio.sleep(delay)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="availability-invalidations")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await self._set_live(False)

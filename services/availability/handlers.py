@@ -1,0 +1,72 @@
+"""gRPC handlers: validate, convert, and ask the reader."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+import grpc
+
+from holdfast.availability.v1 import availability_pb2, availability_pb2_grpc
+from holdfast.common.v1 import time_range_pb2
+from holdfast.platform.proto_time import read_time_range
+from holdfast.platform.tenancy import tenant_of
+from holdfast.platform.validation import Violations
+from services.availability.config import AvailabilitySettings
+from services.availability.reader import AvailabilityReader
+
+
+class AvailabilityHandler(availability_pb2_grpc.AvailabilityServiceServicer):
+    def __init__(self, reader: AvailabilityReader, settings: AvailabilitySettings) -> None:
+        self._reader = reader
+        self._max_range = timedelta(days=settings.max_range_days)
+        self._max_batch = settings.max_batch_resources
+
+    def _window(
+        self, v: Violations, message: time_range_pb2.TimeRange
+    ) -> tuple[datetime, datetime] | None:
+        window = v.time_range("time_range", *read_time_range(message))
+        if window is not None and window[1] - window[0] > self._max_range:
+            v.add("time_range", f"must span at most {self._max_range.days} days")
+            return None
+        return window
+
+    async def GetAvailability(
+        self,
+        request: availability_pb2.GetAvailabilityRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> availability_pb2.GetAvailabilityResponse:
+        tenant = tenant_of(context)
+        v = Violations()
+        resource_id = v.uuid("resource_id", request.resource_id)
+        window = self._window(v, request.time_range)
+        v.raise_if_any()
+        assert resource_id is not None
+        assert window is not None
+        [answer] = await self._reader.read(tenant, [resource_id], *window)
+        return availability_pb2.GetAvailabilityResponse(availability=answer)
+
+    async def BatchGetAvailability(
+        self,
+        request: availability_pb2.BatchGetAvailabilityRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> availability_pb2.BatchGetAvailabilityResponse:
+        tenant = tenant_of(context)
+        v = Violations()
+        if not request.resource_ids:
+            v.add("resource_ids", "is required")
+        elif len(request.resource_ids) > self._max_batch:
+            v.add("resource_ids", f"must hold at most {self._max_batch} ids")
+        resource_ids: list[uuid.UUID] = []
+        for i, value in enumerate(request.resource_ids[: self._max_batch]):
+            parsed = v.uuid(f"resource_ids[{i}]", value)
+            if parsed is None:
+                continue
+            if parsed in resource_ids:
+                v.add(f"resource_ids[{i}]", "repeats an earlier id")
+            resource_ids.append(parsed)
+        window = self._window(v, request.time_range)
+        v.raise_if_any()
+        assert window is not None
+        answers = await self._reader.read(tenant, resource_ids, *window)
+        return availability_pb2.BatchGetAvailabilityResponse(availabilities=answers)

@@ -1,0 +1,173 @@
+"""Answers availability: local cache, then Redis, then Postgres.
+
+Each level is filled on the way back only under the version read before the
+level below was asked (see services.availability.cache), so no fill can
+resurrect what an invalidation dropped. While the invalidation consumer is not
+live (Redis or its stream unreachable, or catching up) the caches could miss
+an invalidation, so every answer comes from Postgres: slower, never stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+from redis.exceptions import RedisError
+
+from holdfast.availability.v1 import availability_pb2
+from holdfast.platform.errors import DomainError, ErrorKind, FieldViolation, not_found
+from holdfast.platform.proto_time import time_range, timestamp
+from services.availability.cache import LocalCache, ResourceKey, SharedCache, SharedRead
+from services.availability.metrics import AvailabilityMetrics
+from services.availability.repository import AvailabilityRepository, TooManySlotsError
+
+log = logging.getLogger(__name__)
+
+ResourceAvailability = availability_pb2.ResourceAvailability
+
+
+def span_of(start: datetime, end: datetime) -> str:
+    """The cache's name for a time range: both ends in epoch microseconds."""
+    return f"{int(start.timestamp() * 1_000_000)}:{int(end.timestamp() * 1_000_000)}"
+
+
+def to_message(
+    resource_id: uuid.UUID, start: datetime, end: datetime, rows: Sequence[asyncpg.Record]
+) -> ResourceAvailability:
+    slots = [
+        availability_pb2.SlotAvailability(
+            slot_id=str(row["id"]),
+            start_time=timestamp(row["starts_at"]),
+            end_time=timestamp(row["ends_at"]),
+            capacity=row["capacity"],
+            available=0 if row["closed"] else row["capacity"] - row["held"] - row["booked"],
+            held=row["held"],
+            booked=row["booked"],
+            open=not row["closed"],
+        )
+        for row in rows
+    ]
+    return ResourceAvailability(
+        resource_id=str(resource_id), time_range=time_range(start, end), slots=slots
+    )
+
+
+class AvailabilityReader:
+    def __init__(
+        self,
+        repository: AvailabilityRepository,
+        shared: SharedCache,
+        local: LocalCache,
+        metrics: AvailabilityMetrics,
+        max_slots: int,
+    ) -> None:
+        self._repository = repository
+        self._shared = shared
+        self._local = local
+        self._metrics = metrics
+        self._max_slots = max_slots
+        # Set by the invalidation consumer: the caches may be used only while
+        # it is live, i.e. sure to see every invalidation.
+        self.cache_live = False
+
+    async def read(
+        self, tenant_id: str, resource_ids: Sequence[uuid.UUID], start: datetime, end: datetime
+    ) -> list[ResourceAvailability]:
+        """Availability of each resource, in order; NOT_FOUND if any is unknown."""
+        if not self.cache_live:
+            self._metrics.cache_misses.labels("degraded").inc(len(resource_ids))
+            found = await self._from_database(tenant_id, resource_ids, start, end)
+            return [found[r] for r in resource_ids]
+
+        span = span_of(start, end)
+        answers: dict[uuid.UUID, ResourceAvailability] = {}
+        # Local versions are taken before Redis is asked, shared ones (inside
+        # SharedRead) before Postgres is: each fill is checked against them.
+        ask_redis: list[tuple[uuid.UUID, tuple[int, int]]] = []
+        for resource_id in dict.fromkeys(resource_ids):
+            key = (tenant_id, str(resource_id))
+            cached = self._local.get(key, span)
+            if isinstance(cached, ResourceAvailability):
+                self._metrics.cache_hits.labels("local").inc()
+                answers[resource_id] = cached
+            else:
+                ask_redis.append((resource_id, self._local.version(key)))
+        if ask_redis:
+            await self._through_redis(tenant_id, ask_redis, start, end, span, answers)
+        return [answers[r] for r in resource_ids]
+
+    async def _through_redis(
+        self,
+        tenant_id: str,
+        wanted: list[tuple[uuid.UUID, tuple[int, int]]],
+        start: datetime,
+        end: datetime,
+        span: str,
+        answers: dict[uuid.UUID, ResourceAvailability],
+    ) -> None:
+        keys: list[ResourceKey] = [(tenant_id, str(r)) for r, _ in wanted]
+        try:
+            seen = await self._shared.get_many(keys, span)
+        except RedisError as error:
+            self._redis_failed(error)
+            self._metrics.cache_misses.labels("degraded").inc(len(wanted))
+            answers.update(await self._from_database(tenant_id, [r for r, _ in wanted], start, end))
+            return
+
+        misses: list[tuple[uuid.UUID, ResourceKey, tuple[int, int], SharedRead]] = []
+        for (resource_id, local_version), key, read in zip(wanted, keys, seen, strict=True):
+            if read.value is None:
+                misses.append((resource_id, key, local_version, read))
+                continue
+            self._metrics.cache_hits.labels("redis").inc()
+            answer = ResourceAvailability.FromString(read.value)
+            self._local.put(key, span, answer, local_version)
+            answers[resource_id] = answer
+        if not misses:
+            return
+
+        self._metrics.cache_misses.labels("miss").inc(len(misses))
+        found = await self._from_database(tenant_id, [m[0] for m in misses], start, end)
+        fills: list[tuple[ResourceKey, SharedRead, bytes]] = []
+        for resource_id, key, local_version, read in misses:
+            answer = found[resource_id]
+            answers[resource_id] = answer
+            fills.append((key, read, answer.SerializeToString()))
+            self._local.put(key, span, answer, local_version)
+        try:
+            await self._shared.put_many(fills, span)
+        except RedisError as error:
+            self._redis_failed(error)
+
+    async def _from_database(
+        self, tenant_id: str, resource_ids: Sequence[uuid.UUID], start: datetime, end: datetime
+    ) -> dict[uuid.UUID, ResourceAvailability]:
+        try:
+            rows = await self._repository.read_slots(
+                tenant_id, resource_ids, start, end, self._max_slots
+            )
+        except TooManySlotsError as error:
+            message = (
+                f"resource {error.resource_id} has more than {self._max_slots} slots in this"
+                " range; ask for a shorter one"
+            )
+            raise DomainError(
+                ErrorKind.INVALID_ARGUMENT,
+                "TOO_MANY_SLOTS",
+                message,
+                {"resource_id": str(error.resource_id), "max_slots": str(self._max_slots)},
+                violations=(FieldViolation("time_range", message),),
+            ) from None
+        for resource_id in resource_ids:
+            if resource_id not in rows:
+                raise not_found("resource", str(resource_id))
+        return {r: to_message(r, start, end, rows[r]) for r in resource_ids}
+
+    def _redis_failed(self, error: RedisError) -> None:
+        # The consumer notices an outage on its own and turns the caches off;
+        # this request just answers from Postgres.
+        self._metrics.cache_errors.inc()
+        log.warning("availability cache unavailable for this request: %s", error)

@@ -1,0 +1,148 @@
+"""Wires the availability service together and runs it."""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+import uvloop
+from grpc_health.v1 import health_pb2
+from redis.asyncio import Redis
+
+from holdfast.availability.v1 import availability_pb2, availability_pb2_grpc
+from holdfast.platform.config import load
+from holdfast.platform.db import create_pool
+from holdfast.platform.grpc_server import GrpcHost, run_until_signalled
+from holdfast.platform.logging import configure_logging
+from holdfast.platform.metrics import MetricsServer
+from holdfast.platform.redis import create_redis
+from holdfast.platform.streams import AVAILABILITY_TOPIC, stream_key
+from holdfast.platform.telemetry import configure_telemetry, shutdown_telemetry
+from services.availability.cache import LocalCache, SharedCache
+from services.availability.config import AvailabilitySettings
+from services.availability.consumer import InvalidationConsumer
+from services.availability.handlers import AvailabilityHandler
+from services.availability.metrics import AvailabilityMetrics
+from services.availability.reader import AvailabilityReader
+from services.availability.repository import AvailabilityRepository
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = availability_pb2.DESCRIPTOR.services_by_name["AvailabilityService"].full_name
+# A health entry of its own: SERVING while answers come from the cache,
+# NOT_SERVING while degraded to Postgres. The service itself stays SERVING.
+CACHE_HEALTH = "holdfast.availability.cache"
+ERROR_DOMAIN = "availability.holdfast"
+
+
+class AvailabilityApp:
+    """The availability service's parts, started and stopped in the right order.
+
+    `redis` is the client for cache reads and writes; the service makes one
+    from its settings unless given one. The stream consumer always has a
+    client of its own, since its reads block.
+    """
+
+    def __init__(self, settings: AvailabilitySettings, redis: Redis | None = None) -> None:
+        self.settings = settings
+        self.metrics = AvailabilityMetrics()
+        self.redis = redis or create_redis(settings, "holdfast-availability")
+        self.stream_redis = create_redis(
+            settings,
+            "holdfast-availability-stream",
+            blocking_seconds=settings.consumer_block_ms / 1000,
+        )
+        self.pool: asyncpg.Pool | None = None
+        self.host: GrpcHost | None = None
+        self.local = LocalCache(settings.local_cache_entries)
+        self.shared = SharedCache(self.redis, settings, settings.cache_ttl_seconds)
+        self.reader: AvailabilityReader | None = None
+        self.consumer: InvalidationConsumer | None = None
+        self.metrics_server = MetricsServer(
+            self.metrics.registry, settings.metrics_host, settings.availability_metrics_port
+        )
+
+    @property
+    def port(self) -> int:
+        assert self.host is not None
+        return self.host.port
+
+    async def _cache_live_changed(self, live: bool) -> None:
+        if self.reader is not None:
+            self.reader.cache_live = live
+        if self.host is not None:
+            status = health_pb2.HealthCheckResponse
+            await self.host.health.set(CACHE_HEALTH, status.SERVING if live else status.NOT_SERVING)
+
+    async def start(self) -> None:
+        s = self.settings
+        self.metrics.degraded.set(1)  # until the consumer has caught up
+        self.pool = await create_pool(
+            s,
+            "holdfast-availability",
+            dsn=s.read_database_url,
+            # It only reads: let Postgres enforce that.
+            extra_settings={"default_transaction_read_only": "on"},
+        )
+        self.reader = AvailabilityReader(
+            AvailabilityRepository(self.pool),
+            self.shared,
+            self.local,
+            self.metrics,
+            s.max_slots_per_resource,
+        )
+        handler = AvailabilityHandler(self.reader, s)
+
+        def register(server: object) -> None:
+            availability_pb2_grpc.add_AvailabilityServiceServicer_to_server(handler, server)
+
+        self.host = GrpcHost(
+            service_names=(SERVICE_NAME,),
+            register=register,
+            error_domain=ERROR_DOMAIN,
+            host=s.grpc_host,
+            port=s.availability_port,
+            grace_seconds=s.shutdown_grace_seconds,
+            metrics=self.metrics.rpc,
+        )
+        self.metrics_server.start()
+        await self.host.start()
+        await self.host.health.set(CACHE_HEALTH, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.consumer = InvalidationConsumer(
+            self.stream_redis,
+            stream_key(s, AVAILABILITY_TOPIC),
+            self.shared,
+            self.local,
+            self.metrics,
+            block_ms=s.consumer_block_ms,
+            batch_size=s.consumer_batch_size,
+            retry_max_seconds=s.consumer_retry_max_seconds,
+            on_live_change=self._cache_live_changed,
+        )
+        self.consumer.start()
+
+    async def stop(self) -> None:
+        if self.host is not None:
+            await self.host.stop()
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.pool is not None:
+            await self.pool.close()
+        await self.redis.aclose()
+        await self.stream_redis.aclose()
+        self.metrics_server.stop()
+
+
+async def serve(settings: AvailabilitySettings) -> None:
+    app = AvailabilityApp(settings)
+    await run_until_signalled(app.start, app.stop)
+
+
+def main() -> None:
+    settings = load(AvailabilitySettings)
+    configure_logging("availability", settings.log_level)
+    configure_telemetry("holdfast-availability")
+    try:
+        uvloop.run(serve(settings))
+    finally:
+        shutdown_telemetry()

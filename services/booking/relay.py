@@ -1,0 +1,170 @@
+"""Publishes outbox rows to their Redis Streams: the outbox relay.
+
+Every transaction that moves availability writes an outbox row; after it
+commits, the repository wakes the relay, which claims due rows (`FOR UPDATE
+SKIP LOCKED` under a lease, so several booking replicas share the work),
+appends them to the stream in one pipelined round trip, and marks them
+published. If Redis is down, the rows stay in Postgres and are retried with
+backoff; if the relay dies between publishing and marking, the lease runs out
+and the rows are published again. Delivery is therefore at-least-once, and
+consumers must be (and are) idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from holdfast.platform.errors import DomainError
+from holdfast.platform.streams import ChangeMessage, stream_key
+from services.booking.config import BookingSettings
+from services.booking.metrics import BookingMetrics
+from services.booking.repository import OutboxRepository
+
+log = logging.getLogger(__name__)
+
+# Housekeeping (backlog gauge, pruning) runs at most this often.
+_BACKLOG_INTERVAL_SECONDS = 1.0
+_PRUNE_INTERVAL_SECONDS = 60.0
+_PRUNE_BATCH = 5000
+
+
+def _message(row: asyncpg.Record) -> ChangeMessage:
+    return ChangeMessage(
+        topic=row["topic"],
+        message_key=row["message_key"],
+        tenant_id=row["tenant_id"],
+        dedupe_key=row["dedupe_key"],
+        payload=json.loads(row["payload"]),
+        written_at=row["created_at"],
+        traceparent=row["traceparent"],
+        correlation_id=row["correlation_id"],
+    )
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        outbox: OutboxRepository,
+        redis: Redis,
+        settings: BookingSettings,
+        metrics: BookingMetrics,
+    ) -> None:
+        self._outbox = outbox
+        self._redis = redis
+        self._settings = settings
+        self._metrics = metrics
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._backlog_checked = 0.0
+        self._pruned_at = 0.0
+
+    def wake(self) -> None:
+        """Called after each committed write: there may be rows to publish."""
+        self._wake.set()
+
+    async def publish_once(self) -> int:
+        """Publishes one batch of due rows; returns how many were published.
+
+        Raises RedisError when Redis refused them (they are rescheduled first).
+        """
+        s = self._settings
+        rows = await self._outbox.claim_due(s.relay_batch_size, s.relay_lease_seconds)
+        if not rows:
+            return 0
+        ids = [row["id"] for row in rows]
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for row in rows:
+                    pipe.xadd(
+                        stream_key(s, row["topic"]),
+                        _message(row).to_fields(),  # type: ignore[arg-type]
+                        maxlen=s.stream_max_length,
+                        approximate=True,
+                    )
+                await pipe.execute()
+        except RedisError as error:
+            self._metrics.outbox_publish_failures.inc(len(ids))
+            await self._outbox.mark_failed(
+                ids,
+                f"{type(error).__name__}: {error}",
+                s.relay_retry_base_seconds,
+                s.relay_retry_max_seconds,
+            )
+            raise
+        await self._outbox.mark_published(ids)
+        self._metrics.outbox_published.inc(len(ids))
+        return len(ids)
+
+    async def drain(self) -> int:
+        """Publishes batches until no due row is left; returns how many."""
+        total = 0
+        while True:
+            published = await self.publish_once()
+            total += published
+            if published < self._settings.relay_batch_size:
+                return total
+
+    async def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now - self._backlog_checked >= _BACKLOG_INTERVAL_SECONDS:
+            self._backlog_checked = now
+            pending, oldest = await self._outbox.backlog()
+            self._metrics.outbox_backlog.set(pending)
+            self._metrics.outbox_oldest_pending_seconds.set(oldest)
+        if now - self._pruned_at >= _PRUNE_INTERVAL_SECONDS:
+            self._pruned_at = now
+            pruned = await self._outbox.prune_published(
+                self._settings.outbox_retention_seconds, _PRUNE_BATCH
+            )
+            self._metrics.outbox_pruned.inc(pruned)
+
+    async def _run(self) -> None:
+        s = self._settings
+        retry_delay = 0.0
+        while True:
+            self._wake.clear()
+            try:
+                await self.drain()
+                if retry_delay:
+                    log.info("outbox relay: Redis is back, publishing again")
+                retry_delay = 0.0
+                await self._housekeeping()
+            except RedisError as error:
+                if not retry_delay:
+                    log.warning("outbox relay: Redis unavailable, keeping messages: %s", error)
+                retry_delay = min(
+                    s.relay_retry_max_seconds, max(s.relay_retry_base_seconds, retry_delay * 2)
+                )
+            except DomainError as error:
+                log.warning("outbox relay: database unavailable: %s", error)
+                retry_delay = s.relay_retry_base_seconds
+            except Exception:
+                log.exception("outbox relay failed")
+                retry_delay = s.relay_retry_base_seconds
+            if retry_delay:
+                # While Redis is down, commits do not wake the relay: each would
+                # only fail again. Rows wait in Postgres, retried with backoff.
+                await asyncio.sleep(retry_delay)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), s.relay_poll_interval_seconds)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        """Stops the loop, then publishes what the last calls wrote, briefly."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        with contextlib.suppress(RedisError, DomainError, TimeoutError):
+            await asyncio.wait_for(self.drain(), timeout=2.0)
