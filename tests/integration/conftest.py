@@ -114,9 +114,7 @@ async def running_availability(
 
 
 @pytest.fixture(scope="session")
-async def availability_app(
-    migrated_database: str, redis: Redis
-) -> AsyncIterator[AvailabilityApp]:
+async def availability_app(migrated_database: str, redis: Redis) -> AsyncIterator[AvailabilityApp]:
     async with running_availability(migrated_database) as app:
         yield app
 
