@@ -86,7 +86,7 @@ class AvailabilityClient:
 async def eventually(
     probe: Callable[[], Awaitable[T]],
     accept: Callable[[T], bool],
-    timeout: float = 5.0,
+    within: float = 5.0,
     interval: float = 0.02,
 ) -> T:
     """Polls `probe` until `accept` holds for its result; fails with the last one.
@@ -95,18 +95,18 @@ async def eventually(
     asserted is the value.
     """
     loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
+    end = loop.time() + within
     while True:
         value = await probe()
         if accept(value):
             return value
         if loop.time() > end:
-            raise AssertionError(f"still {value!r} after {timeout}s")
+            raise AssertionError(f"still {value!r} after {within}s")
         await asyncio.sleep(interval)
 
 
-async def wait_until_live(app: AvailabilityApp, timeout: float = 10.0) -> None:
+async def wait_until_live(app: AvailabilityApp, within: float = 10.0) -> None:
     async def is_live() -> bool:
         return app.consumer is not None and app.consumer.live
 
-    await eventually(is_live, bool, timeout)
+    await eventually(is_live, bool, within)
