@@ -46,6 +46,7 @@ from holdfast.platform.context import TENANT_ID_KEY, correlation_id_var, new_cor
 from holdfast.platform.db import create_pool
 from holdfast.platform.errors import DomainError
 from holdfast.platform.grpc_errors import details_of
+from holdfast.platform.proto_time import time_range
 from services.booking import convert
 from services.booking.config import BookingSettings
 from services.booking.domain import Hold, HoldRequest
@@ -185,7 +186,7 @@ class ServiceClient:
                     resource_id=resource_id,
                     slots=[
                         inventory_pb2.SlotSpec(
-                            time_range=convert.time_range(
+                            time_range=time_range(
                                 BASE_TIME + timedelta(hours=h), BASE_TIME + timedelta(hours=h + 1)
                             ),
                             capacity=capacity,
