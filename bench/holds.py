@@ -253,7 +253,12 @@ class DirectPath:
     async def open(cls, database_url: str, encode: EncodeHold) -> DirectPath:
         # The same settings object the service builds, so the same HOLDFAST_*
         # environment gives both paths the same pool size and timeouts.
-        values: dict[str, Any] = {"database_url": database_url}
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            # Never used: this path writes outbox rows like the service does,
+            # and the running service's relay publishes them.
+            "redis_url": "redis://127.0.0.1:6379/0",
+        }
         settings = BookingSettings(**values)
         pool = await create_pool(
             settings,
