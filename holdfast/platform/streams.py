@@ -21,6 +21,13 @@ from holdfast.platform.redis import redis_key
 AVAILABILITY_TOPIC = "availability"
 
 
+def stream_position(stream_id: str | bytes) -> tuple[int, int]:
+    """A stream entry id ("<millis>-<seq>") as something that sorts in stream order."""
+    text = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+    millis, _, seq = text.partition("-")
+    return int(millis), int(seq or 0)
+
+
 def stream_key(settings: PlatformSettings, topic: str) -> str:
     return redis_key(settings, "stream", topic)
 

@@ -29,7 +29,7 @@ from typing import cast
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from holdfast.platform.streams import AVAILABILITY_TOPIC, ChangeMessage
+from holdfast.platform.streams import AVAILABILITY_TOPIC, ChangeMessage, stream_position
 from services.availability.cache import LocalCache, ResourceKey, SharedCache
 from services.availability.metrics import AvailabilityMetrics
 
@@ -42,12 +42,6 @@ _REMEMBERED_MESSAGES = 10_000
 
 # Stream replies as redis-py returns them over RESP2 (its default protocol).
 Entry = tuple[bytes, dict[bytes, bytes]]
-
-
-def _stream_id(value: str | bytes) -> tuple[int, int]:
-    text = value.decode() if isinstance(value, bytes) else value
-    millis, _, seq = text.partition("-")
-    return int(millis), int(seq or 0)
 
 
 def _entry_ids(reply: object) -> list[bytes]:
@@ -88,7 +82,7 @@ class InvalidationConsumer:
         if not after_outage:
             applied = cast("bytes | None", await self._redis.get(self._shared.applied_key))
             oldest = _entry_ids(await self._redis.xrange(self._stream, count=1))
-            if applied and oldest and _stream_id(oldest[0]) <= _stream_id(applied):
+            if applied and oldest and stream_position(oldest[0]) <= stream_position(applied):
                 return applied.decode()
         # Cannot tell what was missed: everything cached so far goes.
         await self._shared.drop_all()

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar, cast
 
+import asyncpg
 import grpc
 
 from holdfast.availability.v1 import availability_pb2, availability_pb2_grpc
 from holdfast.platform.proto_time import time_range
+from holdfast.platform.streams import AVAILABILITY_TOPIC, stream_key, stream_position
 from tests.support.booking import BASE_TIME
 
 if TYPE_CHECKING:
@@ -103,6 +105,28 @@ async def eventually(
         if loop.time() > end:
             raise AssertionError(f"still {value!r} after {within}s")
         await asyncio.sleep(interval)
+
+
+async def settled(app: AvailabilityApp, db: asyncpg.Pool, tenant: str) -> None:
+    """Returns once the tenant's changes so far are published and `app` has
+    applied them: after this, no invalidation for them is still in flight."""
+
+    async def pending() -> int:
+        count: int = await db.fetchval(
+            "SELECT count(*) FROM outbox WHERE tenant_id = $1 AND published_at IS NULL", tenant
+        )
+        return count
+
+    await eventually(pending, lambda n: n == 0)
+    assert app.consumer is not None
+    consumer = app.consumer
+    newest = await app.stream_redis.xrevrange(stream_key(app.settings, AVAILABILITY_TOPIC), count=1)
+    newest_id: str | bytes = newest[0][0] if newest else "0-0"  # type: ignore[assignment]
+
+    async def applied() -> str:
+        return consumer.last_id
+
+    await eventually(applied, lambda last: stream_position(last) >= stream_position(newest_id))
 
 
 async def wait_until_live(app: AvailabilityApp, within: float = 10.0) -> None:

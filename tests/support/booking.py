@@ -111,6 +111,36 @@ class BookingClient:
         hold: booking_pb2.Hold = response.hold
         return hold
 
+    async def confirm(self, hold_id: str, payment_ref: str = "pi_test") -> booking_pb2.Hold:
+        request = booking_pb2.ConfirmHoldRequest(hold_id=hold_id, payment_ref=payment_ref)
+        hold: booking_pb2.Hold = (await self.booking.ConfirmHold(request, metadata=self.md)).hold
+        return hold
+
+    async def release(self, hold_id: str) -> booking_pb2.Hold:
+        request = booking_pb2.ReleaseHoldRequest(hold_id=hold_id)
+        hold: booking_pb2.Hold = (await self.booking.ReleaseHold(request, metadata=self.md)).hold
+        return hold
+
+    async def cancel(self, booking_id: str) -> booking_pb2.Hold:
+        request = booking_pb2.CancelBookingRequest(booking_id=booking_id)
+        response = await self.booking.CancelBooking(request, metadata=self.md)
+        booking: booking_pb2.Hold = response.booking
+        return booking
+
+    async def set_capacity(self, slot_id: str, capacity: int) -> None:
+        await self.inventory.UpdateSlotCapacity(
+            inventory_pb2.UpdateSlotCapacityRequest(slot_id=slot_id, capacity=capacity),
+            metadata=self.md,
+        )
+
+    async def close(self, slot_id: str) -> None:
+        request = inventory_pb2.CloseSlotRequest(slot_id=slot_id)
+        await self.inventory.CloseSlot(request, metadata=self.md)
+
+    async def reopen(self, slot_id: str) -> None:
+        request = inventory_pb2.ReopenSlotRequest(slot_id=slot_id)
+        await self.inventory.ReopenSlot(request, metadata=self.md)
+
     async def slot(self, resource_id: str, slot_id: str) -> inventory_pb2.Slot:
         response = await self.inventory.ListSlots(
             inventory_pb2.ListSlotsRequest(resource_id=resource_id, page_size=500),

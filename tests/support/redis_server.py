@@ -1,0 +1,30 @@
+"""A redis-server of a test's own, which the test can kill and start again."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from holdfast.engines import free_port, start_redis_server
+
+
+class RedisServer:
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self.port = free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Starts it (again) on the same port, empty, as after a crash without persistence."""
+        self._process = start_redis_server(self._folder, self.port)
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to the clients, as when a Redis host dies."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
