@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import grpc
 import pytest
@@ -17,6 +18,7 @@ from services.booking.server import BookingApp
 from tests.support.availability import AvailabilityClient, wait_until_live
 from tests.support.booking import BookingClient
 from tests.support.env import REDIS_PREFIX, redis_url
+from tests.support.redis_server import RedisServer
 
 
 def booking_settings(database_url: str, **overrides: object) -> BookingSettings:
@@ -79,17 +81,26 @@ def client(channel: grpc.aio.Channel, tenant: str) -> BookingClient:
 
 
 @asynccontextmanager
+async def running_booking(database_url: str, **overrides: object) -> AsyncIterator[BookingApp]:
+    """A booking service of the test's own, with other settings."""
+    app = BookingApp(booking_settings(database_url, **overrides))
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+@asynccontextmanager
 async def own_booking_app(
     database_url: str, tenant: str, **overrides: object
 ) -> AsyncIterator[BookingClient]:
     """A booking service of the test's own, with other settings, and a client for it."""
-    app = BookingApp(booking_settings(database_url, **overrides))
-    await app.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
-            yield BookingClient.on(channel, tenant)
-    finally:
-        await app.stop()
+    async with (
+        running_booking(database_url, **overrides) as app,
+        grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel,
+    ):
+        yield BookingClient.on(channel, tenant)
 
 
 @pytest.fixture
@@ -133,3 +144,12 @@ def availability(
 ) -> AvailabilityClient:
     """A client of the shared availability service, fed by the shared booking service."""
     return AvailabilityClient.on(availability_channel, tenant)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of the test's own, to kill and restart (or to watch alone)."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.kill()
