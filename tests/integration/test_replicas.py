@@ -1,0 +1,148 @@
+"""Several replicas at once: two booking services relaying the same outbox, two
+availability services each keeping its own local cache, and a relay that dies
+between publishing and recording it."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+
+import asyncpg
+import grpc
+from redis.asyncio import Redis
+
+from holdfast.platform.streams import AVAILABILITY_TOPIC, stream_key
+from services.availability.server import AvailabilityApp
+from services.booking.server import BookingApp
+from tests.integration.conftest import running_availability, running_booking
+from tests.support.availability import AvailabilityClient, SlotCounts, eventually, settled
+from tests.support.booking import BookingClient
+
+RESOURCES = 20
+CAPACITY = 10
+
+
+async def _stream_dedupe_keys(redis: Redis, app: AvailabilityApp, tenant: str) -> list[str]:
+    entries = await redis.xrange(stream_key(app.settings, AVAILABILITY_TOPIC))
+    return [
+        fields[b"dedupe"].decode() for _, fields in entries if fields[b"tenant"] == tenant.encode()
+    ]
+
+
+def _published(app: BookingApp) -> float:
+    return app.metrics.registry.get_sample_value("holdfast_outbox_published_total") or 0.0
+
+
+async def test_two_relays_and_two_availability_replicas_lose_nothing(
+    migrated_database: str, db: asyncpg.Pool, redis: Redis, tenant: str
+) -> None:
+    async with AsyncExitStack() as stack:
+        # Both relays poll constantly as well as being woken, so they compete
+        # for the same rows rather than each taking its own.
+        bookings = [
+            await stack.enter_async_context(
+                running_booking(migrated_database, relay_poll_interval_seconds=0.005)
+            )
+            for _ in range(2)
+        ]
+        replicas = [
+            await stack.enter_async_context(running_availability(migrated_database))
+            for _ in range(2)
+        ]
+        clients = [
+            BookingClient.on(
+                await stack.enter_async_context(grpc.aio.insecure_channel(f"127.0.0.1:{app.port}")),
+                tenant,
+            )
+            for app in bookings
+        ]
+        readers = [
+            AvailabilityClient.on(
+                await stack.enter_async_context(grpc.aio.insecure_channel(f"127.0.0.1:{app.port}")),
+                tenant,
+            )
+            for app in replicas
+        ]
+        inventory = [
+            await clients[0].resource_with_slots(capacity=CAPACITY) for _ in range(RESOURCES)
+        ]
+        for replica in replicas:
+            await settled(replica, db, tenant)
+        # Both replicas cache every resource as empty, in their own local level.
+        for reader in readers:
+            for resource, [slot] in inventory:
+                counts = await reader.slot_counts(resource.resource_id)
+                assert counts[slot.slot_id] == SlotCounts(CAPACITY, CAPACITY, 0, 0, True)
+
+        # Fill every slot: holds spread over both booking services, all at once.
+        await asyncio.gather(
+            *(
+                clients[i % 2].hold(resource.resource_id, [slot.slot_id])
+                for i in range(CAPACITY)
+                for resource, [slot] in inventory
+            )
+        )
+
+        for reader in readers:
+            for resource, [slot] in inventory:
+                await eventually(
+                    lambda r=reader, rid=resource.resource_id: r.slot_counts(rid),
+                    lambda c, sid=slot.slot_id: (
+                        c[sid] == SlotCounts(CAPACITY, 0, CAPACITY, 0, True)
+                    ),
+                )
+        rows = await db.fetch(
+            "SELECT dedupe_key, published_at FROM outbox WHERE tenant_id = $1", tenant
+        )
+        assert len(rows) == RESOURCES * (1 + CAPACITY)  # slots created, then each hold
+        assert all(row["published_at"] is not None for row in rows)
+        published = set(await _stream_dedupe_keys(redis, replicas[0], tenant))
+        assert {row["dedupe_key"] for row in rows} <= published
+        assert all(_published(app) > 0 for app in bookings)  # both relays took part
+        assert sum(_published(app) for app in bookings) >= len(rows)
+
+
+async def test_a_relay_that_died_before_recording_is_covered_by_another(
+    client: BookingClient,
+    availability: AvailabilityClient,
+    availability_app: AvailabilityApp,
+    db: asyncpg.Pool,
+    redis: Redis,
+    tenant: str,
+) -> None:
+    resource, [slot] = await client.resource_with_slots(capacity=3)
+    hold = await client.hold(resource.resource_id, [slot.slot_id])
+    await settled(availability_app, db, tenant)
+    dedupe_key = f"hold.created:{hold.hold_id}"
+    duplicates_before = availability_app.metrics.registry.get_sample_value(
+        "holdfast_availability_duplicate_messages_total"
+    )
+
+    # The state a relay leaves when it dies after appending to the stream but
+    # before marking the row published: claimed, leased, not published.
+    await db.execute(
+        """
+        UPDATE outbox SET published_at = NULL, attempts = attempts + 1,
+                          next_attempt_at = now() + interval '300 milliseconds'
+        WHERE dedupe_key = $1
+        """,
+        dedupe_key,
+    )
+
+    async def published_at() -> object:
+        return await db.fetchval(
+            "SELECT published_at FROM outbox WHERE dedupe_key = $1", dedupe_key
+        )
+
+    await eventually(published_at, lambda at: at is not None)
+    await settled(availability_app, db, tenant)
+    keys = await _stream_dedupe_keys(redis, availability_app, tenant)
+    assert keys.count(dedupe_key) == 2  # delivered twice: at-least-once
+    assert (
+        availability_app.metrics.registry.get_sample_value(
+            "holdfast_availability_duplicate_messages_total"
+        )
+        == (duplicates_before or 0) + 1
+    )
+    counts = await availability.slot_counts(resource.resource_id)
+    assert counts[slot.slot_id] == SlotCounts(3, 2, 1, 0, True)  # and harmless
