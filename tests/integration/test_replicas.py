@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import AsyncExitStack
+from typing import cast
 
 import asyncpg
 import grpc
@@ -23,7 +24,10 @@ CAPACITY = 10
 
 
 async def _stream_dedupe_keys(redis: Redis, app: AvailabilityApp, tenant: str) -> list[str]:
-    entries = await redis.xrange(stream_key(app.settings, AVAILABILITY_TOPIC))
+    entries = cast(
+        "list[tuple[bytes, dict[bytes, bytes]]]",
+        await redis.xrange(stream_key(app.settings, AVAILABILITY_TOPIC)),
+    )
     return [
         fields[b"dedupe"].decode() for _, fields in entries if fields[b"tenant"] == tenant.encode()
     ]
@@ -83,14 +87,17 @@ async def test_two_relays_and_two_availability_replicas_lose_nothing(
             )
         )
 
-        for reader in readers:
+        full = SlotCounts(CAPACITY, 0, CAPACITY, 0, True)
+
+        async def all_full(reader: AvailabilityClient) -> bool:
             for resource, [slot] in inventory:
-                await eventually(
-                    lambda r=reader, rid=resource.resource_id: r.slot_counts(rid),
-                    lambda c, sid=slot.slot_id: (
-                        c[sid] == SlotCounts(CAPACITY, 0, CAPACITY, 0, True)
-                    ),
-                )
+                counts = await reader.slot_counts(resource.resource_id)
+                if counts[slot.slot_id] != full:
+                    return False
+            return True
+
+        for reader in readers:
+            await eventually(lambda r=reader: all_full(r), bool)  # type: ignore[misc]
         rows = await db.fetch(
             "SELECT dedupe_key, published_at FROM outbox WHERE tenant_id = $1", tenant
         )
