@@ -1,7 +1,8 @@
-"""`holdfast` subcommands that drive the booking service over gRPC.
+"""`holdfast` subcommands that drive the booking and availability services over gRPC.
 
-Enough to walk a hold through its life from a terminal; every answer is
-printed as the JSON form of the response message.
+Enough to walk a hold through its life from a terminal; every booking answer
+is printed as the JSON form of the response message, availability as one line
+per slot.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -19,11 +21,27 @@ from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 
+from holdfast.availability.v1 import availability_pb2, availability_pb2_grpc
 from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
 from holdfast.common.v1 import money_pb2, time_range_pb2
 from holdfast.platform.grpc_errors import details_of
 
-Command = Callable[[argparse.Namespace, Any, Any, tuple[tuple[str, str], ...]], Awaitable[Message]]
+# Without --end, `holdfast availability` covers this many days from --start
+# (default now): every slot `holdfast up` seeds, whose last night starts 14
+# days after today.
+DEFAULT_AVAILABILITY_DAYS = 15
+
+
+@dataclass(frozen=True)
+class Stubs:
+    """The clients a command may call, all on one channel (to --target)."""
+
+    booking: Any
+    inventory: Any
+    availability: Any
+
+
+Command = Callable[[argparse.Namespace, Stubs, tuple[tuple[str, str], ...]], Awaitable[Message]]
 
 
 def _range(start: datetime, end: datetime) -> time_range_pb2.TimeRange:
@@ -33,24 +51,24 @@ def _range(start: datetime, end: datetime) -> time_range_pb2.TimeRange:
     return message
 
 
-async def _resources_create(args: argparse.Namespace, b: Any, i: Any, md: Any) -> Message:
+async def _resources_create(args: argparse.Namespace, stubs: Stubs, md: Any) -> Message:
     request = inventory_pb2.CreateResourceRequest(
         name=args.name,
         time_zone=args.time_zone,
         price=money_pb2.Money(currency_code=args.currency, amount_minor=args.price_minor),
         default_capacity=args.capacity,
     )
-    response: Message = await i.CreateResource(request, metadata=md)
+    response: Message = await stubs.inventory.CreateResource(request, metadata=md)
     return response
 
 
-async def _resources_list(args: argparse.Namespace, b: Any, i: Any, md: Any) -> Message:
+async def _resources_list(args: argparse.Namespace, stubs: Stubs, md: Any) -> Message:
     request = inventory_pb2.ListResourcesRequest(page_size=args.page_size, page_token=args.page)
-    response: Message = await i.ListResources(request, metadata=md)
+    response: Message = await stubs.inventory.ListResources(request, metadata=md)
     return response
 
 
-async def _slots_create(args: argparse.Namespace, b: Any, i: Any, md: Any) -> Message:
+async def _slots_create(args: argparse.Namespace, stubs: Stubs, md: Any) -> Message:
     start = datetime.fromisoformat(args.start)
     length = timedelta(minutes=args.minutes)
     every = timedelta(minutes=args.every_minutes or args.minutes)
@@ -62,19 +80,19 @@ async def _slots_create(args: argparse.Namespace, b: Any, i: Any, md: Any) -> Me
         for n in range(args.count)
     ]
     request = inventory_pb2.CreateSlotsRequest(resource_id=args.resource, slots=specs)
-    response: Message = await i.CreateSlots(request, metadata=md)
+    response: Message = await stubs.inventory.CreateSlots(request, metadata=md)
     return response
 
 
-async def _slots_list(args: argparse.Namespace, b: Any, i: Any, md: Any) -> Message:
+async def _slots_list(args: argparse.Namespace, stubs: Stubs, md: Any) -> Message:
     request = inventory_pb2.ListSlotsRequest(
         resource_id=args.resource, page_size=args.page_size, page_token=args.page
     )
-    response: Message = await i.ListSlots(request, metadata=md)
+    response: Message = await stubs.inventory.ListSlots(request, metadata=md)
     return response
 
 
-async def _holds_create(args: argparse.Namespace, b: Any, i: Any, md: Any) -> Message:
+async def _holds_create(args: argparse.Namespace, stubs: Stubs, md: Any) -> Message:
     request = booking_pb2.CreateHoldRequest(
         resource_id=args.resource,
         slot_ids=args.slot,
@@ -86,53 +104,113 @@ async def _holds_create(args: argparse.Namespace, b: Any, i: Any, md: Any) -> Me
         ttl = Duration()
         ttl.FromSeconds(args.ttl)
         request.ttl.CopyFrom(ttl)
-    response: Message = await b.CreateHold(request, metadata=md)
+    response: Message = await stubs.booking.CreateHold(request, metadata=md)
     return response
 
 
-async def _holds_get(args: argparse.Namespace, b: Any, i: Any, md: Any) -> Message:
-    response: Message = await b.GetHold(booking_pb2.GetHoldRequest(hold_id=args.hold), metadata=md)
+async def _holds_get(args: argparse.Namespace, stubs: Stubs, md: Any) -> Message:
+    response: Message = await stubs.booking.GetHold(
+        booking_pb2.GetHoldRequest(hold_id=args.hold), metadata=md
+    )
     return response
 
 
-async def _holds_release(args: argparse.Namespace, b: Any, i: Any, md: Any) -> Message:
+async def _holds_release(args: argparse.Namespace, stubs: Stubs, md: Any) -> Message:
     request = booking_pb2.ReleaseHoldRequest(hold_id=args.hold, reason=args.reason)
-    response: Message = await b.ReleaseHold(request, metadata=md)
+    response: Message = await stubs.booking.ReleaseHold(request, metadata=md)
     return response
 
 
-async def _holds_confirm(args: argparse.Namespace, b: Any, i: Any, md: Any) -> Message:
+async def _holds_confirm(args: argparse.Namespace, stubs: Stubs, md: Any) -> Message:
     request = booking_pb2.ConfirmHoldRequest(hold_id=args.hold, payment_ref=args.payment_ref)
-    response: Message = await b.ConfirmHold(request, metadata=md)
+    response: Message = await stubs.booking.ConfirmHold(request, metadata=md)
     return response
 
 
-async def _bookings_list(args: argparse.Namespace, b: Any, i: Any, md: Any) -> Message:
+async def _bookings_list(args: argparse.Namespace, stubs: Stubs, md: Any) -> Message:
     request = booking_pb2.ListBookingsRequest(
         page_size=args.page_size,
         page_token=args.page,
         statuses=[booking_pb2.HoldStatus.Value(f"HOLD_STATUS_{s.upper()}") for s in args.status],
         resource_id=args.resource,
     )
-    response: Message = await b.ListBookings(request, metadata=md)
+    response: Message = await stubs.booking.ListBookings(request, metadata=md)
     return response
 
 
-async def _bookings_cancel(args: argparse.Namespace, b: Any, i: Any, md: Any) -> Message:
+async def _bookings_cancel(args: argparse.Namespace, stubs: Stubs, md: Any) -> Message:
     request = booking_pb2.CancelBookingRequest(booking_id=args.booking, reason=args.reason)
-    response: Message = await b.CancelBooking(request, metadata=md)
+    response: Message = await stubs.booking.CancelBooking(request, metadata=md)
     return response
+
+
+async def _availability(args: argparse.Namespace, stubs: Stubs, md: Any) -> Message:
+    start = args.start or datetime.now(UTC).replace(second=0, microsecond=0)
+    end = args.end or start + timedelta(days=DEFAULT_AVAILABILITY_DAYS)
+    request = availability_pb2.GetAvailabilityRequest(
+        resource_id=args.resource, time_range=_range(start, end)
+    )
+    response: Message = await stubs.availability.GetAvailability(request, metadata=md)
+    return response
+
+
+def _instant(text: str) -> datetime:
+    """An ISO 8601 time for --start/--end; without an offset it is UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time such as 2030-05-01T09:00Z"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _print_json(response: Message) -> None:
+    print(json_format.MessageToJson(response, indent=2))
+
+
+def _print_slot_lines(response: Message) -> None:
+    """One line per slot: when, its numbers, whether it is open, its id."""
+    assert isinstance(response, availability_pb2.GetAvailabilityResponse)
+    answer = response.availability
+    slots = answer.slots
+    if not slots:
+        start, end = (_utc(t) for t in (answer.time_range.start_time, answer.time_range.end_time))
+        print(f"no slot starts between {start} and {end}")
+        return
+    row = "{:<17}  {:<17}  {:>8}  {:>9}  {:>4}  {:>6}  {:<6}  {}"
+    print(row.format("start", "end", "capacity", "available", "held", "booked", "state", "slot"))
+    for slot in slots:
+        state = "open" if slot.open else "closed"
+        print(
+            row.format(
+                _utc(slot.start_time),
+                _utc(slot.end_time),
+                slot.capacity,
+                slot.available,
+                slot.held,
+                slot.booked,
+                state,
+                slot.slot_id,
+            )
+        )
+
+
+def _utc(stamp: Any) -> str:
+    moment: datetime = stamp.ToDatetime(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%MZ" if moment.second == 0 else "%Y-%m-%dT%H:%M:%SZ")
 
 
 async def _call(args: argparse.Namespace) -> int:
     async with grpc.aio.insecure_channel(args.target) as channel:
-        booking = booking_pb2_grpc.BookingServiceStub(channel)
-        inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
+        stubs = Stubs(
+            booking=booking_pb2_grpc.BookingServiceStub(channel),
+            inventory=inventory_pb2_grpc.InventoryServiceStub(channel),
+            availability=availability_pb2_grpc.AvailabilityServiceStub(channel),
+        )
         metadata = (("x-tenant-id", args.tenant), ("x-actor", "cli"))
         try:
-            response = await asyncio.wait_for(
-                args.command(args, booking, inventory, metadata), args.timeout
-            )
+            response = await asyncio.wait_for(args.command(args, stubs, metadata), args.timeout)
         except grpc.aio.AioRpcError as error:
             details = details_of(error)
             print(
@@ -141,20 +219,21 @@ async def _call(args: argparse.Namespace) -> int:
             for field, description in details.field_violations:
                 print(f"  {field}: {description}", file=sys.stderr)
             return 1
-    print(json_format.MessageToJson(response, indent=2))
+    args.render(response)
     return 0
 
 
 def add_client_commands(commands: Any) -> None:
-    """Adds the resources/slots/holds/bookings subcommands to the `holdfast` parser."""
+    """Adds the resources/slots/holds/bookings/availability subcommands to the `holdfast` parser."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--target",
         default=os.environ.get("HOLDFAST_BOOKING_TARGET", "localhost:50051"),
         help="booking service address (env HOLDFAST_BOOKING_TARGET)",
     )
-    common.add_argument("--tenant", default=os.environ.get("HOLDFAST_TENANT", "demo"))
-    common.add_argument("--timeout", type=float, default=10.0, help="seconds")
+    tenancy = argparse.ArgumentParser(add_help=False)
+    tenancy.add_argument("--tenant", default=os.environ.get("HOLDFAST_TENANT", "demo"))
+    tenancy.add_argument("--timeout", type=float, default=10.0, help="seconds")
     paging = argparse.ArgumentParser(add_help=False)
     paging.add_argument("--page-size", type=int, default=0)
     paging.add_argument("--page", default="", help="a next_page_token")
@@ -165,8 +244,10 @@ def add_client_commands(commands: Any) -> None:
         )
 
     def action(parent: Any, name: str, run: Command, *extra: argparse.ArgumentParser) -> Any:
-        parser = parent.add_parser(name, parents=[common, *extra])
-        parser.set_defaults(command=run, run=lambda args: asyncio.run(_call(args)))
+        parser = parent.add_parser(name, parents=[common, tenancy, *extra])
+        parser.set_defaults(
+            command=run, render=_print_json, run=lambda args: asyncio.run(_call(args))
+        )
         return parser
 
     resources = group("resources", "create and list bookable resources")
@@ -213,3 +294,30 @@ def add_client_commands(commands: Any) -> None:
     p = action(bookings, "cancel", _bookings_cancel)
     p.add_argument("booking")
     p.add_argument("--reason", default="")
+
+    p = commands.add_parser(
+        "availability",
+        parents=[tenancy],
+        help="a resource's slots as the availability service sees them",
+        description="Prints one line per slot that starts in [--start, --end): its capacity, what"
+        " is available, held (live holds) and booked, and whether it is open.",
+    )
+    p.add_argument("resource")
+    p.add_argument(
+        "--target",
+        default=os.environ.get("HOLDFAST_AVAILABILITY_TARGET", "localhost:50052"),
+        help="availability service address (env HOLDFAST_AVAILABILITY_TARGET)",
+    )
+    p.add_argument(
+        "--start",
+        type=_instant,
+        help="ISO 8601, e.g. 2030-05-01T09:00Z (UTC if no offset); default: now",
+    )
+    p.add_argument(
+        "--end",
+        type=_instant,
+        help=f"default: --start + {DEFAULT_AVAILABILITY_DAYS} days (the service allows 62 at most)",
+    )
+    p.set_defaults(
+        command=_availability, render=_print_slot_lines, run=lambda args: asyncio.run(_call(args))
+    )
