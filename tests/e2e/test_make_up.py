@@ -2,8 +2,9 @@
 
 The stack runs as a separate process exactly as a developer starts it: no
 database or Redis URL in the environment, so it must bring its embedded
-engines, migrate, start the booking service and seed the demo tenant; a client
-then books through real gRPC, and Ctrl-C must leave nothing running.
+engines, migrate, start the booking and availability services and seed the
+demo tenant; a client then books through real gRPC, sees the hold in the
+availability service, and Ctrl-C must leave nothing running.
 """
 
 from __future__ import annotations
@@ -15,34 +16,73 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from holdfast.availability.v1 import availability_pb2, availability_pb2_grpc
 from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
 from holdfast.engines import free_port
+from holdfast.platform.proto_time import time_range
 
 pytestmark = pytest.mark.e2e
 
 # A first start runs initdb; generous because CI machines are slow.
 STARTUP_DEADLINE = 90.0
 STOP_DEADLINE = 45.0
+# How long a hold may take to reach the availability service (outbox, relay,
+# stream, cache invalidation); it normally takes milliseconds.
+PROPAGATION_DEADLINE = 5.0
 DEMO = (("x-tenant-id", "demo"),)
+AVAILABILITY_SERVICE = "holdfast.availability.v1.AvailabilityService"
+CACHE_HEALTH = "holdfast.availability.cache"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Free ports for everything `holdfast up` listens on, so that services
+    others run on this machine (on the default ports) are never in the way."""
+
+    booking: int
+    availability: int
+    booking_metrics: int
+    availability_metrics: int
+
+    @classmethod
+    def free(cls) -> Ports:
+        return cls(free_port(), free_port(), free_port(), free_port())
+
+    def args(self) -> list[str]:
+        return [
+            "--booking-port", str(self.booking),
+            "--availability-port", str(self.availability),
+            "--booking-metrics-port", str(self.booking_metrics),
+            "--availability-metrics-port", str(self.availability_metrics),
+        ]  # fmt: skip
+
+    def all(self) -> list[int]:
+        return [self.booking, self.availability, self.booking_metrics, self.availability_metrics]
 
 
 @dataclass
 class RunningStack:
     process: subprocess.Popen[bytes]
     output: Path
-    booking_port: int
+    ports: Ports
     redis_port: int
     postmaster_pid: int
 
 
-def _start(state_dir: Path, booking_port: int, output: Path) -> RunningStack:
+def _start(state_dir: Path, ports: Ports, output: Path) -> RunningStack:
     env = {
         name: value
         for name, value in os.environ.items()
@@ -51,7 +91,7 @@ def _start(state_dir: Path, booking_port: int, output: Path) -> RunningStack:
     with output.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "holdfast.cli", "up", "--state-dir", str(state_dir),
-             "--booking-port", str(booking_port)],
+             *ports.args()],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=sink,
@@ -67,7 +107,7 @@ def _start(state_dir: Path, booking_port: int, output: Path) -> RunningStack:
     assert redis, output.read_text()
     pid_file = state_dir / "postgres" / "postmaster.pid"
     return RunningStack(
-        process, output, booking_port, int(redis.group(1)), int(pid_file.read_text().split()[0])
+        process, output, ports, int(redis.group(1)), int(pid_file.read_text().split()[0])
     )
 
 
@@ -111,6 +151,34 @@ def _port_open(port: int) -> bool:
     return True
 
 
+def _eventually(probe: Callable[[], T], accept: Callable[[T], bool], within: float) -> T:
+    """Polls `probe` until `accept` holds for its result; fails with the last one.
+
+    The deadline only bounds how long a broken stack is waited for; what is
+    asserted is the value.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        value = probe()
+        if accept(value):
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"still {value!r} after {within} s")
+        time.sleep(0.05)
+
+
+def _health(channel: Any, service: str) -> int:
+    request = health_pb2.HealthCheckRequest(service=service)
+    status: int = health_pb2_grpc.HealthStub(channel).Check(request, timeout=10).status
+    return status
+
+
+def _metrics(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text: str = response.read().decode()
+    return text
+
+
 def _demo_resources(channel: Any) -> dict[str, inventory_pb2.Resource]:
     inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
     response = inventory.ListResources(
@@ -127,21 +195,45 @@ def _slots(channel: Any, resource_id: str) -> list[inventory_pb2.Slot]:
     return list(response.slots)
 
 
+def _availability(channel: Any, resource_id: str) -> dict[str, tuple[int, int, int, int]]:
+    """Each slot's (capacity, available, held, booked), as the availability service answers."""
+    now = datetime.now(UTC)
+    response = availability_pb2_grpc.AvailabilityServiceStub(channel).GetAvailability(
+        availability_pb2.GetAvailabilityRequest(
+            resource_id=resource_id,
+            # Every demo slot: they start from tomorrow, for 14 days at most.
+            time_range=time_range(now - timedelta(days=1), now + timedelta(days=20)),
+        ),
+        metadata=DEMO,
+        timeout=10,
+    )
+    return {
+        slot.slot_id: (slot.capacity, slot.available, slot.held, slot.booked)
+        for slot in response.availability.slots
+    }
+
+
 def _assert_nothing_left(stack: RunningStack, state_dir: Path) -> None:
     assert not (state_dir / "up.env").exists()
     assert not (state_dir / "postgres" / "postmaster.pid").exists()
     assert _gone_soon(stack.postmaster_pid)
     assert not _port_open(stack.redis_port)
-    assert not _port_open(stack.booking_port)
+    for port in stack.ports.all():
+        assert not _port_open(port), port
 
 
-def test_up_seeds_the_demo_tenant_serves_holds_and_stops_cleanly(tmp_path: Path) -> None:
+def test_up_seeds_the_demo_tenant_serves_holds_and_their_availability_and_stops_cleanly(
+    tmp_path: Path,
+) -> None:
     state_dir = tmp_path / "state"
-    port = free_port()
+    ports = Ports.free()
 
-    stack = _start(state_dir, port, tmp_path / "first-run.out")
+    stack = _start(state_dir, ports, tmp_path / "first-run.out")
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with (
+            grpc.insecure_channel(f"127.0.0.1:{ports.booking}") as channel,
+            grpc.insecure_channel(f"127.0.0.1:{ports.availability}") as availability,
+        ):
             resources = _demo_resources(channel)
             assert sorted(resources) == ["Harbour kayak tour", "Sea view room"]
             kayak = resources["Harbour kayak tour"]
@@ -153,7 +245,15 @@ def test_up_seeds_the_demo_tenant_serves_holds_and_stops_cleanly(tmp_path: Path)
             assert len(nights) == 14
             assert {slot.capacity for slot in nights} == {3}
 
+            serving = health_pb2.HealthCheckResponse.SERVING
+            assert _health(availability, AVAILABILITY_SERVICE) == serving
+            # Its cache goes live once it has caught up with the change stream.
+            _eventually(lambda: _health(availability, CACHE_HEALTH), lambda s: s == serving, 10.0)
             slot = tours[0]
+            before = _availability(availability, kayak.resource_id)
+            assert sorted(before) == sorted(s.slot_id for s in tours)
+            assert before[slot.slot_id] == (8, 8, 0, 0)  # capacity, available, held, booked
+
             hold = (
                 booking_pb2_grpc.BookingServiceStub(channel)
                 .CreateHold(
@@ -172,8 +272,22 @@ def test_up_seeds_the_demo_tenant_serves_holds_and_stops_cleanly(tmp_path: Path)
             assert hold.total.amount_minor == 2 * 4500
             after = {s.slot_id: s for s in _slots(channel, kayak.resource_id)}[slot.slot_id]
             assert (after.held, after.available) == (2, 8 - 2)
+            # The availability service learns of it through the outbox and the
+            # stream, so it may lag a moment behind; then it must agree.
+            seen = _eventually(
+                lambda: _availability(availability, kayak.resource_id),
+                lambda counts: counts[slot.slot_id] == (8, 8 - 2, 2, 0),
+                PROPAGATION_DEADLINE,
+            )
+            assert {k: v for k, v in seen.items() if k != slot.slot_id} == {
+                k: v for k, v in before.items() if k != slot.slot_id
+            }
+        for metrics_port in (ports.booking_metrics, ports.availability_metrics):
+            assert "holdfast_grpc_requests_total" in _metrics(metrics_port)
         # What `make bench` sources to find the running stack.
-        assert f"HOLDFAST_BOOKING_TARGET=127.0.0.1:{port}" in (state_dir / "up.env").read_text()
+        env_file = (state_dir / "up.env").read_text()
+        assert f"HOLDFAST_BOOKING_TARGET=127.0.0.1:{ports.booking}" in env_file
+        assert f"HOLDFAST_AVAILABILITY_TARGET=127.0.0.1:{ports.availability}" in env_file
     finally:
         code = _stop(stack, signal.SIGINT)
     assert code == 0, stack.output.read_text()
@@ -182,12 +296,17 @@ def test_up_seeds_the_demo_tenant_serves_holds_and_stops_cleanly(tmp_path: Path)
 
     # A second `make up` on the same state: the data is still there, the demo
     # tenant is not seeded twice, and SIGTERM (docker stop) stops it as cleanly.
-    again = _start(state_dir, port, tmp_path / "second-run.out")
+    again = _start(state_dir, ports, tmp_path / "second-run.out")
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with (
+            grpc.insecure_channel(f"127.0.0.1:{ports.booking}") as channel,
+            grpc.insecure_channel(f"127.0.0.1:{ports.availability}") as availability,
+        ):
             assert sorted(_demo_resources(channel)) == ["Harbour kayak tour", "Sea view room"]
             kept = {s.slot_id: s for s in _slots(channel, kayak.resource_id)}[slot.slot_id]
             assert kept.held == 2
+            # A fresh Redis, so nothing cached: straight from the database.
+            assert _availability(availability, kayak.resource_id)[slot.slot_id] == (8, 6, 2, 0)
     finally:
         code = _stop(again, signal.SIGTERM)
     assert code == 0, again.output.read_text()
