@@ -34,8 +34,10 @@ class BookingSettings(PlatformSettings):
     relay_lease_seconds: float = Field(30.0, gt=0)
     relay_retry_base_seconds: float = Field(0.2, gt=0)
     relay_retry_max_seconds: float = Field(10.0, gt=0)
-    # Published rows are kept this long (for operators), then deleted.
+    # Published rows are kept this long (for operators), then deleted, a batch
+    # every prune interval.
     outbox_retention_seconds: float = Field(3600.0, ge=0)
+    outbox_prune_interval_seconds: float = Field(60.0, gt=0)
     # Stream entries beyond this many are trimmed (approximately); consumers
     # further behind than that drop their caches.
     stream_max_length: int = Field(100_000, gt=0)

@@ -30,9 +30,8 @@ from services.booking.repository import OutboxRepository
 
 log = logging.getLogger(__name__)
 
-# Housekeeping (backlog gauge, pruning) runs at most this often.
+# The backlog gauge is refreshed at most this often.
 _BACKLOG_INTERVAL_SECONDS = 1.0
-_PRUNE_INTERVAL_SECONDS = 60.0
 _PRUNE_BATCH = 5000
 
 
@@ -119,7 +118,7 @@ class OutboxRelay:
             pending, oldest = await self._outbox.backlog()
             self._metrics.outbox_backlog.set(pending)
             self._metrics.outbox_oldest_pending_seconds.set(oldest)
-        if now - self._pruned_at >= _PRUNE_INTERVAL_SECONDS:
+        if now - self._pruned_at >= self._settings.outbox_prune_interval_seconds:
             self._pruned_at = now
             pruned = await self._outbox.prune_published(
                 self._settings.outbox_retention_seconds, _PRUNE_BATCH

@@ -66,6 +66,14 @@ async def test_reads_and_holds_survive_a_redis_restart(
         hold = await client.hold(rid, [sid], quantity=2)
         assert await counts() == SlotCounts(5, 3, 2, 0, True)  # at once, from Postgres
         assert await _pending(db, tenant) >= 1  # the hold's message waits in the outbox
+        failed = await eventually(
+            lambda: db.fetchrow(
+                "SELECT attempts, last_error FROM outbox WHERE dedupe_key = $1",
+                f"hold.created:{hold.hold_id}",
+            ),
+            lambda row: row["attempts"] >= 2,  # retried, with backoff
+        )
+        assert "Error" in failed["last_error"]
 
         redis_server.start()  # empty, as after a crash without persistence
 

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from holdfast.platform.streams import AVAILABILITY_TOPIC, stream_key
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
-from tests.integration.conftest import running_availability, running_booking
+from tests.integration.conftest import own_booking_app, running_availability, running_booking
 from tests.support.availability import AvailabilityClient, SlotCounts, eventually, settled
 from tests.support.booking import BookingClient
 
@@ -153,3 +153,25 @@ async def test_a_relay_that_died_before_recording_is_covered_by_another(
     )
     counts = await availability.slot_counts(resource.resource_id)
     assert counts[slot.slot_id] == SlotCounts(3, 2, 1, 0, True)  # and harmless
+
+
+async def test_published_rows_are_pruned_after_the_retention(
+    migrated_database: str, db: asyncpg.Pool, tenant: str
+) -> None:
+    async with own_booking_app(
+        migrated_database,
+        tenant,
+        outbox_retention_seconds=1.0,
+        outbox_prune_interval_seconds=0.1,
+    ) as client:
+        resource, [slot] = await client.resource_with_slots()
+        await client.hold(resource.resource_id, [slot.slot_id])
+
+        async def rows() -> int:
+            count: int = await db.fetchval(
+                "SELECT count(*) FROM outbox WHERE tenant_id = $1", tenant
+            )
+            return count
+
+        assert await rows() == 2  # slots created, hold created
+        await eventually(rows, lambda n: n == 0)
