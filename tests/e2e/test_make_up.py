@@ -15,9 +15,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -80,6 +81,19 @@ class RunningStack:
     ports: Ports
     redis_port: int
     postmaster_pid: int
+
+
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    """`--state-dir`, in a folder of its own rather than under tmp_path.
+
+    Run as root, the embedded Postgres runs as a system user of pgserver's,
+    which pgserver lets through the folders above its data; but any pytest
+    session that starts on the machine meanwhile makes pytest's root folder
+    private again, and `pg_ctl stop` then cannot reach the data directory.
+    """
+    with tempfile.TemporaryDirectory(prefix="holdfast-e2e-", ignore_cleanup_errors=True) as path:
+        yield Path(path) / "state"
 
 
 def _start(state_dir: Path, ports: Ports, output: Path) -> RunningStack:
@@ -223,9 +237,8 @@ def _assert_nothing_left(stack: RunningStack, state_dir: Path) -> None:
 
 
 def test_up_seeds_the_demo_tenant_serves_holds_and_their_availability_and_stops_cleanly(
-    tmp_path: Path,
+    tmp_path: Path, state_dir: Path
 ) -> None:
-    state_dir = tmp_path / "state"
     ports = Ports.free()
 
     stack = _start(state_dir, ports, tmp_path / "first-run.out")
