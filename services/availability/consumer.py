@@ -29,6 +29,7 @@ from typing import cast
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from holdfast.platform.background import BackgroundTask
 from holdfast.platform.streams import AVAILABILITY_TOPIC, ChangeMessage, stream_position
 from services.availability.cache import LocalCache, ResourceKey, SharedCache
 from services.availability.metrics import AvailabilityMetrics
@@ -72,7 +73,7 @@ class InvalidationConsumer:
         self._retry_max = retry_max_seconds
         self._on_live_change = on_live_change
         self._seen: OrderedDict[str, None] = OrderedDict()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("availability-invalidations", self._run)
         self.live = False
         self.last_id = ""
 
@@ -158,11 +159,8 @@ class InvalidationConsumer:
                 await asyncio.sleep(delay)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="availability-invalidations")
+        self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._task.stop()
         await self._set_live(False)

@@ -22,6 +22,7 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from holdfast.platform.background import BackgroundTask
 from holdfast.platform.errors import DomainError
 from holdfast.platform.streams import ChangeMessage, stream_key
 from services.booking.config import BookingSettings
@@ -61,7 +62,7 @@ class OutboxRelay:
         self._settings = settings
         self._metrics = metrics
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("outbox-relay", self._run)
         self._backlog_checked = 0.0
         self._pruned_at = 0.0
 
@@ -153,17 +154,18 @@ class OutboxRelay:
                 # only fail again. Rows wait in Postgres, retried with backoff.
                 await asyncio.sleep(retry_delay)
                 continue
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow
+            # a cancellation that races its timeout, and stop() would then hang.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), s.relay_poll_interval_seconds)
+                async with asyncio.timeout(s.relay_poll_interval_seconds):
+                    await self._wake.wait()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        self._task.start()
 
     async def stop(self) -> None:
         """Stops the loop, then publishes what the last calls wrote, briefly."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._task.stop()
         with contextlib.suppress(RedisError, DomainError, TimeoutError):
-            await asyncio.wait_for(self.drain(), timeout=2.0)
+            async with asyncio.timeout(2.0):
+                await self.drain()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from holdfast.platform.background import BackgroundTask
 from holdfast.platform.errors import DomainError
 from services.booking.reservations import Reservations
 
@@ -27,7 +28,7 @@ class HoldSweeper:
         self._interval = interval
         self._batch_size = batch_size
         self._retention_hours = request_id_retention_hours
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("hold-sweeper", self._run)
 
     async def sweep_once(self) -> int:
         """Expires every due hold, batch after batch, and forgets a batch of
@@ -57,10 +58,7 @@ class HoldSweeper:
             await asyncio.sleep(self._interval)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="hold-sweeper")
+        self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._task.stop()
