@@ -6,9 +6,9 @@ from the environment or from embedded engines it starts (`holdfast testenv`).
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -16,19 +16,13 @@ import pytest
 from redis.asyncio import Redis
 
 from holdfast.migrate import migrate
-from tests.support.env import REDIS_PREFIX, redis_url
+from tests.support import env
+from tests.support.env import REDIS_PREFIX
 
 
 @pytest.fixture(scope="session")
 def database_url() -> str:
-    url = os.environ.get("HOLDFAST_TEST_DATABASE_URL")
-    if not url:
-        pytest.exit(
-            "HOLDFAST_TEST_DATABASE_URL is not set: run the tests with `make test`"
-            " or `holdfast testenv -- pytest`",
-            returncode=2,
-        )
-    return url
+    return env.database_url()
 
 
 def _with_database(url: str, name: str) -> str:
@@ -36,12 +30,9 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-@pytest.fixture(scope="session")
-async def migrated_database(database_url: str) -> AsyncIterator[str]:
-    """A database of this test run's own, migrated from scratch and dropped after.
-
-    A fresh one per run means a run never sees an older run's rows or schema.
-    """
+@asynccontextmanager
+async def fresh_database(database_url: str) -> AsyncIterator[str]:
+    """A new database, migrated from scratch, dropped afterwards."""
     name = f"holdfast_test_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(database_url, timeout=10)
     try:
@@ -49,13 +40,31 @@ async def migrated_database(database_url: str) -> AsyncIterator[str]:
     finally:
         await admin.close()
     url = _with_database(database_url, name)
-    await migrate(url)
-    yield url
-    admin = await asyncpg.connect(database_url, timeout=10)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await migrate(url)
+        yield url
     finally:
-        await admin.close()
+        admin = await asyncpg.connect(database_url, timeout=10)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def migrated_database(database_url: str) -> AsyncIterator[str]:
+    """A database of this test run's own: a run never sees an older run's rows
+    or schema."""
+    async with fresh_database(database_url) as url:
+        yield url
+
+
+@pytest.fixture
+async def own_database(database_url: str) -> AsyncIterator[str]:
+    """A database of the test's own, for services that must not share their
+    outbox with the run's other services (say, because they use another Redis)."""
+    async with fresh_database(database_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +79,7 @@ async def db(migrated_database: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture(scope="session")
 async def redis() -> AsyncIterator[Redis]:
     """A client of the run's Redis; this run's keys are deleted at the end."""
-    client = Redis.from_url(redis_url())
+    client = Redis.from_url(env.redis_url())
     yield client
     async for key in client.scan_iter(match=f"{REDIS_PREFIX}:*", count=1000):
         await client.unlink(key)

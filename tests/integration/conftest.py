@@ -47,6 +47,9 @@ def availability_settings(database_url: str, **overrides: object) -> Availabilit
         "availability_port": 0,
         "availability_metrics_port": 0,
         "grpc_host": "127.0.0.1",
+        # Reads are short; several replicas run at once in some tests and
+        # Postgres allows 100 connections in all.
+        "db_pool_max_size": 5,
         # Short blocking reads so an outage is noticed, and a stop is quick.
         "consumer_block_ms": 200,
         "consumer_retry_max_seconds": 0.5,

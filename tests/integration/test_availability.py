@@ -14,7 +14,6 @@ from datetime import timedelta
 import asyncpg
 import grpc
 import pytest
-from prometheus_client import CollectorRegistry
 
 from holdfast.availability.v1 import availability_pb2
 from services.availability.server import AvailabilityApp
@@ -27,10 +26,7 @@ from tests.support.availability import (
     settled,
 )
 from tests.support.booking import BASE_TIME, BookingClient, error_of
-
-
-def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
-    return registry.get_sample_value(name, labels) or 0.0
+from tests.support.metrics import sample
 
 
 async def shows(
@@ -128,20 +124,19 @@ async def test_repeated_reads_are_answered_from_the_cache(
     db: asyncpg.Pool,
     tenant: str,
 ) -> None:
-    registry = availability_app.metrics.registry
     resource, _ = await client.resource_with_slots(capacity=2)
     await settled(availability_app, db, tenant)
-    misses = sample(registry, "holdfast_availability_cache_misses_total", reason="miss")
-    local_hits = sample(registry, "holdfast_availability_cache_hits_total", level="local")
+    misses = sample(availability_app, "holdfast_availability_cache_misses_total", reason="miss")
+    local_hits = sample(availability_app, "holdfast_availability_cache_hits_total", level="local")
 
     first = await availability.get(resource.resource_id)
     again = [await availability.get(resource.resource_id) for _ in range(5)]
 
     assert all(answer == first for answer in again)
-    assert sample(registry, "holdfast_availability_cache_misses_total", reason="miss") == (
+    assert sample(availability_app, "holdfast_availability_cache_misses_total", reason="miss") == (
         misses + 1
     )
-    assert sample(registry, "holdfast_availability_cache_hits_total", level="local") == (
+    assert sample(availability_app, "holdfast_availability_cache_hits_total", level="local") == (
         local_hits + 5
     )
 
@@ -157,8 +152,7 @@ async def test_without_the_local_level_redis_answers(
         availability = AvailabilityClient.on(channel, tenant)
         await availability.get(resource.resource_id)
         await availability.get(resource.resource_id)
-        registry = app.metrics.registry
-        assert sample(registry, "holdfast_availability_cache_hits_total", level="redis") == 1
+        assert sample(app, "holdfast_availability_cache_hits_total", level="redis") == 1
 
         await client.hold(resource.resource_id, [slot.slot_id])
         await shows(availability, resource.resource_id, slot.slot_id, SlotCounts(2, 1, 1, 0, True))

@@ -22,11 +22,14 @@ _HOUSEKEEPING = {"client", "hello", "ping", "info", "config", "select"}
 
 
 async def test_the_booking_service_sends_redis_only_stream_appends(
-    migrated_database: str, db: asyncpg.Pool, tenant: str, redis_server: RedisServer
+    own_database: str, tenant: str, redis_server: RedisServer
 ) -> None:
     admin = Redis.from_url(redis_server.url)
     await admin.config_resetstat()
-    async with own_booking_app(migrated_database, tenant, redis_url=redis_server.url) as client:
+    async with (
+        asyncpg.create_pool(own_database, min_size=1, max_size=2) as db,
+        own_booking_app(own_database, tenant, redis_url=redis_server.url) as client,
+    ):
         resource, [slot] = await client.resource_with_slots(capacity=2)
         rid, sid = resource.resource_id, slot.slot_id
         first = await client.hold(rid, [sid], request_id="r-1")

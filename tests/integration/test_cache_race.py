@@ -23,6 +23,7 @@ from services.availability.repository import AvailabilityRepository
 from services.availability.server import AvailabilityApp
 from tests.support.availability import WINDOW, AvailabilityClient, SlotCounts, settled
 from tests.support.booking import BookingClient
+from tests.support.metrics import sample
 
 
 class PausingRepository(AvailabilityRepository):
@@ -78,20 +79,13 @@ async def test_a_slow_reader_cannot_write_back_what_an_invalidation_dropped(
     rid, sid, stale = await _read_before_and_write_after_a_hold(app, client, db, tenant)
     assert stale.slots[0].held == 0  # it really read before the hold
 
-    hits = app.metrics.registry.get_sample_value(
-        "holdfast_availability_cache_hits_total", {"level": "local"}
-    )
+    hits = sample(app, "holdfast_availability_cache_hits_total", level="local")
     first = await availability.slot_counts(rid)
     second = await availability.slot_counts(rid)
 
     assert first[sid] == second[sid] == SlotCounts(5, 3, 2, 0, True)
     # The second answer came from the cache, so the cache holds the new numbers.
-    assert (
-        app.metrics.registry.get_sample_value(
-            "holdfast_availability_cache_hits_total", {"level": "local"}
-        )
-        == (hits or 0) + 1
-    )
+    assert sample(app, "holdfast_availability_cache_hits_total", level="local") == hits + 1
     # And nothing stale sits in Redis under the key readers use now.
     [shared] = await app.shared.get_many([(tenant, rid)], span_of(*WINDOW))
     assert shared.value is not None

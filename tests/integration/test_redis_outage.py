@@ -14,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.availability.server import CACHE_HEALTH, AvailabilityApp
 from tests.integration.conftest import own_booking_app, running_availability
 from tests.support.availability import AvailabilityClient, SlotCounts, eventually
+from tests.support.metrics import sample
 from tests.support.redis_server import RedisServer
 
 
@@ -33,20 +34,20 @@ async def _cache_health(channel: grpc.aio.Channel) -> int:
 
 
 def _hits(app: AvailabilityApp) -> float:
-    registry = app.metrics.registry
     return sum(
-        registry.get_sample_value("holdfast_availability_cache_hits_total", {"level": level}) or 0.0
+        sample(app, "holdfast_availability_cache_hits_total", level=level)
         for level in ("local", "redis")
     )
 
 
 async def test_reads_and_holds_survive_a_redis_restart(
-    migrated_database: str, db: asyncpg.Pool, tenant: str, redis_server: RedisServer
+    own_database: str, tenant: str, redis_server: RedisServer
 ) -> None:
     fast_retries = {"redis_url": redis_server.url, "relay_retry_max_seconds": 0.3}
     async with (
-        own_booking_app(migrated_database, tenant, **fast_retries) as client,
-        running_availability(migrated_database, redis_url=redis_server.url) as app,
+        asyncpg.create_pool(own_database, min_size=1, max_size=2) as db,
+        own_booking_app(own_database, tenant, **fast_retries) as client,
+        running_availability(own_database, redis_url=redis_server.url) as app,
         grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel,
     ):
         availability = AvailabilityClient.on(channel, tenant)
@@ -62,7 +63,7 @@ async def test_reads_and_holds_survive_a_redis_restart(
         redis_server.kill()
 
         await eventually(lambda: _cache_health(channel), lambda s: s != 1)  # 1 = SERVING
-        assert app.metrics.registry.get_sample_value("holdfast_availability_degraded") == 1
+        assert sample(app, "holdfast_availability_degraded") == 1
         hold = await client.hold(rid, [sid], quantity=2)
         assert await counts() == SlotCounts(5, 3, 2, 0, True)  # at once, from Postgres
         assert await _pending(db, tenant) >= 1  # the hold's message waits in the outbox
@@ -79,7 +80,7 @@ async def test_reads_and_holds_survive_a_redis_restart(
 
         await eventually(lambda: _pending(db, tenant), lambda n: n == 0)
         await eventually(lambda: _cache_health(channel), lambda s: s == 1)
-        assert app.metrics.registry.get_sample_value("holdfast_availability_degraded") == 0
+        assert sample(app, "holdfast_availability_degraded") == 0
         hits = _hits(app)
         assert await counts() == SlotCounts(5, 3, 2, 0, True)
         assert await counts() == SlotCounts(5, 3, 2, 0, True)

@@ -18,6 +18,7 @@ from services.booking.server import BookingApp
 from tests.integration.conftest import own_booking_app, running_availability, running_booking
 from tests.support.availability import AvailabilityClient, SlotCounts, eventually, settled
 from tests.support.booking import BookingClient
+from tests.support.metrics import sample
 
 RESOURCES = 20
 CAPACITY = 10
@@ -34,24 +35,27 @@ async def _stream_dedupe_keys(redis: Redis, app: AvailabilityApp, tenant: str) -
 
 
 def _published(app: BookingApp) -> float:
-    return app.metrics.registry.get_sample_value("holdfast_outbox_published_total") or 0.0
+    return sample(app, "holdfast_outbox_published_total")
 
 
 async def test_two_relays_and_two_availability_replicas_lose_nothing(
-    migrated_database: str, db: asyncpg.Pool, redis: Redis, tenant: str
+    own_database: str, redis: Redis, tenant: str
 ) -> None:
+    # A database of its own: exactly these two relays publish its outbox.
     async with AsyncExitStack() as stack:
+        db = await stack.enter_async_context(
+            asyncpg.create_pool(own_database, min_size=1, max_size=2)
+        )
         # Both relays poll constantly as well as being woken, so they compete
         # for the same rows rather than each taking its own.
         bookings = [
             await stack.enter_async_context(
-                running_booking(migrated_database, relay_poll_interval_seconds=0.005)
+                running_booking(own_database, relay_poll_interval_seconds=0.005, db_pool_max_size=8)
             )
             for _ in range(2)
         ]
         replicas = [
-            await stack.enter_async_context(running_availability(migrated_database))
-            for _ in range(2)
+            await stack.enter_async_context(running_availability(own_database)) for _ in range(2)
         ]
         clients = [
             BookingClient.on(
@@ -121,9 +125,7 @@ async def test_a_relay_that_died_before_recording_is_covered_by_another(
     hold = await client.hold(resource.resource_id, [slot.slot_id])
     await settled(availability_app, db, tenant)
     dedupe_key = f"hold.created:{hold.hold_id}"
-    duplicates_before = availability_app.metrics.registry.get_sample_value(
-        "holdfast_availability_duplicate_messages_total"
-    )
+    duplicates_before = sample(availability_app, "holdfast_availability_duplicate_messages_total")
 
     # The state a relay leaves when it dies after appending to the stream but
     # before marking the row published: claimed, leased, not published.
@@ -145,12 +147,8 @@ async def test_a_relay_that_died_before_recording_is_covered_by_another(
     await settled(availability_app, db, tenant)
     keys = await _stream_dedupe_keys(redis, availability_app, tenant)
     assert keys.count(dedupe_key) == 2  # delivered twice: at-least-once
-    assert (
-        availability_app.metrics.registry.get_sample_value(
-            "holdfast_availability_duplicate_messages_total"
-        )
-        == (duplicates_before or 0) + 1
-    )
+    duplicates = sample(availability_app, "holdfast_availability_duplicate_messages_total")
+    assert duplicates == duplicates_before + 1
     counts = await availability.slot_counts(resource.resource_id)
     assert counts[slot.slot_id] == SlotCounts(3, 2, 1, 0, True)  # and harmless
 

@@ -1,4 +1,4 @@
-"""Where the test run's Redis is, and the key prefix that keeps this run's
+"""Where the test run's Postgres and Redis are, and the key prefix that keeps this run's
 keys apart from any other run (or a `make up`) on the same Redis."""
 
 from __future__ import annotations
@@ -11,12 +11,20 @@ import pytest
 REDIS_PREFIX = f"hftest-{uuid.uuid4().hex[:10]}"
 
 
-def redis_url() -> str:
-    url = os.environ.get("HOLDFAST_TEST_REDIS_URL")
+def _required(variable: str) -> str:
+    url = os.environ.get(variable)
     if not url:
         pytest.exit(
-            "HOLDFAST_TEST_REDIS_URL is not set: run the tests with `make test`"
+            f"{variable} is not set: run the tests with `make test`"
             " or `holdfast testenv -- pytest`",
             returncode=2,
         )
     return url
+
+
+def database_url() -> str:
+    return _required("HOLDFAST_TEST_DATABASE_URL")
+
+
+def redis_url() -> str:
+    return _required("HOLDFAST_TEST_REDIS_URL")
