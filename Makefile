@@ -10,9 +10,11 @@ BUF_STAMP := .tools/.buf-$(BUF_VERSION)
 # Extra arguments, e.g. `make up UP_ARGS="--booking-port 50061"`.
 UP_ARGS ?=
 BENCH_ARGS ?=
+# e.g. BENCH_AVAILABILITY_ARGS="--seconds 10 --availability-metrics http://localhost:9102/metrics"
+BENCH_AVAILABILITY_ARGS ?=
 
 .DEFAULT_GOAL := venv
-.PHONY: venv protos check-protos buf lint test up bench clean-state
+.PHONY: venv protos check-protos buf lint test up bench bench-availability clean-state
 
 venv: $(VENV)/.installed
 
@@ -55,6 +57,13 @@ bench: venv
 	@test -f .state/up.env || { echo "make bench: no running stack; start one with make up" >&2; exit 1; }
 	. ./.state/up.env && $(BIN)/python -m bench.holds \
 		--target "$$HOLDFAST_BOOKING_TARGET" --database-url "$$HOLDFAST_DATABASE_URL" $(BENCH_ARGS)
+
+bench-availability: venv
+	@test -f .state/up.env || { echo "make bench-availability: no running stack; start one with make up" >&2; exit 1; }
+	. ./.state/up.env && $(BIN)/python -m bench.availability \
+		--booking-target "$$HOLDFAST_BOOKING_TARGET" \
+		--availability-target "$$HOLDFAST_AVAILABILITY_TARGET" \
+		--redis-url "$$HOLDFAST_REDIS_URL" $(BENCH_AVAILABILITY_ARGS)
 
 clean-state:
 	rm -rf .state
