@@ -14,6 +14,7 @@ from datetime import timedelta
 import asyncpg
 import grpc
 import pytest
+from redis.asyncio import Redis
 
 from holdfast.availability.v1 import availability_pb2
 from services.availability.server import AvailabilityApp
@@ -142,17 +143,20 @@ async def test_repeated_reads_are_answered_from_the_cache(
 
 
 async def test_without_the_local_level_redis_answers(
-    client: BookingClient, migrated_database: str, tenant: str
+    client: BookingClient, migrated_database: str, tenant: str, db: asyncpg.Pool, redis: Redis
 ) -> None:
     resource, [slot] = await client.resource_with_slots(capacity=2)
     async with (
         running_availability(migrated_database, local_cache_entries=0) as app,
         grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel,
     ):
+        await settled(app, db, tenant)
         availability = AvailabilityClient.on(channel, tenant)
         await availability.get(resource.resource_id)
+        await redis.script_flush()  # as after a Redis restart: the read script is reloaded
         await availability.get(resource.resource_id)
         assert sample(app, "holdfast_availability_cache_hits_total", level="redis") == 1
+        assert sample(app, "holdfast_availability_cache_errors_total") == 0
 
         await client.hold(resource.resource_id, [slot.slot_id])
         await shows(availability, resource.resource_id, slot.slot_id, SlotCounts(2, 1, 1, 0, True))
