@@ -51,8 +51,8 @@ from redis.exceptions import RedisError
 from bench.holds import (
     BASE_TIME,
     CALL_TIMEOUT_SECONDS,
-    CONNECT_TIMEOUT_SECONDS,
     OK,
+    Channels,
     HoldCall,
     Phase,
     ServiceClient,
@@ -86,27 +86,13 @@ MISSES_METRIC = "holdfast_availability_cache_misses_total"
 # --- the availability service -------------------------------------------------
 
 
-class AvailabilityClient:
-    """Availability stubs over several channels (one TCP connection each,
-    as in bench.holds.ServiceClient) for one tenant."""
+class AvailabilityClient(Channels):
+    """Availability stubs over several channels for one tenant."""
 
     def __init__(self, target: str, tenant: str, channels: int) -> None:
-        self.metadata = ((TENANT_ID_KEY, tenant),)
-        self._channels = [
-            grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
-            for _ in range(channels)
-        ]
+        super().__init__(target, tenant, channels)
         self._stubs = [availability_pb2_grpc.AvailabilityServiceStub(c) for c in self._channels]
         self._health = health_pb2_grpc.HealthStub(self._channels[0])
-
-    async def connect(self) -> None:
-        await asyncio.wait_for(
-            asyncio.gather(*(c.channel_ready() for c in self._channels)),
-            CONNECT_TIMEOUT_SECONDS,
-        )
-
-    async def close(self) -> None:
-        await asyncio.gather(*(c.close() for c in self._channels))
 
     async def wait_until_cache_live(self, within: float) -> bool:
         """True once the service answers from its caches (its consumer is live);

@@ -135,8 +135,8 @@ class Phase:
 # --- the service, over gRPC ---------------------------------------------------
 
 
-class ServiceClient:
-    """Booking and inventory stubs over several channels for one tenant.
+class Channels:
+    """Several channels to one service, calling for one tenant.
 
     Each channel gets its own subchannel pool, hence its own TCP connection:
     gRPC would otherwise share one HTTP/2 connection between channels to the
@@ -150,8 +150,6 @@ class ServiceClient:
             grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
             for _ in range(channels)
         ]
-        self._booking = [booking_pb2_grpc.BookingServiceStub(c) for c in self._channels]
-        self._inventory = inventory_pb2_grpc.InventoryServiceStub(self._channels[0])
 
     async def connect(self) -> None:
         await asyncio.wait_for(
@@ -161,6 +159,15 @@ class ServiceClient:
 
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self._channels))
+
+
+class ServiceClient(Channels):
+    """Booking and inventory stubs over several channels for one tenant."""
+
+    def __init__(self, target: str, tenant: str, channels: int) -> None:
+        super().__init__(target, tenant, channels)
+        self._booking = [booking_pb2_grpc.BookingServiceStub(c) for c in self._channels]
+        self._inventory = inventory_pb2_grpc.InventoryServiceStub(self._channels[0])
 
     async def resource(self, capacity: int) -> str:
         response = await self._inventory.CreateResource(
