@@ -19,6 +19,10 @@ from holdfast.platform.redis import redis_key
 # Changes that move availability; the message key is the resource id and the
 # payload names the change and the slots it touched.
 AVAILABILITY_TOPIC = "availability"
+# Payment actions to take at Stripe after a commit (never inside a
+# transaction), e.g. expiring the checkout of a lapsed hold. Not published to a
+# stream: the booking service's relay carries them out itself.
+PAYMENTS_TOPIC = "payments"
 
 
 def stream_position(stream_id: str | bytes) -> tuple[int, int]:

@@ -7,9 +7,10 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from holdfast.platform.config import PlatformSettings
+from holdfast.platform.stripe_api import StripeSettings
 
 
-class BookingSettings(PlatformSettings):
+class BookingSettings(PlatformSettings, StripeSettings):
     booking_port: int = Field(50051, ge=0, le=65535)
     # A reservation waits at most this long for a slot row lock, then answers
     # ABORTED with a retry hint instead of queueing without bound.
@@ -41,6 +42,16 @@ class BookingSettings(PlatformSettings):
     # Stream entries beyond this many are trimmed (approximately); consumers
     # further behind than that drop their caches.
     stream_max_length: int = Field(100_000, gt=0)
+    # Checkout: where Stripe sends the customer afterwards ({HOLD_ID} is
+    # replaced), and the shortest session Stripe allows plus a margin.
+    checkout_success_url: str = "http://localhost:8080/checkout/success?hold={HOLD_ID}"
+    checkout_cancel_url: str = "http://localhost:8080/checkout/cancelled?hold={HOLD_ID}"
+    checkout_min_lifetime_seconds: int = Field(31 * 60, ge=30 * 60, le=24 * 3600)
+    # The reconciler asks Stripe about checkouts this close to lapsing (or
+    # past it), every interval, a batch at a time.
+    reconciler_interval_seconds: float = Field(30.0, gt=0)
+    reconciler_lead_seconds: float = Field(60.0, ge=0)
+    reconciler_batch_size: int = Field(50, gt=0)
 
     @model_validator(mode="after")
     def _ttl_bounds_are_ordered(self) -> Self:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from holdfast.booking.v1 import booking_pb2, inventory_pb2
 from holdfast.common.v1 import money_pb2
 from holdfast.platform.proto_time import time_range, timestamp
-from services.booking.domain import Hold, HoldStatus, Resource, Slot
+from services.booking.domain import Checkout, Hold, HoldStatus, Resource, Slot
 
 
 def money(amount_minor: int, currency: str) -> money_pb2.Money:
@@ -67,4 +67,16 @@ def hold(value: Hold) -> booking_pb2.Hold:
         update_time=timestamp(value.updated_at),
         payment_ref=value.payment_ref,
         status_reason=value.status_reason,
+    )
+
+
+def checkout(value: Checkout) -> booking_pb2.Checkout:
+    return booking_pb2.Checkout(
+        hold_id=str(value.hold_id),
+        attempt=value.attempt,
+        session_id=value.session_id or "",
+        url=value.url or "",
+        status=booking_pb2.CheckoutStatus.Value(f"CHECKOUT_STATUS_{value.status.value}"),
+        expire_time=timestamp(value.expires_at),
+        amount=money(value.amount_minor, value.currency),
     )

@@ -124,3 +124,40 @@ class RequestKey:
 class HoldFilter:
     statuses: tuple[HoldStatus, ...] = ()
     resource_id: uuid.UUID | None = None
+
+
+class CheckoutStatus(enum.StrEnum):
+    CREATING = "CREATING"
+    OPEN = "OPEN"
+    COMPLETE = "COMPLETE"
+    EXPIRED = "EXPIRED"
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """One payment attempt for a hold: a Stripe Checkout Session.
+
+    Everything Stripe is sent is fixed when the attempt starts, so that a
+    retried create is the same request under the same idempotency key.
+    """
+
+    hold_id: uuid.UUID
+    attempt: int
+    tenant_id: str
+    status: CheckoutStatus
+    amount_minor: int
+    currency: str
+    expires_at: datetime
+    success_url: str
+    cancel_url: str
+    traceparent: str | None = None
+    session_id: str | None = None
+    url: str | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"checkout:{self.hold_id}:{self.attempt}"
+
+    @property
+    def unresolved(self) -> bool:
+        return self.status in (CheckoutStatus.CREATING, CheckoutStatus.OPEN)

@@ -23,10 +23,12 @@ from services.booking import convert
 from services.booking.config import BookingSettings
 from services.booking.domain import HoldFilter, HoldRequest, NewResource, NewSlot, RequestKey
 from services.booking.inventory import Inventory
+from services.booking.payments import Payments
 from services.booking.reservations import Reservations
 
 Context: TypeAlias = Any  # grpc.aio.ServicerContext; grpc ships no type hints
 MAX_TEXT = 200
+MAX_URL = 2048
 MAX_REQUEST_ID = 128
 MAX_CAPACITY = 1_000_000
 MAX_PRICE_MINOR = 10**12
@@ -203,8 +205,11 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
 
 
 class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
-    def __init__(self, reservations: Reservations, settings: BookingSettings) -> None:
+    def __init__(
+        self, reservations: Reservations, payments: Payments, settings: BookingSettings
+    ) -> None:
         self._reservations = reservations
+        self._payments = payments
         self._settings = settings
 
     def _ttl(self, v: Violations, request: booking_pb2.CreateHoldRequest) -> timedelta:
@@ -291,6 +296,60 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
             tenant, hold_id, request.payment_ref, actor_of(context, tenant)
         )
         return booking_pb2.ConfirmHoldResponse(hold=convert.hold(hold))
+
+    async def StartCheckout(
+        self, request: booking_pb2.StartCheckoutRequest, context: Context
+    ) -> booking_pb2.StartCheckoutResponse:
+        tenant = tenant_of(context)
+        v = Violations()
+        hold_id = v.uuid("hold_id", request.hold_id)
+        for field in ("success_url", "cancel_url"):
+            url = getattr(request, field)
+            v.text(field, url, max_length=MAX_URL, required=False)
+            if url and not url.startswith(("https://", "http://")):
+                v.add(field, "must be an http(s) URL")
+        v.raise_if_any()
+        assert hold_id is not None
+        checkout = await self._payments.start_checkout(
+            tenant, hold_id, request.success_url, request.cancel_url, actor_of(context, tenant)
+        )
+        return booking_pb2.StartCheckoutResponse(checkout=convert.checkout(checkout))
+
+    async def ApplyPayment(
+        self, request: booking_pb2.ApplyPaymentRequest, context: Context
+    ) -> booking_pb2.ApplyPaymentResponse:
+        tenant = tenant_of(context)
+        v = Violations()
+        hold_id = v.uuid("hold_id", request.hold_id)
+        v.text("payment_ref", request.payment_ref, max_length=MAX_TEXT)
+        v.raise_if_any()
+        assert hold_id is not None
+        hold, refund_id = await self._payments.apply_payment(
+            tenant, hold_id, request.payment_ref, actor_of(context, tenant)
+        )
+        outcome = (
+            booking_pb2.PAYMENT_OUTCOME_REFUNDED
+            if refund_id
+            else booking_pb2.PAYMENT_OUTCOME_CONFIRMED
+        )
+        return booking_pb2.ApplyPaymentResponse(
+            hold=convert.hold(hold), outcome=outcome, refund_id=refund_id or ""
+        )
+
+    async def MarkBookingRefunded(
+        self, request: booking_pb2.MarkBookingRefundedRequest, context: Context
+    ) -> booking_pb2.MarkBookingRefundedResponse:
+        tenant = tenant_of(context)
+        v = Violations()
+        booking_id = v.uuid("booking_id", request.booking_id)
+        v.text("payment_ref", request.payment_ref, max_length=MAX_TEXT)
+        v.text("reason", request.reason, max_length=MAX_TEXT, required=False)
+        v.raise_if_any()
+        assert booking_id is not None
+        booking = await self._reservations.mark_refunded(
+            tenant, booking_id, request.payment_ref, request.reason, actor_of(context, tenant)
+        )
+        return booking_pb2.MarkBookingRefundedResponse(booking=convert.hold(booking))
 
     async def CancelBooking(
         self, request: booking_pb2.CancelBookingRequest, context: Context

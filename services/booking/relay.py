@@ -8,6 +8,11 @@ published. If Redis is down, the rows stay in Postgres and are retried with
 backoff; if the relay dies between publishing and marking, the lease runs out
 and the rows are published again. Delivery is therefore at-least-once, and
 consumers must be (and are) idempotent.
+
+Rows of the payments topic are not messages but actions at Stripe (expire the
+checkout of a lapsed hold): the relay carries them out itself, with the row's
+dedupe key as Stripe's idempotency key, so they too happen after the commit
+and are retried until Stripe answers.
 """
 
 from __future__ import annotations
@@ -17,14 +22,15 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from holdfast.platform.background import BackgroundTask
-from holdfast.platform.errors import DomainError
-from holdfast.platform.streams import ChangeMessage, stream_key
+from holdfast.platform.errors import DomainError, ErrorKind
+from holdfast.platform.streams import PAYMENTS_TOPIC, ChangeMessage, stream_key
 from services.booking.config import BookingSettings
 from services.booking.metrics import BookingMetrics
 from services.booking.repository import OutboxRepository
@@ -34,6 +40,10 @@ log = logging.getLogger(__name__)
 # The backlog gauge is refreshed at most this often.
 _BACKLOG_INTERVAL_SECONDS = 1.0
 _PRUNE_BATCH = 5000
+
+
+# Carries out one payments-topic row at Stripe (see services.booking.payments).
+PaymentAction = Callable[[ChangeMessage], Awaitable[None]]
 
 
 def _message(row: asyncpg.Record) -> ChangeMessage:
@@ -56,7 +66,9 @@ class OutboxRelay:
         redis: Redis,
         settings: BookingSettings,
         metrics: BookingMetrics,
+        payment_action: PaymentAction,
     ) -> None:
+        self._payment_action = payment_action
         self._outbox = outbox
         self._redis = redis
         self._settings = settings
@@ -71,37 +83,66 @@ class OutboxRelay:
         self._wake.set()
 
     async def publish_once(self) -> int:
-        """Publishes one batch of due rows; returns how many were published.
+        """Publishes one batch of due rows; returns how many were handled.
 
-        Raises RedisError when Redis refused them (they are rescheduled first).
+        Stream topics go to Redis in one pipeline; payment actions are carried
+        out one by one. Rows that failed are rescheduled with backoff, and a
+        Redis failure is raised after that so the loop backs off too.
         """
         s = self._settings
         rows = await self._outbox.claim_due(s.relay_batch_size, s.relay_lease_seconds)
         if not rows:
             return 0
-        ids = [row["id"] for row in rows]
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for row in rows:
-                    pipe.xadd(
-                        stream_key(s, row["topic"]),
-                        _message(row).to_fields(),  # type: ignore[arg-type]
-                        maxlen=s.stream_max_length,
-                        approximate=True,
-                    )
-                await pipe.execute()
-        except RedisError as error:
-            self._metrics.outbox_publish_failures.inc(len(ids))
-            await self._outbox.mark_failed(
-                ids,
-                f"{type(error).__name__}: {error}",
-                s.relay_retry_base_seconds,
-                s.relay_retry_max_seconds,
-            )
-            raise
-        await self._outbox.mark_published(ids)
-        self._metrics.outbox_published.inc(len(ids))
-        return len(ids)
+        to_stream = [row for row in rows if row["topic"] != PAYMENTS_TOPIC]
+        actions = [row for row in rows if row["topic"] == PAYMENTS_TOPIC]
+        done: list[int] = []
+        redis_error: RedisError | None = None
+        if to_stream:
+            try:
+                await self._append_to_streams(to_stream)
+                done += [row["id"] for row in to_stream]
+            except RedisError as error:
+                redis_error = error
+                await self._failed([row["id"] for row in to_stream], error)
+        for row in actions:
+            try:
+                await self._payment_action(_message(row))
+                done.append(row["id"])
+            except DomainError as error:
+                if error.kind is not ErrorKind.UNAVAILABLE:
+                    # Nothing a retry would change (e.g. payments turned off).
+                    log.warning("payment action %s dropped: %s", row["dedupe_key"], error)
+                    done.append(row["id"])
+                else:
+                    await self._failed([row["id"]], error)
+        if done:
+            await self._outbox.mark_published(done)
+            self._metrics.outbox_published.inc(len(done))
+        if redis_error is not None:
+            raise redis_error
+        return len(rows)
+
+    async def _append_to_streams(self, rows: list[asyncpg.Record]) -> None:
+        s = self._settings
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for row in rows:
+                pipe.xadd(
+                    stream_key(s, row["topic"]),
+                    _message(row).to_fields(),  # type: ignore[arg-type]
+                    maxlen=s.stream_max_length,
+                    approximate=True,
+                )
+            await pipe.execute()
+
+    async def _failed(self, ids: list[int], error: Exception) -> None:
+        s = self._settings
+        self._metrics.outbox_publish_failures.inc(len(ids))
+        await self._outbox.mark_failed(
+            ids,
+            f"{type(error).__name__}: {error}",
+            s.relay_retry_base_seconds,
+            s.relay_retry_max_seconds,
+        )
 
     async def drain(self) -> int:
         """Publishes batches until no due row is left; returns how many."""

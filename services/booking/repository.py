@@ -29,9 +29,11 @@ from holdfast.platform.context import current_correlation_id
 from holdfast.platform.db import database_unavailable
 from holdfast.platform.errors import aborted
 from holdfast.platform.pagination import Cursor
-from holdfast.platform.streams import AVAILABILITY_TOPIC
+from holdfast.platform.streams import AVAILABILITY_TOPIC, PAYMENTS_TOPIC
 from holdfast.platform.telemetry import current_traceparent
 from services.booking.domain import (
+    Checkout,
+    CheckoutStatus,
     Hold,
     HoldFilter,
     HoldLine,
@@ -46,7 +48,9 @@ from services.booking.domain import (
 
 _SLOT_COLUMNS = "id, resource_id, starts_at, ends_at, capacity, held, booked, closed, version"
 # Every change that moves availability also inserts an outbox row in the same
-# statement: the transactional outbox (see services.booking.relay).
+# statement: the transactional outbox (see services.booking.relay). So does a
+# hold that lapses or is released while its Stripe checkout is still open:
+# the relay expires the session at Stripe, after the commit.
 _OUTBOX_COLUMNS = "topic, message_key, tenant_id, payload, dedupe_key, traceparent, correlation_id"
 _HOLD_COLUMNS = (
     "h.id, h.resource_id, h.status, h.quantity, h.customer_ref, h.currency, h.total_minor,"
@@ -325,6 +329,18 @@ class Transaction:
                         jsonb_build_object('change', 'hold.' || lower($3), 'resource_id', $12::uuid,
                                            'slot_ids', $6::uuid[], 'hold_id', $2::uuid),
                         'hold.' || lower($3) || ':' || $2::uuid::text, $13, $10)
+            ), paid AS (
+                UPDATE checkouts SET status = 'COMPLETE', updated_at = now()
+                WHERE hold_id = $2 AND $3 = 'CONFIRMED' AND status IN ('CREATING', 'OPEN')
+            ), abandoned AS (
+                INSERT INTO outbox ({_OUTBOX_COLUMNS})
+                SELECT '{PAYMENTS_TOPIC}', c.session_id, $1,
+                       jsonb_build_object('action', 'expire_checkout',
+                                          'session_id', c.session_id, 'hold_id', $2::uuid),
+                       'checkout.expire:' || c.session_id, $13, $10
+                FROM checkouts c
+                WHERE c.hold_id = $2 AND $3 = 'RELEASED' AND c.status = 'OPEN'
+                ON CONFLICT (dedupe_key) DO NOTHING
             )
             UPDATE holds h SET status = $3, status_reason = $7, updated_at = now(),
                                payment_ref = coalesce($11, h.payment_ref)
@@ -458,6 +474,73 @@ class Transaction:
         )
         return _slot(row)
 
+    # --- payments ------------------------------------------------------------
+
+    async def latest_checkout(self, hold_id: uuid.UUID) -> Checkout | None:
+        """The hold's newest payment attempt; call with the hold locked."""
+        row = await self._conn.fetchrow(
+            "SELECT * FROM checkouts WHERE hold_id = $1 ORDER BY attempt DESC LIMIT 1", hold_id
+        )
+        return _checkout(row) if row else None
+
+    async def insert_checkout(self, checkout: Checkout) -> None:
+        await self._conn.execute(
+            """
+            INSERT INTO checkouts (hold_id, attempt, tenant_id, status, amount_minor, currency,
+                                   expires_at, success_url, cancel_url, traceparent)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            """,
+            checkout.hold_id,
+            checkout.attempt,
+            self.tenant_id,
+            checkout.status.value,
+            checkout.amount_minor,
+            checkout.currency,
+            checkout.expires_at,
+            checkout.success_url,
+            checkout.cancel_url,
+            checkout.traceparent,
+        )
+
+    async def now(self) -> datetime:
+        now: datetime = await self._conn.fetchval("SELECT now()")
+        return now
+
+    async def record_refund(
+        self, hold: Hold, payment_ref: str, refund_id: str, amount_minor: int, reason: str
+    ) -> None:
+        """The refund and its audit row, once per payment; with the hold locked."""
+        await self._conn.execute(
+            """
+            WITH refund AS (
+                INSERT INTO refunds (payment_ref, tenant_id, hold_id, refund_id, amount_minor,
+                                     currency, reason)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                ON CONFLICT (payment_ref) DO NOTHING
+                RETURNING 1
+            ), audit AS (
+                INSERT INTO audit_log (tenant_id, entity_type, entity_id, action, from_status,
+                                       to_status, actor, reason, correlation_id, details)
+                SELECT $2, 'hold', $3, 'hold.payment_refunded', $8, $8, $9, $7, $10,
+                       jsonb_build_object('payment_ref', $1::text, 'refund_id', $4::text,
+                                          'amount_minor', $5::bigint)
+                FROM refund
+            )
+            UPDATE holds SET status_reason = $7, updated_at = now()
+            WHERE id = $3 AND EXISTS (SELECT 1 FROM refund)
+            """,
+            payment_ref,
+            self.tenant_id,
+            hold.id,
+            refund_id,
+            amount_minor,
+            hold.currency,
+            reason,
+            hold.status.value,
+            self.actor,
+            current_correlation_id(),
+        )
+
 
 def _json(value: dict[str, Any]) -> str:
     return json.dumps(value, default=str)
@@ -501,6 +584,15 @@ async def expire_holds(
                    'hold.expired:' || e.id::text, $5, $4
             FROM expired e JOIN hold_lines l ON l.hold_id = e.id
             GROUP BY e.id, e.resource_id, e.tenant_id
+        ), abandoned AS (
+            INSERT INTO outbox ({_OUTBOX_COLUMNS})
+            SELECT '{PAYMENTS_TOPIC}', c.session_id, c.tenant_id,
+                   jsonb_build_object('action', 'expire_checkout',
+                                      'session_id', c.session_id, 'hold_id', c.hold_id),
+                   'checkout.expire:' || c.session_id, $5, $4
+            FROM checkouts c JOIN expired e ON e.id = c.hold_id
+            WHERE c.status = 'OPEN'
+            ON CONFLICT (dedupe_key) DO NOTHING
         )
         SELECT count(*) FROM expired
         """,
@@ -823,3 +915,89 @@ class OutboxRepository:
                 batch_size,
             )
         return pruned
+
+
+def _checkout(row: asyncpg.Record) -> Checkout:
+    return Checkout(
+        hold_id=row["hold_id"],
+        attempt=row["attempt"],
+        tenant_id=row["tenant_id"],
+        status=CheckoutStatus(row["status"]),
+        amount_minor=row["amount_minor"],
+        currency=row["currency"],
+        expires_at=row["expires_at"],
+        success_url=row["success_url"],
+        cancel_url=row["cancel_url"],
+        traceparent=row["traceparent"],
+        session_id=row["session_id"],
+        url=row["url"],
+    )
+
+
+class PaymentRepository:
+    """Checkouts and refunds: the payment side of holds."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def record_session(self, checkout: Checkout, session_id: str, url: str) -> Checkout:
+        """Stores what Stripe answered; the attempt is OPEN from now on (unless
+        it was resolved meanwhile, e.g. the hold was confirmed)."""
+        async with database_errors():
+            row = await self._pool.fetchrow(
+                """
+                UPDATE checkouts SET session_id = $3, url = $4, updated_at = now(),
+                    status = CASE WHEN status = 'CREATING' THEN 'OPEN' ELSE status END
+                WHERE hold_id = $1 AND attempt = $2
+                RETURNING *
+                """,
+                checkout.hold_id,
+                checkout.attempt,
+                session_id,
+                url,
+            )
+        return _checkout(row)
+
+    async def set_session_status(self, session_id: str, status: CheckoutStatus) -> None:
+        """Records how an attempt ended; a resolved attempt stays resolved."""
+        async with database_errors():
+            await self._pool.execute(
+                """
+                UPDATE checkouts SET status = $2, updated_at = now()
+                WHERE session_id = $1 AND status IN ('CREATING', 'OPEN')
+                """,
+                session_id,
+                status.value,
+            )
+
+    async def unresolved_checkouts(
+        self, lead_seconds: float, limit: int
+    ) -> list[tuple[Checkout, HoldStatus, datetime]]:
+        """Attempts still open or being created whose session or hold lapses
+        within `lead_seconds` (or already has): the reconciler's work, with
+        each hold's status and expiry."""
+        async with database_errors():
+            rows = await self._pool.fetch(
+                """
+                SELECT c.*, h.status AS hold_status, h.expires_at AS hold_expires_at
+                FROM checkouts c JOIN holds h ON h.id = c.hold_id
+                WHERE c.status IN ('CREATING', 'OPEN')
+                  AND (c.expires_at <= now() + make_interval(secs => $1)
+                       OR h.expires_at <= now() + make_interval(secs => $1)
+                       OR h.status <> 'HELD')
+                ORDER BY least(c.expires_at, h.expires_at)
+                LIMIT $2
+                """,
+                lead_seconds,
+                limit,
+            )
+        return [
+            (_checkout(row), HoldStatus(row["hold_status"]), row["hold_expires_at"]) for row in rows
+        ]
+
+    async def find_refund(self, payment_ref: str) -> asyncpg.Record | None:
+        async with database_errors():
+            row: asyncpg.Record | None = await self._pool.fetchrow(
+                "SELECT * FROM refunds WHERE payment_ref = $1", payment_ref
+            )
+        return row

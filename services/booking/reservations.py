@@ -273,6 +273,29 @@ class Reservations:
                 reason=reason or "cancelled by caller",
             )
 
+    async def mark_refunded(
+        self, tenant_id: str, booking_id: uuid.UUID, payment_ref: str, reason: str, actor: str
+    ) -> Hold:
+        """CONFIRMED -> REFUNDED once the booking's payment was refunded in full."""
+        async with self._repo.transaction(tenant_id, actor) as tx:
+            hold = await self._lock_hold(tx, booking_id, "booking")
+            if hold.status is HoldStatus.REFUNDED:
+                return hold
+            if hold.status is not HoldStatus.CONFIRMED or hold.payment_ref != payment_ref:
+                raise failed_precondition(
+                    "BOOKING_NOT_REFUNDABLE",
+                    "only a confirmed booking paid by this payment can be marked refunded",
+                    {"status": hold.status.value},
+                )
+            await tx.lock_slots(hold.slot_ids)
+            return await tx.transition_hold(
+                hold,
+                HoldStatus.REFUNDED,
+                held_delta=0,
+                booked_delta=-hold.quantity,
+                reason=reason or "payment refunded",
+            )
+
     async def expire_due_holds(self, batch_size: int) -> int:
         return await self._repo.expire_due_holds(batch_size, SWEEPER_ACTOR)
 

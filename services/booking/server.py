@@ -15,13 +15,17 @@ from holdfast.platform.grpc_server import GrpcHost, run_until_signalled
 from holdfast.platform.logging import configure_logging
 from holdfast.platform.metrics import MetricsServer
 from holdfast.platform.redis import create_redis
+from holdfast.platform.streams import ChangeMessage
+from holdfast.platform.stripe_api import create_stripe_client
 from holdfast.platform.telemetry import configure_telemetry, shutdown_telemetry
 from services.booking.config import BookingSettings
 from services.booking.handlers import BookingHandler, InventoryHandler
 from services.booking.inventory import Inventory
 from services.booking.metrics import BookingMetrics
+from services.booking.payments import Payments
+from services.booking.reconciler import Reconciler
 from services.booking.relay import OutboxRelay
-from services.booking.repository import BookingRepository, OutboxRepository
+from services.booking.repository import BookingRepository, OutboxRepository, PaymentRepository
 from services.booking.reservations import Reservations
 from services.booking.sweeper import HoldSweeper
 
@@ -50,9 +54,21 @@ class BookingApp:
         self.host: GrpcHost | None = None
         self.sweeper: HoldSweeper | None = None
         self.relay: OutboxRelay | None = None
+        self.payments: Payments | None = None
+        self.reconciler: Reconciler | None = None
+        self.stripe = create_stripe_client(settings)
         self.metrics_server = MetricsServer(
             self.metrics.registry, settings.metrics_host, settings.booking_metrics_port
         )
+
+    async def _payment_action(self, message: ChangeMessage) -> None:
+        assert self.payments is not None
+        if message.payload.get("action") == "expire_checkout":
+            await self.payments.expire_session(
+                str(message.payload["session_id"]), message.dedupe_key
+            )
+        else:
+            log.warning("unknown payment action %s", message.dedupe_key)
 
     @property
     def port(self) -> int:
@@ -64,10 +80,16 @@ class BookingApp:
         self.pool = await create_pool(
             s, "holdfast-booking", extra_settings={"lock_timeout": str(s.lock_timeout_ms)}
         )
-        self.relay = OutboxRelay(OutboxRepository(self.pool), self.redis, s, self.metrics)
-        repository = BookingRepository(self.pool, after_commit=self.relay.wake)
+        relay = OutboxRelay(
+            OutboxRepository(self.pool), self.redis, s, self.metrics, self._payment_action
+        )
+        self.relay = relay
+        repository = BookingRepository(self.pool, after_commit=relay.wake)
         reservations = Reservations(repository)
-        booking = BookingHandler(reservations, s)
+        self.payments = Payments(
+            repository, PaymentRepository(self.pool), reservations, self.stripe, s
+        )
+        booking = BookingHandler(reservations, self.payments, s)
         inventory = InventoryHandler(Inventory(repository), s)
 
         def register(server: object) -> None:
@@ -93,12 +115,16 @@ class BookingApp:
             s.request_id_retention_hours,
         )
         self.sweeper.start()
+        self.reconciler = Reconciler(self.payments, s.reconciler_interval_seconds)
+        self.reconciler.start()
 
     async def stop(self) -> None:
         if self.host is not None:
             await self.host.stop()
         if self.sweeper is not None:
             await self.sweeper.stop()
+        if self.reconciler is not None:
+            await self.reconciler.stop()
         if self.relay is not None:
             await self.relay.stop()
         if self.pool is not None:

@@ -28,47 +28,65 @@ from holdfast.common.v1 import money_pb2 as holdfast_dot_common_dot_v1_dot_money
 from holdfast.common.v1 import time_range_pb2 as holdfast_dot_common_dot_v1_dot_time__range__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!holdfast/booking/v1/booking.proto\x12\x13holdfast.booking.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eholdfast/common/v1/money.proto\x1a#holdfast/common/v1/time_range.proto\"}\n\x08HoldLine\x12\x0f\n\x07slot_id\x18\x01 \x01(\t\x12\x31\n\ntime_range\x18\x02 \x01(\x0b\x32\x1d.holdfast.common.v1.TimeRange\x12-\n\nunit_price\x18\x03 \x01(\x0b\x32\x19.holdfast.common.v1.Money\"\x9c\x03\n\x04Hold\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\x13\n\x0bresource_id\x18\x02 \x01(\t\x12/\n\x06status\x18\x03 \x01(\x0e\x32\x1f.holdfast.booking.v1.HoldStatus\x12\x10\n\x08quantity\x18\x04 \x01(\x05\x12\x14\n\x0c\x63ustomer_ref\x18\x05 \x01(\t\x12,\n\x05lines\x18\x06 \x03(\x0b\x32\x1d.holdfast.booking.v1.HoldLine\x12(\n\x05total\x18\x07 \x01(\x0b\x32\x19.holdfast.common.v1.Money\x12/\n\x0b\x65xpire_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bpayment_ref\x18\x0b \x01(\t\x12\x15\n\rstatus_reason\x18\x0c \x01(\t\"\x9e\x01\n\x11\x43reateHoldRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x10\n\x08slot_ids\x18\x02 \x03(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12\x14\n\x0c\x63ustomer_ref\x18\x04 \x01(\t\x12&\n\x03ttl\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"=\n\x12\x43reateHoldResponse\x12\'\n\x04hold\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Hold\"!\n\x0eGetHoldRequest\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\":\n\x0fGetHoldResponse\x12\'\n\x04hold\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Hold\"5\n\x12ReleaseHoldRequest\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\">\n\x13ReleaseHoldResponse\x12\'\n\x04hold\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Hold\":\n\x12\x43onfirmHoldRequest\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\x13\n\x0bpayment_ref\x18\x02 \x01(\t\">\n\x13\x43onfirmHoldResponse\x12\'\n\x04hold\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Hold\":\n\x14\x43\x61ncelBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"C\n\x15\x43\x61ncelBookingResponse\x12*\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Hold\"\'\n\x11GetBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\t\"@\n\x12GetBookingResponse\x12*\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Hold\"\x84\x01\n\x13ListBookingsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x31\n\x08statuses\x18\x03 \x03(\x0e\x32\x1f.holdfast.booking.v1.HoldStatus\x12\x13\n\x0bresource_id\x18\x04 \x01(\t\"\\\n\x14ListBookingsResponse\x12+\n\x08\x62ookings\x18\x01 \x03(\x0b\x32\x19.holdfast.booking.v1.Hold\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xc2\x01\n\nHoldStatus\x12\x1b\n\x17HOLD_STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10HOLD_STATUS_HELD\x10\x01\x12\x19\n\x15HOLD_STATUS_CONFIRMED\x10\x02\x12\x19\n\x15HOLD_STATUS_CANCELLED\x10\x03\x12\x18\n\x14HOLD_STATUS_REFUNDED\x10\x04\x12\x18\n\x14HOLD_STATUS_RELEASED\x10\x05\x12\x17\n\x13HOLD_STATUS_EXPIRED\x10\x06\x32\xb5\x05\n\x0e\x42ookingService\x12]\n\nCreateHold\x12&.holdfast.booking.v1.CreateHoldRequest\x1a\'.holdfast.booking.v1.CreateHoldResponse\x12T\n\x07GetHold\x12#.holdfast.booking.v1.GetHoldRequest\x1a$.holdfast.booking.v1.GetHoldResponse\x12`\n\x0bReleaseHold\x12\'.holdfast.booking.v1.ReleaseHoldRequest\x1a(.holdfast.booking.v1.ReleaseHoldResponse\x12`\n\x0b\x43onfirmHold\x12\'.holdfast.booking.v1.ConfirmHoldRequest\x1a(.holdfast.booking.v1.ConfirmHoldResponse\x12\x66\n\rCancelBooking\x12).holdfast.booking.v1.CancelBookingRequest\x1a*.holdfast.booking.v1.CancelBookingResponse\x12]\n\nGetBooking\x12&.holdfast.booking.v1.GetBookingRequest\x1a\'.holdfast.booking.v1.GetBookingResponse\x12\x63\n\x0cListBookings\x12(.holdfast.booking.v1.ListBookingsRequest\x1a).holdfast.booking.v1.ListBookingsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!holdfast/booking/v1/booking.proto\x12\x13holdfast.booking.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eholdfast/common/v1/money.proto\x1a#holdfast/common/v1/time_range.proto\"\xde\x01\n\x08\x43heckout\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\x33\n\x06status\x18\x05 \x01(\x0e\x32#.holdfast.booking.v1.CheckoutStatus\x12/\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06\x61mount\x18\x07 \x01(\x0b\x32\x19.holdfast.common.v1.Money\"}\n\x08HoldLine\x12\x0f\n\x07slot_id\x18\x01 \x01(\t\x12\x31\n\ntime_range\x18\x02 \x01(\x0b\x32\x1d.holdfast.common.v1.TimeRange\x12-\n\nunit_price\x18\x03 \x01(\x0b\x32\x19.holdfast.common.v1.Money\"\x9c\x03\n\x04Hold\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\x13\n\x0bresource_id\x18\x02 \x01(\t\x12/\n\x06status\x18\x03 \x01(\x0e\x32\x1f.holdfast.booking.v1.HoldStatus\x12\x10\n\x08quantity\x18\x04 \x01(\x05\x12\x14\n\x0c\x63ustomer_ref\x18\x05 \x01(\t\x12,\n\x05lines\x18\x06 \x03(\x0b\x32\x1d.holdfast.booking.v1.HoldLine\x12(\n\x05total\x18\x07 \x01(\x0b\x32\x19.holdfast.common.v1.Money\x12/\n\x0b\x65xpire_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bpayment_ref\x18\x0b \x01(\t\x12\x15\n\rstatus_reason\x18\x0c \x01(\t\"\x9e\x01\n\x11\x43reateHoldRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x10\n\x08slot_ids\x18\x02 \x03(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12\x14\n\x0c\x63ustomer_ref\x18\x04 \x01(\t\x12&\n\x03ttl\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"=\n\x12\x43reateHoldResponse\x12\'\n\x04hold\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Hold\"!\n\x0eGetHoldRequest\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\":\n\x0fGetHoldResponse\x12\'\n\x04hold\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Hold\"5\n\x12ReleaseHoldRequest\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\">\n\x13ReleaseHoldResponse\x12\'\n\x04hold\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Hold\":\n\x12\x43onfirmHoldRequest\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\x13\n\x0bpayment_ref\x18\x02 \x01(\t\">\n\x13\x43onfirmHoldResponse\x12\'\n\x04hold\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Hold\":\n\x14\x43\x61ncelBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"C\n\x15\x43\x61ncelBookingResponse\x12*\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Hold\"\'\n\x11GetBookingRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\t\"@\n\x12GetBookingResponse\x12*\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Hold\"\x84\x01\n\x13ListBookingsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x31\n\x08statuses\x18\x03 \x03(\x0e\x32\x1f.holdfast.booking.v1.HoldStatus\x12\x13\n\x0bresource_id\x18\x04 \x01(\t\"\\\n\x14ListBookingsResponse\x12+\n\x08\x62ookings\x18\x01 \x03(\x0b\x32\x19.holdfast.booking.v1.Hold\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x14StartCheckoutRequest\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\x13\n\x0bsuccess_url\x18\x02 \x01(\t\x12\x12\n\ncancel_url\x18\x03 \x01(\t\"H\n\x15StartCheckoutResponse\x12/\n\x08\x63heckout\x18\x01 \x01(\x0b\x32\x1d.holdfast.booking.v1.Checkout\";\n\x13\x41pplyPaymentRequest\x12\x0f\n\x07hold_id\x18\x01 \x01(\t\x12\x13\n\x0bpayment_ref\x18\x02 \x01(\t\"\x88\x01\n\x14\x41pplyPaymentResponse\x12\'\n\x04hold\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Hold\x12\x34\n\x07outcome\x18\x02 \x01(\x0e\x32#.holdfast.booking.v1.PaymentOutcome\x12\x11\n\trefund_id\x18\x03 \x01(\t\"U\n\x1aMarkBookingRefundedRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x13\n\x0bpayment_ref\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"I\n\x1bMarkBookingRefundedResponse\x12*\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Hold*\xa4\x01\n\x0e\x43heckoutStatus\x12\x1f\n\x1b\x43HECKOUT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43HECKOUT_STATUS_CREATING\x10\x01\x12\x18\n\x14\x43HECKOUT_STATUS_OPEN\x10\x02\x12\x1c\n\x18\x43HECKOUT_STATUS_COMPLETE\x10\x03\x12\x1b\n\x17\x43HECKOUT_STATUS_EXPIRED\x10\x04*\xc2\x01\n\nHoldStatus\x12\x1b\n\x17HOLD_STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10HOLD_STATUS_HELD\x10\x01\x12\x19\n\x15HOLD_STATUS_CONFIRMED\x10\x02\x12\x19\n\x15HOLD_STATUS_CANCELLED\x10\x03\x12\x18\n\x14HOLD_STATUS_REFUNDED\x10\x04\x12\x18\n\x14HOLD_STATUS_RELEASED\x10\x05\x12\x17\n\x13HOLD_STATUS_EXPIRED\x10\x06*n\n\x0ePaymentOutcome\x12\x1f\n\x1bPAYMENT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1d\n\x19PAYMENT_OUTCOME_CONFIRMED\x10\x01\x12\x1c\n\x18PAYMENT_OUTCOME_REFUNDED\x10\x02\x32\xfc\x07\n\x0e\x42ookingService\x12]\n\nCreateHold\x12&.holdfast.booking.v1.CreateHoldRequest\x1a\'.holdfast.booking.v1.CreateHoldResponse\x12T\n\x07GetHold\x12#.holdfast.booking.v1.GetHoldRequest\x1a$.holdfast.booking.v1.GetHoldResponse\x12`\n\x0bReleaseHold\x12\'.holdfast.booking.v1.ReleaseHoldRequest\x1a(.holdfast.booking.v1.ReleaseHoldResponse\x12`\n\x0b\x43onfirmHold\x12\'.holdfast.booking.v1.ConfirmHoldRequest\x1a(.holdfast.booking.v1.ConfirmHoldResponse\x12\x66\n\rCancelBooking\x12).holdfast.booking.v1.CancelBookingRequest\x1a*.holdfast.booking.v1.CancelBookingResponse\x12]\n\nGetBooking\x12&.holdfast.booking.v1.GetBookingRequest\x1a\'.holdfast.booking.v1.GetBookingResponse\x12\x63\n\x0cListBookings\x12(.holdfast.booking.v1.ListBookingsRequest\x1a).holdfast.booking.v1.ListBookingsResponse\x12\x66\n\rStartCheckout\x12).holdfast.booking.v1.StartCheckoutRequest\x1a*.holdfast.booking.v1.StartCheckoutResponse\x12\x63\n\x0c\x41pplyPayment\x12(.holdfast.booking.v1.ApplyPaymentRequest\x1a).holdfast.booking.v1.ApplyPaymentResponse\x12x\n\x13MarkBookingRefunded\x12/.holdfast.booking.v1.MarkBookingRefundedRequest\x1a\x30.holdfast.booking.v1.MarkBookingRefundedResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'holdfast.booking.v1.booking_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_HOLDSTATUS']._serialized_start=1762
-  _globals['_HOLDSTATUS']._serialized_end=1956
-  _globals['_HOLDLINE']._serialized_start=192
-  _globals['_HOLDLINE']._serialized_end=317
-  _globals['_HOLD']._serialized_start=320
-  _globals['_HOLD']._serialized_end=732
-  _globals['_CREATEHOLDREQUEST']._serialized_start=735
-  _globals['_CREATEHOLDREQUEST']._serialized_end=893
-  _globals['_CREATEHOLDRESPONSE']._serialized_start=895
-  _globals['_CREATEHOLDRESPONSE']._serialized_end=956
-  _globals['_GETHOLDREQUEST']._serialized_start=958
-  _globals['_GETHOLDREQUEST']._serialized_end=991
-  _globals['_GETHOLDRESPONSE']._serialized_start=993
-  _globals['_GETHOLDRESPONSE']._serialized_end=1051
-  _globals['_RELEASEHOLDREQUEST']._serialized_start=1053
-  _globals['_RELEASEHOLDREQUEST']._serialized_end=1106
-  _globals['_RELEASEHOLDRESPONSE']._serialized_start=1108
-  _globals['_RELEASEHOLDRESPONSE']._serialized_end=1170
-  _globals['_CONFIRMHOLDREQUEST']._serialized_start=1172
-  _globals['_CONFIRMHOLDREQUEST']._serialized_end=1230
-  _globals['_CONFIRMHOLDRESPONSE']._serialized_start=1232
-  _globals['_CONFIRMHOLDRESPONSE']._serialized_end=1294
-  _globals['_CANCELBOOKINGREQUEST']._serialized_start=1296
-  _globals['_CANCELBOOKINGREQUEST']._serialized_end=1354
-  _globals['_CANCELBOOKINGRESPONSE']._serialized_start=1356
-  _globals['_CANCELBOOKINGRESPONSE']._serialized_end=1423
-  _globals['_GETBOOKINGREQUEST']._serialized_start=1425
-  _globals['_GETBOOKINGREQUEST']._serialized_end=1464
-  _globals['_GETBOOKINGRESPONSE']._serialized_start=1466
-  _globals['_GETBOOKINGRESPONSE']._serialized_end=1530
-  _globals['_LISTBOOKINGSREQUEST']._serialized_start=1533
-  _globals['_LISTBOOKINGSREQUEST']._serialized_end=1665
-  _globals['_LISTBOOKINGSRESPONSE']._serialized_start=1667
-  _globals['_LISTBOOKINGSRESPONSE']._serialized_end=1759
-  _globals['_BOOKINGSERVICE']._serialized_start=1959
-  _globals['_BOOKINGSERVICE']._serialized_end=2652
+  _globals['_CHECKOUTSTATUS']._serialized_start=2505
+  _globals['_CHECKOUTSTATUS']._serialized_end=2669
+  _globals['_HOLDSTATUS']._serialized_start=2672
+  _globals['_HOLDSTATUS']._serialized_end=2866
+  _globals['_PAYMENTOUTCOME']._serialized_start=2868
+  _globals['_PAYMENTOUTCOME']._serialized_end=2978
+  _globals['_CHECKOUT']._serialized_start=193
+  _globals['_CHECKOUT']._serialized_end=415
+  _globals['_HOLDLINE']._serialized_start=417
+  _globals['_HOLDLINE']._serialized_end=542
+  _globals['_HOLD']._serialized_start=545
+  _globals['_HOLD']._serialized_end=957
+  _globals['_CREATEHOLDREQUEST']._serialized_start=960
+  _globals['_CREATEHOLDREQUEST']._serialized_end=1118
+  _globals['_CREATEHOLDRESPONSE']._serialized_start=1120
+  _globals['_CREATEHOLDRESPONSE']._serialized_end=1181
+  _globals['_GETHOLDREQUEST']._serialized_start=1183
+  _globals['_GETHOLDREQUEST']._serialized_end=1216
+  _globals['_GETHOLDRESPONSE']._serialized_start=1218
+  _globals['_GETHOLDRESPONSE']._serialized_end=1276
+  _globals['_RELEASEHOLDREQUEST']._serialized_start=1278
+  _globals['_RELEASEHOLDREQUEST']._serialized_end=1331
+  _globals['_RELEASEHOLDRESPONSE']._serialized_start=1333
+  _globals['_RELEASEHOLDRESPONSE']._serialized_end=1395
+  _globals['_CONFIRMHOLDREQUEST']._serialized_start=1397
+  _globals['_CONFIRMHOLDREQUEST']._serialized_end=1455
+  _globals['_CONFIRMHOLDRESPONSE']._serialized_start=1457
+  _globals['_CONFIRMHOLDRESPONSE']._serialized_end=1519
+  _globals['_CANCELBOOKINGREQUEST']._serialized_start=1521
+  _globals['_CANCELBOOKINGREQUEST']._serialized_end=1579
+  _globals['_CANCELBOOKINGRESPONSE']._serialized_start=1581
+  _globals['_CANCELBOOKINGRESPONSE']._serialized_end=1648
+  _globals['_GETBOOKINGREQUEST']._serialized_start=1650
+  _globals['_GETBOOKINGREQUEST']._serialized_end=1689
+  _globals['_GETBOOKINGRESPONSE']._serialized_start=1691
+  _globals['_GETBOOKINGRESPONSE']._serialized_end=1755
+  _globals['_LISTBOOKINGSREQUEST']._serialized_start=1758
+  _globals['_LISTBOOKINGSREQUEST']._serialized_end=1890
+  _globals['_LISTBOOKINGSRESPONSE']._serialized_start=1892
+  _globals['_LISTBOOKINGSRESPONSE']._serialized_end=1984
+  _globals['_STARTCHECKOUTREQUEST']._serialized_start=1986
+  _globals['_STARTCHECKOUTREQUEST']._serialized_end=2066
+  _globals['_STARTCHECKOUTRESPONSE']._serialized_start=2068
+  _globals['_STARTCHECKOUTRESPONSE']._serialized_end=2140
+  _globals['_APPLYPAYMENTREQUEST']._serialized_start=2142
+  _globals['_APPLYPAYMENTREQUEST']._serialized_end=2201
+  _globals['_APPLYPAYMENTRESPONSE']._serialized_start=2204
+  _globals['_APPLYPAYMENTRESPONSE']._serialized_end=2340
+  _globals['_MARKBOOKINGREFUNDEDREQUEST']._serialized_start=2342
+  _globals['_MARKBOOKINGREFUNDEDREQUEST']._serialized_end=2427
+  _globals['_MARKBOOKINGREFUNDEDRESPONSE']._serialized_start=2429
+  _globals['_MARKBOOKINGREFUNDEDRESPONSE']._serialized_end=2502
+  _globals['_BOOKINGSERVICE']._serialized_start=2981
+  _globals['_BOOKINGSERVICE']._serialized_end=4001
 # @@protoc_insertion_point(module_scope)

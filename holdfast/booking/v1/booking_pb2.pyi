@@ -23,6 +23,29 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _CheckoutStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CheckoutStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CheckoutStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CHECKOUT_STATUS_UNSPECIFIED: _CheckoutStatus.ValueType  # 0
+    CHECKOUT_STATUS_CREATING: _CheckoutStatus.ValueType  # 1
+    """Being created at Stripe (a retry of the same attempt reuses it)."""
+    CHECKOUT_STATUS_OPEN: _CheckoutStatus.ValueType  # 2
+    CHECKOUT_STATUS_COMPLETE: _CheckoutStatus.ValueType  # 3
+    CHECKOUT_STATUS_EXPIRED: _CheckoutStatus.ValueType  # 4
+
+class CheckoutStatus(_CheckoutStatus, metaclass=_CheckoutStatusEnumTypeWrapper): ...
+
+CHECKOUT_STATUS_UNSPECIFIED: CheckoutStatus.ValueType  # 0
+CHECKOUT_STATUS_CREATING: CheckoutStatus.ValueType  # 1
+"""Being created at Stripe (a retry of the same attempt reuses it)."""
+CHECKOUT_STATUS_OPEN: CheckoutStatus.ValueType  # 2
+CHECKOUT_STATUS_COMPLETE: CheckoutStatus.ValueType  # 3
+CHECKOUT_STATUS_EXPIRED: CheckoutStatus.ValueType  # 4
+Global___CheckoutStatus: _TypeAlias = CheckoutStatus  # noqa: Y015
+
 class _HoldStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -47,6 +70,70 @@ HOLD_STATUS_REFUNDED: HoldStatus.ValueType  # 4
 HOLD_STATUS_RELEASED: HoldStatus.ValueType  # 5
 HOLD_STATUS_EXPIRED: HoldStatus.ValueType  # 6
 Global___HoldStatus: _TypeAlias = HoldStatus  # noqa: Y015
+
+class _PaymentOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PaymentOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PaymentOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PAYMENT_OUTCOME_UNSPECIFIED: _PaymentOutcome.ValueType  # 0
+    PAYMENT_OUTCOME_CONFIRMED: _PaymentOutcome.ValueType  # 1
+    """The payment is the booking's."""
+    PAYMENT_OUTCOME_REFUNDED: _PaymentOutcome.ValueType  # 2
+    """The payment could not become a booking and was refunded."""
+
+class PaymentOutcome(_PaymentOutcome, metaclass=_PaymentOutcomeEnumTypeWrapper): ...
+
+PAYMENT_OUTCOME_UNSPECIFIED: PaymentOutcome.ValueType  # 0
+PAYMENT_OUTCOME_CONFIRMED: PaymentOutcome.ValueType  # 1
+"""The payment is the booking's."""
+PAYMENT_OUTCOME_REFUNDED: PaymentOutcome.ValueType  # 2
+"""The payment could not become a booking and was refunded."""
+Global___PaymentOutcome: _TypeAlias = PaymentOutcome  # noqa: Y015
+
+@_typing.final
+class Checkout(_message.Message):
+    """One payment attempt for a hold: a Stripe Checkout Session."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOLD_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    hold_id: _builtins.str
+    attempt: _builtins.int
+    """1 for the first attempt; a new session after an expired one is the next."""
+    session_id: _builtins.str
+    url: _builtins.str
+    """Where to send the customer to pay."""
+    status: Global___CheckoutStatus.ValueType
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        hold_id: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+        session_id: _builtins.str = ...,
+        url: _builtins.str = ...,
+        status: Global___CheckoutStatus.ValueType = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        amount: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "attempt", b"attempt", "expire_time", b"expire_time", "hold_id", b"hold_id", "session_id", b"session_id", "status", b"status", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Checkout: _TypeAlias = Checkout  # noqa: Y015
 
 @_typing.final
 class HoldLine(_message.Message):
@@ -463,3 +550,147 @@ class ListBookingsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListBookingsResponse: _TypeAlias = ListBookingsResponse  # noqa: Y015
+
+@_typing.final
+class StartCheckoutRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOLD_ID_FIELD_NUMBER: _builtins.int
+    SUCCESS_URL_FIELD_NUMBER: _builtins.int
+    CANCEL_URL_FIELD_NUMBER: _builtins.int
+    hold_id: _builtins.str
+    success_url: _builtins.str
+    """Where Stripe sends the customer after paying or giving up; unset means
+    the configured defaults. `{HOLD_ID}` is replaced by the hold's id.
+    """
+    cancel_url: _builtins.str
+    def __init__(
+        self,
+        *,
+        hold_id: _builtins.str = ...,
+        success_url: _builtins.str = ...,
+        cancel_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_url", b"cancel_url", "hold_id", b"hold_id", "success_url", b"success_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartCheckoutRequest: _TypeAlias = StartCheckoutRequest  # noqa: Y015
+
+@_typing.final
+class StartCheckoutResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECKOUT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def checkout(self) -> Global___Checkout: ...
+    def __init__(
+        self,
+        *,
+        checkout: Global___Checkout | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["checkout", b"checkout"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkout", b"checkout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartCheckoutResponse: _TypeAlias = StartCheckoutResponse  # noqa: Y015
+
+@_typing.final
+class ApplyPaymentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOLD_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_REF_FIELD_NUMBER: _builtins.int
+    hold_id: _builtins.str
+    payment_ref: _builtins.str
+    """The Stripe payment intent that succeeded."""
+    def __init__(
+        self,
+        *,
+        hold_id: _builtins.str = ...,
+        payment_ref: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold_id", b"hold_id", "payment_ref", b"payment_ref"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyPaymentRequest: _TypeAlias = ApplyPaymentRequest  # noqa: Y015
+
+@_typing.final
+class ApplyPaymentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOLD_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    REFUND_ID_FIELD_NUMBER: _builtins.int
+    outcome: Global___PaymentOutcome.ValueType
+    refund_id: _builtins.str
+    """The Stripe refund id when refunded."""
+    @_builtins.property
+    def hold(self) -> Global___Hold: ...
+    def __init__(
+        self,
+        *,
+        hold: Global___Hold | None = ...,
+        outcome: Global___PaymentOutcome.ValueType = ...,
+        refund_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hold", b"hold"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold", b"hold", "outcome", b"outcome", "refund_id", b"refund_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyPaymentResponse: _TypeAlias = ApplyPaymentResponse  # noqa: Y015
+
+@_typing.final
+class MarkBookingRefundedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_REF_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    booking_id: _builtins.str
+    payment_ref: _builtins.str
+    """The Stripe payment intent whose charge was refunded."""
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        booking_id: _builtins.str = ...,
+        payment_ref: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id", "payment_ref", b"payment_ref", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkBookingRefundedRequest: _TypeAlias = MarkBookingRefundedRequest  # noqa: Y015
+
+@_typing.final
+class MarkBookingRefundedResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def booking(self) -> Global___Hold: ...
+    def __init__(
+        self,
+        *,
+        booking: Global___Hold | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkBookingRefundedResponse: _TypeAlias = MarkBookingRefundedResponse  # noqa: Y015

@@ -72,6 +72,21 @@ class BookingServiceStub:
                 request_serializer=holdfast_dot_booking_dot_v1_dot_booking__pb2.ListBookingsRequest.SerializeToString,
                 response_deserializer=holdfast_dot_booking_dot_v1_dot_booking__pb2.ListBookingsResponse.FromString,
                 _registered_method=True)
+        self.StartCheckout = channel.unary_unary(
+                '/holdfast.booking.v1.BookingService/StartCheckout',
+                request_serializer=holdfast_dot_booking_dot_v1_dot_booking__pb2.StartCheckoutRequest.SerializeToString,
+                response_deserializer=holdfast_dot_booking_dot_v1_dot_booking__pb2.StartCheckoutResponse.FromString,
+                _registered_method=True)
+        self.ApplyPayment = channel.unary_unary(
+                '/holdfast.booking.v1.BookingService/ApplyPayment',
+                request_serializer=holdfast_dot_booking_dot_v1_dot_booking__pb2.ApplyPaymentRequest.SerializeToString,
+                response_deserializer=holdfast_dot_booking_dot_v1_dot_booking__pb2.ApplyPaymentResponse.FromString,
+                _registered_method=True)
+        self.MarkBookingRefunded = channel.unary_unary(
+                '/holdfast.booking.v1.BookingService/MarkBookingRefunded',
+                request_serializer=holdfast_dot_booking_dot_v1_dot_booking__pb2.MarkBookingRefundedRequest.SerializeToString,
+                response_deserializer=holdfast_dot_booking_dot_v1_dot_booking__pb2.MarkBookingRefundedResponse.FromString,
+                _registered_method=True)
 
 
 class BookingServiceServicer:
@@ -130,6 +145,34 @@ class BookingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartCheckout(self, request, context):
+        """A Stripe Checkout Session for a held hold, priced from its snapshot. While
+        the hold's latest session is open, the same session is returned; after it
+        expired (the hold still held), a new payment attempt starts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyPayment(self, request, context):
+        """A payment that succeeded at Stripe: confirms the hold (ConfirmHold's
+        rules, late payments included), or, when it cannot become the booking
+        (capacity gone, or the hold already paid or closed), refunds it at Stripe
+        once per payment and records that on the hold. Applying the same payment
+        again returns the same outcome.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkBookingRefunded(self, request, context):
+        """CONFIRMED -> REFUNDED once its payment was refunded in full at Stripe;
+        gives the capacity back. Marking again is harmless.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BookingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -167,6 +210,21 @@ def add_BookingServiceServicer_to_server(servicer, server):
                     servicer.ListBookings,
                     request_deserializer=holdfast_dot_booking_dot_v1_dot_booking__pb2.ListBookingsRequest.FromString,
                     response_serializer=holdfast_dot_booking_dot_v1_dot_booking__pb2.ListBookingsResponse.SerializeToString,
+            ),
+            'StartCheckout': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartCheckout,
+                    request_deserializer=holdfast_dot_booking_dot_v1_dot_booking__pb2.StartCheckoutRequest.FromString,
+                    response_serializer=holdfast_dot_booking_dot_v1_dot_booking__pb2.StartCheckoutResponse.SerializeToString,
+            ),
+            'ApplyPayment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyPayment,
+                    request_deserializer=holdfast_dot_booking_dot_v1_dot_booking__pb2.ApplyPaymentRequest.FromString,
+                    response_serializer=holdfast_dot_booking_dot_v1_dot_booking__pb2.ApplyPaymentResponse.SerializeToString,
+            ),
+            'MarkBookingRefunded': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkBookingRefunded,
+                    request_deserializer=holdfast_dot_booking_dot_v1_dot_booking__pb2.MarkBookingRefundedRequest.FromString,
+                    response_serializer=holdfast_dot_booking_dot_v1_dot_booking__pb2.MarkBookingRefundedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -361,6 +419,87 @@ class BookingService:
             '/holdfast.booking.v1.BookingService/ListBookings',
             holdfast_dot_booking_dot_v1_dot_booking__pb2.ListBookingsRequest.SerializeToString,
             holdfast_dot_booking_dot_v1_dot_booking__pb2.ListBookingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartCheckout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/holdfast.booking.v1.BookingService/StartCheckout',
+            holdfast_dot_booking_dot_v1_dot_booking__pb2.StartCheckoutRequest.SerializeToString,
+            holdfast_dot_booking_dot_v1_dot_booking__pb2.StartCheckoutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyPayment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/holdfast.booking.v1.BookingService/ApplyPayment',
+            holdfast_dot_booking_dot_v1_dot_booking__pb2.ApplyPaymentRequest.SerializeToString,
+            holdfast_dot_booking_dot_v1_dot_booking__pb2.ApplyPaymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkBookingRefunded(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/holdfast.booking.v1.BookingService/MarkBookingRefunded',
+            holdfast_dot_booking_dot_v1_dot_booking__pb2.MarkBookingRefundedRequest.SerializeToString,
+            holdfast_dot_booking_dot_v1_dot_booking__pb2.MarkBookingRefundedResponse.FromString,
             options,
             channel_credentials,
             insecure,

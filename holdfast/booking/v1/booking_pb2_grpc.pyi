@@ -52,6 +52,22 @@ class BookingServiceStub:
     GetBooking: _grpc.UnaryUnaryMultiCallable[_booking_pb2.GetBookingRequest, _booking_pb2.GetBookingResponse]
     ListBookings: _grpc.UnaryUnaryMultiCallable[_booking_pb2.ListBookingsRequest, _booking_pb2.ListBookingsResponse]
     """Holds and bookings, newest first."""
+    StartCheckout: _grpc.UnaryUnaryMultiCallable[_booking_pb2.StartCheckoutRequest, _booking_pb2.StartCheckoutResponse]
+    """A Stripe Checkout Session for a held hold, priced from its snapshot. While
+    the hold's latest session is open, the same session is returned; after it
+    expired (the hold still held), a new payment attempt starts.
+    """
+    ApplyPayment: _grpc.UnaryUnaryMultiCallable[_booking_pb2.ApplyPaymentRequest, _booking_pb2.ApplyPaymentResponse]
+    """A payment that succeeded at Stripe: confirms the hold (ConfirmHold's
+    rules, late payments included), or, when it cannot become the booking
+    (capacity gone, or the hold already paid or closed), refunds it at Stripe
+    once per payment and records that on the hold. Applying the same payment
+    again returns the same outcome.
+    """
+    MarkBookingRefunded: _grpc.UnaryUnaryMultiCallable[_booking_pb2.MarkBookingRefundedRequest, _booking_pb2.MarkBookingRefundedResponse]
+    """CONFIRMED -> REFUNDED once its payment was refunded in full at Stripe;
+    gives the capacity back. Marking again is harmless.
+    """
 
 @_typing.type_check_only
 class BookingServiceAsyncStub(BookingServiceStub):
@@ -77,6 +93,22 @@ class BookingServiceAsyncStub(BookingServiceStub):
     GetBooking: _aio.UnaryUnaryMultiCallable[_booking_pb2.GetBookingRequest, _booking_pb2.GetBookingResponse]  # type: ignore[assignment]
     ListBookings: _aio.UnaryUnaryMultiCallable[_booking_pb2.ListBookingsRequest, _booking_pb2.ListBookingsResponse]  # type: ignore[assignment]
     """Holds and bookings, newest first."""
+    StartCheckout: _aio.UnaryUnaryMultiCallable[_booking_pb2.StartCheckoutRequest, _booking_pb2.StartCheckoutResponse]  # type: ignore[assignment]
+    """A Stripe Checkout Session for a held hold, priced from its snapshot. While
+    the hold's latest session is open, the same session is returned; after it
+    expired (the hold still held), a new payment attempt starts.
+    """
+    ApplyPayment: _aio.UnaryUnaryMultiCallable[_booking_pb2.ApplyPaymentRequest, _booking_pb2.ApplyPaymentResponse]  # type: ignore[assignment]
+    """A payment that succeeded at Stripe: confirms the hold (ConfirmHold's
+    rules, late payments included), or, when it cannot become the booking
+    (capacity gone, or the hold already paid or closed), refunds it at Stripe
+    once per payment and records that on the hold. Applying the same payment
+    again returns the same outcome.
+    """
+    MarkBookingRefunded: _aio.UnaryUnaryMultiCallable[_booking_pb2.MarkBookingRefundedRequest, _booking_pb2.MarkBookingRefundedResponse]  # type: ignore[assignment]
+    """CONFIRMED -> REFUNDED once its payment was refunded in full at Stripe;
+    gives the capacity back. Marking again is harmless.
+    """
 
 class BookingServiceServicer(metaclass=_abc_1.ABCMeta):
     """Takes capacity: holds that expire, their confirmation into bookings, and
@@ -141,5 +173,39 @@ class BookingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_booking_pb2.ListBookingsResponse, _abc.Awaitable[_booking_pb2.ListBookingsResponse]]:
         """Holds and bookings, newest first."""
+
+    @_abc_1.abstractmethod
+    def StartCheckout(
+        self,
+        request: _booking_pb2.StartCheckoutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_booking_pb2.StartCheckoutResponse, _abc.Awaitable[_booking_pb2.StartCheckoutResponse]]:
+        """A Stripe Checkout Session for a held hold, priced from its snapshot. While
+        the hold's latest session is open, the same session is returned; after it
+        expired (the hold still held), a new payment attempt starts.
+        """
+
+    @_abc_1.abstractmethod
+    def ApplyPayment(
+        self,
+        request: _booking_pb2.ApplyPaymentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_booking_pb2.ApplyPaymentResponse, _abc.Awaitable[_booking_pb2.ApplyPaymentResponse]]:
+        """A payment that succeeded at Stripe: confirms the hold (ConfirmHold's
+        rules, late payments included), or, when it cannot become the booking
+        (capacity gone, or the hold already paid or closed), refunds it at Stripe
+        once per payment and records that on the hold. Applying the same payment
+        again returns the same outcome.
+        """
+
+    @_abc_1.abstractmethod
+    def MarkBookingRefunded(
+        self,
+        request: _booking_pb2.MarkBookingRefundedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_booking_pb2.MarkBookingRefundedResponse, _abc.Awaitable[_booking_pb2.MarkBookingRefundedResponse]]:
+        """CONFIRMED -> REFUNDED once its payment was refunded in full at Stripe;
+        gives the capacity back. Marking again is harmless.
+        """
 
 def add_BookingServiceServicer_to_server(servicer: BookingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
