@@ -18,6 +18,10 @@ _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _ACTOR = re.compile(r"^[\w.:@-]{1,100}$")
 
 
+def is_tenant_id(value: str) -> bool:
+    return bool(_TENANT_ID.match(value))
+
+
 def tenant_of(context: grpc.aio.ServicerContext) -> str:
     metadata = dict(context.invocation_metadata() or ())
     tenant = metadata.get(TENANT_ID_KEY)

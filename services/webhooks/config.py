@@ -1,0 +1,45 @@
+"""Webhook service settings (`HOLDFAST_*`)."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from holdfast.platform.config import PlatformSettings
+from holdfast.platform.stripe_api import StripeSettings
+
+
+class WebhooksSettings(PlatformSettings, StripeSettings):
+    # gRPC (WebhookAdminService, health) and the HTTP receiver Stripe calls.
+    webhooks_port: int = Field(50053, ge=0, le=65535)
+    webhooks_http_host: str = "0.0.0.0"  # noqa: S104 - Stripe reaches it from outside
+    webhooks_http_port: int = Field(8081, ge=0, le=65535)
+    webhooks_metrics_port: int = Field(9103, ge=-1, le=65535)
+    # Comma-separated signing secrets (whsec_...): during a rotation both the
+    # old and the new one are listed, and an event signed with either passes.
+    stripe_webhook_secrets: str = Field(min_length=1)
+    # Stripe's own default: signatures older (or newer) than this are refused.
+    webhook_tolerance_seconds: int = Field(300, gt=0)
+    # Stripe's events are a few kB; anything far larger is not one.
+    webhook_max_body_bytes: int = Field(256 * 1024, gt=0)
+    # Where the booking service is; events are applied through its gRPC API.
+    booking_target: str = "localhost:50051"
+    booking_call_timeout_seconds: float = Field(10.0, gt=0)
+    # The processor: concurrent workers, how often it looks for due events
+    # besides being woken by each new one, and its retry budget.
+    processor_workers: int = Field(4, gt=0)
+    processor_poll_interval_seconds: float = Field(1.0, gt=0)
+    processor_max_attempts: int = Field(8, gt=0)
+    processor_retry_base_seconds: float = Field(1.0, gt=0)
+    processor_retry_max_seconds: float = Field(300.0, gt=0)
+
+    @field_validator("stripe_webhook_secrets")
+    @classmethod
+    def _secrets_look_like_secrets(cls, value: str) -> str:
+        secrets = [s.strip() for s in value.split(",") if s.strip()]
+        if not secrets:
+            raise ValueError("name at least one signing secret")
+        return ",".join(secrets)
+
+    @property
+    def webhook_secrets(self) -> list[str]:
+        return self.stripe_webhook_secrets.split(",")

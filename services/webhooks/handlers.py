@@ -1,0 +1,106 @@
+"""WebhookAdminService: list, show and replay stored Stripe events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeAlias
+
+import asyncpg
+
+from holdfast.platform import pagination
+from holdfast.platform.errors import failed_precondition, not_found
+from holdfast.platform.proto_time import timestamp
+from holdfast.platform.validation import Violations
+from holdfast.webhooks.v1 import webhook_admin_pb2 as pb
+from holdfast.webhooks.v1 import webhook_admin_pb2_grpc
+from services.webhooks.repository import EventRepository
+
+Context: TypeAlias = Any  # grpc.aio.ServicerContext; grpc ships no type hints
+MAX_EVENT_ID = 255
+
+
+def event_message(row: asyncpg.Record, *, with_payload: bool) -> pb.StripeEvent:
+    message = pb.StripeEvent(
+        event_id=row["event_id"],
+        type=row["type"],
+        object_id=row["object_id"],
+        status=pb.EventStatus.Value(f"EVENT_STATUS_{row['status']}"),
+        outcome=row["outcome"],
+        attempts=row["attempts"],
+        last_error=row["last_error"] or "",
+        create_time=timestamp(row["created_at"]),
+        receive_time=timestamp(row["received_at"]),
+        correlation_id=row["correlation_id"],
+        payload=row["payload"] if with_payload else "",
+    )
+    if row["processed_at"] is not None:
+        message.process_time.CopyFrom(timestamp(row["processed_at"]))
+    if row["status"] in ("PENDING", "FAILED"):
+        message.next_attempt_time.CopyFrom(timestamp(row["next_attempt_at"]))
+    return message
+
+
+def _event_id(request_event_id: str) -> str:
+    v = Violations()
+    v.text("event_id", request_event_id, max_length=MAX_EVENT_ID)
+    if request_event_id and not request_event_id.startswith("evt_"):
+        v.add("event_id", "must be a Stripe event id (evt_...)")
+    v.raise_if_any()
+    return request_event_id
+
+
+class WebhookAdminHandler(webhook_admin_pb2_grpc.WebhookAdminServiceServicer):
+    def __init__(self, events: EventRepository, on_replayed: Callable[[], None]) -> None:
+        self._events = events
+        self._on_replayed = on_replayed
+
+    async def ListEvents(
+        self, request: pb.ListEventsRequest, context: Context
+    ) -> pb.ListEventsResponse:
+        v = Violations()
+        size = pagination.page_size(v, request.page_size)
+        statuses = []
+        for i, status in enumerate(request.statuses):
+            name = pb.EventStatus.Name(status) if status in pb.EventStatus.values() else ""
+            if not name or status == pb.EVENT_STATUS_UNSPECIFIED:
+                v.add(f"statuses[{i}]", "is not a known status")
+            else:
+                statuses.append(name.removeprefix("EVENT_STATUS_"))
+        v.text("type", request.type, max_length=100, required=False)
+        filters = [sorted(statuses), request.type]
+        after = pagination.decode_token(v, request.page_token, filters)
+        v.raise_if_any()
+        rows = await self._events.list(statuses, request.type, after, size + 1)
+        page, token = pagination.split_page(
+            rows,
+            size,
+            lambda r: pagination.Cursor(r["received_at"].isoformat(), r["event_id"]),
+            filters,
+        )
+        return pb.ListEventsResponse(
+            events=[event_message(r, with_payload=False) for r in page], next_page_token=token
+        )
+
+    async def GetEvent(self, request: pb.GetEventRequest, context: Context) -> pb.GetEventResponse:
+        event_id = _event_id(request.event_id)
+        row = await self._events.get(event_id)
+        if row is None:
+            raise not_found("event", event_id)
+        return pb.GetEventResponse(event=event_message(row, with_payload=True))
+
+    async def ReplayEvent(
+        self, request: pb.ReplayEventRequest, context: Context
+    ) -> pb.ReplayEventResponse:
+        event_id = _event_id(request.event_id)
+        row = await self._events.replay(event_id)
+        if row is None:
+            current = await self._events.get(event_id)
+            if current is None:
+                raise not_found("event", event_id)
+            raise failed_precondition(
+                "EVENT_NOT_REPLAYABLE",
+                f"only FAILED or DEAD events are replayed; this one is {current['status']}",
+                {"status": current["status"]},
+            )
+        self._on_replayed()
+        return pb.ReplayEventResponse(event=event_message(row, with_payload=True))

@@ -1,0 +1,148 @@
+"""`POST /stripe/webhook`: verify, store, answer, and nothing more.
+
+The answer is quick and says only whether the event is safely stored: 200 once
+it is in the inbox (or already was), 400 when it is not a genuine, recent,
+well-formed Stripe event (nothing is stored), 413 when the body is too large,
+and 503 when it cannot be stored, so that Stripe delivers it again later.
+Applying the event happens afterwards, in the processor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from holdfast.platform.context import (
+    CORRELATION_ID_KEY,
+    REQUEST_ID_KEY,
+    correlation_id_var,
+    new_correlation_id,
+)
+from holdfast.platform.errors import DomainError
+from services.webhooks.config import WebhooksSettings
+from services.webhooks.metrics import WebhooksMetrics
+from services.webhooks.repository import EventRepository, NewEvent
+from services.webhooks.verification import BadSignature, verify
+
+log = logging.getLogger(__name__)
+
+
+class TooLarge(Exception):
+    pass
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge
+    return bytes(body)
+
+
+def _problem(status: int, detail: str, correlation_id: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": detail, "correlation_id": correlation_id},
+        status_code=status,
+        headers={"X-Request-Id": correlation_id},
+    )
+
+
+def _parse(body: bytes, correlation_id: str) -> NewEvent:
+    """The inbox row for a verified body, or ValueError if it is no event."""
+    event: Any = json.loads(body)
+    if not isinstance(event, dict) or event.get("object") != "event":
+        raise ValueError("the body is not a Stripe event")
+    event_id, event_type = event.get("id"), event.get("type")
+    data = event.get("data")
+    if not (isinstance(event_id, str) and event_id.startswith("evt_") and len(event_id) <= 255):
+        raise ValueError("the event has no valid id")
+    if not isinstance(event_type, str) or not event_type or len(event_type) > 100:
+        raise ValueError("the event has no valid type")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+        raise ValueError("the event has no data.object with an id")
+    created = event.get("created")
+    if not isinstance(created, int):
+        raise ValueError("the event has no created time")
+    return NewEvent(
+        event_id=event_id,
+        type=event_type,
+        object_id=obj["id"],
+        created_at=datetime.fromtimestamp(created, UTC),
+        livemode=bool(event.get("livemode")),
+        payload=body.decode("utf-8"),
+        correlation_id=correlation_id,
+    )
+
+
+def create_receiver(
+    settings: WebhooksSettings,
+    events: EventRepository,
+    metrics: WebhooksMetrics,
+    on_stored: Callable[[], None],
+) -> Starlette:
+    secrets = settings.webhook_secrets
+
+    async def stripe_webhook(request: Request) -> Response:
+        started = time.perf_counter()
+        correlation_id = (
+            request.headers.get(REQUEST_ID_KEY)
+            or request.headers.get(CORRELATION_ID_KEY)
+            or new_correlation_id()
+        )[:128]
+        token = correlation_id_var.set(correlation_id)
+        response = await _receive(request, correlation_id)
+        correlation_id_var.reset(token)
+        metrics.acknowledged.labels(str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    async def _receive(request: Request, correlation_id: str) -> Response:
+        try:
+            body = await _read_capped(request, settings.webhook_max_body_bytes)
+        except TooLarge:
+            return _problem(413, "the body is larger than a Stripe event can be", correlation_id)
+        except ClientDisconnect:
+            return _problem(400, "the body did not arrive", correlation_id)
+        try:
+            verify(
+                body,
+                request.headers.get("stripe-signature"),
+                secrets,
+                settings.webhook_tolerance_seconds,
+            )
+            event = _parse(body, correlation_id)
+        except BadSignature as error:
+            log.warning("webhook refused: %s", error)
+            return _problem(400, str(error), correlation_id)
+        except (ValueError, UnicodeDecodeError) as error:
+            log.warning("webhook refused: %s", error)
+            return _problem(400, f"not a Stripe event: {error}", correlation_id)
+        try:
+            stored = await events.insert(event)
+        except DomainError as error:
+            log.error("webhook event %s could not be stored: %s", event.event_id, error)
+            return _problem(503, "the event could not be stored; deliver it again", correlation_id)
+        if stored:
+            metrics.received.labels(event.type).inc()
+            on_stored()
+        return JSONResponse(
+            {"received": True, "duplicate": not stored},
+            headers={"X-Request-Id": correlation_id},
+        )
+
+    return Starlette(routes=[Route("/stripe/webhook", stripe_webhook, methods=["POST"])])

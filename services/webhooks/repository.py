@@ -1,0 +1,178 @@
+"""All of the webhook service's SQL: the Stripe event inbox."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from holdfast.platform.db import database_unavailable
+from holdfast.platform.pagination import Cursor
+
+_LIST_COLUMNS = (
+    "event_id, type, object_id, created_at, status, outcome, attempts, last_error,"
+    " next_attempt_at, received_at, processed_at, correlation_id"
+)
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    event_id: str
+    type: str
+    object_id: str
+    created_at: datetime
+    livemode: bool
+    payload: str
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt at an event ended."""
+
+    status: str  # APPLIED, IGNORED, FAILED or DEAD
+    outcome: str = ""
+    error: str | None = None
+
+
+class Claim:
+    """One event claimed for applying: its row is locked, and so is its Stripe
+    object (a transaction-scoped advisory lock), until `finish` commits."""
+
+    def __init__(self, conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+        self._conn = conn
+        self.row = row
+
+    async def finish(self, outcome: Outcome, retry_base: float, retry_max: float) -> None:
+        await self._conn.execute(
+            """
+            UPDATE stripe_events
+            SET status = $2, outcome = $3, last_error = $4,
+                processed_at = CASE WHEN $2 IN ('APPLIED', 'IGNORED') THEN now() END,
+                next_attempt_at = now() + make_interval(
+                    secs => least($6, $5 * power(2, least(attempts, 30) - 1))
+                            * (0.75 + random() / 2))
+            WHERE event_id = $1
+            """,
+            self.row["event_id"],
+            outcome.status,
+            outcome.outcome,
+            outcome.error,
+            retry_base,
+            retry_max,
+        )
+
+
+class EventRepository:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def insert(self, event: NewEvent) -> bool:
+        """Stores a verified event; False if it was already stored (a redelivery)."""
+        async with database_unavailable():
+            inserted = await self._pool.fetchval(
+                """
+                INSERT INTO stripe_events (event_id, type, object_id, created_at, livemode,
+                                           payload, correlation_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                ON CONFLICT (event_id) DO NOTHING
+                RETURNING true
+                """,
+                event.event_id,
+                event.type,
+                event.object_id,
+                event.created_at,
+                event.livemode,
+                event.payload,
+                event.correlation_id,
+            )
+        return bool(inserted)
+
+    @asynccontextmanager
+    async def claim(self) -> AsyncIterator[Claim | None]:
+        """The oldest due event whose object no other worker is applying.
+
+        The event's row lock keeps other workers (and replicas) off it; the
+        advisory lock on its object keeps them off the object's other events,
+        so one object's events apply one at a time, in Stripe's order.
+        """
+        async with database_unavailable(), self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                """
+                SELECT e.*, e.attempts + 1 AS attempt FROM stripe_events e
+                WHERE e.status IN ('PENDING', 'FAILED') AND e.next_attempt_at <= now()
+                  AND NOT EXISTS (
+                      SELECT 1 FROM stripe_events earlier
+                      WHERE earlier.object_id = e.object_id
+                        AND earlier.status IN ('PENDING', 'FAILED')
+                        AND (earlier.created_at, earlier.event_id) < (e.created_at, e.event_id)
+                        AND earlier.next_attempt_at <= now())
+                ORDER BY e.created_at, e.event_id
+                LIMIT 1
+                FOR UPDATE SKIP LOCKED
+                """
+            )
+            if row is None or not await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7262))", row["object_id"]
+            ):
+                yield None
+                return
+            await conn.execute(
+                "UPDATE stripe_events SET attempts = attempts + 1 WHERE event_id = $1",
+                row["event_id"],
+            )
+            yield Claim(conn, row)
+
+    async def get(self, event_id: str) -> asyncpg.Record | None:
+        async with database_unavailable():
+            row: asyncpg.Record | None = await self._pool.fetchrow(
+                f"SELECT {_LIST_COLUMNS}, payload FROM stripe_events WHERE event_id = $1",
+                event_id,
+            )
+        return row
+
+    async def list(
+        self, statuses: Sequence[str], event_type: str, after: Cursor | None, limit: int
+    ) -> list[asyncpg.Record]:
+        async with database_unavailable():
+            rows: list[asyncpg.Record] = await self._pool.fetch(
+                f"""
+                SELECT {_LIST_COLUMNS} FROM stripe_events
+                WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))
+                  AND ($2 = '' OR type = $2)
+                  AND ($3::timestamptz IS NULL OR (received_at, event_id) < ($3, $4))
+                ORDER BY received_at DESC, event_id DESC
+                LIMIT $5
+                """,
+                list(statuses) or None,
+                event_type,
+                after.sort_time() if after else None,
+                after.id if after else "",
+                limit,
+            )
+        return rows
+
+    async def replay(self, event_id: str) -> asyncpg.Record | None:
+        """FAILED or DEAD -> PENDING with a fresh retry budget; None if it was
+        not in one of those states (see `get` for which)."""
+        async with database_unavailable():
+            row: asyncpg.Record | None = await self._pool.fetchrow(
+                f"""
+                UPDATE stripe_events
+                SET status = 'PENDING', attempts = 0, next_attempt_at = now()
+                WHERE event_id = $1 AND status IN ('FAILED', 'DEAD')
+                RETURNING {_LIST_COLUMNS}, payload
+                """,
+                event_id,
+            )
+        return row
+
+    async def dead_letters(self) -> int:
+        async with database_unavailable():
+            count: int = await self._pool.fetchval(
+                "SELECT count(*) FROM stripe_events WHERE status = 'DEAD'"
+            )
+        return count

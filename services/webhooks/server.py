@@ -1,0 +1,125 @@
+"""Wires the webhook service together and runs it: the HTTP receiver Stripe
+calls, the event processor, and the gRPC admin service."""
+
+from __future__ import annotations
+
+import logging
+from typing import cast
+
+import asyncpg
+import grpc
+import uvloop
+
+from holdfast.booking.v1 import booking_pb2_grpc
+from holdfast.platform.config import load
+from holdfast.platform.db import create_pool
+from holdfast.platform.grpc_server import GrpcHost, open_channel, run_until_signalled
+from holdfast.platform.http_server import HttpHost
+from holdfast.platform.logging import configure_logging
+from holdfast.platform.metrics import MetricsServer
+from holdfast.platform.stripe_api import create_stripe_client
+from holdfast.platform.telemetry import configure_telemetry, shutdown_telemetry
+from holdfast.webhooks.v1 import webhook_admin_pb2, webhook_admin_pb2_grpc
+from services.webhooks.config import WebhooksSettings
+from services.webhooks.handlers import WebhookAdminHandler
+from services.webhooks.metrics import WebhooksMetrics
+from services.webhooks.processor import EventProcessor
+from services.webhooks.receiver import create_receiver
+from services.webhooks.repository import EventRepository
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = webhook_admin_pb2.DESCRIPTOR.services_by_name["WebhookAdminService"].full_name
+ERROR_DOMAIN = "webhooks.holdfast"
+
+
+class WebhooksApp:
+    """The webhook service's parts, started and stopped in the right order:
+    the receiver stops first (Stripe redelivers what it could not hand over),
+    then the processor finishes the event in hand."""
+
+    def __init__(self, settings: WebhooksSettings) -> None:
+        self.settings = settings
+        self.metrics = WebhooksMetrics()
+        self.pool: asyncpg.Pool | None = None
+        self.booking_channel: grpc.aio.Channel | None = None
+        self.processor: EventProcessor | None = None
+        self.http: HttpHost | None = None
+        self.host: GrpcHost | None = None
+        self.metrics_server = MetricsServer(
+            self.metrics.registry, settings.metrics_host, settings.webhooks_metrics_port
+        )
+
+    @property
+    def port(self) -> int:
+        assert self.host is not None
+        return self.host.port
+
+    @property
+    def http_port(self) -> int:
+        assert self.http is not None
+        return self.http.port
+
+    async def start(self) -> None:
+        s = self.settings
+        self.pool = await create_pool(s, "holdfast-webhooks")
+        events = EventRepository(self.pool)
+        self.booking_channel = open_channel(s.booking_target)
+        booking = cast(
+            "booking_pb2_grpc.BookingServiceAsyncStub",
+            booking_pb2_grpc.BookingServiceStub(self.booking_channel),
+        )
+        processor = EventProcessor(events, booking, create_stripe_client(s), s, self.metrics)
+        self.processor = processor
+        admin = WebhookAdminHandler(events, on_replayed=processor.wake)
+
+        def register(server: object) -> None:
+            webhook_admin_pb2_grpc.add_WebhookAdminServiceServicer_to_server(admin, server)
+
+        self.host = GrpcHost(
+            service_names=(SERVICE_NAME,),
+            register=register,
+            error_domain=ERROR_DOMAIN,
+            host=s.grpc_host,
+            port=s.webhooks_port,
+            grace_seconds=s.shutdown_grace_seconds,
+            metrics=self.metrics.rpc,
+        )
+        self.metrics_server.start()
+        processor.start()
+        self.http = HttpHost(
+            create_receiver(s, events, self.metrics, processor.wake),
+            s.webhooks_http_host,
+            s.webhooks_http_port,
+            s.shutdown_grace_seconds,
+        )
+        await self.http.start()
+        await self.host.start()
+
+    async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.stop()
+        if self.host is not None:
+            await self.host.stop()
+        if self.processor is not None:
+            await self.processor.stop()
+        if self.booking_channel is not None:
+            await self.booking_channel.close()
+        if self.pool is not None:
+            await self.pool.close()
+        self.metrics_server.stop()
+
+
+async def serve(settings: WebhooksSettings) -> None:
+    app = WebhooksApp(settings)
+    await run_until_signalled(app.start, app.stop)
+
+
+def main() -> None:
+    settings = load(WebhooksSettings)
+    configure_logging("webhooks", settings.log_level)
+    configure_telemetry("holdfast-webhooks")
+    try:
+        uvloop.run(serve(settings))
+    finally:
+        shutdown_telemetry()
