@@ -1,0 +1,167 @@
+"""Test controls over HTTP under `/_fake/` (not Stripe's API): the FakeStripe
+methods of the same names, for tests that run the fake as a separate process.
+
+Bodies are JSON and optional; answers are JSON; a refused control answers in
+Stripe's error format. No API key is asked for: the fake serves local test
+traffic only (and binds to 127.0.0.1 unless told otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from holdfast.fakestripe.errors import StripeError
+
+if TYPE_CHECKING:
+    from holdfast.fakestripe.server import FakeStripe
+
+Control = Callable[[Request, dict[str, Any]], Awaitable[Any]]
+
+
+def control_routes(fake: FakeStripe) -> list[BaseRoute]:
+    async def pay(request: Request, body: dict[str, Any]) -> Any:
+        return await fake.pay(
+            request.path_params["id"],
+            async_payment=_flag(body, "async_payment", default=False),
+            deliver=_flag(body, "deliver", default=True),
+        )
+
+    async def async_payment(request: Request, body: dict[str, Any]) -> Any:
+        return await fake.finish_async_payment(
+            request.path_params["id"],
+            succeeded=_flag(body, "succeeded", default=True),
+            deliver=_flag(body, "deliver", default=True),
+        )
+
+    async def expire(request: Request, body: dict[str, Any]) -> Any:
+        return await fake.expire_session(
+            request.path_params["id"], deliver=_flag(body, "deliver", default=True)
+        )
+
+    async def events(request: Request, body: dict[str, Any]) -> Any:
+        return _list(fake.events(request.query_params.get("type")))
+
+    async def deliver(request: Request, body: dict[str, Any]) -> Any:
+        event_ids = body.get("events")
+        if not isinstance(event_ids, list) or not all(isinstance(e, str) for e in event_ids):
+            raise StripeError("events must be a list of event ids", param="events")
+        await fake.deliver(
+            *event_ids,
+            copies=int(_number(body, "copies", 1)),
+            delay=_number(body, "delay", 0.0),
+        )
+        return {"scheduled": event_ids}
+
+    async def deliveries(request: Request, body: dict[str, Any]) -> Any:
+        attempts = fake.deliveries(request.query_params.get("event_id"))
+        return _list([{**asdict(a), "ok": a.ok} for a in attempts])
+
+    async def wait(request: Request, body: dict[str, Any]) -> Any:
+        try:
+            async with asyncio.timeout(_number(body, "timeout", 10.0)):
+                await fake.wait_for_deliveries()
+        except TimeoutError:
+            raise StripeError(
+                "deliveries still pending", status=504, error_type="api_error"
+            ) from None
+        return {"idle": True}
+
+    async def requests(request: Request, body: dict[str, Any]) -> Any:
+        q = request.query_params
+        seen = fake.requests(
+            method=q.get("method"), path=q.get("path"), idempotency_key=q.get("idempotency_key")
+        )
+        return _list([asdict(r) for r in seen])
+
+    async def webhook(request: Request, body: dict[str, Any]) -> Any:
+        enabled = body.get("enabled_events")
+        fake.configure_webhook(
+            body.get("url"),
+            secret=body.get("secret"),
+            enabled_events=enabled if isinstance(enabled, list) else None,
+        )
+        endpoint = fake.endpoint
+        return {"url": endpoint.url, "enabled_events": sorted(endpoint.enabled_events)}
+
+    async def advance(request: Request, body: dict[str, Any]) -> Any:
+        expired = await fake.advance_clock(_number(body, "seconds", 0.0))
+        return {"now": fake.clock.now(), "expired": [event["id"] for event in expired]}
+
+    async def sign(request: Request, body: dict[str, Any]) -> Any:
+        payload = body.get("payload")
+        if not isinstance(payload, str):
+            raise StripeError("payload must be a string", param="payload")
+        timestamp = body.get("timestamp")
+        return {
+            "header": fake.sign(
+                payload,
+                timestamp=int(timestamp) if timestamp is not None else None,
+                secret=body.get("secret"),
+            )
+        }
+
+    async def reset(request: Request, body: dict[str, Any]) -> Any:
+        fake.reset()
+        return {"reset": True}
+
+    def route(path: str, control: Control, method: str = "POST") -> Route:
+        return Route(path, _endpoint(control), methods=[method])
+
+    return [
+        route("/checkout/sessions/{id}/pay", pay),
+        route("/checkout/sessions/{id}/async_payment", async_payment),
+        route("/checkout/sessions/{id}/expire", expire),
+        route("/events", events, "GET"),
+        route("/events/deliver", deliver),
+        route("/deliveries", deliveries, "GET"),
+        route("/deliveries/wait", wait),
+        route("/requests", requests, "GET"),
+        route("/webhook_endpoint", webhook),
+        route("/clock/advance", advance),
+        route("/sign", sign),
+        route("/reset", reset),
+    ]
+
+
+def _endpoint(control: Control) -> Callable[[Request], Awaitable[Response]]:
+    async def handle(request: Request) -> Response:
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+            if not isinstance(body, dict):
+                raise StripeError("the body must be a JSON object")
+            return JSONResponse(await control(request, body))
+        except json.JSONDecodeError as error:
+            return JSONResponse(StripeError(f"invalid JSON: {error}").body(), 400)
+        except StripeError as error:
+            return JSONResponse(error.body(), error.status)
+        except ValueError as error:
+            return JSONResponse(StripeError(str(error)).body(), 400)
+
+    return handle
+
+
+def _flag(body: dict[str, Any], name: str, *, default: bool) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise StripeError(f"{name} must be true or false", param=name)
+    return value
+
+
+def _number(body: dict[str, Any], name: str, default: float) -> float:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise StripeError(f"{name} must be a number", param=name)
+    return float(value)
+
+
+def _list(items: list[Any]) -> dict[str, Any]:
+    return {"object": "list", "data": items}
