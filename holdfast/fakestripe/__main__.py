@@ -10,6 +10,7 @@ FakeStripeSettings. Runs until SIGINT or SIGTERM.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any
 
@@ -24,7 +25,11 @@ from holdfast.platform.logging import configure_logging
 
 def parse_args(argv: list[str]) -> dict[str, Any]:
     """The flags given, as FakeStripeSettings fields (absent flags: None)."""
-    parser = argparse.ArgumentParser(prog="python -m holdfast.fakestripe", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m holdfast.fakestripe",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
     parser.add_argument(
@@ -71,6 +76,9 @@ async def serve(settings: FakeStripeSettings) -> None:
 def main(argv: list[str] | None = None) -> None:
     settings = load_settings(sys.argv[1:] if argv is None else argv)
     configure_logging("fake-stripe", settings.log_level)
+    # uvicorn's start/stop chatter (with terminal colour codes) adds nothing
+    # to the fake's own "listening on" line.
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     uvloop.run(serve(settings))
 
 
