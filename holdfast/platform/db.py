@@ -57,8 +57,12 @@ async def database_unavailable() -> AsyncIterator[None]:
     except asyncpg.QueryCanceledError:
         raise unavailable("DATABASE_TIMEOUT", "the database did not answer in time") from None
     except (
-        asyncpg.TooManyConnectionsError,
-        asyncpg.CannotConnectNowError,
+        # SQLSTATE classes 08 (connection), 53 (insufficient resources, e.g.
+        # too many connections) and 57 (operator intervention: shutdown,
+        # terminated backend, cannot connect now).
+        asyncpg.PostgresConnectionError,
+        asyncpg.InsufficientResourcesError,
+        asyncpg.OperatorInterventionError,
         asyncpg.ConnectionDoesNotExistError,
         asyncpg.InterfaceError,
         ConnectionError,

@@ -158,6 +158,7 @@ class EventProcessor:
                 booking_pb2.ApplyPaymentRequest(hold_id=hold_id, payment_ref=payment_ref),
                 metadata=_metadata(tenant),
                 timeout=self._settings.booking_call_timeout_seconds,
+                wait_for_ready=True,
             )
             if applied.outcome == booking_pb2.PAYMENT_OUTCOME_REFUNDED:
                 self._metrics.refunds.inc()
@@ -178,6 +179,7 @@ class EventProcessor:
                 booking_pb2.ReleaseHoldRequest(hold_id=hold_id, reason=f"checkout {why}"),
                 metadata=_metadata(tenant),
                 timeout=self._settings.booking_call_timeout_seconds,
+                wait_for_ready=True,
             )
         except grpc.aio.AioRpcError as error:
             details = details_of(error)
@@ -204,6 +206,7 @@ class EventProcessor:
                 ),
                 metadata=_metadata(tenant),
                 timeout=self._settings.booking_call_timeout_seconds,
+                wait_for_ready=True,
             )
         except grpc.aio.AioRpcError as error:
             if details_of(error).reason != "BOOKING_NOT_REFUNDABLE":

@@ -27,7 +27,6 @@ from holdfast.platform.context import (
     correlation_id_var,
     new_correlation_id,
 )
-from holdfast.platform.errors import DomainError
 from services.webhooks.config import WebhooksSettings
 from services.webhooks.metrics import WebhooksMetrics
 from services.webhooks.repository import EventRepository, NewEvent
@@ -134,8 +133,10 @@ def create_receiver(
             return _problem(400, f"not a Stripe event: {error}", correlation_id)
         try:
             stored = await events.insert(event)
-        except DomainError as error:
-            log.error("webhook event %s could not be stored: %s", event.event_id, error)
+        except Exception:
+            # Whatever the cause, the event is not safe: 503 makes Stripe
+            # deliver it again later.
+            log.exception("webhook event %s could not be stored", event.event_id)
             return _problem(503, "the event could not be stored; deliver it again", correlation_id)
         if stored:
             metrics.received.labels(event.type).inc()

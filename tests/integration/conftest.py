@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from redis.asyncio import Redis
 
@@ -15,10 +16,13 @@ from services.availability.config import AvailabilitySettings
 from services.availability.server import AvailabilityApp
 from services.booking.config import BookingSettings
 from services.booking.server import BookingApp
+from services.webhooks.config import WebhooksSettings
+from services.webhooks.server import WebhooksApp
 from tests.support.availability import AvailabilityClient, wait_until_live
 from tests.support.booking import BookingClient
 from tests.support.env import REDIS_PREFIX, redis_url
 from tests.support.redis_server import RedisServer
+from tests.support.stripe_events import OLD_SECRET, SECRET
 
 
 def booking_settings(database_url: str, **overrides: object) -> BookingSettings:
@@ -156,3 +160,55 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.kill()
+
+
+def webhooks_settings(
+    database_url: str, booking_target: str, **overrides: object
+) -> WebhooksSettings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "redis_url": redis_url(),
+        "redis_prefix": REDIS_PREFIX,
+        "webhooks_port": 0,
+        "webhooks_http_port": 0,
+        "webhooks_http_host": "127.0.0.1",
+        "webhooks_metrics_port": 0,
+        "grpc_host": "127.0.0.1",
+        "stripe_webhook_secrets": f"{SECRET},{OLD_SECRET}",
+        "booking_target": booking_target,
+        "booking_call_timeout_seconds": 2.0,
+        "processor_poll_interval_seconds": 0.1,
+        "processor_retry_base_seconds": 0.1,
+        "processor_retry_max_seconds": 0.5,
+        "db_pool_max_size": 5,
+    }
+    values.update(overrides)
+    return WebhooksSettings(**values)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def running_webhooks(
+    database_url: str, booking_target: str, **overrides: object
+) -> AsyncIterator[WebhooksApp]:
+    app = WebhooksApp(webhooks_settings(database_url, booking_target, **overrides))
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+@pytest.fixture(scope="session")
+async def webhooks_app(
+    migrated_database: str, booking_app: BookingApp
+) -> AsyncIterator[WebhooksApp]:
+    async with running_webhooks(migrated_database, f"127.0.0.1:{booking_app.port}") as app:
+        yield app
+
+
+@pytest.fixture
+async def stripe_http(webhooks_app: WebhooksApp) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the webhook receiver, as Stripe would be."""
+    base = f"http://127.0.0.1:{webhooks_app.http_port}"
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        yield client
