@@ -27,12 +27,15 @@ from holdfast.fakestripe.clock import Clock
 from holdfast.fakestripe.config import FakeStripeConfig
 from holdfast.fakestripe.delivery import DeliveryAttempt, WebhookEndpoint, WebhookSender
 from holdfast.fakestripe.objects import JsonObject
-from holdfast.fakestripe.serving import HttpServer
 from holdfast.fakestripe.signing import signature_header
 from holdfast.fakestripe.store import RecordedRequest, Store, snapshot
 from holdfast.platform.background import BackgroundTask
+from holdfast.platform.http_server import HttpHost
 
 log = logging.getLogger(__name__)
+
+# A test's fake Stripe has no long requests to wait for.
+_GRACEFUL_STOP_SECONDS = 2.0
 
 
 class FakeStripe:
@@ -54,7 +57,9 @@ class FakeStripe:
             api_version=self.config.api_version,
         )
         self.app = build_app(self)
-        self._http = HttpServer(self.app, self.config.host, self.config.port)
+        self._http = HttpHost(
+            self.app, self.config.host, self.config.port, grace_seconds=_GRACEFUL_STOP_SECONDS
+        )
         self._sweeper = BackgroundTask("fake-stripe-expiry", self._expire_lapsed_sessions)
 
     # --- running ------------------------------------------------------------
@@ -91,7 +96,7 @@ class FakeStripe:
 
     @property
     def port(self) -> int:
-        if self._http.port is None:
+        if not self._http.port:
             raise RuntimeError("the fake Stripe is not started")
         return self._http.port
 

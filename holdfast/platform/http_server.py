@@ -2,7 +2,8 @@
 
 The service, not uvicorn, owns SIGTERM: uvicorn's signal capture is turned
 off, and `stop` is called from the service's graceful shutdown like every
-other part's.
+other part's. The socket is bound here rather than by uvicorn, which answers
+a taken port with sys.exit() inside its task.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from starlette.types import ASGIApp
 log = logging.getLogger(__name__)
 
 
-class _Server(uvicorn.Server):
+class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
@@ -31,34 +32,49 @@ class HttpHost:
         self._host = host
         self._port = port
         self._grace = grace_seconds
-        self._server: _Server | None = None
+        self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
         self.port = 0
 
     async def start(self) -> int:
-        """Binds (port 0 picks a free one) and serves; returns the bound port."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self._host, self._port))
-        self.port = sock.getsockname()[1]
+        """Binds (port 0 picks a free one; a bind failure raises OSError here),
+        starts serving and returns the bound port."""
+        if self._task is not None:
+            raise RuntimeError("already started")
+        sock = socket.create_server((self._host, self._port))
+        self.port = int(sock.getsockname()[1])
         config = uvicorn.Config(
             self._app,
             log_config=None,
             access_log=False,
             lifespan="off",
+            http="h11",
+            ws="none",
             timeout_graceful_shutdown=max(1, int(self._grace)),
         )
-        self._server = _Server(config)
+        self._server = _EmbeddedServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="http-server")
         while not self._server.started:
             if self._task.done():
-                await self._task  # raises why it could not start
-            await asyncio.sleep(0.01)
+                sock.close()
+                await self._task  # raises what stopped it
+                raise RuntimeError("the HTTP server stopped while starting")
+            await asyncio.sleep(0.005)
         log.info("HTTP server listening", extra={"host": self._host, "port": self.port})
         return self.port
 
     async def stop(self) -> None:
-        """Stops accepting, lets requests in flight finish, then returns."""
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
+        """Stops accepting, lets requests in flight finish (within the grace
+        period), then returns."""
+        if self._task is None or self._server is None:
+            return
+        task, server = self._task, self._server
+        self._task = self._server = None
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self._grace + 1)
+        except TimeoutError:
+            server.force_exit = True
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

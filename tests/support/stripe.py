@@ -24,7 +24,7 @@ from starlette.routing import Route
 from stripe.params.checkout import SessionCreateParams
 
 from holdfast.fakestripe import FakeStripe
-from holdfast.fakestripe.serving import HttpServer
+from holdfast.platform.http_server import HttpHost
 
 STRIPE_CLIENT_WARNING = (
     "ignore:Use 'content=<...>' to upload raw bytes/text content.:DeprecationWarning"
@@ -98,7 +98,7 @@ class WebhookReceiver:
         self.rejected: list[str] = []
         self._arrived = asyncio.Condition()
         app = Starlette(routes=[Route("/stripe/webhook", self._receive, methods=["POST"])])
-        self._server = HttpServer(app)
+        self._server = HttpHost(app, "127.0.0.1", 0, grace_seconds=2.0)
 
     @property
     def url(self) -> str:
