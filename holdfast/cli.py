@@ -1,4 +1,4 @@
-"""The `holdfast` command line: migrations, the local stack, and a booking client."""
+"""The `holdfast` command line: migrations, the local stack, and a client for its services."""
 
 from __future__ import annotations
 
@@ -43,7 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     add_client_commands(commands)
     commands.add_parser("testenv", help="run a command with test Postgres/Redis URLs set")
     args = parser.parse_args(argv)
-    code: int = args.run(args)
+    try:
+        code: int = args.run(args)
+    except BrokenPipeError:
+        # `holdfast ... | head` stopped reading: not an error worth a traceback.
+        # Point stdout at /dev/null so flushing it at exit fails no more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return code
 
 

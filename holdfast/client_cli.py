@@ -1,16 +1,21 @@
-"""`holdfast` subcommands that drive the booking and availability services over gRPC.
+"""`holdfast` subcommands that drive the services over gRPC, and the local fake Stripe.
 
-Enough to walk a hold through its life from a terminal; every booking answer
-is printed as the JSON form of the response message, availability as one line
-per slot.
+Enough to walk a hold through its life from a terminal, payment included;
+booking answers are printed as the JSON form of the response message,
+availability and the webhook service's event list as one line per item.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,11 +30,16 @@ from holdfast.availability.v1 import availability_pb2, availability_pb2_grpc
 from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
 from holdfast.common.v1 import money_pb2, time_range_pb2
 from holdfast.platform.grpc_errors import details_of
+from holdfast.webhooks.v1 import webhook_admin_pb2, webhook_admin_pb2_grpc
 
 # Without --end, `holdfast availability` covers this many days from --start
 # (default now): every slot `holdfast up` seeds, whose last night starts 14
 # days after today.
 DEFAULT_AVAILABILITY_DAYS = 15
+# Where `make up` runs the fake Stripe (holdfast.fakestripe) by default.
+DEFAULT_FAKE_STRIPE_URL = "http://127.0.0.1:12111"
+HOLD_STATUSES = ("held", "confirmed", "cancelled", "refunded", "released", "expired")
+EVENT_STATUSES = ("pending", "failed", "applied", "ignored", "dead")
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,7 @@ class Stubs:
     booking: Any
     inventory: Any
     availability: Any
+    webhooks: Any
 
 
 Command = Callable[[argparse.Namespace, Stubs, tuple[tuple[str, str], ...]], Awaitable[Message]]
@@ -127,6 +138,20 @@ async def _holds_confirm(args: argparse.Namespace, stubs: Stubs, md: Any) -> Mes
     return response
 
 
+async def _holds_checkout(args: argparse.Namespace, stubs: Stubs, md: Any) -> Message:
+    request = booking_pb2.StartCheckoutRequest(
+        hold_id=args.hold, success_url=args.success_url, cancel_url=args.cancel_url
+    )
+    response: Message = await stubs.booking.StartCheckout(request, metadata=md)
+    return response
+
+
+async def _bookings_get(args: argparse.Namespace, stubs: Stubs, md: Any) -> Message:
+    request = booking_pb2.GetBookingRequest(booking_id=args.booking)
+    response: Message = await stubs.booking.GetBooking(request, metadata=md)
+    return response
+
+
 async def _bookings_list(args: argparse.Namespace, stubs: Stubs, md: Any) -> Message:
     request = booking_pb2.ListBookingsRequest(
         page_size=args.page_size,
@@ -154,6 +179,77 @@ async def _availability(args: argparse.Namespace, stubs: Stubs, md: Any) -> Mess
     return response
 
 
+async def _webhooks_list(args: argparse.Namespace, stubs: Stubs, md: Any) -> Message:
+    request = webhook_admin_pb2.ListEventsRequest(
+        page_size=args.page_size,
+        page_token=args.page,
+        statuses=[
+            webhook_admin_pb2.EventStatus.Value(f"EVENT_STATUS_{s.upper()}") for s in args.status
+        ],
+        type=args.type,
+    )
+    response: Message = await stubs.webhooks.ListEvents(request, metadata=md)
+    return response
+
+
+async def _webhooks_show(args: argparse.Namespace, stubs: Stubs, md: Any) -> Message:
+    request = webhook_admin_pb2.GetEventRequest(event_id=args.event)
+    response: Message = await stubs.webhooks.GetEvent(request, metadata=md)
+    return response
+
+
+async def _webhooks_replay(args: argparse.Namespace, stubs: Stubs, md: Any) -> Message:
+    request = webhook_admin_pb2.ReplayEventRequest(event_id=args.event)
+    response: Message = await stubs.webhooks.ReplayEvent(request, metadata=md)
+    return response
+
+
+def _pay(args: argparse.Namespace) -> int:
+    """`holdfast pay`: the customer pays a checkout session on the local fake Stripe."""
+    base = args.fake_stripe.rstrip("/")
+    session = urllib.parse.quote(args.session, safe="")
+    request = urllib.request.Request(  # noqa: S310 - an http(s) URL the user gave
+        f"{base}/_fake/checkout/sessions/{session}/pay",
+        data=json.dumps({"async_payment": False, "deliver": True}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    # No proxy: the fake runs on this machine, whatever http_proxy says.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=args.timeout) as response:
+            event = json.load(response)
+    except urllib.error.HTTPError as error:
+        print(
+            f"error: the fake Stripe answered {error.code}: {_stripe_error(error)}", file=sys.stderr
+        )
+        return 1
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        print(
+            f"error: no fake Stripe answered at {base} ({reason}). `holdfast pay` only works"
+            " with the local fake Stripe, which `make up` starts when HOLDFAST_STRIPE_API_KEY is"
+            " not set; with a real Stripe key, pay on the checkout's url.",
+            file=sys.stderr,
+        )
+        return 1
+    paid = event["data"]["object"]
+    print(f"session   {paid['id']}  {paid['status']}, {paid['payment_status']}")
+    print(f"payment   {paid.get('payment_intent') or '-'}")
+    print(f"event     {event['id']}  {event['type']}, sent to the fake's webhook endpoint")
+    return 0
+
+
+def _stripe_error(error: urllib.error.HTTPError) -> str:
+    """The message of a Stripe-style error body, else the body itself."""
+    body = error.read().decode(errors="replace")
+    try:
+        message = json.loads(body)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return body.strip() or str(error.reason)
+    return str(message)
+
+
 def _instant(text: str) -> datetime:
     """An ISO 8601 time for --start/--end; without an offset it is UTC."""
     try:
@@ -167,6 +263,56 @@ def _instant(text: str) -> datetime:
 
 def _print_json(response: Message) -> None:
     print(json_format.MessageToJson(response, indent=2))
+
+
+def _print_checkout(response: Message) -> None:
+    """The session to pay: its id, the page to pay on, which attempt, until when."""
+    assert isinstance(response, booking_pb2.StartCheckoutResponse)
+    checkout = response.checkout
+    status = booking_pb2.CheckoutStatus.Name(checkout.status).removeprefix("CHECKOUT_STATUS_")
+    print(f"session   {checkout.session_id}")
+    print(f"url       {checkout.url}")
+    print(f"attempt   {checkout.attempt}  ({status.lower()})")
+    print(f"expires   {_utc(checkout.expire_time)}")
+    print(f"amount    {checkout.amount.amount_minor} {checkout.amount.currency_code} (minor units)")
+
+
+def _print_events(response: Message) -> None:
+    """One line per Stripe event, newest first: when, what, how it went."""
+    assert isinstance(response, webhook_admin_pb2.ListEventsResponse)
+    if not response.events:
+        print("no events")
+    else:
+        row = "{:<20}  {:<7}  {:>8}  {:<40}  {:<30}  {}"
+        print(row.format("received", "status", "attempts", "type", "event", "outcome"))
+        for event in response.events:
+            status = webhook_admin_pb2.EventStatus.Name(event.status)
+            outcome = event.outcome or ""
+            if event.last_error:
+                outcome = f"{outcome} ({event.last_error})" if outcome else event.last_error
+            print(
+                row.format(
+                    _utc(event.receive_time),
+                    status.removeprefix("EVENT_STATUS_"),
+                    event.attempts,
+                    event.type,
+                    event.event_id,
+                    outcome,
+                )
+            )
+    if response.next_page_token:
+        print(f"more: --page-token {response.next_page_token}")
+
+
+def _print_event(response: Message) -> None:
+    """The event as JSON, its payload (Stripe's JSON, held as a string) inline."""
+    event = getattr(response, "event", None)
+    assert isinstance(event, webhook_admin_pb2.StripeEvent)
+    shown: dict[str, Any] = json_format.MessageToDict(event)
+    if event.payload:
+        with contextlib.suppress(ValueError):
+            shown["payload"] = json.loads(event.payload)
+    print(json.dumps(shown, indent=2))
 
 
 def _print_slot_lines(response: Message) -> None:
@@ -207,8 +353,11 @@ async def _call(args: argparse.Namespace) -> int:
             booking=booking_pb2_grpc.BookingServiceStub(channel),
             inventory=inventory_pb2_grpc.InventoryServiceStub(channel),
             availability=availability_pb2_grpc.AvailabilityServiceStub(channel),
+            webhooks=webhook_admin_pb2_grpc.WebhookAdminServiceStub(channel),
         )
-        metadata = (("x-tenant-id", args.tenant), ("x-actor", "cli"))
+        # The webhook service's admin calls span tenants, so they name none.
+        tenant = getattr(args, "tenant", None)
+        metadata = ((("x-tenant-id", tenant),) if tenant else ()) + (("x-actor", "cli"),)
         try:
             response = await asyncio.wait_for(args.command(args, stubs, metadata), args.timeout)
         except grpc.aio.AioRpcError as error:
@@ -224,30 +373,43 @@ async def _call(args: argparse.Namespace) -> int:
 
 
 def add_client_commands(commands: Any) -> None:
-    """Adds the resources/slots/holds/bookings/availability subcommands to the `holdfast` parser."""
+    """Adds the resources/slots/holds/bookings/availability/pay/webhooks subcommands
+    to the `holdfast` parser."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--target",
         default=os.environ.get("HOLDFAST_BOOKING_TARGET", "localhost:50051"),
         help="booking service address (env HOLDFAST_BOOKING_TARGET)",
     )
-    tenancy = argparse.ArgumentParser(add_help=False)
+    timing = argparse.ArgumentParser(add_help=False)
+    timing.add_argument("--timeout", type=float, default=10.0, help="seconds")
+    tenancy = argparse.ArgumentParser(add_help=False, parents=[timing])
     tenancy.add_argument("--tenant", default=os.environ.get("HOLDFAST_TENANT", "demo"))
-    tenancy.add_argument("--timeout", type=float, default=10.0, help="seconds")
     paging = argparse.ArgumentParser(add_help=False)
     paging.add_argument("--page-size", type=int, default=0)
-    paging.add_argument("--page", default="", help="a next_page_token")
+    paging.add_argument(
+        "--page-token", "--page", dest="page", default="", metavar="TOKEN", help="a next_page_token"
+    )
 
     def group(name: str, help_text: str) -> Any:
         return commands.add_parser(name, help=help_text).add_subparsers(
             dest="action", required=True
         )
 
-    def action(parent: Any, name: str, run: Command, *extra: argparse.ArgumentParser) -> Any:
-        parser = parent.add_parser(name, parents=[common, tenancy, *extra])
-        parser.set_defaults(
-            command=run, render=_print_json, run=lambda args: asyncio.run(_call(args))
+    def action(
+        parent: Any,
+        name: str,
+        run: Command,
+        *extra: argparse.ArgumentParser,
+        render: Callable[[Message], None] = _print_json,
+        help_text: str | None = None,
+        service: argparse.ArgumentParser = common,
+        scope: argparse.ArgumentParser = tenancy,
+    ) -> Any:
+        parser = parent.add_parser(
+            name, parents=[service, scope, *extra], help=help_text, description=help_text
         )
+        parser.set_defaults(command=run, render=render, run=lambda args: asyncio.run(_call(args)))
         return parser
 
     resources = group("resources", "create and list bookable resources")
@@ -270,7 +432,7 @@ def add_client_commands(commands: Any) -> None:
     p = action(slots, "list", _slots_list, paging)
     p.add_argument("resource")
 
-    holds = group("holds", "take, read, release and confirm holds")
+    holds = group("holds", "take, read, release, pay for and confirm holds")
     p = action(holds, "create", _holds_create)
     p.add_argument("--resource", required=True)
     p.add_argument("--slot", action="append", required=True, help="repeat for several slots")
@@ -283,13 +445,48 @@ def add_client_commands(commands: Any) -> None:
     p = action(holds, "release", _holds_release)
     p.add_argument("hold")
     p.add_argument("--reason", default="")
-    p = action(holds, "confirm", _holds_confirm)
+    p = action(
+        holds,
+        "checkout",
+        _holds_checkout,
+        render=_print_checkout,
+        help_text="start paying for a held hold: a Stripe Checkout session (StartCheckout);"
+        " while its latest session is open, that session again",
+    )
+    p.add_argument("hold")
+    p.add_argument(
+        "--success-url",
+        default="",
+        help="where Stripe sends the customer after paying ({HOLD_ID} is replaced);"
+        " default: the booking service's HOLDFAST_CHECKOUT_SUCCESS_URL",
+    )
+    p.add_argument(
+        "--cancel-url",
+        default="",
+        help="where Stripe sends a customer who gives up; default: HOLDFAST_CHECKOUT_CANCEL_URL",
+    )
+    p = action(
+        holds,
+        "confirm",
+        _holds_confirm,
+        help_text="HELD -> CONFIRMED by hand, naming the payment"
+        " (a paid checkout does this by itself)",
+    )
     p.add_argument("hold")
     p.add_argument("--payment-ref", required=True)
 
-    bookings = group("bookings", "list and cancel bookings")
+    bookings = group("bookings", "read, list and cancel bookings")
+    p = action(bookings, "get", _bookings_get)
+    p.add_argument("booking", help="its id: the id of the hold it was")
     p = action(bookings, "list", _bookings_list, paging)
-    p.add_argument("--status", action="append", default=[], help="e.g. confirmed; repeatable")
+    p.add_argument(
+        "--status",
+        action="append",
+        default=[],
+        type=str.lower,
+        choices=HOLD_STATUSES,
+        help="only these; repeatable",
+    )
     p.add_argument("--resource", default="")
     p = action(bookings, "cancel", _bookings_cancel)
     p.add_argument("booking")
@@ -321,3 +518,76 @@ def add_client_commands(commands: Any) -> None:
     p.set_defaults(
         command=_availability, render=_print_slot_lines, run=lambda args: asyncio.run(_call(args))
     )
+
+    p = commands.add_parser(
+        "pay",
+        help="the customer pays a checkout session: local fake Stripe only",
+        description="Plays the customer paying SESSION_ID by card on the local fake Stripe"
+        " (holdfast.fakestripe, which `make up` starts when HOLDFAST_STRIPE_API_KEY is not set):"
+        " the session completes and the fake sends checkout.session.completed to the webhook"
+        " service, which confirms the hold. Only for the fake; with a real Stripe key, open the"
+        " checkout's url and pay there (test card 4242 4242 4242 4242).",
+    )
+    p.add_argument(
+        "session",
+        metavar="SESSION_ID",
+        help="a checkout session id (cs_...), from `holdfast holds checkout`",
+    )
+    p.add_argument(
+        "--fake-stripe",
+        default=os.environ.get("HOLDFAST_FAKE_STRIPE_URL", DEFAULT_FAKE_STRIPE_URL),
+        metavar="URL",
+        help="the fake Stripe's address (env HOLDFAST_FAKE_STRIPE_URL;"
+        f" default {DEFAULT_FAKE_STRIPE_URL})",
+    )
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds")
+    p.set_defaults(run=_pay)
+
+    admin = argparse.ArgumentParser(add_help=False)
+    admin.add_argument(
+        "--target",
+        default=os.environ.get("HOLDFAST_WEBHOOKS_TARGET", "localhost:50053"),
+        help="webhook service address (env HOLDFAST_WEBHOOKS_TARGET)",
+    )
+    webhooks = group(
+        "webhooks", "the Stripe events the webhook service received: list, show, replay"
+    )
+    p = action(
+        webhooks,
+        "list",
+        _webhooks_list,
+        paging,
+        render=_print_events,
+        service=admin,
+        scope=timing,
+        help_text="Stripe events, newest first, one line each",
+    )
+    p.add_argument(
+        "--status",
+        action="append",
+        default=[],
+        type=str.lower,
+        choices=EVENT_STATUSES,
+        help="only these; repeatable",
+    )
+    p.add_argument("--type", default="", help="only this type, e.g. checkout.session.completed")
+    p = action(
+        webhooks,
+        "show",
+        _webhooks_show,
+        render=_print_event,
+        service=admin,
+        scope=timing,
+        help_text="one event, with the payload Stripe sent",
+    )
+    p.add_argument("event", metavar="EVENT_ID", help="a Stripe event id (evt_...)")
+    p = action(
+        webhooks,
+        "replay",
+        _webhooks_replay,
+        render=_print_event,
+        service=admin,
+        scope=timing,
+        help_text="apply a FAILED or DEAD event again, with a fresh retry budget",
+    )
+    p.add_argument("event", metavar="EVENT_ID", help="a Stripe event id (evt_...)")
