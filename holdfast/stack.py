@@ -1,8 +1,9 @@
 """The local stack: `holdfast up` (`make up`) and `holdfast testenv` (`make test`).
 
 Both need a Postgres and a Redis, which holdfast.engines provides, configured
-or embedded; `up` then migrates, runs the booking and availability services as
-child processes and seeds the demo tenant (holdfast.demo).
+or embedded; `up` then migrates, runs the booking, availability and webhook
+services (and, without a Stripe key, the local fake Stripe) as child processes
+and seeds the demo tenant (holdfast.demo).
 
 This module supervises processes rather than serving requests, so it is plain
 blocking code that reads top to bottom; Ctrl-C and SIGTERM both raise
@@ -19,9 +20,12 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -32,12 +36,23 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from holdfast.demo import DEMO_TENANT, example_ids, seed_demo
 from holdfast.engines import TESTENV, UP, Engines, StackError, engines, stop_child, tail
+from holdfast.fakestripe.config import DEFAULT_API_KEY as FAKE_STRIPE_API_KEY
+from holdfast.fakestripe.config import DEFAULT_PORT as DEFAULT_FAKE_STRIPE_PORT
+from holdfast.fakestripe.config import DEFAULT_WEBHOOK_SECRET as FAKE_STRIPE_WEBHOOK_SECRET
 from holdfast.migrate import migrate
 
 DEFAULT_BOOKING_PORT = 50051
 DEFAULT_AVAILABILITY_PORT = 50052
+DEFAULT_WEBHOOKS_PORT = 50053
+DEFAULT_WEBHOOKS_HTTP_PORT = 8081
 DEFAULT_BOOKING_METRICS_PORT = 9101
 DEFAULT_AVAILABILITY_METRICS_PORT = 9102
+DEFAULT_WEBHOOKS_METRICS_PORT = 9103
+# Where the webhook service receives Stripe's events.
+WEBHOOK_PATH = "/stripe/webhook"
+# With these set, `up` uses that Stripe account and starts no fake.
+STRIPE_KEY_ENV = "HOLDFAST_STRIPE_API_KEY"
+STRIPE_SECRETS_ENV = "HOLDFAST_STRIPE_WEBHOOK_SECRETS"
 READY_LINE = "holdfast is up"
 # In the state dir while `holdfast up` runs: the stack's URLs as shell exports.
 ENV_FILE = "up.env"
@@ -47,18 +62,22 @@ READY_TIMEOUT = 30.0
 
 @dataclass(frozen=True)
 class Service:
-    """One service `holdfast up` runs as a child process."""
+    """One process `holdfast up` runs as a child: `python -m <module>`."""
 
-    # "booking" runs as `python -m services.booking`, set by HOLDFAST_BOOKING_*.
+    # In messages, and its log's name (<state dir>/<name>.log).
     name: str
-    # The gRPC health entry that says it is ready.
-    health_service: str
+    module: str
+    # Where it answers once it is ready (gRPC, or HTTP for the fake Stripe).
     port: int
-    metrics_port: int  # -1: off
-
-    @property
-    def module(self) -> str:
-        return f"services.{self.name}"
+    # The gRPC health entry that says it is ready; None for an HTTP server,
+    # ready once GET `ready_path` answers 200.
+    health_service: str | None
+    metrics_port: int = -1  # -1: off, or none
+    # Its settings (HOLDFAST_* variables), over the environment's.
+    settings: Mapping[str, str] | None = None
+    # Ports it binds besides `port` and `metrics_port`.
+    other_ports: tuple[int, ...] = ()
+    ready_path: str = "/"
 
     @property
     def log_name(self) -> str:
@@ -68,9 +87,129 @@ class Service:
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def env(self) -> dict[str, str]:
-        prefix = f"HOLDFAST_{self.name.upper()}"
-        return {f"{prefix}_PORT": str(self.port), f"{prefix}_METRICS_PORT": str(self.metrics_port)}
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ports(self) -> list[int]:
+        metrics = [self.metrics_port] if self.metrics_port >= 0 else []
+        return [self.port, *metrics, *self.other_ports]
+
+
+def grpc_service(
+    name: str,
+    health_service: str,
+    port: int,
+    metrics_port: int,
+    settings: Mapping[str, str] | None = None,
+    other_ports: tuple[int, ...] = (),
+) -> Service:
+    """A holdfast service: `python -m services.<name>`, set by HOLDFAST_<NAME>_PORT etc."""
+    prefix = f"HOLDFAST_{name.upper()}"
+    return Service(
+        name,
+        f"services.{name}",
+        port,
+        health_service,
+        metrics_port,
+        {
+            f"{prefix}_PORT": str(port),
+            f"{prefix}_METRICS_PORT": str(metrics_port),
+            **(settings or {}),
+        },
+        other_ports,
+    )
+
+
+@dataclass(frozen=True)
+class Stack:
+    """What `holdfast up` runs, besides the engines."""
+
+    booking: Service
+    availability: Service
+    webhooks: Service
+    # None when a Stripe key is set: the services then talk to that account.
+    fake_stripe: Service | None
+    # Where the webhook service receives Stripe's events.
+    webhook_url: str
+
+    def services(self) -> list[Service]:
+        """In start order; they stop in reverse (webhooks first, the fake Stripe last)."""
+        services = [self.booking, self.availability, self.webhooks]
+        return [self.fake_stripe, *services] if self.fake_stripe else services
+
+
+def plan_stack(args: argparse.Namespace, environ: Mapping[str, str]) -> Stack:
+    """The services for `args` (holdfast up's ports), and how they reach Stripe.
+
+    Without HOLDFAST_STRIPE_API_KEY in the environment, the local fake Stripe
+    stands in, with its fixed test key and signing secret, sending its events
+    to the webhook service. With it, the services use that account and the
+    webhook service needs the secret that account signs with.
+    """
+    webhook_url = f"http://127.0.0.1:{args.webhooks_http_port}{WEBHOOK_PATH}"
+    fake: Service | None = None
+    if environ.get(STRIPE_KEY_ENV):
+        if not environ.get(STRIPE_SECRETS_ENV):
+            raise StackError(
+                f"{STRIPE_KEY_ENV} is set, so the services use that Stripe account (no fake"
+                f" Stripe), and the webhook service needs its signing secret: set"
+                f" {STRIPE_SECRETS_ENV} to the whsec_... that `stripe listen --forward-to"
+                f" localhost:{args.webhooks_http_port}{WEBHOOK_PATH}` prints (or unset"
+                f" {STRIPE_KEY_ENV} to use the local fake Stripe)"
+            )
+        # Both services read the key (and any HOLDFAST_STRIPE_API_BASE), the
+        # webhook service the secrets, from the environment they inherit.
+        stripe_env: dict[str, str] = {}
+        secrets_env: dict[str, str] = {}
+    else:
+        fake = Service(
+            "fake-stripe",
+            "holdfast.fakestripe",
+            args.fake_stripe_port,
+            None,
+            settings={
+                "HOLDFAST_FAKE_STRIPE_PORT": str(args.fake_stripe_port),
+                "HOLDFAST_FAKE_STRIPE_API_KEY": FAKE_STRIPE_API_KEY,
+                "HOLDFAST_FAKE_STRIPE_WEBHOOK_URL": webhook_url,
+                "HOLDFAST_FAKE_STRIPE_WEBHOOK_SECRET": FAKE_STRIPE_WEBHOOK_SECRET,
+            },
+            # Any 200 will do; this one only the fake answers.
+            ready_path="/_fake/events",
+        )
+        stripe_env = {
+            "HOLDFAST_STRIPE_API_KEY": FAKE_STRIPE_API_KEY,
+            "HOLDFAST_STRIPE_API_BASE": fake.url,
+        }
+        secrets_env = {STRIPE_SECRETS_ENV: FAKE_STRIPE_WEBHOOK_SECRET}
+    booking = grpc_service(
+        "booking",
+        "holdfast.booking.v1.BookingService",
+        args.booking_port,
+        args.booking_metrics_port,
+        stripe_env,
+    )
+    availability = grpc_service(
+        "availability",
+        "holdfast.availability.v1.AvailabilityService",
+        args.availability_port,
+        args.availability_metrics_port,
+    )
+    webhooks = grpc_service(
+        "webhooks",
+        "holdfast.webhooks.v1.WebhookAdminService",
+        args.webhooks_port,
+        args.webhooks_metrics_port,
+        {
+            "HOLDFAST_WEBHOOKS_HTTP_PORT": str(args.webhooks_http_port),
+            "HOLDFAST_BOOKING_TARGET": booking.target,
+            **stripe_env,
+            **secrets_env,
+        },
+        other_ports=(args.webhooks_http_port,),
+    )
+    return Stack(booking, availability, webhooks, fake, webhook_url)
 
 
 # ---------------------------------------------------------------------------
@@ -140,47 +279,58 @@ def _exit_code(returncode: int) -> int:
 def up_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="holdfast up",
-        description="Runs the local stack in the foreground: engines, migrations, the booking and"
-        " availability services and a demo tenant. Ctrl-C stops everything.",
+        description="Runs the local stack in the foreground: engines, migrations, the booking,"
+        " availability and webhook services, the local fake Stripe (unless"
+        f" {STRIPE_KEY_ENV} is set) and a demo tenant. Ctrl-C stops everything.",
     )
     parser.add_argument("--state-dir", type=Path, default=Path(".state"))
-    parser.add_argument("--booking-port", type=_port, default=DEFAULT_BOOKING_PORT)
-    parser.add_argument("--availability-port", type=_port, default=DEFAULT_AVAILABILITY_PORT)
-    parser.add_argument(
-        "--booking-metrics-port",
-        type=_metrics_port,
-        default=DEFAULT_BOOKING_METRICS_PORT,
-        help="Prometheus /metrics; -1 turns it off",
+    ports = parser.add_argument_group("ports")
+    ports.add_argument("--booking-port", type=_port, default=DEFAULT_BOOKING_PORT)
+    ports.add_argument("--availability-port", type=_port, default=DEFAULT_AVAILABILITY_PORT)
+    ports.add_argument(
+        "--webhooks-port",
+        type=_port,
+        default=DEFAULT_WEBHOOKS_PORT,
+        help="the webhook service's gRPC (WebhookAdminService)",
     )
-    parser.add_argument(
-        "--availability-metrics-port",
-        type=_metrics_port,
-        default=DEFAULT_AVAILABILITY_METRICS_PORT,
-        help="Prometheus /metrics; -1 turns it off",
+    ports.add_argument(
+        "--webhooks-http-port",
+        type=_port,
+        default=DEFAULT_WEBHOOKS_HTTP_PORT,
+        help=f"where the webhook service receives Stripe's events (POST {WEBHOOK_PATH})",
     )
+    ports.add_argument(
+        "--fake-stripe-port",
+        type=_port,
+        default=DEFAULT_FAKE_STRIPE_PORT,
+        help=f"the local fake Stripe (not started when {STRIPE_KEY_ENV} is set)",
+    )
+    for name, default in (
+        ("booking", DEFAULT_BOOKING_METRICS_PORT),
+        ("availability", DEFAULT_AVAILABILITY_METRICS_PORT),
+        ("webhooks", DEFAULT_WEBHOOKS_METRICS_PORT),
+    ):
+        ports.add_argument(
+            f"--{name}-metrics-port",
+            type=_metrics_port,
+            default=default,
+            help="Prometheus /metrics; -1 turns it off",
+        )
     args = parser.parse_args(argv)
     state_dir: Path = args.state_dir.resolve()
-    booking = Service(
-        "booking",
-        "holdfast.booking.v1.BookingService",
-        args.booking_port,
-        args.booking_metrics_port,
-    )
-    availability = Service(
-        "availability",
-        "holdfast.availability.v1.AvailabilityService",
-        args.availability_port,
-        args.availability_metrics_port,
-    )
 
     # SIGTERM (docker stop, a supervisor) stops us exactly like Ctrl-C does.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
+        stack = plan_stack(args, os.environ)
+        _check_ports(stack)
+        # The services' logs and the env file go here, engines embedded or not.
+        state_dir.mkdir(parents=True, exist_ok=True)
         with engines(UP, state_dir) as found:
             print("migrating ...", flush=True)
             asyncio.run(migrate(found.database_url))
-            return _run_services(found, state_dir, booking, availability)
+            return _run_services(found, state_dir, stack)
     except KeyboardInterrupt:
         print("holdfast stopped", flush=True)
         return 0
@@ -201,6 +351,42 @@ def _metrics_port(text: str) -> int:
     return -1 if text.strip() == "-1" else _port(text)
 
 
+def _check_ports(stack: Stack) -> None:
+    """Refuses ports named twice or already taken, before anything starts.
+
+    A service on a taken port would exit at once, but not before its health
+    check could have been answered by whatever holds the port (another
+    `holdfast up`, say), so we look first. Ports can still be taken between
+    this check and the services binding them; the services then exit and
+    we report it.
+    """
+    owners: dict[int, str] = {}
+    for service in stack.services():
+        for port in service.ports:
+            if port in owners:
+                raise StackError(f"port {port} is given to both {owners[port]} and {service.name}")
+            owners[port] = service.name
+    taken = [port for port in owners if not _port_free(port)]
+    if taken:
+        listed = ", ".join(f"{port} ({owners[port]})" for port in taken)
+        raise StackError(
+            f"port in use: {listed}. Stop what listens there (another `holdfast up`?) or move"
+            ' the stack with UP_ARGS, e.g. make up UP_ARGS="--booking-port 50061"'
+            " (`holdfast up --help` lists the port flags)"
+        )
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        # As the servers bind: a closed connection's TIME_WAIT does not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     # Stopping takes a few seconds; a second Ctrl-C must not cut it short and
     # leave Postgres or Redis running, so further signals are ignored.
@@ -211,26 +397,27 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _run_services(found: Engines, state_dir: Path, booking: Service, availability: Service) -> int:
+def _run_services(found: Engines, state_dir: Path, stack: Stack) -> int:
     """Starts the services, seeds the demo tenant, waits for a signal.
 
-    Both start at once (each needs only Postgres and Redis); however this ends,
-    they are stopped in reverse order: availability, then booking.
+    All start at once (each needs only Postgres and Redis to start; they find
+    each other when called); however this ends, they are stopped in reverse
+    order: webhooks, availability, booking, the fake Stripe.
     """
     with contextlib.ExitStack() as cleanup:
         running: list[tuple[Service, subprocess.Popen[bytes]]] = []
-        for service in (booking, availability):
+        for service in stack.services():
             process = _start_service(service, found, state_dir)
             cleanup.callback(stop_child, process)
             running.append((service, process))
         for service, process in running:
-            _wait_until_serving(service, process, state_dir)
-        with grpc.insecure_channel(booking.target) as channel:
+            _wait_until_ready(service, process, state_dir)
+        with grpc.insecure_channel(stack.booking.target) as channel:
             seeded = seed_demo(channel)
             example = example_ids(channel)
         cleanup.callback((state_dir / ENV_FILE).unlink, missing_ok=True)
-        _write_env_file(state_dir, found, booking, availability)
-        _print_banner(found, state_dir, booking, availability, seeded, example)
+        _write_env_file(state_dir, found, stack)
+        _print_banner(found, state_dir, stack, seeded, example)
         print(READY_LINE, flush=True)
         service, returncode = _wait_for_an_exit(running)
         raise StackError(
@@ -239,16 +426,18 @@ def _run_services(found: Engines, state_dir: Path, booking: Service, availabilit
         )
 
 
-def _write_env_file(
-    state_dir: Path, found: Engines, booking: Service, availability: Service
-) -> None:
+def _write_env_file(state_dir: Path, found: Engines, stack: Stack) -> None:
     """Writes where the running stack is, for tools such as `make bench` to source."""
     values = {
         "HOLDFAST_DATABASE_URL": found.database_url,
         "HOLDFAST_REDIS_URL": found.redis_url,
-        "HOLDFAST_BOOKING_TARGET": booking.target,
-        "HOLDFAST_AVAILABILITY_TARGET": availability.target,
+        "HOLDFAST_BOOKING_TARGET": stack.booking.target,
+        "HOLDFAST_AVAILABILITY_TARGET": stack.availability.target,
+        "HOLDFAST_WEBHOOKS_TARGET": stack.webhooks.target,
+        "HOLDFAST_WEBHOOKS_URL": stack.webhook_url,
     }
+    if stack.fake_stripe is not None:
+        values["HOLDFAST_FAKE_STRIPE_URL"] = stack.fake_stripe.url
     lines = [f"export {name}={shlex.quote(value)}\n" for name, value in values.items()]
     (state_dir / ENV_FILE).write_text("".join(lines))
 
@@ -256,20 +445,21 @@ def _write_env_file(
 def _start_service(service: Service, found: Engines, state_dir: Path) -> subprocess.Popen[bytes]:
     env = {
         # A dev stack without authentication listens on loopback only, unless
-        # HOLDFAST_GRPC_HOST / HOLDFAST_METRICS_HOST say otherwise (say, to
-        # reach it from outside a VM).
+        # HOLDFAST_GRPC_HOST / HOLDFAST_METRICS_HOST / HOLDFAST_WEBHOOKS_HTTP_HOST
+        # say otherwise (say, to reach it from outside a VM).
         "HOLDFAST_GRPC_HOST": "127.0.0.1",
         "HOLDFAST_METRICS_HOST": "127.0.0.1",
+        "HOLDFAST_WEBHOOKS_HTTP_HOST": "127.0.0.1",
         **os.environ,
         "HOLDFAST_DATABASE_URL": found.database_url,
         "HOLDFAST_REDIS_URL": found.redis_url,
-        **service.env(),
+        **(service.settings or {}),
     }
     # Its output goes to a file so the terminal keeps the walkthrough readable;
     # its own session so Ctrl-C reaches only us and we stop it in order.
     with (state_dir / service.log_name).open("wb") as output:
         try:
-            return subprocess.Popen(  # noqa: S603 - our own service modules
+            return subprocess.Popen(  # noqa: S603 - our own modules
                 [sys.executable, "-m", service.module],
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -281,28 +471,54 @@ def _start_service(service: Service, found: Engines, state_dir: Path) -> subproc
             raise StackError(f"cannot start the {service.name} service: {exc}") from exc
 
 
-def _wait_until_serving(
-    service: Service, process: subprocess.Popen[bytes], state_dir: Path
-) -> None:
+def _wait_until_ready(service: Service, process: subprocess.Popen[bytes], state_dir: Path) -> None:
     log = state_dir / service.log_name
-    request = health_pb2.HealthCheckRequest(service=service.health_service)
     deadline = time.monotonic() + READY_TIMEOUT
-    with grpc.insecure_channel(service.target) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
+    with contextlib.ExitStack() as resources:
+        is_ready = _readiness_probe(service, resources)
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise StackError(
                     f"the {service.name} service exited with code {process.returncode}"
                     f" while starting:\n{tail(log)}"
                 )
-            with contextlib.suppress(grpc.RpcError):
-                response = health.Check(request, timeout=1)
-                if response.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
+            if is_ready():
+                return
             time.sleep(0.2)
     raise StackError(
-        f"the {service.name} service was not SERVING within {READY_TIMEOUT:.0f} s:\n{tail(log)}"
+        f"the {service.name} service was not ready within {READY_TIMEOUT:.0f} s:\n{tail(log)}"
     )
+
+
+def _readiness_probe(service: Service, resources: contextlib.ExitStack) -> Callable[[], bool]:
+    """A check that says whether `service` is ready: its gRPC health entry is
+    SERVING, or, for an HTTP server, its `ready_path` answers 200."""
+    if service.health_service is None:
+        url = service.url + service.ready_path
+        # No proxy for a loopback address, whatever http_proxy says.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+        def answers() -> bool:
+            try:
+                with opener.open(url, timeout=1) as response:
+                    return bool(response.status == 200)
+            except OSError:  # refused, or an HTTP error (urllib's HTTPError is one)
+                return False
+
+        return answers
+
+    request = health_pb2.HealthCheckRequest(service=service.health_service)
+    channel = resources.enter_context(grpc.insecure_channel(service.target))
+    health = health_pb2_grpc.HealthStub(channel)
+
+    def serving() -> bool:
+        try:
+            response = health.Check(request, timeout=1)
+        except grpc.RpcError:
+            return False
+        return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+    return serving
 
 
 def _wait_for_an_exit(
@@ -320,23 +536,56 @@ def _wait_for_an_exit(
 def _print_banner(
     found: Engines,
     state_dir: Path,
-    booking: Service,
-    availability: Service,
+    stack: Stack,
     seeded: bool,
     example: tuple[str, str],
     out: TextIO = sys.stdout,
 ) -> None:
     resource_id, slot_id = example
-    cli = _cli_command()
-    # The CLI's --target defaults are the default ports.
-    target = f" --target localhost:{booking.port}" if booking.port != DEFAULT_BOOKING_PORT else ""
-    a_target = (
-        f" --target localhost:{availability.port}"
-        if availability.port != DEFAULT_AVAILABILITY_PORT
-        else ""
+    booking, availability, webhooks, fake = (
+        stack.booking,
+        stack.availability,
+        stack.webhooks,
+        stack.fake_stripe,
     )
+    cli = _cli_command()
+    # The CLI's defaults are the default ports.
+    target = _flag("--target", f"localhost:{booking.port}", booking.port, DEFAULT_BOOKING_PORT)
+    a_target = _flag(
+        "--target",
+        f"localhost:{availability.port}",
+        availability.port,
+        DEFAULT_AVAILABILITY_PORT,
+    )
+    w_target = _flag("--target", f"localhost:{webhooks.port}", webhooks.port, DEFAULT_WEBHOOKS_PORT)
+    webhook_url = stack.webhook_url.replace("127.0.0.1", "localhost")
     pg_origin, redis_origin = found.origins
     demo = "seeded just now" if seeded else "already had inventory, left as it was"
+    if fake is not None:
+        fake_flag = _flag("--fake-stripe", fake.url, fake.port, DEFAULT_FAKE_STRIPE_PORT)
+        stripe = (
+            f"fake Stripe    http://localhost:{fake.port}  (API key {FAKE_STRIPE_API_KEY},"
+            f" events signed with {FAKE_STRIPE_WEBHOOK_SECRET})\n"
+            f"               sends its events to {webhook_url}\n"
+            f"               log {state_dir / fake.log_name}"
+        )
+        pay = (
+            f"  {cli} pay SESSION_ID{fake_flag}\n"
+            "      (the customer pays on the fake Stripe, which sends checkout.session.completed"
+            " to the webhook service)"
+        )
+    else:
+        key = os.environ.get(STRIPE_KEY_ENV, "")
+        mode = "test mode" if "_test_" in key else "NOT a test key: real payments"
+        stripe = (
+            f"Stripe         the account of {STRIPE_KEY_ENV} ({mode}); no fake Stripe\n"
+            f"               forward its events: stripe listen --forward-to"
+            f" localhost:{webhooks.other_ports[0]}{WEBHOOK_PATH}"
+        )
+        pay = (
+            "  open the checkout's url and pay with the test card 4242 4242 4242 4242\n"
+            "      (Stripe sends checkout.session.completed through `stripe listen`)"
+        )
     print(
         f"""
 booking        gRPC localhost:{booking.port}  (BookingService, InventoryService, health, reflection)
@@ -345,6 +594,11 @@ booking        gRPC localhost:{booking.port}  (BookingService, InventoryService,
 availability   gRPC localhost:{availability.port}  (AvailabilityService, health, reflection)
                {_metrics_line(availability)}
                log {state_dir / availability.log_name}
+webhooks       Stripe events POST {webhook_url}
+               gRPC localhost:{webhooks.port}  (WebhookAdminService, health, reflection)
+               {_metrics_line(webhooks)}
+               log {state_dir / webhooks.log_name}
+{stripe}
 Postgres       {found.database_url}
                ({pg_origin})
 Redis          {found.redis_url}
@@ -353,16 +607,21 @@ state          {state_dir}  (`make clean-state` deletes it)
 env file       {state_dir / ENV_FILE}  (the addresses above as shell exports; `make bench` reads it)
 demo tenant    "{DEMO_TENANT}": {demo}
 
-Try it (every command defaults to --tenant {DEMO_TENANT}):
+Try it, from a hold to a paid booking (every command defaults to --tenant {DEMO_TENANT}):
   {cli} resources list{target}
-  {cli} slots list {resource_id}{target}
   {cli} availability {resource_id}{a_target}
   {cli} holds create --resource {resource_id} --slot {slot_id} --quantity 2{target}
   {cli} availability {resource_id}{a_target}
       (the first slot now shows held 2 and 2 fewer available)
-  {cli} holds get HOLD_ID{target}
-  {cli} holds confirm HOLD_ID --payment-ref pi_demo{target}
-  {cli} bookings list{target}
+  {cli} holds checkout HOLD_ID{target}
+      (a Stripe Checkout session for the hold: its id and the page to pay on)
+{pay}
+  {cli} bookings get HOLD_ID{target}
+      (CONFIRMED, its payment_ref the Stripe payment intent)
+  {cli} availability {resource_id}{a_target}
+      (booked 2, held 0)
+  {cli} webhooks list{w_target}
+      (the Stripe events received, and what each did)
 
 Or with grpcurl (the servers offer reflection):
   grpcurl -plaintext -H 'x-tenant-id: {DEMO_TENANT}' localhost:{booking.port} \\
@@ -373,6 +632,11 @@ Ctrl-C stops everything.
         file=out,
         flush=True,
     )
+
+
+def _flag(name: str, value: str, port: int, default_port: int) -> str:
+    """` --name value` for a CLI command when the port is not the CLI's default."""
+    return f" {name} {value}" if port != default_port else ""
 
 
 def _metrics_line(service: Service) -> str:
