@@ -1,14 +1,17 @@
 """`holdfast up` (what `make up` runs) on a machine with nothing configured.
 
 The stack runs as a separate process exactly as a developer starts it: no
-database or Redis URL in the environment, so it must bring its embedded
-engines, migrate, start the booking and availability services and seed the
-demo tenant; a client then books through real gRPC, sees the hold in the
-availability service, and Ctrl-C must leave nothing running.
+database, Redis or Stripe settings in the environment, so it must bring its
+embedded engines, migrate, start the booking, availability and webhook
+services and the fake Stripe, and seed the demo tenant; a client then holds
+through real gRPC, sees the hold in the availability service, pays for it on
+the fake Stripe (`holdfast pay`) and sees the webhook turn it into a booking;
+and Ctrl-C must leave nothing running.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -19,7 +22,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,8 +33,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from holdfast.availability.v1 import availability_pb2, availability_pb2_grpc
 from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
-from holdfast.engines import free_port
 from holdfast.platform.proto_time import time_range
+from holdfast.webhooks.v1 import webhook_admin_pb2, webhook_admin_pb2_grpc
 
 pytestmark = pytest.mark.e2e
 
@@ -39,11 +42,21 @@ pytestmark = pytest.mark.e2e
 STARTUP_DEADLINE = 90.0
 STOP_DEADLINE = 45.0
 # How long a hold may take to reach the availability service (outbox, relay,
-# stream, cache invalidation); it normally takes milliseconds.
+# stream, cache invalidation), or a payment to confirm its hold (the fake's
+# webhook, the receiver, the processor, ApplyPayment); milliseconds, normally.
 PROPAGATION_DEADLINE = 5.0
 DEMO = (("x-tenant-id", "demo"),)
 AVAILABILITY_SERVICE = "holdfast.availability.v1.AvailabilityService"
+WEBHOOKS_SERVICE = "holdfast.webhooks.v1.WebhookAdminService"
 CACHE_HEALTH = "holdfast.availability.cache"
+# Settings that would change what `holdfast up` starts or where it looks.
+UNSET = (
+    "HOLDFAST_DATABASE_URL",
+    "HOLDFAST_REDIS_URL",
+    "HOLDFAST_STRIPE_API_KEY",
+    "HOLDFAST_STRIPE_API_BASE",
+    "HOLDFAST_STRIPE_WEBHOOK_SECRETS",
+)
 
 T = TypeVar("T")
 
@@ -55,23 +68,31 @@ class Ports:
 
     booking: int
     availability: int
+    webhooks: int
+    webhooks_http: int
+    fake_stripe: int
     booking_metrics: int
     availability_metrics: int
+    webhooks_metrics: int
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(free_port(), free_port(), free_port(), free_port())
+        # Held open together, so that no two are the same.
+        with contextlib.ExitStack() as held:
+            probes = [held.enter_context(socket.socket()) for _ in fields(cls)]
+            for probe in probes:
+                probe.bind(("127.0.0.1", 0))
+            return cls(*(probe.getsockname()[1] for probe in probes))
 
     def args(self) -> list[str]:
         return [
-            "--booking-port", str(self.booking),
-            "--availability-port", str(self.availability),
-            "--booking-metrics-port", str(self.booking_metrics),
-            "--availability-metrics-port", str(self.availability_metrics),
-        ]  # fmt: skip
+            arg
+            for field in fields(self)
+            for arg in (f"--{field.name.replace('_', '-')}-port", str(getattr(self, field.name)))
+        ]
 
     def all(self) -> list[int]:
-        return [self.booking, self.availability, self.booking_metrics, self.availability_metrics]
+        return [getattr(self, field.name) for field in fields(self)]
 
 
 @dataclass
@@ -97,11 +118,7 @@ def state_dir() -> Iterator[Path]:
 
 
 def _start(state_dir: Path, ports: Ports, output: Path) -> RunningStack:
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in ("HOLDFAST_DATABASE_URL", "HOLDFAST_REDIS_URL")
-    }
+    env = {name: value for name, value in os.environ.items() if name not in UNSET}
     with output.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "holdfast.cli", "up", "--state-dir", str(state_dir),
@@ -227,6 +244,39 @@ def _availability(channel: Any, resource_id: str) -> dict[str, tuple[int, int, i
     }
 
 
+def _pay(ports: Ports, session_id: str) -> str:
+    """`holdfast pay`: the customer pays on the fake Stripe; returns the payment intent."""
+    paid = subprocess.run(
+        [sys.executable, "-m", "holdfast.cli", "pay", session_id,
+         "--fake-stripe", f"http://127.0.0.1:{ports.fake_stripe}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )  # fmt: skip
+    assert paid.returncode == 0, paid.stdout + paid.stderr
+    intent = re.search(r"^payment +(pi_\w+)$", paid.stdout, re.MULTILINE)
+    assert intent, paid.stdout
+    return intent.group(1)
+
+
+def _booking(channel: Any, hold_id: str) -> booking_pb2.Hold:
+    booking: booking_pb2.Hold = (
+        booking_pb2_grpc.BookingServiceStub(channel)
+        .GetBooking(booking_pb2.GetBookingRequest(booking_id=hold_id), metadata=DEMO, timeout=10)
+        .booking
+    )
+    return booking
+
+
+def _events(channel: Any) -> list[tuple[str, str, int, str]]:
+    """Every Stripe event the webhook service holds: (type, object, status, outcome)."""
+    response = webhook_admin_pb2_grpc.WebhookAdminServiceStub(channel).ListEvents(
+        webhook_admin_pb2.ListEventsRequest(), timeout=10
+    )
+    return [(e.type, e.object_id, e.status, e.outcome) for e in response.events]
+
+
 def _assert_nothing_left(stack: RunningStack, state_dir: Path) -> None:
     assert not (state_dir / "up.env").exists()
     assert not (state_dir / "postgres" / "postmaster.pid").exists()
@@ -236,7 +286,7 @@ def _assert_nothing_left(stack: RunningStack, state_dir: Path) -> None:
         assert not _port_open(port), port
 
 
-def test_up_seeds_the_demo_tenant_serves_holds_and_their_availability_and_stops_cleanly(
+def test_up_seeds_the_demo_tenant_serves_holds_their_availability_and_payment_and_stops_cleanly(
     tmp_path: Path, state_dir: Path
 ) -> None:
     ports = Ports.free()
@@ -246,6 +296,7 @@ def test_up_seeds_the_demo_tenant_serves_holds_and_their_availability_and_stops_
         with (
             grpc.insecure_channel(f"127.0.0.1:{ports.booking}") as channel,
             grpc.insecure_channel(f"127.0.0.1:{ports.availability}") as availability,
+            grpc.insecure_channel(f"127.0.0.1:{ports.webhooks}") as webhooks,
         ):
             resources = _demo_resources(channel)
             assert sorted(resources) == ["Harbour kayak tour", "Sea view room"]
@@ -295,12 +346,61 @@ def test_up_seeds_the_demo_tenant_serves_holds_and_their_availability_and_stops_
             assert {k: v for k, v in seen.items() if k != slot.slot_id} == {
                 k: v for k, v in before.items() if k != slot.slot_id
             }
+
+            # Paying: a checkout session on the fake Stripe, which `holdfast
+            # pay` completes; the fake's signed webhook reaches the webhook
+            # service, whose processor confirms the hold with the payment.
+            assert _health(webhooks, WEBHOOKS_SERVICE) == serving
+            checkout = (
+                booking_pb2_grpc.BookingServiceStub(channel)
+                .StartCheckout(
+                    booking_pb2.StartCheckoutRequest(hold_id=hold.hold_id),
+                    metadata=DEMO,
+                    timeout=10,
+                )
+                .checkout
+            )
+            assert checkout.status == booking_pb2.CHECKOUT_STATUS_OPEN
+            assert checkout.attempt == 1
+            assert checkout.amount.amount_minor == 2 * 4500
+            assert checkout.url == (
+                f"http://127.0.0.1:{ports.fake_stripe}/pay/{checkout.session_id}"
+            )
+            payment_ref = _pay(ports, checkout.session_id)
+            booked = _eventually(
+                lambda: _booking(channel, hold.hold_id),
+                lambda b: b.status != booking_pb2.HOLD_STATUS_HELD,
+                PROPAGATION_DEADLINE,
+            )
+            assert booked.status == booking_pb2.HOLD_STATUS_CONFIRMED, booked
+            assert booked.payment_ref == payment_ref
+            _eventually(
+                lambda: _availability(availability, kayak.resource_id)[slot.slot_id],
+                lambda counts: counts == (8, 8 - 2, 0, 2),
+                PROPAGATION_DEADLINE,
+            )
+            # The processor records the event's outcome just after applying it.
+            applied = (
+                "checkout.session.completed",
+                checkout.session_id,
+                webhook_admin_pb2.EVENT_STATUS_APPLIED,
+                "confirmed",
+            )
+            _eventually(lambda: _events(webhooks), lambda events: events == [applied], 5.0)
         for metrics_port in (ports.booking_metrics, ports.availability_metrics):
             assert "holdfast_grpc_requests_total" in _metrics(metrics_port)
+        assert (
+            'holdfast_webhook_events_processed_total{status="APPLIED",'
+            'type="checkout.session.completed"} 1.0'
+        ) in _metrics(ports.webhooks_metrics)
         # What `make bench` sources to find the running stack.
         env_file = (state_dir / "up.env").read_text()
         assert f"HOLDFAST_BOOKING_TARGET=127.0.0.1:{ports.booking}" in env_file
         assert f"HOLDFAST_AVAILABILITY_TARGET=127.0.0.1:{ports.availability}" in env_file
+        assert f"HOLDFAST_WEBHOOKS_TARGET=127.0.0.1:{ports.webhooks}" in env_file
+        webhook_url = f"http://127.0.0.1:{ports.webhooks_http}/stripe/webhook"
+        assert f"HOLDFAST_WEBHOOKS_URL={webhook_url}" in env_file
+        assert f"HOLDFAST_FAKE_STRIPE_URL=http://127.0.0.1:{ports.fake_stripe}" in env_file
     finally:
         code = _stop(stack, signal.SIGINT)
     assert code == 0, stack.output.read_text()
@@ -314,12 +414,15 @@ def test_up_seeds_the_demo_tenant_serves_holds_and_their_availability_and_stops_
         with (
             grpc.insecure_channel(f"127.0.0.1:{ports.booking}") as channel,
             grpc.insecure_channel(f"127.0.0.1:{ports.availability}") as availability,
+            grpc.insecure_channel(f"127.0.0.1:{ports.webhooks}") as webhooks,
         ):
             assert sorted(_demo_resources(channel)) == ["Harbour kayak tour", "Sea view room"]
             kept = {s.slot_id: s for s in _slots(channel, kayak.resource_id)}[slot.slot_id]
-            assert kept.held == 2
+            assert (kept.held, kept.booked) == (0, 2)
+            assert _booking(channel, hold.hold_id).payment_ref == payment_ref
             # A fresh Redis, so nothing cached: straight from the database.
-            assert _availability(availability, kayak.resource_id)[slot.slot_id] == (8, 6, 2, 0)
+            assert _availability(availability, kayak.resource_id)[slot.slot_id] == (8, 6, 0, 2)
+            assert _events(webhooks) == [applied]
     finally:
         code = _stop(again, signal.SIGTERM)
     assert code == 0, again.output.read_text()
