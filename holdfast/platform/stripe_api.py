@@ -26,13 +26,24 @@ class StripeSettings(BaseSettings):
     stripe_max_network_retries: int = Field(2, ge=0, le=5)
 
 
-def create_stripe_client(settings: StripeSettings) -> stripe.StripeClient | None:
-    if settings.stripe_api_key is None:
-        return None
-    base = settings.stripe_api_base
-    return stripe.StripeClient(
-        settings.stripe_api_key.get_secret_value(),
-        base_addresses={"api": base.rstrip("/")} if base else None,
-        http_client=stripe.HTTPXClient(timeout=settings.stripe_timeout_seconds),
-        max_network_retries=settings.stripe_max_network_retries,
-    )
+class StripeConnection:
+    """A Stripe client and the HTTP connection pool under it, closed together."""
+
+    def __init__(self, settings: StripeSettings) -> None:
+        key = settings.stripe_api_key
+        base = settings.stripe_api_base
+        self._http = stripe.HTTPXClient(timeout=settings.stripe_timeout_seconds)
+        # None when payments are off (no key configured).
+        self.client: stripe.StripeClient | None = (
+            stripe.StripeClient(
+                key.get_secret_value(),
+                base_addresses={"api": base.rstrip("/")} if base else None,
+                http_client=self._http,
+                max_network_retries=settings.stripe_max_network_retries,
+            )
+            if key is not None
+            else None
+        )
+
+    async def close(self) -> None:
+        await self._http.close_async()  # type: ignore[no-untyped-call]

@@ -16,7 +16,7 @@ from holdfast.platform.logging import configure_logging
 from holdfast.platform.metrics import MetricsServer
 from holdfast.platform.redis import create_redis
 from holdfast.platform.streams import ChangeMessage
-from holdfast.platform.stripe_api import create_stripe_client
+from holdfast.platform.stripe_api import StripeConnection
 from holdfast.platform.telemetry import configure_telemetry, shutdown_telemetry
 from services.booking.config import BookingSettings
 from services.booking.handlers import BookingHandler, InventoryHandler
@@ -56,7 +56,7 @@ class BookingApp:
         self.relay: OutboxRelay | None = None
         self.payments: Payments | None = None
         self.reconciler: Reconciler | None = None
-        self.stripe = create_stripe_client(settings)
+        self.stripe = StripeConnection(settings)
         self.metrics_server = MetricsServer(
             self.metrics.registry, settings.metrics_host, settings.booking_metrics_port
         )
@@ -87,7 +87,7 @@ class BookingApp:
         repository = BookingRepository(self.pool, after_commit=relay.wake)
         reservations = Reservations(repository)
         self.payments = Payments(
-            repository, PaymentRepository(self.pool), reservations, self.stripe, s
+            repository, PaymentRepository(self.pool), reservations, self.stripe.client, s
         )
         booking = BookingHandler(reservations, self.payments, s)
         inventory = InventoryHandler(Inventory(repository), s)
@@ -130,6 +130,7 @@ class BookingApp:
         if self.pool is not None:
             await self.pool.close()
         await self.redis.aclose()
+        await self.stripe.close()
         self.metrics_server.stop()
 
 

@@ -17,7 +17,7 @@ from holdfast.platform.grpc_server import GrpcHost, open_channel, run_until_sign
 from holdfast.platform.http_server import HttpHost
 from holdfast.platform.logging import configure_logging
 from holdfast.platform.metrics import MetricsServer
-from holdfast.platform.stripe_api import create_stripe_client
+from holdfast.platform.stripe_api import StripeConnection
 from holdfast.platform.telemetry import configure_telemetry, shutdown_telemetry
 from holdfast.webhooks.v1 import webhook_admin_pb2, webhook_admin_pb2_grpc
 from services.webhooks.config import WebhooksSettings
@@ -42,6 +42,7 @@ class WebhooksApp:
         self.settings = settings
         self.metrics = WebhooksMetrics()
         self.pool: asyncpg.Pool | None = None
+        self.stripe = StripeConnection(settings)
         self.booking_channel: grpc.aio.Channel | None = None
         self.processor: EventProcessor | None = None
         self.http: HttpHost | None = None
@@ -69,7 +70,7 @@ class WebhooksApp:
             "booking_pb2_grpc.BookingServiceAsyncStub",
             booking_pb2_grpc.BookingServiceStub(self.booking_channel),
         )
-        processor = EventProcessor(events, booking, create_stripe_client(s), s, self.metrics)
+        processor = EventProcessor(events, booking, self.stripe.client, s, self.metrics)
         self.processor = processor
         admin = WebhookAdminHandler(events, on_replayed=processor.wake)
 
@@ -107,6 +108,7 @@ class WebhooksApp:
             await self.booking_channel.close()
         if self.pool is not None:
             await self.pool.close()
+        await self.stripe.close()
         self.metrics_server.stop()
 
 

@@ -1,0 +1,343 @@
+"""Payments end to end: checkout at (the fake) Stripe, signed webhooks, the
+processor, the booking service, refunds and the reconciler.
+
+The module runs its own stack on a database of its own: a fake Stripe, a
+booking service paying through it, a webhook service it delivers to, and an
+availability service. Only Stripe is faked, at its HTTP boundary.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import grpc
+import httpx
+import pytest
+
+from holdfast.booking.v1 import booking_pb2
+from holdfast.fakestripe import FakeStripe, FakeStripeConfig, RetryPolicy
+from holdfast.fakestripe.events import CHECKOUT_EVENTS
+from services.availability.server import AvailabilityApp
+from services.booking.server import BookingApp
+from services.webhooks.server import WebhooksApp
+from tests.conftest import fresh_database
+from tests.integration.conftest import (
+    running_availability,
+    running_booking,
+    running_webhooks,
+)
+from tests.support.availability import AvailabilityClient, eventually
+from tests.support.booking import BookingClient, error_of
+from tests.support.db import audit_actions
+from tests.support.stripe import stripe_client
+from tests.support.stripe_events import SECRET, event, signed
+
+
+@dataclass
+class Stack:
+    fake: FakeStripe
+    booking: BookingApp
+    webhooks: WebhooksApp
+    availability: AvailabilityApp
+    db: asyncpg.Pool
+    database_url: str
+    channel: grpc.aio.Channel
+    availability_channel: grpc.aio.Channel
+
+    def stripe_settings(self) -> dict[str, object]:
+        return {"stripe_api_key": self.fake.api_key, "stripe_api_base": self.fake.base_url}
+
+
+@pytest.fixture(scope="module")
+async def stack(database_url: str, redis: object) -> AsyncIterator[Stack]:
+    fake = FakeStripe(
+        FakeStripeConfig(
+            enabled_events=CHECKOUT_EVENTS | {"charge.refunded"},
+            retry=RetryPolicy(max_attempts=3, backoff_seconds=0.1, max_backoff_seconds=0.5),
+        )
+    )
+    await fake.start()
+    stripe = {"stripe_api_key": fake.api_key, "stripe_api_base": fake.base_url}
+    async with (
+        fresh_database(database_url) as url,
+        asyncpg.create_pool(url, min_size=1, max_size=3) as db,
+        running_booking(
+            url, sweeper_interval_seconds=0.1, reconciler_interval_seconds=3600, **stripe
+        ) as booking,
+        running_webhooks(
+            url,
+            f"127.0.0.1:{booking.port}",
+            stripe_webhook_secrets=f"{fake.webhook_secret},{SECRET}",
+            **stripe,
+        ) as webhooks,
+        running_availability(url) as availability,
+        grpc.aio.insecure_channel(f"127.0.0.1:{booking.port}") as channel,
+        grpc.aio.insecure_channel(f"127.0.0.1:{availability.port}") as availability_channel,
+    ):
+        fake.configure_webhook(f"http://127.0.0.1:{webhooks.http_port}/stripe/webhook")
+        yield Stack(fake, booking, webhooks, availability, db, url, channel, availability_channel)
+    await fake.stop()
+
+
+@pytest.fixture
+def shop(stack: Stack, tenant: str) -> BookingClient:
+    return BookingClient.on(stack.channel, tenant)
+
+
+async def checkout(client: BookingClient, hold_id: str) -> booking_pb2.Checkout:
+    response = await client.booking.StartCheckout(
+        booking_pb2.StartCheckoutRequest(hold_id=hold_id), metadata=client.md
+    )
+    result: booking_pb2.Checkout = response.checkout
+    return result
+
+
+async def hold_status(client: BookingClient, hold_id: str) -> booking_pb2.Hold:
+    response = await client.booking.GetHold(
+        booking_pb2.GetHoldRequest(hold_id=hold_id), metadata=client.md
+    )
+    hold: booking_pb2.Hold = response.hold
+    return hold
+
+
+async def until_status(
+    client: BookingClient, hold_id: str, status: booking_pb2.HoldStatus.ValueType
+) -> booking_pb2.Hold:
+    return await eventually(lambda: hold_status(client, hold_id), lambda h: h.status == status)
+
+
+async def inbox_row(db: asyncpg.Pool, event_id: str) -> Any:
+    return await db.fetchrow(
+        "SELECT status, outcome, last_error FROM stripe_events WHERE event_id = $1", event_id
+    )
+
+
+async def settled_row(db: asyncpg.Pool, event_id: str) -> Any:
+    return await eventually(
+        lambda: inbox_row(db, event_id),
+        lambda r: r is not None and r["status"] in ("APPLIED", "IGNORED", "DEAD"),
+    )
+
+
+async def test_hold_checkout_pay_confirm_and_availability_shows_it(
+    stack: Stack, shop: BookingClient, tenant: str
+) -> None:
+    resource, [slot] = await shop.resource_with_slots(capacity=4)
+    hold = await shop.hold(resource.resource_id, [slot.slot_id], quantity=2)
+
+    started = await checkout(shop, hold.hold_id)
+    again = await checkout(shop, hold.hold_id)
+
+    assert started.status == booking_pb2.CHECKOUT_STATUS_OPEN
+    assert started.attempt == 1
+    assert started.url.startswith(stack.fake.base_url)
+    assert again == started  # the open session again, not a second one
+    assert started.amount == hold.total
+    creates = stack.fake.requests(method="POST", path="/v1/checkout/sessions")
+    mine = [r for r in creates if r.idempotency_key == f"checkout:{hold.hold_id}:1"]
+    assert len(mine) == 1
+    assert mine[0].params["client_reference_id"] == hold.hold_id
+    assert mine[0].params["metadata"]["tenant_id"] == tenant
+
+    completed = await stack.fake.pay(started.session_id)
+
+    booking = await until_status(shop, hold.hold_id, booking_pb2.HOLD_STATUS_CONFIRMED)
+    assert booking.payment_ref == completed["data"]["object"]["payment_intent"]
+    row = await settled_row(stack.db, completed["id"])
+    assert (row["status"], row["outcome"]) == ("APPLIED", "confirmed")
+    availability = AvailabilityClient.on(stack.availability_channel, tenant)
+    counts = await eventually(
+        lambda: availability.slot_counts(resource.resource_id),
+        lambda c: c[slot.slot_id].booked == 2,
+    )
+    assert counts[slot.slot_id].available == 2
+
+
+async def test_a_late_payment_without_capacity_is_refunded_exactly_once(
+    stack: Stack, shop: BookingClient, tenant: str
+) -> None:
+    resource, [slot] = await shop.resource_with_slots(capacity=1)
+    late = await shop.hold(resource.resource_id, [slot.slot_id], ttl_seconds=1)
+    session = await checkout(shop, late.hold_id)
+    # The customer pays, but the webhook is slow: the hold lapses first and
+    # someone else takes the only place.
+    completed = await stack.fake.pay(session.session_id, deliver=False)
+    await until_status(shop, late.hold_id, booking_pb2.HOLD_STATUS_EXPIRED)
+    await shop.hold(resource.resource_id, [slot.slot_id])
+
+    await stack.fake.deliver(completed["id"], copies=3)
+
+    row = await settled_row(stack.db, completed["id"])
+    payment = completed["data"]["object"]["payment_intent"]
+    assert row["status"] == "APPLIED"
+    assert row["outcome"].startswith("refunded re_")
+    refunds = [
+        r
+        for r in stack.fake.requests(method="POST", path="/v1/refunds")
+        if r.params.get("payment_intent") == payment
+    ]
+    assert [r.idempotency_key for r in refunds if not r.replayed] == [f"refund:{payment}"]
+    hold = await hold_status(shop, late.hold_id)
+    assert hold.status == booking_pb2.HOLD_STATUS_EXPIRED
+    assert (await audit_actions(stack.db, tenant, late.hold_id)).count("hold.payment_refunded") == 1
+    stored = await stack.db.fetchrow("SELECT * FROM refunds WHERE payment_ref = $1", payment)
+    assert stored["hold_id"] == uuid.UUID(late.hold_id)
+
+
+async def test_expired_after_completed_leaves_the_booking_confirmed(
+    stack: Stack, shop: BookingClient, tenant: str
+) -> None:
+    resource, [slot] = await shop.resource_with_slots(capacity=2)
+    hold = await shop.hold(resource.resource_id, [slot.slot_id])
+    session = await checkout(shop, hold.hold_id)
+    completed = await stack.fake.pay(session.session_id)
+    await until_status(shop, hold.hold_id, booking_pb2.HOLD_STATUS_CONFIRMED)
+
+    # An `expired` for the same session arriving late (out of order).
+    stale = dict(completed["data"]["object"], status="expired")
+    expired = event("checkout.session.expired", stale, created=completed["created"] - 1)
+    body, headers = signed(expired)
+    async with httpx.AsyncClient() as http:
+        url = f"http://127.0.0.1:{stack.webhooks.http_port}/stripe/webhook"
+        assert (await http.post(url, content=body, headers=headers)).status_code == 200
+
+    row = await settled_row(stack.db, expired["id"])
+    assert row["status"] == "IGNORED"
+    assert (await hold_status(shop, hold.hold_id)).status == booking_pb2.HOLD_STATUS_CONFIRMED
+
+
+async def test_completed_after_release_for_expiry_follows_the_late_payment_rule(
+    stack: Stack, shop: BookingClient, tenant: str
+) -> None:
+    resource, [slot] = await shop.resource_with_slots(capacity=2)
+    hold = await shop.hold(resource.resource_id, [slot.slot_id])
+    session = await checkout(shop, hold.hold_id)
+    completed = await stack.fake.pay(session.session_id, deliver=False)
+    expired = event(
+        "checkout.session.expired",
+        dict(completed["data"]["object"], status="expired"),
+        created=completed["created"] - 1,
+    )
+    body, headers = signed(expired)
+    async with httpx.AsyncClient() as http:
+        url = f"http://127.0.0.1:{stack.webhooks.http_port}/stripe/webhook"
+        assert (await http.post(url, content=body, headers=headers)).status_code == 200
+    await until_status(shop, hold.hold_id, booking_pb2.HOLD_STATUS_RELEASED)
+
+    await stack.fake.deliver(completed["id"])
+
+    booking = await until_status(shop, hold.hold_id, booking_pb2.HOLD_STATUS_CONFIRMED)
+    assert "capacity retaken" in booking.status_reason
+    slot_now = await shop.slot(resource.resource_id, slot.slot_id)
+    assert (slot_now.held, slot_now.booked) == (0, 1)
+
+
+async def test_a_lapsed_hold_expires_its_session_at_stripe(
+    stack: Stack, shop: BookingClient
+) -> None:
+    resource, [slot] = await shop.resource_with_slots(capacity=2)
+    hold = await shop.hold(resource.resource_id, [slot.slot_id], ttl_seconds=1)
+    session = await checkout(shop, hold.hold_id)
+    assert session.expire_time.ToSeconds() - hold.expire_time.ToSeconds() > 25 * 60
+
+    await until_status(shop, hold.hold_id, booking_pb2.HOLD_STATUS_EXPIRED)
+
+    async with stripe_client(stack.fake) as client:
+        at_stripe = await eventually(
+            lambda: client.v1.checkout.sessions.retrieve_async(session.session_id),
+            lambda s: s.status == "expired",
+        )
+    assert at_stripe.status == "expired"
+    recorded = await eventually(
+        lambda: stack.db.fetchval(
+            "SELECT status FROM checkouts WHERE session_id = $1", session.session_id
+        ),
+        lambda status: status == "EXPIRED",
+    )
+    assert recorded == "EXPIRED"
+
+
+async def test_after_an_expired_session_a_new_attempt_starts(
+    stack: Stack, shop: BookingClient
+) -> None:
+    resource, [slot] = await shop.resource_with_slots(capacity=2)
+    hold = await shop.hold(resource.resource_id, [slot.slot_id], ttl_seconds=3600)
+    first = await checkout(shop, hold.hold_id)
+    # As recorded once Stripe confirmed the first session's expiry.
+    await stack.db.execute(
+        "UPDATE checkouts SET status = 'EXPIRED' WHERE session_id = $1", first.session_id
+    )
+
+    second = await checkout(shop, hold.hold_id)
+
+    assert second.attempt == 2
+    assert second.session_id != first.session_id
+    keys = {r.idempotency_key for r in stack.fake.requests(path="/v1/checkout/sessions")}
+    assert {f"checkout:{hold.hold_id}:1", f"checkout:{hold.hold_id}:2"} <= keys
+
+
+async def test_a_full_refund_at_stripe_marks_the_booking_refunded(
+    stack: Stack, shop: BookingClient
+) -> None:
+    resource, [slot] = await shop.resource_with_slots(capacity=2)
+    hold = await shop.hold(resource.resource_id, [slot.slot_id])
+    session = await checkout(shop, hold.hold_id)
+    completed = await stack.fake.pay(session.session_id)
+    await until_status(shop, hold.hold_id, booking_pb2.HOLD_STATUS_CONFIRMED)
+
+    async with stripe_client(stack.fake) as client:  # an operator, in Stripe's dashboard
+        await client.v1.refunds.create_async(
+            {"payment_intent": completed["data"]["object"]["payment_intent"]}
+        )
+
+    refunded = await until_status(shop, hold.hold_id, booking_pb2.HOLD_STATUS_REFUNDED)
+    assert refunded.status_reason == "payment refunded at Stripe"
+    slot_now = await shop.slot(resource.resource_id, slot.slot_id)
+    assert (slot_now.held, slot_now.booked) == (0, 0)
+
+
+async def test_the_reconciler_confirms_a_paid_hold_whose_webhook_never_came(
+    stack: Stack, shop: BookingClient
+) -> None:
+    resource, [slot] = await shop.resource_with_slots(capacity=2)
+    hold = await shop.hold(resource.resource_id, [slot.slot_id], ttl_seconds=30)
+    session = await checkout(shop, hold.hold_id)
+    completed = await stack.fake.pay(session.session_id, deliver=False)
+
+    # A second booking replica, whose reconciler runs often.
+    async with running_booking(
+        stack.database_url, reconciler_interval_seconds=0.2, **stack.stripe_settings()
+    ):
+        booking = await until_status(shop, hold.hold_id, booking_pb2.HOLD_STATUS_CONFIRMED)
+
+    assert booking.payment_ref == completed["data"]["object"]["payment_intent"]
+    assert stack.fake.deliveries(completed["id"]) == []
+    assert await inbox_row(stack.db, completed["id"]) is None
+
+
+async def test_checkout_refuses_what_cannot_be_paid(
+    stack: Stack, shop: BookingClient, client: BookingClient
+) -> None:
+    resource, [slot] = await shop.resource_with_slots(capacity=2)
+    hold = await shop.hold(resource.resource_id, [slot.slot_id])
+    await shop.release(hold.hold_id)
+
+    released = await error_of(checkout(shop, hold.hold_id))
+    unknown = await error_of(checkout(shop, "00000000-0000-4000-8000-000000000000"))
+    malformed = await error_of(checkout(shop, "nope"))
+    # The run's shared booking service has no Stripe key: payments are off.
+    other, [other_slot] = await client.resource_with_slots(capacity=1)
+    unpaid = await client.hold(other.resource_id, [other_slot.slot_id])
+    disabled = await error_of(checkout(client, unpaid.hold_id))
+
+    assert (released.code, released.reason) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "HOLD_NOT_PAYABLE",
+    )
+    assert unknown.code == grpc.StatusCode.NOT_FOUND
+    assert malformed.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert disabled.reason == "PAYMENTS_DISABLED"
