@@ -33,6 +33,7 @@ from tests.integration.conftest import (
 from tests.support.availability import AvailabilityClient, eventually
 from tests.support.booking import BookingClient, error_of
 from tests.support.db import audit_actions
+from tests.support.metrics import sample
 from tests.support.stripe import stripe_client
 from tests.support.stripe_events import SECRET, event, signed
 
@@ -186,6 +187,7 @@ async def test_a_late_payment_without_capacity_is_refunded_exactly_once(
     assert (await audit_actions(stack.db, tenant, late.hold_id)).count("hold.payment_refunded") == 1
     stored = await stack.db.fetchrow("SELECT * FROM refunds WHERE payment_ref = $1", payment)
     assert stored["hold_id"] == uuid.UUID(late.hold_id)
+    assert sample(stack.webhooks, "holdfast_webhook_refunds_total") >= 1
 
 
 async def test_expired_after_completed_leaves_the_booking_confirmed(
@@ -341,3 +343,28 @@ async def test_checkout_refuses_what_cannot_be_paid(
     assert unknown.code == grpc.StatusCode.NOT_FOUND
     assert malformed.code == grpc.StatusCode.INVALID_ARGUMENT
     assert disabled.reason == "PAYMENTS_DISABLED"
+
+
+async def test_an_async_payment_confirms_on_success_and_releases_on_failure(
+    stack: Stack, shop: BookingClient
+) -> None:
+    resource, [slot] = await shop.resource_with_slots(capacity=2)
+    paid = await shop.hold(resource.resource_id, [slot.slot_id])
+    declined = await shop.hold(resource.resource_id, [slot.slot_id])
+    paid_session = await checkout(shop, paid.hold_id)
+    declined_session = await checkout(shop, declined.hold_id)
+
+    pending = await stack.fake.pay(paid_session.session_id, async_payment=True)
+    row = await settled_row(stack.db, pending["id"])
+    assert (row["status"], row["outcome"]) == ("IGNORED", "awaiting an asynchronous payment")
+    assert (await hold_status(shop, paid.hold_id)).status == booking_pb2.HOLD_STATUS_HELD
+
+    await stack.fake.finish_async_payment(paid_session.session_id, succeeded=True)
+    await stack.fake.pay(declined_session.session_id, async_payment=True)
+    await stack.fake.finish_async_payment(declined_session.session_id, succeeded=False)
+
+    await until_status(shop, paid.hold_id, booking_pb2.HOLD_STATUS_CONFIRMED)
+    gone = await until_status(shop, declined.hold_id, booking_pb2.HOLD_STATUS_RELEASED)
+    assert gone.status_reason == "checkout async_payment_failed"
+    slot_now = await shop.slot(resource.resource_id, slot.slot_id)
+    assert (slot_now.held, slot_now.booked) == (0, 1)
