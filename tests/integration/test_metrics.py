@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import urllib.request
 
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from holdfast.fakestripe.objects import new_id
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
+from services.webhooks.server import WebhooksApp
 from tests.support.availability import AvailabilityClient, eventually
 from tests.support.booking import BookingClient
+from tests.support.stripe_events import event, signed
 
 
 async def scrape(port: int) -> dict[str, float]:
@@ -69,5 +73,33 @@ async def test_booking_and_availability_metrics_move(
         "holdfast_availability_cache_errors_total{}",
         "holdfast_grpc_request_duration_seconds_count"
         "{method=/holdfast.availability.v1.AvailabilityService/GetAvailability}",
+    ):
+        assert name in after, name
+
+
+async def test_webhook_metrics_move(
+    webhooks_app: WebhooksApp, stripe_http: httpx.AsyncClient
+) -> None:
+    kind = "customer.created"
+    before = await scrape(webhooks_app.metrics_server.port)
+    sent = event(kind, {"id": new_id("cus"), "object": "customer"})
+    body, headers = signed(sent)
+    assert (await stripe_http.post("/stripe/webhook", content=body, headers=headers)).is_success
+
+    processed = f"holdfast_webhook_events_processed_total{{status=IGNORED,type={kind}}}"
+    after = await eventually(
+        lambda: scrape(webhooks_app.metrics_server.port),
+        lambda m: m.get(processed, 0) > before.get(processed, 0),
+    )
+    received = f"holdfast_webhook_events_received_total{{type={kind}}}"
+    assert after[received] == before.get(received, 0) + 1
+    acks = "holdfast_webhook_ack_seconds_count{status=200}"
+    assert after[acks] == before.get(acks, 0) + 1
+    timed = f"holdfast_webhook_processing_seconds_count{{type={kind}}}"
+    assert after[timed] > before.get(timed, 0)
+    for name in (
+        "holdfast_webhook_retries_total{}",
+        "holdfast_webhook_dead_letters_total{}",
+        "holdfast_webhook_refunds_total{}",
     ):
         assert name in after, name
