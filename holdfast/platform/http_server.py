@@ -41,6 +41,8 @@ class HttpHost:
         starts serving and returns the bound port."""
         if self._task is not None:
             raise RuntimeError("already started")
+        # uvicorn narrates its start and stop at INFO; the service logs its own.
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
         sock = socket.create_server((self._host, self._port))
         self.port = int(sock.getsockname()[1])
         config = uvicorn.Config(

@@ -13,7 +13,8 @@ from opentelemetry import trace
 from holdfast.platform.context import current_correlation_id
 
 # Attributes every LogRecord has; anything else passed via `extra=` is logged.
-_STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# Also left out: uvicorn's terminal-coloured copy of each message.
+_STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

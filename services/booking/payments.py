@@ -91,8 +91,30 @@ class Payments:
     async def start_checkout(
         self, tenant_id: str, hold_id: uuid.UUID, success_url: str, cancel_url: str, actor: str
     ) -> Checkout:
-        """The hold's open checkout, or a new attempt at Stripe."""
+        """The hold's open checkout, or a new attempt at Stripe.
+
+        An attempt recorded as open is checked with Stripe first: if its
+        session expired (or Stripe does not know it), it is recorded as
+        expired and the next attempt starts.
+        """
         self._stripe()
+        for _ in range(2):
+            hold, checkout = await self._current_or_new_attempt(
+                tenant_id, hold_id, success_url, cancel_url, actor
+            )
+            if checkout.status is CheckoutStatus.CREATING:
+                session = await self._create_session(hold, checkout)
+                return await self._payments.record_session(checkout, session.id, str(session.url))
+            assert checkout.session_id is not None
+            session = await self._retrieve_session(checkout.session_id)
+            if session is not None and session.status in ("open", "complete"):
+                return checkout
+            await self._payments.set_session_status(checkout.session_id, CheckoutStatus.EXPIRED)
+        raise unavailable("CHECKOUT_BUSY", "the checkout changed meanwhile; retry", 0.5)
+
+    async def _current_or_new_attempt(
+        self, tenant_id: str, hold_id: uuid.UUID, success_url: str, cancel_url: str, actor: str
+    ) -> tuple[Hold, Checkout]:
         async with self._repo.transaction(tenant_id, actor) as tx:
             hold = await tx.lock_hold(hold_id)
             if hold is None:
@@ -108,14 +130,22 @@ class Payments:
                 raise failed_precondition("HOLD_EXPIRED", "the hold has lapsed")
             latest = await tx.latest_checkout(hold_id)
             if latest is not None and latest.unresolved:
-                checkout = latest
-            else:
-                checkout = self._new_attempt(tenant_id, hold, latest, now, success_url, cancel_url)
-                await tx.insert_checkout(checkout)
-        if checkout.status is CheckoutStatus.OPEN:
-            return checkout
-        session = await self._create_session(hold, checkout)
-        return await self._payments.record_session(checkout, session.id, str(session.url))
+                return hold, latest
+            checkout = self._new_attempt(tenant_id, hold, latest, now, success_url, cancel_url)
+            await tx.insert_checkout(checkout)
+            return hold, checkout
+
+    async def _retrieve_session(self, session_id: str) -> Any:
+        """The session as Stripe has it now; None when Stripe does not know it
+        (another account, or a local fake Stripe that restarted): nothing can
+        ever be paid through it."""
+        try:
+            async with stripe_errors():
+                return await self._stripe().v1.checkout.sessions.retrieve_async(session_id)
+        except DomainError as error:
+            if error.reason == "PAYMENT_PROVIDER_REFUSED" and "No such" in error.message:
+                return None
+            raise
 
     def _new_attempt(
         self,
@@ -266,9 +296,10 @@ class Payments:
             session = await self._create_session(hold, checkout)
             checkout = await self._payments.record_session(checkout, session.id, str(session.url))
         assert checkout.session_id is not None
-        async with stripe_errors():
-            session = await self._stripe().v1.checkout.sessions.retrieve_async(checkout.session_id)
-        if session.status == "complete" and session.payment_status == "paid":
+        session = await self._retrieve_session(checkout.session_id)
+        if session is None:
+            await self._payments.set_session_status(checkout.session_id, CheckoutStatus.EXPIRED)
+        elif session.status == "complete" and session.payment_status == "paid":
             await self.apply_payment(tenant, checkout.hold_id, _payment_intent_id(session))
             await self._payments.set_session_status(checkout.session_id, CheckoutStatus.COMPLETE)
         elif session.status == "expired":

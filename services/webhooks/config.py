@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from holdfast.platform.config import PlatformSettings
 from holdfast.platform.stripe_api import StripeSettings
@@ -16,7 +16,7 @@ class WebhooksSettings(PlatformSettings, StripeSettings):
     webhooks_metrics_port: int = Field(9103, ge=-1, le=65535)
     # Comma-separated signing secrets (whsec_...): during a rotation both the
     # old and the new one are listed, and an event signed with either passes.
-    stripe_webhook_secrets: str = Field(min_length=1)
+    stripe_webhook_secrets: SecretStr
     # Stripe's own default: signatures older (or newer) than this are refused.
     webhook_tolerance_seconds: int = Field(300, gt=0)
     # Stripe's events are a few kB; anything far larger is not one.
@@ -34,12 +34,15 @@ class WebhooksSettings(PlatformSettings, StripeSettings):
 
     @field_validator("stripe_webhook_secrets")
     @classmethod
-    def _secrets_look_like_secrets(cls, value: str) -> str:
-        secrets = [s.strip() for s in value.split(",") if s.strip()]
-        if not secrets:
+    def _at_least_one_secret(cls, value: SecretStr) -> SecretStr:
+        if not _split(value.get_secret_value()):
             raise ValueError("name at least one signing secret")
-        return ",".join(secrets)
+        return value
 
     @property
     def webhook_secrets(self) -> list[str]:
-        return self.stripe_webhook_secrets.split(",")
+        return _split(self.stripe_webhook_secrets.get_secret_value())
+
+
+def _split(secrets: str) -> list[str]:
+    return [secret.strip() for secret in secrets.split(",") if secret.strip()]

@@ -225,6 +225,9 @@ class EventProcessor:
     async def _work(self) -> None:
         poll = self._settings.processor_poll_interval_seconds
         while True:
+            # Cleared before looking, so an event stored while this worker
+            # looks wakes it again at once rather than after the poll interval.
+            self._wake.clear()
             try:
                 while await self.process_one():
                     pass
@@ -232,7 +235,6 @@ class EventProcessor:
                 log.warning("stripe event processing paused: %s", error)
             except Exception:
                 log.exception("stripe event processing failed")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(poll):
                     await self._wake.wait()

@@ -269,10 +269,8 @@ async def test_after_an_expired_session_a_new_attempt_starts(
     resource, [slot] = await shop.resource_with_slots(capacity=2)
     hold = await shop.hold(resource.resource_id, [slot.slot_id], ttl_seconds=3600)
     first = await checkout(shop, hold.hold_id)
-    # As recorded once Stripe confirmed the first session's expiry.
-    await stack.db.execute(
-        "UPDATE checkouts SET status = 'EXPIRED' WHERE session_id = $1", first.session_id
-    )
+    # The session expires at Stripe before its webhook arrives.
+    await stack.fake.expire_session(first.session_id, deliver=False)
 
     second = await checkout(shop, hold.hold_id)
 
@@ -280,6 +278,28 @@ async def test_after_an_expired_session_a_new_attempt_starts(
     assert second.session_id != first.session_id
     keys = {r.idempotency_key for r in stack.fake.requests(path="/v1/checkout/sessions")}
     assert {f"checkout:{hold.hold_id}:1", f"checkout:{hold.hold_id}:2"} <= keys
+    status = await stack.db.fetchval(
+        "SELECT status FROM checkouts WHERE session_id = $1", first.session_id
+    )
+    assert status == "EXPIRED"
+
+
+async def test_a_session_stripe_does_not_know_is_replaced(
+    stack: Stack, shop: BookingClient
+) -> None:
+    resource, [slot] = await shop.resource_with_slots(capacity=2)
+    hold = await shop.hold(resource.resource_id, [slot.slot_id], ttl_seconds=3600)
+    first = await checkout(shop, hold.hold_id)
+    # As after switching Stripe accounts (or restarting a local fake Stripe).
+    await stack.db.execute(
+        "UPDATE checkouts SET session_id = 'cs_test_unknown_to_stripe' WHERE session_id = $1",
+        first.session_id,
+    )
+
+    second = await checkout(shop, hold.hold_id)
+
+    assert second.attempt == 2
+    assert second.status == booking_pb2.CHECKOUT_STATUS_OPEN
 
 
 async def test_a_full_refund_at_stripe_marks_the_booking_refunded(
