@@ -52,6 +52,13 @@ class Stack:
     def stripe_settings(self) -> dict[str, object]:
         return {"stripe_api_key": self.fake.api_key, "stripe_api_base": self.fake.base_url}
 
+    async def post_event(self, sent: dict[str, Any]) -> None:
+        """Delivers an event the test built, signed, as Stripe would."""
+        body, headers = signed(sent)
+        url = f"http://127.0.0.1:{self.webhooks.http_port}/stripe/webhook"
+        async with httpx.AsyncClient() as http:
+            assert (await http.post(url, content=body, headers=headers)).status_code == 200
+
 
 @pytest.fixture(scope="module")
 async def stack(database_url: str, redis: object) -> AsyncIterator[Stack]:
@@ -95,6 +102,24 @@ async def checkout(client: BookingClient, hold_id: str) -> booking_pb2.Checkout:
     )
     result: booking_pb2.Checkout = response.checkout
     return result
+
+
+@dataclass
+class Held:
+    """A hold on one slot, with its open checkout."""
+
+    resource_id: str
+    slot_id: str
+    hold: booking_pb2.Hold
+    session: booking_pb2.Checkout
+
+
+async def held_checkout(
+    client: BookingClient, capacity: int = 2, ttl_seconds: float | None = None
+) -> Held:
+    resource, [slot] = await client.resource_with_slots(capacity=capacity)
+    hold = await client.hold(resource.resource_id, [slot.slot_id], ttl_seconds=ttl_seconds)
+    return Held(resource.resource_id, slot.slot_id, hold, await checkout(client, hold.hold_id))
 
 
 async def hold_status(client: BookingClient, hold_id: str) -> booking_pb2.Hold:
@@ -193,70 +218,58 @@ async def test_a_late_payment_without_capacity_is_refunded_exactly_once(
 async def test_expired_after_completed_leaves_the_booking_confirmed(
     stack: Stack, shop: BookingClient, tenant: str
 ) -> None:
-    resource, [slot] = await shop.resource_with_slots(capacity=2)
-    hold = await shop.hold(resource.resource_id, [slot.slot_id])
-    session = await checkout(shop, hold.hold_id)
-    completed = await stack.fake.pay(session.session_id)
-    await until_status(shop, hold.hold_id, booking_pb2.HOLD_STATUS_CONFIRMED)
+    held = await held_checkout(shop, capacity=2)
+    completed = await stack.fake.pay(held.session.session_id)
+    await until_status(shop, held.hold.hold_id, booking_pb2.HOLD_STATUS_CONFIRMED)
 
     # An `expired` for the same session arriving late (out of order).
     stale = dict(completed["data"]["object"], status="expired")
     expired = event("checkout.session.expired", stale, created=completed["created"] - 1)
-    body, headers = signed(expired)
-    async with httpx.AsyncClient() as http:
-        url = f"http://127.0.0.1:{stack.webhooks.http_port}/stripe/webhook"
-        assert (await http.post(url, content=body, headers=headers)).status_code == 200
+    await stack.post_event(expired)
 
     row = await settled_row(stack.db, expired["id"])
     assert row["status"] == "IGNORED"
-    assert (await hold_status(shop, hold.hold_id)).status == booking_pb2.HOLD_STATUS_CONFIRMED
+    assert (await hold_status(shop, held.hold.hold_id)).status == booking_pb2.HOLD_STATUS_CONFIRMED
 
 
 async def test_completed_after_release_for_expiry_follows_the_late_payment_rule(
     stack: Stack, shop: BookingClient, tenant: str
 ) -> None:
-    resource, [slot] = await shop.resource_with_slots(capacity=2)
-    hold = await shop.hold(resource.resource_id, [slot.slot_id])
-    session = await checkout(shop, hold.hold_id)
-    completed = await stack.fake.pay(session.session_id, deliver=False)
+    held = await held_checkout(shop, capacity=2)
+    completed = await stack.fake.pay(held.session.session_id, deliver=False)
     expired = event(
         "checkout.session.expired",
         dict(completed["data"]["object"], status="expired"),
         created=completed["created"] - 1,
     )
-    body, headers = signed(expired)
-    async with httpx.AsyncClient() as http:
-        url = f"http://127.0.0.1:{stack.webhooks.http_port}/stripe/webhook"
-        assert (await http.post(url, content=body, headers=headers)).status_code == 200
-    await until_status(shop, hold.hold_id, booking_pb2.HOLD_STATUS_RELEASED)
+    await stack.post_event(expired)
+    await until_status(shop, held.hold.hold_id, booking_pb2.HOLD_STATUS_RELEASED)
 
     await stack.fake.deliver(completed["id"])
 
-    booking = await until_status(shop, hold.hold_id, booking_pb2.HOLD_STATUS_CONFIRMED)
+    booking = await until_status(shop, held.hold.hold_id, booking_pb2.HOLD_STATUS_CONFIRMED)
     assert "capacity retaken" in booking.status_reason
-    slot_now = await shop.slot(resource.resource_id, slot.slot_id)
+    slot_now = await shop.slot(held.resource_id, held.slot_id)
     assert (slot_now.held, slot_now.booked) == (0, 1)
 
 
 async def test_a_lapsed_hold_expires_its_session_at_stripe(
     stack: Stack, shop: BookingClient
 ) -> None:
-    resource, [slot] = await shop.resource_with_slots(capacity=2)
-    hold = await shop.hold(resource.resource_id, [slot.slot_id], ttl_seconds=1)
-    session = await checkout(shop, hold.hold_id)
-    assert session.expire_time.ToSeconds() - hold.expire_time.ToSeconds() > 25 * 60
+    held = await held_checkout(shop, capacity=2, ttl_seconds=1)
+    assert held.session.expire_time.ToSeconds() - held.hold.expire_time.ToSeconds() > 25 * 60
 
-    await until_status(shop, hold.hold_id, booking_pb2.HOLD_STATUS_EXPIRED)
+    await until_status(shop, held.hold.hold_id, booking_pb2.HOLD_STATUS_EXPIRED)
 
     async with stripe_client(stack.fake) as client:
         at_stripe = await eventually(
-            lambda: client.v1.checkout.sessions.retrieve_async(session.session_id),
+            lambda: client.v1.checkout.sessions.retrieve_async(held.session.session_id),
             lambda s: s.status == "expired",
         )
     assert at_stripe.status == "expired"
     recorded = await eventually(
         lambda: stack.db.fetchval(
-            "SELECT status FROM checkouts WHERE session_id = $1", session.session_id
+            "SELECT status FROM checkouts WHERE session_id = $1", held.session.session_id
         ),
         lambda status: status == "EXPIRED",
     )
@@ -305,36 +318,32 @@ async def test_a_session_stripe_does_not_know_is_replaced(
 async def test_a_full_refund_at_stripe_marks_the_booking_refunded(
     stack: Stack, shop: BookingClient
 ) -> None:
-    resource, [slot] = await shop.resource_with_slots(capacity=2)
-    hold = await shop.hold(resource.resource_id, [slot.slot_id])
-    session = await checkout(shop, hold.hold_id)
-    completed = await stack.fake.pay(session.session_id)
-    await until_status(shop, hold.hold_id, booking_pb2.HOLD_STATUS_CONFIRMED)
+    held = await held_checkout(shop, capacity=2)
+    completed = await stack.fake.pay(held.session.session_id)
+    await until_status(shop, held.hold.hold_id, booking_pb2.HOLD_STATUS_CONFIRMED)
 
     async with stripe_client(stack.fake) as client:  # an operator, in Stripe's dashboard
         await client.v1.refunds.create_async(
             {"payment_intent": completed["data"]["object"]["payment_intent"]}
         )
 
-    refunded = await until_status(shop, hold.hold_id, booking_pb2.HOLD_STATUS_REFUNDED)
+    refunded = await until_status(shop, held.hold.hold_id, booking_pb2.HOLD_STATUS_REFUNDED)
     assert refunded.status_reason == "payment refunded at Stripe"
-    slot_now = await shop.slot(resource.resource_id, slot.slot_id)
+    slot_now = await shop.slot(held.resource_id, held.slot_id)
     assert (slot_now.held, slot_now.booked) == (0, 0)
 
 
 async def test_the_reconciler_confirms_a_paid_hold_whose_webhook_never_came(
     stack: Stack, shop: BookingClient
 ) -> None:
-    resource, [slot] = await shop.resource_with_slots(capacity=2)
-    hold = await shop.hold(resource.resource_id, [slot.slot_id], ttl_seconds=30)
-    session = await checkout(shop, hold.hold_id)
-    completed = await stack.fake.pay(session.session_id, deliver=False)
+    held = await held_checkout(shop, capacity=2, ttl_seconds=30)
+    completed = await stack.fake.pay(held.session.session_id, deliver=False)
 
     # A second booking replica, whose reconciler runs often.
     async with running_booking(
         stack.database_url, reconciler_interval_seconds=0.2, **stack.stripe_settings()
     ):
-        booking = await until_status(shop, hold.hold_id, booking_pb2.HOLD_STATUS_CONFIRMED)
+        booking = await until_status(shop, held.hold.hold_id, booking_pb2.HOLD_STATUS_CONFIRMED)
 
     assert booking.payment_ref == completed["data"]["object"]["payment_intent"]
     assert stack.fake.deliveries(completed["id"]) == []
