@@ -12,9 +12,11 @@ UP_ARGS ?=
 BENCH_ARGS ?=
 # e.g. BENCH_AVAILABILITY_ARGS="--seconds 10 --availability-metrics http://localhost:9102/metrics"
 BENCH_AVAILABILITY_ARGS ?=
+# e.g. BENCH_WEBHOOKS_ARGS="--events 5000 --webhooks-metrics http://localhost:9103/metrics"
+BENCH_WEBHOOKS_ARGS ?=
 
 .DEFAULT_GOAL := venv
-.PHONY: venv protos check-protos buf lint test up bench bench-availability clean-state
+.PHONY: venv protos check-protos buf lint test up bench bench-availability bench-webhooks clean-state
 
 venv: $(VENV)/.installed
 
@@ -64,6 +66,19 @@ bench-availability: venv
 		--booking-target "$$HOLDFAST_BOOKING_TARGET" \
 		--availability-target "$$HOLDFAST_AVAILABILITY_TARGET" \
 		--redis-url "$$HOLDFAST_REDIS_URL" $(BENCH_AVAILABILITY_ARGS)
+
+# The signing secret: the fake Stripe's when the stack runs one (its
+# HOLDFAST_FAKE_STRIPE_URL is in up.env; the webhook service then ignores
+# HOLDFAST_STRIPE_WEBHOOK_SECRETS), else the first of
+# HOLDFAST_STRIPE_WEBHOOK_SECRETS; bench.webhooks falls back to the fake's.
+bench-webhooks: venv
+	@test -f .state/up.env || { echo "make bench-webhooks: no running stack; start one with make up" >&2; exit 1; }
+	. ./.state/up.env && \
+	if [ -n "$${HOLDFAST_FAKE_STRIPE_URL:-}" ]; then unset HOLDFAST_STRIPE_WEBHOOK_SECRETS; fi && \
+	$(BIN)/python -m bench.webhooks \
+		--booking-target "$$HOLDFAST_BOOKING_TARGET" \
+		--webhooks-url "$${HOLDFAST_WEBHOOKS_URL:-http://127.0.0.1:8081/stripe/webhook}" \
+		--database-url "$$HOLDFAST_DATABASE_URL" $(BENCH_WEBHOOKS_ARGS)
 
 clean-state:
 	rm -rf .state
