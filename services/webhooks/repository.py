@@ -93,26 +93,36 @@ class EventRepository:
 
     @asynccontextmanager
     async def claim(self) -> AsyncIterator[Claim | None]:
-        """The oldest due event whose object no other worker is applying.
+        """The oldest due event that is its object's earliest still to apply.
 
         The event's row lock keeps other workers (and replicas) off it; the
         advisory lock on its object keeps them off the object's other events,
-        so one object's events apply one at a time, in Stripe's order.
+        so one object's events apply one at a time, in Stripe's order (a later
+        one waits while an earlier one backs off).
         """
         async with database_unavailable(), self._pool.acquire() as conn, conn.transaction():
+            # Only the key is locked and sorted; the row (with its payload) is
+            # read once chosen. Both steps use the partial indexes of 0005.
             row = await conn.fetchrow(
                 """
-                SELECT e.*, e.attempts + 1 AS attempt FROM stripe_events e
-                WHERE e.status IN ('PENDING', 'FAILED') AND e.next_attempt_at <= now()
-                  AND NOT EXISTS (
-                      SELECT 1 FROM stripe_events earlier
-                      WHERE earlier.object_id = e.object_id
-                        AND earlier.status IN ('PENDING', 'FAILED')
-                        AND (earlier.created_at, earlier.event_id) < (e.created_at, e.event_id)
-                        AND earlier.next_attempt_at <= now())
-                ORDER BY e.created_at, e.event_id
-                LIMIT 1
-                FOR UPDATE SKIP LOCKED
+                WITH next AS (
+                    SELECT e.event_id FROM stripe_events e
+                    WHERE e.status IN ('PENDING', 'FAILED') AND e.next_attempt_at <= now()
+                      -- The object's earliest event still to apply: a scalar
+                      -- subquery, one index probe per candidate, which the
+                      -- planner cannot turn into a join over the whole queue.
+                      AND (e.created_at, e.event_id) = (
+                          SELECT first.created_at, first.event_id FROM stripe_events first
+                          WHERE first.object_id = e.object_id
+                            AND first.status IN ('PENDING', 'FAILED')
+                          ORDER BY first.created_at, first.event_id
+                          LIMIT 1)
+                    ORDER BY e.created_at, e.event_id
+                    LIMIT 1
+                    FOR UPDATE OF e SKIP LOCKED
+                )
+                SELECT s.*, s.attempts + 1 AS attempt
+                FROM stripe_events s JOIN next USING (event_id)
                 """
             )
             if row is None or not await conn.fetchval(
