@@ -7,11 +7,15 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 import grpc
 import httpx
 import pytest
 from redis.asyncio import Redis
 
+from gateway.config import GatewaySettings
+from gateway.keys import KeyRepository
+from gateway.server import GatewayApp
 from services.availability.config import AvailabilitySettings
 from services.availability.server import AvailabilityApp
 from services.booking.config import BookingSettings
@@ -212,3 +216,60 @@ async def stripe_http(webhooks_app: WebhooksApp) -> AsyncIterator[httpx.AsyncCli
     base = f"http://127.0.0.1:{webhooks_app.http_port}"
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:
         yield client
+
+
+def gateway_settings(
+    database_url: str, booking_target: str, availability_target: str, **overrides: object
+) -> GatewaySettings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "redis_url": redis_url(),
+        "redis_prefix": REDIS_PREFIX,
+        "gateway_host": "127.0.0.1",
+        "gateway_port": 0,
+        "booking_target": booking_target,
+        "availability_target": availability_target,
+        "key_cache_seconds": 0,
+        "sse_heartbeat_seconds": 1,
+        "db_pool_max_size": 5,
+    }
+    values.update(overrides)
+    return GatewaySettings(**values)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def running_gateway(
+    database_url: str, booking_target: str, availability_target: str, **overrides: object
+) -> AsyncIterator[GatewayApp]:
+    app = GatewayApp(
+        gateway_settings(database_url, booking_target, availability_target, **overrides)
+    )
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+@pytest.fixture(scope="session")
+async def gateway_app(
+    migrated_database: str, booking_app: BookingApp, availability_app: AvailabilityApp
+) -> AsyncIterator[GatewayApp]:
+    async with running_gateway(
+        migrated_database, f"127.0.0.1:{booking_app.port}", f"127.0.0.1:{availability_app.port}"
+    ) as app:
+        yield app
+
+
+@pytest.fixture
+async def api(gateway_app: GatewayApp) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the gateway, without a key."""
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{gateway_app.port}", timeout=10
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def keys(db: asyncpg.Pool) -> KeyRepository:
+    return KeyRepository(db)

@@ -1,0 +1,215 @@
+"""The gateway's ASGI app: routes, the edge (request ids, body limit,
+metrics, CORS) and one error format for everything (problem+json)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import grpc
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway import routes
+from gateway.context import Gateway
+from gateway.problems import ProblemError, from_grpc, problem
+from holdfast.platform.context import (
+    CORRELATION_ID_KEY,
+    REQUEST_ID_KEY,
+    correlation_id_var,
+    current_correlation_id,
+    new_correlation_id,
+)
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+The HTTP/JSON API of holdfast: browse availability, hold places, pay through
+Stripe Checkout, and manage bookings.
+
+Authenticate with `Authorization: Bearer <API key>`; each key belongs to one
+tenant and carries scopes. `POST /v1/holds` needs an `Idempotency-Key`.
+Errors are `application/problem+json` (RFC 9457) with a machine-readable
+`reason` and the request's `correlation_id`. Send `X-Request-Id` to choose the
+correlation id; it is returned on every response.
+"""
+
+
+class Edge:
+    """Request id, body size limit and RED metrics, around everything."""
+
+    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+        self._app = app
+        self._gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        headers = {k.decode().lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        incoming = headers.get(REQUEST_ID_KEY) or headers.get(CORRELATION_ID_KEY) or ""
+        correlation_id = incoming if 0 < len(incoming) <= 128 else new_correlation_id()
+        token = correlation_id_var.set(correlation_id)
+        started = time.perf_counter()
+        status = 500
+        limit = self._gateway.settings.max_body_bytes
+        received = 0
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise ProblemError(413, "BODY_TOO_LARGE", f"the body exceeds {limit} bytes")
+            return message
+
+        async def tagged_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *[(k, v) for k, v in message["headers"] if k.lower() != b"x-request-id"],
+                    (b"x-request-id", correlation_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            declared = headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                response = problem(
+                    ProblemError(413, "BODY_TOO_LARGE", f"the body exceeds {limit} bytes"),
+                    correlation_id,
+                )
+                await response(scope, receive, tagged_send)
+            else:
+                await self._app(scope, counted_receive, tagged_send)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            metrics = self._gateway.metrics
+            metrics.requests.labels(scope["method"], path, str(status)).inc()
+            metrics.latency.labels(scope["method"], path).observe(time.perf_counter() - started)
+            correlation_id_var.reset(token)
+
+
+def _validation_problem(error: RequestValidationError) -> ProblemError:
+    fields = []
+    for item in error.errors():
+        if item.get("type") == "json_invalid":
+            return ProblemError(400, "MALFORMED_JSON", "the body is not valid JSON")
+        location = [str(part) for part in item.get("loc", ()) if part != "body"]
+        fields.append({"field": ".".join(location) or "body", "detail": str(item.get("msg"))})
+    names = ", ".join(f["field"] for f in fields)
+    return ProblemError(422, "INVALID_ARGUMENT", f"invalid request: {names}", errors=fields)
+
+
+def create_app(gateway: Gateway) -> FastAPI:
+    app = FastAPI(
+        title="holdfast",
+        version="1.0.0",
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.gateway = gateway
+    app.include_router(routes.router)
+
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, error: ProblemError) -> JSONResponse:
+        return problem(error, current_correlation_id())
+
+    @app.exception_handler(grpc.aio.AioRpcError)
+    async def _grpc(request: Request, error: grpc.aio.AioRpcError) -> JSONResponse:
+        translated = from_grpc(error)
+        if translated.status >= 500:
+            log.warning("downstream failure on %s: %s", request.url.path, error.code().name)
+        return problem(translated, current_correlation_id())
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        return problem(_validation_problem(error), current_correlation_id())
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, error: HTTPException) -> JSONResponse:
+        reason = {404: "NO_SUCH_ROUTE", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "HTTP")
+        return problem(
+            ProblemError(
+                error.status_code, reason, str(error.detail), headers=dict(error.headers or {})
+            ),
+            current_correlation_id(),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return problem(
+            ProblemError(500, "INTERNAL", "something went wrong; quote the correlation id"),
+            current_correlation_id(),
+        )
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        checks = await _readiness(gateway)
+        ready = all(ok for ok in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(
+            generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST
+        )
+
+    origins = [o.strip() for o in gateway.settings.cors_origins.split(",") if o.strip()]
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"],
+            expose_headers=[
+                "X-Request-Id",
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+            ],
+        )
+    app.add_middleware(Edge, gateway=gateway)  # outermost: sees every request
+    return app
+
+
+async def _readiness(gateway: Gateway) -> dict[str, Any]:
+    async def serving(channel: grpc.aio.Channel) -> bool:
+        try:
+            answer = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=1.0
+            )
+        except grpc.aio.AioRpcError:
+            return False
+        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+    checks: dict[str, Any] = {
+        "booking": await serving(gateway.downstream.booking_channel),
+        "availability": await serving(gateway.downstream.availability_channel),
+    }
+    try:
+        checks["redis"] = bool(await gateway.limiter.ping())
+    except Exception:  # any failure means not ready
+        checks["redis"] = False
+    return checks

@@ -1,0 +1,36 @@
+"""Gateway settings (`HOLDFAST_*`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from holdfast.platform.config import PlatformSettings
+
+
+class GatewaySettings(PlatformSettings):
+    gateway_host: str = "0.0.0.0"  # noqa: S104 - frontends reach it from outside
+    gateway_port: int = Field(8080, ge=0, le=65535)
+    booking_target: str = "localhost:50051"
+    availability_target: str = "localhost:50052"
+    # Every downstream call gets this deadline; a slower answer is a 504.
+    request_timeout_seconds: float = Field(5.0, gt=0)
+    # JSON bodies of the API are small; anything larger is refused (413).
+    max_body_bytes: int = Field(64 * 1024, gt=0)
+    # Comma-separated origins allowed by CORS ("" = none, "*" = any).
+    cors_origins: str = ""
+    # Rate limits (GCRA in Redis): requests per second with a burst of as many
+    # again, per API key (unless the key has its own) and per client address.
+    rate_limit_per_key: int = Field(50, gt=0)
+    rate_limit_per_address: int = Field(100, gt=0)
+    # When Redis cannot be asked: "open" lets requests through (availability
+    # over protection; counted in holdfast_gateway_rate_limit_unchecked),
+    # "closed" refuses them with 503.
+    rate_limit_when_redis_down: Literal["open", "closed"] = "open"
+    # How long a looked-up API key is trusted before it is read again: a
+    # revocation takes effect within this.
+    key_cache_seconds: float = Field(10.0, ge=0)
+    # Server-Sent Events: a comment line this often keeps proxies from
+    # closing an idle stream.
+    sse_heartbeat_seconds: float = Field(15.0, gt=0)

@@ -1,0 +1,116 @@
+"""Protobuf answers of the services into the API's JSON models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from gateway import models
+from holdfast.availability.v1 import availability_pb2
+from holdfast.booking.v1 import booking_pb2, inventory_pb2
+from holdfast.common.v1 import money_pb2
+
+
+def _time(value: Timestamp) -> datetime:
+    return value.ToDatetime(UTC)
+
+
+def _money(value: money_pb2.Money) -> dict[str, Any]:
+    return {"currency": value.currency_code, "amount_minor": value.amount_minor}
+
+
+def resource(value: inventory_pb2.Resource) -> models.Resource:
+    return models.Resource.model_validate(
+        {
+            "id": value.resource_id,
+            "name": value.name,
+            "time_zone": value.time_zone,
+            "price": _money(value.price),
+            "default_capacity": value.default_capacity,
+            "created_at": _time(value.create_time),
+        }
+    )
+
+
+def slot(value: inventory_pb2.Slot) -> models.Slot:
+    return models.Slot.model_validate(
+        {
+            "id": value.slot_id,
+            "resource_id": value.resource_id,
+            "start": _time(value.time_range.start_time),
+            "end": _time(value.time_range.end_time),
+            "capacity": value.capacity,
+            "held": value.held,
+            "booked": value.booked,
+            "closed": value.closed,
+        }
+    )
+
+
+def availability(value: availability_pb2.ResourceAvailability) -> models.Availability:
+    return models.Availability.model_validate(
+        {
+            "resource_id": value.resource_id,
+            "start": _time(value.time_range.start_time),
+            "end": _time(value.time_range.end_time),
+            "slots": [
+                {
+                    "slot_id": s.slot_id,
+                    "start": _time(s.start_time),
+                    "end": _time(s.end_time),
+                    "capacity": s.capacity,
+                    "available": s.available,
+                    "held": s.held,
+                    "booked": s.booked,
+                    "open": s.open,
+                }
+                for s in value.slots
+            ],
+        }
+    )
+
+
+def hold(value: booking_pb2.Hold) -> models.Hold:
+    return models.Hold.model_validate(
+        {
+            "id": value.hold_id,
+            "resource_id": value.resource_id,
+            "status": booking_pb2.HoldStatus.Name(value.status)
+            .removeprefix("HOLD_STATUS_")
+            .lower(),
+            "quantity": value.quantity,
+            "customer_ref": value.customer_ref,
+            "lines": [
+                {
+                    "slot_id": line.slot_id,
+                    "start": _time(line.time_range.start_time),
+                    "end": _time(line.time_range.end_time),
+                    "unit_price": _money(line.unit_price),
+                }
+                for line in value.lines
+            ],
+            "total": _money(value.total),
+            "expires_at": _time(value.expire_time),
+            "created_at": _time(value.create_time),
+            "updated_at": _time(value.update_time),
+            "payment_ref": value.payment_ref,
+            "status_reason": value.status_reason,
+        }
+    )
+
+
+def checkout(value: booking_pb2.Checkout) -> models.Checkout:
+    status = booking_pb2.CheckoutStatus.Name(value.status).removeprefix("CHECKOUT_STATUS_")
+    return models.Checkout.model_validate(
+        {
+            "hold_id": value.hold_id,
+            "attempt": value.attempt,
+            "session_id": value.session_id,
+            "url": value.url,
+            "status": status.lower(),
+            "expires_at": _time(value.expire_time),
+            "amount": _money(value.amount),
+        }
+    )

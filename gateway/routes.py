@@ -1,0 +1,397 @@
+"""The `/v1` routes: authenticate, limit, translate, call, translate back.
+
+No booking logic lives here: every decision is the gRPC services'. Each route
+names the scope it needs; the tenant comes from the API key only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from google.protobuf.duration_pb2 import Duration
+from pydantic import AwareDatetime
+
+from gateway import convert, models
+from gateway.auth import Principal
+from gateway.context import Gateway, gateway_of, requires
+from holdfast.availability.v1 import availability_pb2
+from holdfast.booking.v1 import booking_pb2, inventory_pb2
+from holdfast.common.v1 import money_pb2
+from holdfast.platform.proto_time import time_range
+
+router = APIRouter(prefix="/v1")
+
+PageSize = Annotated[int, Query(ge=1, le=500)]
+Cursor = Annotated[str | None, Query(max_length=1000, description="From `next_cursor`")]
+ERRORS: dict[int | str, dict[str, object]] = {
+    status: {"model": models.Problem, "description": description}
+    for status, description in {
+        400: "Malformed request",
+        401: "Missing, malformed, unknown, expired or revoked API key",
+        403: "The key lacks the route's scope",
+        404: "No such thing for this tenant",
+        409: "Conflicts with the current state (sold out, wrong state, reused key...)",
+        413: "Body too large",
+        422: "Invalid request; `errors` names each field",
+        429: "Rate limited; see Retry-After",
+        503: "A service is unavailable; retry",
+        504: "A service did not answer in time; retry",
+    }.items()
+}
+
+
+def _deadline(gw: Gateway) -> float:
+    return gw.settings.request_timeout_seconds
+
+
+# --- resources and availability ---------------------------------------------
+
+
+@router.get("/resources", response_model=models.ResourceList, responses=ERRORS)
+async def list_resources(
+    gw: Annotated[Gateway, Depends(gateway_of)],
+    who: Annotated[Principal, Depends(requires("availability:read"))],
+    page_size: PageSize = 50,
+    cursor: Cursor = None,
+) -> models.ResourceList:
+    answer = await gw.downstream.inventory.ListResources(
+        inventory_pb2.ListResourcesRequest(page_size=page_size, page_token=cursor or ""),
+        metadata=gw.metadata(who),
+        timeout=_deadline(gw),
+    )
+    return models.ResourceList(
+        items=[convert.resource(r) for r in answer.resources],
+        next_cursor=answer.next_page_token or None,
+    )
+
+
+@router.get("/resources/{resource_id}", response_model=models.Resource, responses=ERRORS)
+async def get_resource(
+    resource_id: uuid.UUID,
+    gw: Annotated[Gateway, Depends(gateway_of)],
+    who: Annotated[Principal, Depends(requires("availability:read"))],
+) -> models.Resource:
+    answer = await gw.downstream.inventory.GetResource(
+        inventory_pb2.GetResourceRequest(resource_id=str(resource_id)),
+        metadata=gw.metadata(who),
+        timeout=_deadline(gw),
+    )
+    return convert.resource(answer.resource)
+
+
+async def _availability(
+    gw: Gateway, who: Principal, resource_id: uuid.UUID, start: datetime, end: datetime
+) -> models.Availability:
+    answer = await gw.downstream.availability.GetAvailability(
+        availability_pb2.GetAvailabilityRequest(
+            resource_id=str(resource_id), time_range=time_range(start, end)
+        ),
+        metadata=gw.metadata(who),
+        timeout=_deadline(gw),
+    )
+    return convert.availability(answer.availability)
+
+
+@router.get(
+    "/resources/{resource_id}/availability",
+    response_model=models.Availability,
+    responses=ERRORS,
+)
+async def get_availability(
+    resource_id: uuid.UUID,
+    start: AwareDatetime,
+    end: AwareDatetime,
+    gw: Annotated[Gateway, Depends(gateway_of)],
+    who: Annotated[Principal, Depends(requires("availability:read"))],
+) -> models.Availability:
+    """Every slot starting in [start, end) with what is free; at most 62 days."""
+    return await _availability(gw, who, resource_id, start, end)
+
+
+@router.get(
+    "/resources/{resource_id}/availability/stream",
+    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}},
+    response_class=StreamingResponse,
+)
+async def stream_availability(
+    resource_id: uuid.UUID,
+    start: AwareDatetime,
+    end: AwareDatetime,
+    request: Request,
+    gw: Annotated[Gateway, Depends(gateway_of)],
+    who: Annotated[Principal, Depends(requires("availability:read"))],
+    last_event_id: Annotated[str | None, Header(pattern=r"^\d{1,20}-\d{1,20}$")] = None,
+) -> StreamingResponse:
+    """Server-Sent Events: `availability` events with the resource's numbers
+    whenever they change, heartbeat comments while they do not. Reconnect
+    with `Last-Event-ID` to get what changed meanwhile."""
+    first = await _availability(gw, who, resource_id, start, end)  # 404 before streaming
+    key = (who.tenant, str(resource_id))
+    since = last_event_id or await gw.hub.newest_id()
+    gw.metrics.sse_subscribers.inc()
+
+    async def events() -> AsyncIterator[str]:
+        with gw.hub.subscribe(key) as changes:
+            pending_id: str | None = since
+            if last_event_id is not None:
+                pending_id = await gw.hub.changed_since(key, last_event_id)
+            current = first if pending_id == since else None
+            while not await request.is_disconnected():
+                if pending_id is not None:
+                    if current is None:
+                        current = await _availability(gw, who, resource_id, start, end)
+                    data = current.model_dump_json()
+                    yield f"id: {pending_id}\nevent: availability\ndata: {data}\n\n"
+                    pending_id, current = None, None
+                try:
+                    async with asyncio.timeout(gw.settings.sse_heartbeat_seconds):
+                        pending_id = await changes.get()
+                except TimeoutError:
+                    yield ": heartbeat\n\n"
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+# --- holds -------------------------------------------------------------------
+
+
+@router.post("/holds", status_code=201, response_model=models.Hold, responses=ERRORS)
+async def create_hold(
+    body: models.HoldCreate,
+    gw: Annotated[Gateway, Depends(gateway_of)],
+    who: Annotated[Principal, Depends(requires("holds:write"))],
+    idempotency_key: Annotated[
+        str,
+        Header(
+            min_length=1,
+            max_length=128,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Required: the same key and body give the same hold again",
+        ),
+    ],
+) -> models.Hold:
+    request = booking_pb2.CreateHoldRequest(
+        resource_id=str(body.resource_id),
+        slot_ids=[str(s) for s in body.slot_ids],
+        quantity=body.quantity,
+        customer_ref=body.customer_ref,
+        request_id=idempotency_key,
+    )
+    if body.ttl_seconds is not None:
+        ttl = Duration()
+        ttl.FromTimedelta(timedelta(seconds=body.ttl_seconds))
+        request.ttl.CopyFrom(ttl)
+    answer = await gw.downstream.booking.CreateHold(
+        request, metadata=gw.metadata(who), timeout=_deadline(gw)
+    )
+    return convert.hold(answer.hold)
+
+
+@router.get("/holds/{hold_id}", response_model=models.Hold, responses=ERRORS)
+async def get_hold(
+    hold_id: uuid.UUID,
+    gw: Annotated[Gateway, Depends(gateway_of)],
+    who: Annotated[Principal, Depends(requires("holds:write"))],
+) -> models.Hold:
+    answer = await gw.downstream.booking.GetHold(
+        booking_pb2.GetHoldRequest(hold_id=str(hold_id)),
+        metadata=gw.metadata(who),
+        timeout=_deadline(gw),
+    )
+    return convert.hold(answer.hold)
+
+
+@router.delete("/holds/{hold_id}", response_model=models.Hold, responses=ERRORS)
+async def release_hold(
+    hold_id: uuid.UUID,
+    gw: Annotated[Gateway, Depends(gateway_of)],
+    who: Annotated[Principal, Depends(requires("holds:write"))],
+) -> models.Hold:
+    """Gives the hold's places back; releasing again is harmless."""
+    answer = await gw.downstream.booking.ReleaseHold(
+        booking_pb2.ReleaseHoldRequest(hold_id=str(hold_id), reason="released by the customer"),
+        metadata=gw.metadata(who),
+        timeout=_deadline(gw),
+    )
+    return convert.hold(answer.hold)
+
+
+@router.post("/holds/{hold_id}/checkout", response_model=models.Checkout, responses=ERRORS)
+async def start_checkout(
+    hold_id: uuid.UUID,
+    gw: Annotated[Gateway, Depends(gateway_of)],
+    who: Annotated[Principal, Depends(requires("holds:write"))],
+    body: models.CheckoutCreate | None = None,
+) -> models.Checkout:
+    """The Stripe Checkout page to send the customer to (the same while open)."""
+    answer = await gw.downstream.booking.StartCheckout(
+        booking_pb2.StartCheckoutRequest(
+            hold_id=str(hold_id),
+            success_url=(body.success_url or "") if body else "",
+            cancel_url=(body.cancel_url or "") if body else "",
+        ),
+        metadata=gw.metadata(who),
+        timeout=_deadline(gw) + gw.settings.request_timeout_seconds,  # Stripe is called
+    )
+    return convert.checkout(answer.checkout)
+
+
+# --- bookings ----------------------------------------------------------------
+
+
+@router.get("/bookings", response_model=models.HoldList, responses=ERRORS)
+async def list_bookings(
+    gw: Annotated[Gateway, Depends(gateway_of)],
+    who: Annotated[Principal, Depends(requires("bookings:read"))],
+    status: Annotated[list[models.HoldStatus] | None, Query()] = None,
+    resource_id: uuid.UUID | None = None,
+    page_size: PageSize = 50,
+    cursor: Cursor = None,
+) -> models.HoldList:
+    """Holds and bookings, newest first; `status` may repeat."""
+    answer = await gw.downstream.booking.ListBookings(
+        booking_pb2.ListBookingsRequest(
+            page_size=page_size,
+            page_token=cursor or "",
+            statuses=[
+                booking_pb2.HoldStatus.Value(f"HOLD_STATUS_{s.upper()}") for s in status or []
+            ],
+            resource_id=str(resource_id) if resource_id else "",
+        ),
+        metadata=gw.metadata(who),
+        timeout=_deadline(gw),
+    )
+    return models.HoldList(
+        items=[convert.hold(b) for b in answer.bookings], next_cursor=answer.next_page_token or None
+    )
+
+
+@router.get("/bookings/{booking_id}", response_model=models.Hold, responses=ERRORS)
+async def get_booking(
+    booking_id: uuid.UUID,
+    gw: Annotated[Gateway, Depends(gateway_of)],
+    who: Annotated[Principal, Depends(requires("bookings:read"))],
+) -> models.Hold:
+    answer = await gw.downstream.booking.GetBooking(
+        booking_pb2.GetBookingRequest(booking_id=str(booking_id)),
+        metadata=gw.metadata(who),
+        timeout=_deadline(gw),
+    )
+    return convert.hold(answer.booking)
+
+
+@router.post("/bookings/{booking_id}/cancel", response_model=models.Hold, responses=ERRORS)
+async def cancel_booking(
+    booking_id: uuid.UUID,
+    gw: Annotated[Gateway, Depends(gateway_of)],
+    who: Annotated[Principal, Depends(requires("bookings:write"))],
+    body: models.Cancel | None = None,
+) -> models.Hold:
+    answer = await gw.downstream.booking.CancelBooking(
+        booking_pb2.CancelBookingRequest(
+            booking_id=str(booking_id), reason=body.reason if body else ""
+        ),
+        metadata=gw.metadata(who),
+        timeout=_deadline(gw),
+    )
+    return convert.hold(answer.booking)
+
+
+# --- inventory (admin) -------------------------------------------------------
+
+
+@router.post("/resources", status_code=201, response_model=models.Resource, responses=ERRORS)
+async def create_resource(
+    body: models.ResourceCreate,
+    gw: Annotated[Gateway, Depends(gateway_of)],
+    who: Annotated[Principal, Depends(requires("inventory:admin"))],
+) -> models.Resource:
+    answer = await gw.downstream.inventory.CreateResource(
+        inventory_pb2.CreateResourceRequest(
+            name=body.name,
+            time_zone=body.time_zone,
+            price=money_pb2.Money(
+                currency_code=body.price.currency, amount_minor=body.price.amount_minor
+            ),
+            default_capacity=body.default_capacity,
+        ),
+        metadata=gw.metadata(who),
+        timeout=_deadline(gw),
+    )
+    return convert.resource(answer.resource)
+
+
+@router.post(
+    "/resources/{resource_id}/slots",
+    status_code=201,
+    response_model=models.SlotList,
+    responses=ERRORS,
+)
+async def create_slots(
+    resource_id: uuid.UUID,
+    body: models.SlotsCreate,
+    gw: Annotated[Gateway, Depends(gateway_of)],
+    who: Annotated[Principal, Depends(requires("inventory:admin"))],
+) -> models.SlotList:
+    answer = await gw.downstream.inventory.CreateSlots(
+        inventory_pb2.CreateSlotsRequest(
+            resource_id=str(resource_id),
+            slots=[
+                inventory_pb2.SlotSpec(
+                    time_range=time_range(s.start, s.end), capacity=s.capacity or 0
+                )
+                for s in body.slots
+            ],
+        ),
+        metadata=gw.metadata(who),
+        timeout=_deadline(gw),
+    )
+    return models.SlotList(items=[convert.slot(s) for s in answer.slots])
+
+
+@router.patch("/slots/{slot_id}", response_model=models.Slot, responses=ERRORS)
+async def update_capacity(
+    slot_id: uuid.UUID,
+    body: models.CapacityUpdate,
+    gw: Annotated[Gateway, Depends(gateway_of)],
+    who: Annotated[Principal, Depends(requires("inventory:admin"))],
+) -> models.Slot:
+    """Never below what is held plus booked (409 otherwise)."""
+    answer = await gw.downstream.inventory.UpdateSlotCapacity(
+        inventory_pb2.UpdateSlotCapacityRequest(slot_id=str(slot_id), capacity=body.capacity),
+        metadata=gw.metadata(who),
+        timeout=_deadline(gw),
+    )
+    return convert.slot(answer.slot)
+
+
+@router.post("/slots/{slot_id}/{action}", response_model=models.Slot, responses=ERRORS)
+async def close_or_reopen(
+    slot_id: uuid.UUID,
+    action: Literal["close", "reopen"],
+    gw: Annotated[Gateway, Depends(gateway_of)],
+    who: Annotated[Principal, Depends(requires("inventory:admin"))],
+) -> models.Slot:
+    if action == "close":
+        closed = await gw.downstream.inventory.CloseSlot(
+            inventory_pb2.CloseSlotRequest(slot_id=str(slot_id)),
+            metadata=gw.metadata(who),
+            timeout=_deadline(gw),
+        )
+        return convert.slot(closed.slot)
+    reopened = await gw.downstream.inventory.ReopenSlot(
+        inventory_pb2.ReopenSlotRequest(slot_id=str(slot_id)),
+        metadata=gw.metadata(who),
+        timeout=_deadline(gw),
+    )
+    return convert.slot(reopened.slot)

@@ -1,0 +1,100 @@
+"""Wires the gateway together and runs it."""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+import uvloop
+
+from gateway.app import create_app
+from gateway.auth import Authenticator
+from gateway.config import GatewaySettings
+from gateway.context import Gateway
+from gateway.downstream import Downstream
+from gateway.keys import KeyRepository
+from gateway.metrics import GatewayMetrics
+from gateway.ratelimit import RateLimiter
+from gateway.stream import AvailabilityHub
+from holdfast.platform.config import load
+from holdfast.platform.db import create_pool
+from holdfast.platform.grpc_server import run_until_signalled
+from holdfast.platform.http_server import HttpHost
+from holdfast.platform.logging import configure_logging
+from holdfast.platform.redis import create_redis, redis_key
+from holdfast.platform.streams import AVAILABILITY_TOPIC, stream_key
+from holdfast.platform.telemetry import configure_telemetry, shutdown_telemetry
+
+log = logging.getLogger(__name__)
+
+# The stream reader blocks this long per read; its client allows for that.
+_STREAM_BLOCK_MS = 1000
+
+
+class GatewayApp:
+    """The gateway's parts, started and stopped in the right order."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.metrics = GatewayMetrics()
+        self.redis = create_redis(settings, "holdfast-gateway")
+        self.stream_redis = create_redis(
+            settings, "holdfast-gateway-stream", blocking_seconds=_STREAM_BLOCK_MS / 1000
+        )
+        self.pool: asyncpg.Pool | None = None
+        self.downstream: Downstream | None = None
+        self.hub: AvailabilityHub | None = None
+        self.http: HttpHost | None = None
+
+    @property
+    def port(self) -> int:
+        assert self.http is not None
+        return self.http.port
+
+    async def start(self) -> None:
+        s = self.settings
+        self.pool = await create_pool(s, "holdfast-gateway")
+        self.downstream = Downstream(s.booking_target, s.availability_target)
+        self.hub = AvailabilityHub(
+            self.stream_redis, stream_key(s, AVAILABILITY_TOPIC), _STREAM_BLOCK_MS
+        )
+        gateway = Gateway(
+            settings=s,
+            auth=Authenticator(KeyRepository(self.pool), s.key_cache_seconds),
+            limiter=RateLimiter(self.redis, redis_key(s, "ratelimit")),
+            downstream=self.downstream,
+            hub=self.hub,
+            metrics=self.metrics,
+        )
+        self.hub.start()
+        self.http = HttpHost(
+            create_app(gateway), s.gateway_host, s.gateway_port, s.shutdown_grace_seconds
+        )
+        await self.http.start()
+
+    async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.stop()
+        if self.hub is not None:
+            await self.hub.stop()
+        if self.downstream is not None:
+            await self.downstream.close()
+        if self.pool is not None:
+            await self.pool.close()
+        await self.redis.aclose()
+        await self.stream_redis.aclose()
+
+
+async def serve(settings: GatewaySettings) -> None:
+    app = GatewayApp(settings)
+    await run_until_signalled(app.start, app.stop)
+
+
+def main() -> None:
+    settings = load(GatewaySettings)
+    configure_logging("gateway", settings.log_level)
+    configure_telemetry("holdfast-gateway")
+    try:
+        uvloop.run(serve(settings))
+    finally:
+        shutdown_telemetry()
