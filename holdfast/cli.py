@@ -1,4 +1,5 @@
-"""The `holdfast` command line: migrations, the local stack, and a client for its services."""
+"""The `holdfast` command line: migrations, the local stack, a client for its
+services, and the gateway's tenants and API keys."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import os
 import sys
 
+from holdfast.admin_cli import add_admin_commands
 from holdfast.client_cli import add_client_commands
 
 
@@ -41,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     migrate.set_defaults(run=_migrate)
     commands.add_parser("up", help="start the local stack (what `make up` runs)")
     add_client_commands(commands)
+    add_admin_commands(commands)
     commands.add_parser("testenv", help="run a command with test Postgres/Redis URLs set")
     args = parser.parse_args(argv)
     try:
