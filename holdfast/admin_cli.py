@@ -238,12 +238,9 @@ async def _keys_list(args: argparse.Namespace) -> int:
             print(f"tenant {args.tenant} has no keys (holdfast keys create --tenant {args.tenant})")
             return 0
         now = datetime.now(UTC)
-        row = "{:<36}  {:<12}  {:<16}  {:<20}  {:<20}  {:<20}  {:>7}  {:<7}  {}"
-        print(
-            row.format(
-                "id", "prefix", "name", "created", "expires", "revoked", "rate", "state", "scopes"
-            )
-        )
+        rows = [
+            ["id", "prefix", "name", "state", "created", "expires", "revoked", "rate", "scopes"]
+        ]
         for key in found:
             if key.revoked_at is not None:
                 state = "revoked"
@@ -251,22 +248,31 @@ async def _keys_list(args: argparse.Namespace) -> int:
                 state = "expired"
             else:
                 state = "active"
-            print(
-                row.format(
+            rows.append(
+                [
                     str(key.id),
                     key.prefix,
                     key.name or "-",
+                    state,
                     _when(key.created_at),
                     _when(key.expires_at),
                     _when(key.revoked_at, never="-"),
                     f"{key.rate_per_second}/s" if key.rate_per_second else "default",
-                    state,
                     ",".join(key.scopes),
-                )
+                ]
             )
+        _print_table(rows)
         return 0
 
     return await _with_repository(args, show)
+
+
+def _print_table(rows: list[list[str]]) -> None:
+    """Columns as wide as their widest cell; the last one as it comes."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]))
 
 
 async def _key_id(pool: asyncpg.Pool, text: str) -> uuid.UUID:
@@ -400,7 +406,8 @@ def add_admin_commands(commands: Any) -> None:
         "--rate",
         type=_positive_int,
         metavar="PER_SECOND",
-        help="this key's rate limit (a burst of as many again); default: the gateway's"
+        help="this key's rate limit: requests per second, and bursts of up to as many at once;"
+        " default: the gateway's"
         " HOLDFAST_RATE_LIMIT_PER_KEY",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="print only the key (for scripts)")
