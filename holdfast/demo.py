@@ -1,12 +1,18 @@
-"""The demo tenant `holdfast up` shows, seeded through the public API like any client would."""
+"""The demo tenant `holdfast up` shows, seeded through the public API like any
+client would, and its API key for the gateway."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from holdfast.booking.v1 import inventory_pb2, inventory_pb2_grpc
@@ -15,7 +21,67 @@ from holdfast.common.v1 import money_pb2, time_range_pb2
 DEMO_TENANT = "demo"
 DEMO_METADATA = (("x-tenant-id", DEMO_TENANT),)
 DEMO_ZONE = "Europe/Lisbon"
+DEMO_TENANT_NAME = "Demo"
+# In the state dir: the demo tenant's API key, kept across `make up` runs.
+DEMO_KEY_FILE = "demo-api-key"
+DEMO_KEY_NAME = "holdfast up demo key"
 RPC_TIMEOUT = 10.0
+SQL_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class DemoKey:
+    token: str
+    # False: the one from an earlier run, still good.
+    created: bool
+
+
+def ensure_demo_key(database_url: str, key_file: Path) -> DemoKey:
+    """The demo tenant's row in `tenants`, and an API key for it with every scope.
+
+    The key saved in `key_file` is used again while this database accepts it
+    (it exists here, is the demo tenant's, is neither revoked nor expired and
+    has every scope), so a key copied from one run keeps working in the next;
+    otherwise a new one is made and saved there, readable by the owner only.
+    """
+    saved = key_file.read_text().strip() if key_file.exists() else ""
+    made = asyncio.run(_keep_or_make_key(database_url, saved))
+    if made is None:
+        return DemoKey(saved, created=False)
+    write_private(key_file, made + "\n")
+    return DemoKey(made, created=True)
+
+
+async def _keep_or_make_key(database_url: str, saved: str) -> str | None:
+    """None if `saved` is a good demo key in this database, else a new key."""
+    from gateway.keys import SCOPES, KeyRepository
+
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1, timeout=SQL_TIMEOUT)
+    assert pool is not None
+    try:
+        keys = KeyRepository(pool)
+        await keys.create_tenant(DEMO_TENANT, DEMO_TENANT_NAME)
+        if saved:
+            key = await keys.find(saved)
+            if (
+                key is not None
+                and key.tenant_id == DEMO_TENANT
+                and key.usable_at(datetime.now(UTC))
+                and set(SCOPES) <= set(key.scopes)
+            ):
+                return None
+        made = await keys.create_key(DEMO_TENANT, SCOPES, name=DEMO_KEY_NAME)
+        return made.token
+    finally:
+        await pool.close()
+
+
+def write_private(path: Path, text: str) -> None:
+    """Writes `text` to a new file at `path` only its owner can read (it holds a secret)."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as private:
+        private.write(text)
 
 
 def seed_demo(channel: Any) -> bool:

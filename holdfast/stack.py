@@ -2,8 +2,9 @@
 
 Both need a Postgres and a Redis, which holdfast.engines provides, configured
 or embedded; `up` then migrates, runs the booking, availability and webhook
-services (and, without a Stripe key, the local fake Stripe) as child processes
-and seeds the demo tenant (holdfast.demo).
+services (and, without a Stripe key, the local fake Stripe) and the HTTP
+gateway as child processes, seeds the demo tenant and gives it an API key
+(holdfast.demo).
 
 This module supervises processes rather than serving requests, so it is plain
 blocking code that reads top to bottom; Ctrl-C and SIGTERM both raise
@@ -27,6 +28,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
@@ -34,7 +36,14 @@ from typing import TextIO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from holdfast.demo import DEMO_TENANT, example_ids, seed_demo
+from holdfast.demo import (
+    DEMO_KEY_FILE,
+    DEMO_TENANT,
+    ensure_demo_key,
+    example_ids,
+    seed_demo,
+    write_private,
+)
 from holdfast.engines import TESTENV, UP, Engines, StackError, engines, stop_child, tail
 from holdfast.fakestripe.config import DEFAULT_API_KEY as FAKE_STRIPE_API_KEY
 from holdfast.fakestripe.config import DEFAULT_PORT as DEFAULT_FAKE_STRIPE_PORT
@@ -45,6 +54,7 @@ DEFAULT_BOOKING_PORT = 50051
 DEFAULT_AVAILABILITY_PORT = 50052
 DEFAULT_WEBHOOKS_PORT = 50053
 DEFAULT_WEBHOOKS_HTTP_PORT = 8081
+DEFAULT_GATEWAY_PORT = 8080
 DEFAULT_BOOKING_METRICS_PORT = 9101
 DEFAULT_AVAILABILITY_METRICS_PORT = 9102
 DEFAULT_WEBHOOKS_METRICS_PORT = 9103
@@ -54,8 +64,15 @@ WEBHOOK_PATH = "/stripe/webhook"
 STRIPE_KEY_ENV = "HOLDFAST_STRIPE_API_KEY"
 STRIPE_SECRETS_ENV = "HOLDFAST_STRIPE_WEBHOOK_SECRETS"
 READY_LINE = "holdfast is up"
-# In the state dir while `holdfast up` runs: the stack's URLs as shell exports.
+# In the state dir while `holdfast up` runs: the stack's URLs (and the demo
+# tenant's API key) as shell exports.
 ENV_FILE = "up.env"
+# The gateway is ready once these answer 200, in this order: it runs, then
+# it can reach the booking and availability services and Redis.
+GATEWAY_READY_PATHS = ("/healthz", "/readyz")
+# The walkthrough's availability range covers every seeded slot: they start
+# from tomorrow (demo time zone), the last night 13 days after that.
+WALKTHROUGH_DAYS = 16
 # How long a service may take to report SERVING before we give up.
 READY_TIMEOUT = 30.0
 
@@ -70,14 +87,14 @@ class Service:
     # Where it answers once it is ready (gRPC, or HTTP for the fake Stripe).
     port: int
     # The gRPC health entry that says it is ready; None for an HTTP server,
-    # ready once GET `ready_path` answers 200.
+    # ready once GET on each of `ready_paths` answers 200.
     health_service: str | None
     metrics_port: int = -1  # -1: off, or none
     # Its settings (HOLDFAST_* variables), over the environment's.
     settings: Mapping[str, str] | None = None
     # Ports it binds besides `port` and `metrics_port`.
     other_ports: tuple[int, ...] = ()
-    ready_path: str = "/"
+    ready_paths: tuple[str, ...] = ("/",)
 
     @property
     def log_name(self) -> str:
@@ -129,14 +146,16 @@ class Stack:
     booking: Service
     availability: Service
     webhooks: Service
+    # The HTTP/JSON API in front of booking and availability.
+    gateway: Service
     # None when a Stripe key is set: the services then talk to that account.
     fake_stripe: Service | None
     # Where the webhook service receives Stripe's events.
     webhook_url: str
 
     def services(self) -> list[Service]:
-        """In start order; they stop in reverse (webhooks first, the fake Stripe last)."""
-        services = [self.booking, self.availability, self.webhooks]
+        """In start order; they stop in reverse (the gateway first, the fake Stripe last)."""
+        services = [self.booking, self.availability, self.webhooks, self.gateway]
         return [self.fake_stripe, *services] if self.fake_stripe else services
 
 
@@ -176,7 +195,7 @@ def plan_stack(args: argparse.Namespace, environ: Mapping[str, str]) -> Stack:
                 "HOLDFAST_FAKE_STRIPE_WEBHOOK_SECRET": FAKE_STRIPE_WEBHOOK_SECRET,
             },
             # Any 200 will do; this one only the fake answers.
-            ready_path="/_fake/events",
+            ready_paths=("/_fake/events",),
         )
         stripe_env = {
             "HOLDFAST_STRIPE_API_KEY": FAKE_STRIPE_API_KEY,
@@ -209,7 +228,19 @@ def plan_stack(args: argparse.Namespace, environ: Mapping[str, str]) -> Stack:
         },
         other_ports=(args.webhooks_http_port,),
     )
-    return Stack(booking, availability, webhooks, fake, webhook_url)
+    gateway = Service(
+        "gateway",
+        "gateway",
+        args.gateway_port,
+        None,
+        settings={
+            "HOLDFAST_GATEWAY_PORT": str(args.gateway_port),
+            "HOLDFAST_BOOKING_TARGET": booking.target,
+            "HOLDFAST_AVAILABILITY_TARGET": availability.target,
+        },
+        ready_paths=GATEWAY_READY_PATHS,
+    )
+    return Stack(booking, availability, webhooks, gateway, fake, webhook_url)
 
 
 # ---------------------------------------------------------------------------
@@ -281,7 +312,8 @@ def up_main(argv: list[str]) -> int:
         prog="holdfast up",
         description="Runs the local stack in the foreground: engines, migrations, the booking,"
         " availability and webhook services, the local fake Stripe (unless"
-        f" {STRIPE_KEY_ENV} is set) and a demo tenant. Ctrl-C stops everything.",
+        f" {STRIPE_KEY_ENV} is set), the HTTP gateway, and a demo tenant with an API key."
+        " Ctrl-C stops everything.",
     )
     parser.add_argument("--state-dir", type=Path, default=Path(".state"))
     ports = parser.add_argument_group("ports")
@@ -298,6 +330,12 @@ def up_main(argv: list[str]) -> int:
         type=_port,
         default=DEFAULT_WEBHOOKS_HTTP_PORT,
         help=f"where the webhook service receives Stripe's events (POST {WEBHOOK_PATH})",
+    )
+    ports.add_argument(
+        "--gateway-port",
+        type=_port,
+        default=DEFAULT_GATEWAY_PORT,
+        help="the HTTP/JSON API (also its /metrics, /docs and health)",
     )
     ports.add_argument(
         "--fake-stripe-port",
@@ -398,11 +436,12 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _run_services(found: Engines, state_dir: Path, stack: Stack) -> int:
-    """Starts the services, seeds the demo tenant, waits for a signal.
+    """Starts the services, seeds the demo tenant and its API key, waits for a signal.
 
     All start at once (each needs only Postgres and Redis to start; they find
-    each other when called); however this ends, they are stopped in reverse
-    order: webhooks, availability, booking, the fake Stripe.
+    each other when called) and are waited for in order, the gateway last (its
+    readiness needs the others); however this ends, they are stopped in
+    reverse order: the gateway, webhooks, availability, booking, the fake Stripe.
     """
     with contextlib.ExitStack() as cleanup:
         running: list[tuple[Service, subprocess.Popen[bytes]]] = []
@@ -415,9 +454,10 @@ def _run_services(found: Engines, state_dir: Path, stack: Stack) -> int:
         with grpc.insecure_channel(stack.booking.target) as channel:
             seeded = seed_demo(channel)
             example = example_ids(channel)
+        demo_key = ensure_demo_key(found.database_url, state_dir / DEMO_KEY_FILE)
         cleanup.callback((state_dir / ENV_FILE).unlink, missing_ok=True)
-        _write_env_file(state_dir, found, stack)
-        _print_banner(found, state_dir, stack, seeded, example)
+        _write_env_file(state_dir, found, stack, demo_key.token)
+        _print_banner(found, state_dir, stack, seeded, example, demo_key.created)
         print(READY_LINE, flush=True)
         service, returncode = _wait_for_an_exit(running)
         raise StackError(
@@ -426,8 +466,9 @@ def _run_services(found: Engines, state_dir: Path, stack: Stack) -> int:
         )
 
 
-def _write_env_file(state_dir: Path, found: Engines, stack: Stack) -> None:
-    """Writes where the running stack is, for tools such as `make bench` to source."""
+def _write_env_file(state_dir: Path, found: Engines, stack: Stack, demo_key: str) -> None:
+    """Writes where the running stack is, for people and tools such as `make
+    bench` to source; readable by the owner only, as it holds an API key."""
     values = {
         "HOLDFAST_DATABASE_URL": found.database_url,
         "HOLDFAST_REDIS_URL": found.redis_url,
@@ -435,21 +476,29 @@ def _write_env_file(state_dir: Path, found: Engines, stack: Stack) -> None:
         "HOLDFAST_AVAILABILITY_TARGET": stack.availability.target,
         "HOLDFAST_WEBHOOKS_TARGET": stack.webhooks.target,
         "HOLDFAST_WEBHOOKS_URL": stack.webhook_url,
+        "HOLDFAST_GATEWAY_URL": stack.gateway.url,
+        "HOLDFAST_DEMO_API_KEY": demo_key,
     }
     if stack.fake_stripe is not None:
         values["HOLDFAST_FAKE_STRIPE_URL"] = stack.fake_stripe.url
+    for service in (stack.booking, stack.availability, stack.webhooks):
+        if service.metrics_port >= 0:
+            values[f"HOLDFAST_{service.name.upper()}_METRICS_URL"] = (
+                f"http://127.0.0.1:{service.metrics_port}/metrics"
+            )
     lines = [f"export {name}={shlex.quote(value)}\n" for name, value in values.items()]
-    (state_dir / ENV_FILE).write_text("".join(lines))
+    write_private(state_dir / ENV_FILE, "".join(lines))
 
 
 def _start_service(service: Service, found: Engines, state_dir: Path) -> subprocess.Popen[bytes]:
     env = {
         # A dev stack without authentication listens on loopback only, unless
-        # HOLDFAST_GRPC_HOST / HOLDFAST_METRICS_HOST / HOLDFAST_WEBHOOKS_HTTP_HOST
-        # say otherwise (say, to reach it from outside a VM).
+        # HOLDFAST_GRPC_HOST / HOLDFAST_METRICS_HOST / HOLDFAST_WEBHOOKS_HTTP_HOST /
+        # HOLDFAST_GATEWAY_HOST say otherwise (say, to reach it from outside a VM).
         "HOLDFAST_GRPC_HOST": "127.0.0.1",
         "HOLDFAST_METRICS_HOST": "127.0.0.1",
         "HOLDFAST_WEBHOOKS_HTTP_HOST": "127.0.0.1",
+        "HOLDFAST_GATEWAY_HOST": "127.0.0.1",
         **os.environ,
         "HOLDFAST_DATABASE_URL": found.database_url,
         "HOLDFAST_REDIS_URL": found.redis_url,
@@ -492,20 +541,20 @@ def _wait_until_ready(service: Service, process: subprocess.Popen[bytes], state_
 
 def _readiness_probe(service: Service, resources: contextlib.ExitStack) -> Callable[[], bool]:
     """A check that says whether `service` is ready: its gRPC health entry is
-    SERVING, or, for an HTTP server, its `ready_path` answers 200."""
+    SERVING, or, for an HTTP server, each of its `ready_paths` answers 200."""
     if service.health_service is None:
-        url = service.url + service.ready_path
+        urls = [service.url + path for path in service.ready_paths]
         # No proxy for a loopback address, whatever http_proxy says.
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-        def answers() -> bool:
+        def answers(url: str) -> bool:
             try:
                 with opener.open(url, timeout=1) as response:
                     return bool(response.status == 200)
             except OSError:  # refused, or an HTTP error (urllib's HTTPError is one)
                 return False
 
-        return answers
+        return lambda: all(answers(url) for url in urls)
 
     request = health_pb2.HealthCheckRequest(service=service.health_service)
     channel = resources.enter_context(grpc.insecure_channel(service.target))
@@ -539,13 +588,16 @@ def _print_banner(
     stack: Stack,
     seeded: bool,
     example: tuple[str, str],
+    new_key: bool,
     out: TextIO = sys.stdout,
+    today: date | None = None,
 ) -> None:
     resource_id, slot_id = example
-    booking, availability, webhooks, fake = (
+    booking, availability, webhooks, gateway, fake = (
         stack.booking,
         stack.availability,
         stack.webhooks,
+        stack.gateway,
         stack.fake_stripe,
     )
     cli = _cli_command()
@@ -559,8 +611,16 @@ def _print_banner(
     )
     w_target = _flag("--target", f"localhost:{webhooks.port}", webhooks.port, DEFAULT_WEBHOOKS_PORT)
     webhook_url = stack.webhook_url.replace("127.0.0.1", "localhost")
+    gateway_url = f"http://localhost:{gateway.port}"
     pg_origin, redis_origin = found.origins
     demo = "seeded just now" if seeded else "already had inventory, left as it was"
+    key_origin = "made just now" if new_key else "the one from the last run"
+    env_file = _shown_path(state_dir / ENV_FILE)
+    first_day = today or datetime.now(UTC).date()
+    window = (
+        f"start={first_day.isoformat()}T00:00:00Z"
+        f"&end={(first_day + timedelta(days=WALKTHROUGH_DAYS)).isoformat()}T00:00:00Z"
+    )
     if fake is not None:
         fake_flag = _flag("--fake-stripe", fake.url, fake.port, DEFAULT_FAKE_STRIPE_PORT)
         stripe = (
@@ -571,6 +631,11 @@ def _print_banner(
         )
         pay = (
             f"  {cli} pay SESSION_ID{fake_flag}\n"
+            "      (the customer pays on the fake Stripe, which sends checkout.session.completed"
+            " to the webhook service)"
+        )
+        http_pay = (
+            "  curl -s -X POST $HOLDFAST_FAKE_STRIPE_URL/_fake/checkout/sessions/SESSION_ID/pay\n"
             "      (the customer pays on the fake Stripe, which sends checkout.session.completed"
             " to the webhook service)"
         )
@@ -586,8 +651,12 @@ def _print_banner(
             "  open the checkout's url and pay with the test card 4242 4242 4242 4242\n"
             "      (Stripe sends checkout.session.completed through `stripe listen`)"
         )
+        http_pay = pay
     print(
         f"""
+gateway        HTTP {gateway_url}  (the JSON API /v1/...; OpenAPI UI {gateway_url}/docs)
+               health /healthz /readyz, metrics {gateway_url}/metrics
+               log {state_dir / gateway.log_name}
 booking        gRPC localhost:{booking.port}  (BookingService, InventoryService, health, reflection)
                {_metrics_line(booking)}
                log {state_dir / booking.log_name}
@@ -604,10 +673,38 @@ Postgres       {found.database_url}
 Redis          {found.redis_url}
                ({redis_origin})
 state          {state_dir}  (`make clean-state` deletes it)
-env file       {state_dir / ENV_FILE}  (the addresses above as shell exports; `make bench` reads it)
+env file       {env_file}  (the addresses above and the demo API key as shell exports;
+               `make bench` reads it)
 demo tenant    "{DEMO_TENANT}": {demo}
+               API key with every scope ({key_origin}): $HOLDFAST_DEMO_API_KEY in the env file
 
-Try it, from a hold to a paid booking (every command defaults to --tenant {DEMO_TENANT}):
+Try the HTTP API, from a hold to a paid booking:
+  source {env_file}
+  AUTH="Authorization: Bearer $HOLDFAST_DEMO_API_KEY"
+  curl -s -H "$AUTH" $HOLDFAST_GATEWAY_URL/v1/resources
+  AV=$HOLDFAST_GATEWAY_URL/v1/resources/{resource_id}/availability
+  WINDOW="{window}"
+  curl -s -H "$AUTH" "$AV?$WINDOW"
+      (each slot: capacity, available, held, booked)
+  curl -N -H "$AUTH" "$AV/stream?$WINDOW"
+      (in another terminal, after the same `source` and AUTH, AV, WINDOW: an
+      `availability` event now, and again at every change below)
+  curl -s -H "$AUTH" -H "Idempotency-Key: try-1" -H "Content-Type: application/json" \\
+    -d '{{"resource_id": "{resource_id}", "slot_ids": ["{slot_id}"], "quantity": 2}}' \\
+    $HOLDFAST_GATEWAY_URL/v1/holds
+      (201, the hold: its id, "status": "held"; the same Idempotency-Key again answers the
+      same hold)
+  curl -s -H "$AUTH" "$AV?$WINDOW"
+      (the first slot: held 2, available 2 fewer)
+  curl -s -H "$AUTH" -X POST $HOLDFAST_GATEWAY_URL/v1/holds/HOLD_ID/checkout
+      (a Stripe Checkout session for the hold: its session_id and the url to pay on)
+{http_pay}
+  curl -s -H "$AUTH" $HOLDFAST_GATEWAY_URL/v1/bookings/HOLD_ID
+      ("status": "confirmed", "payment_ref": the Stripe payment intent)
+  curl -s -H "$AUTH" "$AV?$WINDOW"
+      (booked 2, held 0)
+
+Or with the CLI, over gRPC (every command defaults to --tenant {DEMO_TENANT}):
   {cli} resources list{target}
   {cli} availability {resource_id}{a_target}
   {cli} holds create --resource {resource_id} --slot {slot_id} --quantity 2{target}
@@ -627,11 +724,19 @@ Or with grpcurl (the servers offer reflection):
   grpcurl -plaintext -H 'x-tenant-id: {DEMO_TENANT}' localhost:{booking.port} \\
     holdfast.booking.v1.InventoryService/ListResources
 
+More API keys, after the `source`: {cli} keys create --tenant {DEMO_TENANT} --scope ...
 Ctrl-C stops everything.
 """,
         file=out,
         flush=True,
     )
+
+
+def _shown_path(path: Path) -> str:
+    """`path` relative to the working directory when it is below it, as a person types it."""
+    with contextlib.suppress(ValueError):
+        return str(path.relative_to(Path.cwd()))
+    return str(path)
 
 
 def _flag(name: str, value: str, port: int, default_port: int) -> str:

@@ -3,10 +3,11 @@
 The stack runs as a separate process exactly as a developer starts it: no
 database, Redis or Stripe settings in the environment, so it must bring its
 embedded engines, migrate, start the booking, availability and webhook
-services and the fake Stripe, and seed the demo tenant; a client then holds
-through real gRPC, sees the hold in the availability service, pays for it on
-the fake Stripe (`holdfast pay`) and sees the webhook turn it into a booking;
-and Ctrl-C must leave nothing running.
+services, the fake Stripe and the HTTP gateway, and seed the demo tenant and
+its API key; a client then holds through real gRPC, sees the hold in the
+availability service, pays for it on the fake Stripe (`holdfast pay`) and sees
+the webhook turn it into a booking; another holds and releases over HTTP with
+the demo key from up.env; and Ctrl-C must leave nothing running.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -71,6 +74,7 @@ class Ports:
     webhooks: int
     webhooks_http: int
     fake_stripe: int
+    gateway: int
     booking_metrics: int
     availability_metrics: int
     webhooks_metrics: int
@@ -277,6 +281,41 @@ def _events(channel: Any) -> list[tuple[str, str, int, str]]:
     return [(e.type, e.object_id, e.status, e.outcome) for e in response.events]
 
 
+def _env_file(state_dir: Path) -> dict[str, str]:
+    """up.env's `export NAME=value` lines, as a shell would read them."""
+    values = {}
+    for line in (state_dir / "up.env").read_text().splitlines():
+        [assignment] = shlex.split(line.removeprefix("export "))
+        name, _, value = assignment.partition("=")
+        values[name] = value
+    return values
+
+
+def _gateway(state_dir: Path) -> httpx.Client:
+    """An HTTP client for the gateway up.env names, with the demo key up.env holds."""
+    env = _env_file(state_dir)
+    return httpx.Client(
+        base_url=env["HOLDFAST_GATEWAY_URL"],
+        headers={"Authorization": f"Bearer {env['HOLDFAST_DEMO_API_KEY']}"},
+        timeout=10,
+        trust_env=False,  # loopback: no proxy, whatever the environment says
+    )
+
+
+def _http_availability(gateway: httpx.Client, resource_id: str) -> dict[str, tuple[int, int]]:
+    """Each slot's (available, held), as the gateway answers."""
+    now = datetime.now(UTC)
+    answer = gateway.get(
+        f"/v1/resources/{resource_id}/availability",
+        params={
+            "start": (now - timedelta(days=1)).isoformat(),
+            "end": (now + timedelta(days=20)).isoformat(),
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    return {slot["slot_id"]: (slot["available"], slot["held"]) for slot in answer.json()["slots"]}
+
+
 def _assert_nothing_left(stack: RunningStack, state_dir: Path) -> None:
     assert not (state_dir / "up.env").exists()
     assert not (state_dir / "postgres" / "postmaster.pid").exists()
@@ -393,6 +432,56 @@ def test_up_seeds_the_demo_tenant_serves_holds_their_availability_and_payment_an
             'holdfast_webhook_events_processed_total{status="APPLIED",'
             'type="checkout.session.completed"} 1.0'
         ) in _metrics(ports.webhooks_metrics)
+        # The gateway: ready (it reaches booking, availability and Redis), and
+        # the demo key up.env holds lists the demo tenant's resources and
+        # holds and releases a place over HTTP.
+        with _gateway(state_dir) as gateway:
+            ready = gateway.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["checks"] == {"booking": True, "availability": True, "redis": True}
+            listed = gateway.get("/v1/resources")
+            assert listed.status_code == 200, listed.text
+            by_name = {r["name"]: r for r in listed.json()["items"]}
+            assert sorted(by_name) == ["Harbour kayak tour", "Sea view room"]
+            room = by_name["Sea view room"]
+            assert room["id"] == resources["Sea view room"].resource_id
+            assert room["price"] == {"currency": "EUR", "amount_minor": 12000}
+            night = nights[0].slot_id
+            assert _http_availability(gateway, room["id"])[night] == (3, 0)
+            body = {"resource_id": room["id"], "slot_ids": [night], "quantity": 1}
+            key = {"Idempotency-Key": "e2e-http-hold"}
+            held = gateway.post("/v1/holds", json=body, headers=key)
+            assert held.status_code == 201, held.text
+            hold_json = held.json()
+            assert (hold_json["status"], hold_json["quantity"]) == ("held", 1)
+            assert hold_json["total"] == {"currency": "EUR", "amount_minor": 12000}
+            # The same key and body: the same hold, not a second place.
+            replayed = gateway.post("/v1/holds", json=body, headers=key)
+            assert (replayed.status_code, replayed.json()["id"]) == (201, hold_json["id"])
+            _eventually(
+                lambda: _http_availability(gateway, room["id"])[night],
+                lambda counts: counts == (2, 1),
+                PROPAGATION_DEADLINE,
+            )
+            released = gateway.delete(f"/v1/holds/{hold_json['id']}")
+            assert released.status_code == 200, released.text
+            assert released.json()["status"] == "released"
+            _eventually(
+                lambda: _http_availability(gateway, room["id"])[night],
+                lambda counts: counts == (3, 0),
+                PROPAGATION_DEADLINE,
+            )
+            # No key: refused, as problem+json.
+            anonymous = gateway.get("/v1/resources", headers={"Authorization": ""})
+            assert anonymous.status_code == 401
+            assert anonymous.headers["content-type"] == "application/problem+json"
+            assert anonymous.json()["reason"] == "UNAUTHENTICATED"
+            gateway_metrics = gateway.get("/metrics").text
+            held_twice = (
+                'holdfast_http_requests_total{method="POST",route="/v1/holds",status="201"} 2.0'
+            )
+            assert held_twice in gateway_metrics
+        assert f"http://localhost:{ports.gateway}/docs" in stack.output.read_text()
         # What `make bench` sources to find the running stack.
         env_file = (state_dir / "up.env").read_text()
         assert f"HOLDFAST_BOOKING_TARGET=127.0.0.1:{ports.booking}" in env_file
@@ -401,6 +490,10 @@ def test_up_seeds_the_demo_tenant_serves_holds_their_availability_and_payment_an
         webhook_url = f"http://127.0.0.1:{ports.webhooks_http}/stripe/webhook"
         assert f"HOLDFAST_WEBHOOKS_URL={webhook_url}" in env_file
         assert f"HOLDFAST_FAKE_STRIPE_URL=http://127.0.0.1:{ports.fake_stripe}" in env_file
+        assert f"HOLDFAST_GATEWAY_URL=http://127.0.0.1:{ports.gateway}" in env_file
+        demo_key = _env_file(state_dir)["HOLDFAST_DEMO_API_KEY"]
+        assert re.fullmatch(r"hf_[a-z0-9]{12}_[A-Za-z0-9_-]{43}", demo_key)
+        assert (state_dir / "up.env").stat().st_mode & 0o077 == 0  # it holds a key
     finally:
         code = _stop(stack, signal.SIGINT)
     assert code == 0, stack.output.read_text()
@@ -423,6 +516,13 @@ def test_up_seeds_the_demo_tenant_serves_holds_their_availability_and_payment_an
             # A fresh Redis, so nothing cached: straight from the database.
             assert _availability(availability, kayak.resource_id)[slot.slot_id] == (8, 6, 0, 2)
             assert _events(webhooks) == [applied]
+        # The demo key of the first run, kept in the state dir, still works.
+        assert _env_file(state_dir)["HOLDFAST_DEMO_API_KEY"] == demo_key
+        with _gateway(state_dir) as gateway:
+            assert gateway.get("/readyz").status_code == 200
+            listed = gateway.get("/v1/resources")
+            assert listed.status_code == 200, listed.text
+            assert len(listed.json()["items"]) == 2
     finally:
         code = _stop(again, signal.SIGTERM)
     assert code == 0, again.output.read_text()
