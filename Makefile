@@ -14,9 +14,11 @@ BENCH_ARGS ?=
 BENCH_AVAILABILITY_ARGS ?=
 # e.g. BENCH_WEBHOOKS_ARGS="--events 5000 --webhooks-metrics http://localhost:9103/metrics"
 BENCH_WEBHOOKS_ARGS ?=
+# e.g. BENCH_GATEWAY_ARGS="--users 500 --think-ms 1000 --pid gateway=1234"
+BENCH_GATEWAY_ARGS ?=
 
 .DEFAULT_GOAL := venv
-.PHONY: venv protos check-protos buf lint test up bench bench-availability bench-webhooks clean-state
+.PHONY: venv protos check-protos buf lint test up bench bench-availability bench-webhooks bench-gateway clean-state
 
 venv: $(VENV)/.installed
 
@@ -79,6 +81,14 @@ bench-webhooks: venv
 		--booking-target "$$HOLDFAST_BOOKING_TARGET" \
 		--webhooks-url "$${HOLDFAST_WEBHOOKS_URL:-http://127.0.0.1:8081/stripe/webhook}" \
 		--database-url "$$HOLDFAST_DATABASE_URL" $(BENCH_WEBHOOKS_ARGS)
+
+# The gateway's URL, the database (for the bench's tenant and key) and the
+# services' metrics URLs all come from up.env.
+bench-gateway: venv
+	@test -f .state/up.env || { echo "make bench-gateway: no running stack; start one with make up" >&2; exit 1; }
+	. ./.state/up.env && $(BIN)/python -m bench.gateway \
+		--gateway-url "$$HOLDFAST_GATEWAY_URL" \
+		--database-url "$$HOLDFAST_DATABASE_URL" $(BENCH_GATEWAY_ARGS)
 
 clean-state:
 	rm -rf .state
