@@ -27,11 +27,21 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class HttpHost:
-    def __init__(self, app: ASGIApp, host: str, port: int, grace_seconds: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        host: str,
+        port: int,
+        grace_seconds: float,
+        *,
+        trusted_proxies: str = "127.0.0.1",
+    ) -> None:
         self._app = app
         self._host = host
         self._port = port
         self._grace = grace_seconds
+        # Whose X-Forwarded-For / -Proto to believe for the client's address.
+        self._trusted_proxies = trusted_proxies
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
         self.port = 0
@@ -53,6 +63,10 @@ class HttpHost:
             http="h11",
             ws="none",
             timeout_graceful_shutdown=max(1, int(self._grace)),
+            # Longer than any load balancer's idle timeout (AWS ALB: 60 s), so
+            # the balancer, not us, closes idle connections: no 502 races.
+            timeout_keep_alive=75,
+            forwarded_allow_ips=self._trusted_proxies,
         )
         self._server = _EmbeddedServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="http-server")
