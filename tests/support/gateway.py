@@ -1,10 +1,19 @@
-"""Helpers for tests of the HTTP gateway: tenants with keys, and calls."""
+"""Helpers for tests of the HTTP gateway: tenants with keys, problems, SSE."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+import httpx
 
 from gateway.keys import SCOPES, KeyRepository
+
+PROBLEM_FIELDS = {"type", "title", "status", "detail", "reason", "correlation_id"}
 
 
 async def key_for(
@@ -21,3 +30,105 @@ async def key_for(
         tenant, scopes, expires_at=expires_at, rate_per_second=rate_per_second
     )
     return {"Authorization": f"Bearer {made.token}"}
+
+
+def problem_of(response: httpx.Response, status: int, reason: str | None = None) -> dict[str, Any]:
+    """The problem document `response` must be (RFC 9457, as the gateway
+    answers every error), checked for its shape, status and reason."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"] == "application/problem+json", response.headers
+    body: dict[str, Any] = response.json()
+    assert body.keys() >= PROBLEM_FIELDS, body
+    assert body["status"] == status, body
+    assert all(isinstance(body[name], str) and body[name] for name in PROBLEM_FIELDS - {"status"})
+    assert body["correlation_id"] == response.headers["X-Request-Id"], body
+    if reason is not None:
+        assert body["reason"] == reason, body
+    return body
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request to make, with a key added when sent."""
+
+    method: str
+    path: str
+    params: dict[str, str] | None = None
+    body: Mapping[str, object] | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+    async def send(self, api: httpx.AsyncClient, auth: dict[str, str]) -> httpx.Response:
+        return await api.request(
+            self.method,
+            self.path,
+            params=self.params,
+            json=self.body,
+            headers={**auth, **dict(self.headers)},
+        )
+
+
+@dataclass
+class Event:
+    """One Server-Sent Event as a client sees it."""
+
+    event: str = "message"
+    id: str | None = None
+    data: str = ""
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+@dataclass
+class EventStream:
+    """Reads an open `text/event-stream` response: events, and the comment
+    lines (heartbeats) between them."""
+
+    response: httpx.Response
+    comments: list[str] = field(default_factory=list)
+    _lines: AsyncIterator[str] | None = None
+
+    async def next_event(self, within: float = 5.0) -> Event:
+        """The next event; fails if none comes within `within` seconds."""
+        async with asyncio.timeout(within):
+            event = await self._read_event()
+        assert event is not None
+        return event
+
+    async def until(self, comments: int, within: float = 10.0) -> list[Event]:
+        """Reads until `comments` more comment lines came; the events read
+        meanwhile, in order."""
+        events: list[Event] = []
+        goal = len(self.comments) + comments
+        async with asyncio.timeout(within):
+            while len(self.comments) < goal:
+                event = await self._read_event(stop_at_comment=True)
+                if event is not None:
+                    events.append(event)
+        return events
+
+    async def _read_event(self, stop_at_comment: bool = False) -> Event | None:
+        if self._lines is None:
+            self._lines = self.response.aiter_lines()
+        current = Event()
+        seen_field = False
+        async for line in self._lines:
+            if line == "":
+                if seen_field:
+                    return current
+                continue
+            if line.startswith(":"):
+                self.comments.append(line[1:].strip())
+                if stop_at_comment:
+                    return None
+                continue
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            seen_field = True
+            if name == "event":
+                current.event = value
+            elif name == "id":
+                current.id = value
+            elif name == "data":
+                current.data = f"{current.data}\n{value}" if current.data else value
+        raise AssertionError("the event stream ended")
