@@ -3,6 +3,7 @@ metrics, CORS) and one error format for everything (problem+json)."""
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from typing import Any
@@ -13,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,6 +32,8 @@ from holdfast.platform.context import (
 
 log = logging.getLogger(__name__)
 
+UNEXPECTED = ProblemError(500, "INTERNAL", "something went wrong; quote the correlation id")
+
 DESCRIPTION = """\
 The HTTP/JSON API of holdfast: browse availability, hold places, pay through
 Stripe Checkout, and manage bookings.
@@ -43,7 +47,12 @@ correlation id; it is returned on every response.
 
 
 class Edge:
-    """Request id, body size limit and RED metrics, around everything."""
+    """Request id, body size limit, RED metrics and the last word on
+    unexpected errors, around everything but CORS.
+
+    An unexpected error is answered here rather than by Starlette's
+    outermost error middleware, which runs after the request's correlation
+    id is gone and would answer without it."""
 
     def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
         self._app = app
@@ -59,21 +68,13 @@ class Edge:
         token = correlation_id_var.set(correlation_id)
         started = time.perf_counter()
         status = 500
+        responding = False
         limit = self._gateway.settings.max_body_bytes
-        received = 0
-
-        async def counted_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise ProblemError(413, "BODY_TOO_LARGE", f"the body exceeds {limit} bytes")
-            return message
 
         async def tagged_send(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responding
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responding = message["status"], True
                 message.setdefault("headers", [])
                 message["headers"] = [
                     *[(k, v) for k, v in message["headers"] if k.lower() != b"x-request-id"],
@@ -83,14 +84,25 @@ class Edge:
 
         try:
             declared = headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limit:
+            # A declared length is refused before reading; a chunked body is
+            # read ahead (it is small or refused), so that the refusal does
+            # not depend on when, or whether, a route reads it.
+            body = None
+            if not (declared.isdigit() and int(declared) > limit):
+                body = await _read_body(receive, limit)
+            if body is None:
                 response = problem(
                     ProblemError(413, "BODY_TOO_LARGE", f"the body exceeds {limit} bytes"),
                     correlation_id,
                 )
                 await response(scope, receive, tagged_send)
             else:
-                await self._app(scope, counted_receive, tagged_send)
+                await self._app(scope, _replay(body, receive), tagged_send)
+        except Exception:
+            if responding:  # too late for a problem: the connection is dropped
+                raise
+            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
+            await problem(UNEXPECTED, correlation_id)(scope, receive, tagged_send)
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
@@ -98,6 +110,33 @@ class Edge:
             metrics.requests.labels(scope["method"], path, str(status)).inc()
             metrics.latency.labels(scope["method"], path).observe(time.perf_counter() - started)
             correlation_id_var.reset(token)
+
+
+async def _read_body(receive: Receive, limit: int) -> list[Message] | None:
+    """The request's body messages, read to the end; None past `limit` bytes."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":  # the client went away
+            return messages
+        size += len(message.get("body", b""))
+        if size > limit:
+            return None
+        if not message.get("more_body", False):
+            return messages
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """`receive` for the app: the messages read ahead, then the live ones
+    (a disconnect, for a streaming response)."""
+    pending = collections.deque(messages)
+
+    async def replayed() -> Message:
+        return pending.popleft() if pending else await receive()
+
+    return replayed
 
 
 def _validation_problem(error: RequestValidationError) -> ProblemError:
@@ -148,11 +187,13 @@ def create_app(gateway: Gateway) -> FastAPI:
             current_correlation_id(),
         )
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s", request.url.path)
+    @app.exception_handler(RedisError)
+    async def _redis(request: Request, error: RedisError) -> JSONResponse:
+        log.warning("redis failure on %s: %s", request.url.path, error)
         return problem(
-            ProblemError(500, "INTERNAL", "something went wrong; quote the correlation id"),
+            ProblemError(
+                503, "UNAVAILABLE", "a service is unavailable; retry", headers={"Retry-After": "1"}
+            ),
             current_correlation_id(),
         )
 
@@ -175,6 +216,9 @@ def create_app(gateway: Gateway) -> FastAPI:
             generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST
         )
 
+    app.add_middleware(Edge, gateway=gateway)
+    # CORS outermost, so that every answer a browser gets can be read by it,
+    # the edge's own (413, 500) included.
     origins = [o.strip() for o in gateway.settings.cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(
@@ -190,7 +234,6 @@ def create_app(gateway: Gateway) -> FastAPI:
                 "RateLimit-Reset",
             ],
         )
-    app.add_middleware(Edge, gateway=gateway)  # outermost: sees every request
     return app
 
 
