@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from google.protobuf.duration_pb2 import Duration
-from pydantic import AwareDatetime
+from pydantic import AfterValidator, AwareDatetime
 
 from gateway import convert, models
 from gateway.auth import Principal
@@ -114,6 +114,23 @@ async def get_availability(
     return await _availability(gw, who, resource_id, start, end)
 
 
+_UINT64_MAX = 2**64 - 1
+
+
+def _stream_id(value: str | None) -> str | None:
+    """A Redis stream id: two numbers of at most 64 bits each."""
+    if value is not None and any(int(part) > _UINT64_MAX for part in value.split("-")):
+        raise ValueError("not a stream position: each part is at most 2^64 - 1")
+    return value
+
+
+LastEventId = Annotated[
+    str | None,
+    Header(pattern=r"^\d{1,20}-\d{1,20}$", description="The `id` of the last event received"),
+    AfterValidator(_stream_id),
+]
+
+
 @router.get(
     "/resources/{resource_id}/availability/stream",
     responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}},
@@ -126,22 +143,26 @@ async def stream_availability(
     request: Request,
     gw: Annotated[Gateway, Depends(gateway_of)],
     who: Annotated[Principal, Depends(requires("availability:read"))],
-    last_event_id: Annotated[str | None, Header(pattern=r"^\d{1,20}-\d{1,20}$")] = None,
+    last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     """Server-Sent Events: `availability` events with the resource's numbers
     whenever they change, heartbeat comments while they do not. Reconnect
     with `Last-Event-ID` to get what changed meanwhile."""
+    # The stream position first: the numbers read next are at least as new.
+    since = last_event_id or await gw.hub.newest_id()
     first = await _availability(gw, who, resource_id, start, end)  # 404 before streaming
     key = (who.tenant, str(resource_id))
-    since = last_event_id or await gw.hub.newest_id()
     gw.metrics.sse_subscribers.inc()
 
     async def events() -> AsyncIterator[str]:
         with gw.hub.subscribe(key) as changes:
-            pending_id: str | None = since
-            if last_event_id is not None:
-                pending_id = await gw.hub.changed_since(key, last_event_id)
-            current = first if pending_id == since else None
+            # Subscribed: from here on no change is missed. What changed after
+            # `since` but before that (or while a resuming client was away)
+            # is sent with the numbers read again.
+            pending_id: str | None = await gw.hub.changed_since(key, since)
+            current: models.Availability | None = None
+            if pending_id is None and last_event_id is None:
+                pending_id, current = since, first
             while not await request.is_disconnected():
                 if pending_id is not None:
                     if current is None:

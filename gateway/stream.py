@@ -25,6 +25,8 @@ from holdfast.platform.streams import stream_position
 log = logging.getLogger(__name__)
 
 ResourceKey = tuple[str, str]  # (tenant, resource id)
+# A resumed stream looks this far back for its resource's changes, at most.
+_SCAN_LIMIT = 1000
 Entry = tuple[bytes, dict[bytes, bytes]]
 
 
@@ -56,15 +58,27 @@ class AvailabilityHub:
         return newest[0][0].decode() if newest else "0-0"
 
     async def changed_since(self, resource: ResourceKey, last_id: str) -> str | None:
-        """The newest stream id after `last_id` about `resource`, if any."""
-        entries = cast("list[Entry]", await self._redis.xrange(self._stream, f"({last_id}"))
-        found = None
+        """The newest stream id after `last_id` about `resource`, if any.
+
+        Reads the newest entries only, at most _SCAN_LIMIT: a reader further
+        behind than that, or behind what the stream still holds (trimmed, or
+        lost with Redis), may have missed a change and gets the newest id."""
+        entries = cast(
+            "list[Entry]",
+            await self._redis.xrevrange(self._stream, "+", f"({last_id}", count=_SCAN_LIMIT),
+        )
+        wanted = tuple(part.encode() for part in resource)
         for entry_id, fields in entries:
-            if (fields.get(b"tenant"), fields.get(b"key")) == tuple(
-                part.encode() for part in resource
-            ):
-                found = entry_id.decode()
-        return found
+            if (fields.get(b"tenant"), fields.get(b"key")) == wanted:
+                return entry_id.decode()
+        if not entries:
+            return None
+        if len(entries) == _SCAN_LIMIT:
+            return entries[0][0].decode()
+        oldest = cast("list[Entry]", await self._redis.xrange(self._stream, count=1))
+        if oldest and stream_position(oldest[0][0]) > stream_position(last_id):
+            return entries[0][0].decode()
+        return None
 
     def _publish(self, entries: list[Entry]) -> None:
         for entry_id, fields in entries:

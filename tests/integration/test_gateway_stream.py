@@ -1,0 +1,312 @@
+"""Live availability over Server-Sent Events: the current numbers first, a
+change pushed within seconds, heartbeats while nothing changes, and
+`Last-Event-ID` resumption (the missed change at once, or nothing).
+
+The test gateway sends a heartbeat every second; reading "until the next
+heartbeat" is how a test says "at once" without a clock."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import asyncpg
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from gateway.keys import KeyRepository
+from holdfast.platform.streams import AVAILABILITY_TOPIC, stream_key, stream_position
+from services.availability.server import AvailabilityApp
+from services.booking.server import BookingApp
+from tests.integration.conftest import running_availability, running_booking, running_gateway
+from tests.support.availability import settled
+from tests.support.booking import BookingClient
+from tests.support.gateway import Event, EventStream, key_for, problem_of
+from tests.support.redis_server import RedisServer
+
+WINDOW = {"start": "2031-05-31T00:00:00Z", "end": "2031-06-30T00:00:00Z"}
+RESOURCE = {
+    "name": "Sunset cruise",
+    "time_zone": "Europe/Lisbon",
+    "price": {"currency": "EUR", "amount_minor": 3000},
+    "default_capacity": 4,
+}
+SLOT = {"slots": [{"start": "2031-06-01T18:00:00Z", "end": "2031-06-01T20:00:00Z"}]}
+
+
+@asynccontextmanager
+async def subscribed(
+    api: httpx.AsyncClient, resource_id: str, auth: dict[str, str], last_event_id: str | None = None
+) -> AsyncIterator[EventStream]:
+    headers = dict(auth)
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = last_event_id
+    async with api.stream(
+        "GET", f"/v1/resources/{resource_id}/availability/stream", params=WINDOW, headers=headers
+    ) as response:
+        assert response.status_code == 200, await response.aread()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        yield EventStream(response)
+
+
+def held(event: Event) -> int:
+    assert event.event == "availability", event
+    return int(event.json()["slots"][0]["held"])
+
+
+async def hold(api: httpx.AsyncClient, auth: dict[str, str], resource: str, slot: str) -> None:
+    response = await api.post(
+        "/v1/holds",
+        json={"resource_id": resource, "slot_ids": [slot], "quantity": 1},
+        headers={**auth, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code == 201, response.text
+
+
+async def test_the_first_event_is_the_current_availability(
+    api: httpx.AsyncClient, keys: KeyRepository, client: BookingClient, tenant: str
+) -> None:
+    auth = await key_for(keys, tenant)
+    resource, [slot] = await client.resource_with_slots(capacity=4)
+    await client.hold(resource.resource_id, [slot.slot_id])
+    path = f"/v1/resources/{resource.resource_id}/availability"
+
+    now = (await api.get(path, params=WINDOW, headers=auth)).json()
+    async with subscribed(api, resource.resource_id, auth) as stream:
+        first = await stream.next_event()
+
+    assert first.event == "availability"
+    assert first.id
+    assert first.json() == now
+    assert (now["slots"][0]["held"], now["slots"][0]["available"]) == (1, 3)
+
+
+async def test_a_hold_shows_in_a_following_event(
+    api: httpx.AsyncClient, keys: KeyRepository, client: BookingClient, tenant: str
+) -> None:
+    auth = await key_for(keys, tenant)
+    resource, [slot] = await client.resource_with_slots(capacity=4)
+
+    async with subscribed(api, resource.resource_id, auth) as stream:
+        first = await stream.next_event()
+        await hold(api, auth, resource.resource_id, slot.slot_id)
+        seen = [await stream.next_event(within=10)]
+        # Each event carries the numbers at the time it was sent; the hold
+        # must show within a few seconds, not necessarily in the very next.
+        while held(seen[-1]) == 0 and len(seen) < 5:
+            seen.append(await stream.next_event(within=10))
+
+    assert held(first) == 0
+    assert held(seen[-1]) == 1, seen
+    assert seen[-1].json()["slots"][0]["available"] == 3
+    assert stream_position(seen[-1].id or "") > stream_position(first.id or "")
+
+
+async def test_heartbeats_keep_an_idle_stream_open(
+    api: httpx.AsyncClient,
+    keys: KeyRepository,
+    client: BookingClient,
+    tenant: str,
+    availability_app: AvailabilityApp,
+    db: asyncpg.Pool,
+) -> None:
+    auth = await key_for(keys, tenant)
+    resource, _ = await client.resource_with_slots()
+    await settled(availability_app, db, tenant)  # the slot's creation is no news
+
+    async with subscribed(api, resource.resource_id, auth) as stream:
+        await stream.next_event()
+        events = await stream.until(comments=2)
+
+    assert events == []
+    assert stream.comments == ["heartbeat", "heartbeat"]
+
+
+async def test_a_resumed_stream_gets_the_missed_change_at_once(
+    api: httpx.AsyncClient,
+    keys: KeyRepository,
+    client: BookingClient,
+    tenant: str,
+    availability_app: AvailabilityApp,
+    db: asyncpg.Pool,
+) -> None:
+    auth = await key_for(keys, tenant)
+    resource, [slot] = await client.resource_with_slots(capacity=4)
+    async with subscribed(api, resource.resource_id, auth) as stream:
+        last = await stream.next_event()
+
+    await hold(api, auth, resource.resource_id, slot.slot_id)
+    await settled(availability_app, db, tenant)  # published and applied
+    async with subscribed(api, resource.resource_id, auth, last.id) as resumed:
+        before_heartbeat = await resumed.until(comments=1)
+
+    assert held(last) == 0
+    assert [held(e) for e in before_heartbeat] == [1]
+    assert stream_position(before_heartbeat[0].id or "") > stream_position(last.id or "")
+
+
+async def test_a_resumed_stream_without_changes_sends_no_event(
+    api: httpx.AsyncClient,
+    keys: KeyRepository,
+    client: BookingClient,
+    tenant: str,
+    availability_app: AvailabilityApp,
+    db: asyncpg.Pool,
+) -> None:
+    auth = await key_for(keys, tenant)
+    resource, _ = await client.resource_with_slots()
+    elsewhere, [other_slot] = await client.resource_with_slots()
+    await settled(availability_app, db, tenant)
+    async with subscribed(api, resource.resource_id, auth) as stream:
+        last = await stream.next_event()
+
+    # A change to another resource is not a change to this one.
+    await hold(api, auth, elsewhere.resource_id, other_slot.slot_id)
+    await settled(availability_app, db, tenant)
+    async with subscribed(api, resource.resource_id, auth, last.id) as resumed:
+        events = await resumed.until(comments=1)
+
+    assert events == []
+    assert resumed.comments == ["heartbeat"]
+
+
+async def test_a_malformed_last_event_id_is_a_422(
+    api: httpx.AsyncClient, keys: KeyRepository, client: BookingClient, tenant: str
+) -> None:
+    auth = await key_for(keys, tenant)
+    resource, _ = await client.resource_with_slots()
+
+    response = await api.get(
+        f"/v1/resources/{resource.resource_id}/availability/stream",
+        params=WINDOW,
+        headers={**auth, "Last-Event-ID": "yesterday"},
+    )
+
+    problem_of(response, 422, "INVALID_ARGUMENT")
+
+
+async def test_a_last_event_id_past_what_a_stream_id_can_be_is_a_422(
+    api: httpx.AsyncClient, keys: KeyRepository, client: BookingClient, tenant: str
+) -> None:
+    """Twenty digits fit the header's pattern but not a stream id (64 bits)."""
+    auth = await key_for(keys, tenant)
+    resource, _ = await client.resource_with_slots()
+
+    response = await api.get(
+        f"/v1/resources/{resource.resource_id}/availability/stream",
+        params=WINDOW,
+        headers={**auth, "Last-Event-ID": "99999999999999999999-0"},
+    )
+
+    body = problem_of(response, 422, "INVALID_ARGUMENT")
+    assert [e["field"] for e in body["errors"]] == ["header.last-event-id"]
+
+
+@dataclass
+class OwnStack:
+    """Booking, availability and a gateway on a database and Redis of their own."""
+
+    api: httpx.AsyncClient
+    keys: KeyRepository
+    redis: Redis
+    stream: str
+    availability: AvailabilityApp
+    db: asyncpg.Pool
+
+
+@pytest.fixture
+async def own_stack(own_database: str, redis_server: RedisServer) -> AsyncIterator[OwnStack]:
+    own = {"redis_url": redis_server.url}
+    async with (
+        running_booking(own_database, **own) as booking,
+        running_availability(own_database, **own) as availability,
+        running_gateway(
+            own_database, f"127.0.0.1:{booking.port}", f"127.0.0.1:{availability.port}", **own
+        ) as gateway,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.port}", timeout=10) as api,
+        asyncpg.create_pool(own_database, min_size=1, max_size=2) as db,
+    ):
+        redis = Redis.from_url(redis_server.url)
+        try:
+            yield OwnStack(
+                api,
+                KeyRepository(db),
+                redis,
+                stream_key(gateway.settings, AVAILABILITY_TOPIC),
+                availability,
+                db,
+            )
+        finally:
+            await redis.aclose()
+
+
+async def resource_with_slot(api: httpx.AsyncClient, auth: dict[str, str]) -> tuple[str, str]:
+    made = await api.post("/v1/resources", json=RESOURCE, headers=auth)
+    assert made.status_code == 201, made.text
+    slots = await api.post(f"/v1/resources/{made.json()['id']}/slots", json=SLOT, headers=auth)
+    assert slots.status_code == 201, slots.text
+    return made.json()["id"], slots.json()["items"][0]["id"]
+
+
+async def test_a_stream_resumed_after_its_change_was_trimmed_gets_the_current_numbers(
+    own_stack: OwnStack, tenant: str
+) -> None:
+    """The stream keeps a bounded number of entries: a client away for long
+    cannot be told what it missed, so it gets the current numbers."""
+    api, redis = own_stack.api, own_stack.redis
+    auth = await key_for(own_stack.keys, tenant)
+    resource, slot = await resource_with_slot(api, auth)
+    _, elsewhere = await resource_with_slot(api, auth)
+    await settled(own_stack.availability, own_stack.db, tenant)
+    async with subscribed(api, resource, auth) as stream:
+        last = await stream.next_event()
+
+    await hold(api, auth, resource, slot)
+    await settled(own_stack.availability, own_stack.db, tenant)
+    # The hold's entry is trimmed away (as MAXLEN does to old entries), and
+    # later the stream goes on with a change elsewhere.
+    newest: list[tuple[bytes, object]] = await redis.xrevrange(own_stack.stream, count=1)  # type: ignore[assignment]
+    await redis.xtrim(own_stack.stream, minid=f"{stream_position(newest[0][0])[0] + 1}-0")
+    closed = await api.post(f"/v1/slots/{elsewhere}/close", headers=auth)
+    assert closed.status_code == 200, closed.text
+    await settled(own_stack.availability, own_stack.db, tenant)
+    async with subscribed(api, resource, auth, last.id) as resumed:
+        before_heartbeat = await resumed.until(comments=1)
+
+    assert held(last) == 0
+    assert [held(e) for e in before_heartbeat] == [1]
+
+
+async def test_a_stream_asked_for_while_redis_is_down_is_a_503(
+    migrated_database: str,
+    booking_app: BookingApp,
+    availability_app: AvailabilityApp,
+    redis_server: RedisServer,
+    keys: KeyRepository,
+    client: BookingClient,
+    tenant: str,
+) -> None:
+    """Without the stream there are no changes to push: the client is told to
+    come back, as for any service that is down."""
+    auth = await key_for(keys, tenant)
+    resource, _ = await client.resource_with_slots()
+    async with (
+        running_gateway(
+            migrated_database,
+            f"127.0.0.1:{booking_app.port}",
+            f"127.0.0.1:{availability_app.port}",
+            redis_url=redis_server.url,
+        ) as gateway,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.port}", timeout=10) as api,
+    ):
+        redis_server.kill()
+        response = await api.get(
+            f"/v1/resources/{resource.resource_id}/availability/stream",
+            params=WINDOW,
+            headers=auth,
+        )
+
+    problem_of(response, 503)
