@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import routes
 from gateway.context import Gateway
-from gateway.problems import ProblemError, from_grpc, problem
+from gateway.problems import PROBLEM_JSON, ProblemError, from_grpc, problem
 from holdfast.platform.context import (
     CORRELATION_ID_KEY,
     REQUEST_ID_KEY,
@@ -161,6 +161,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     )
     app.state.gateway = gateway
     app.include_router(routes.router)
+    _document_problems(app)
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, error: ProblemError) -> JSONResponse:
@@ -235,6 +236,24 @@ def create_app(gateway: Gateway) -> FastAPI:
             ],
         )
     return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Errors documented as what they are, application/problem+json (FastAPI
+    documents every response in the route's own media type)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            for item in build().get("paths", {}).values():
+                for operation in item.values():
+                    for status, response in operation.get("responses", {}).items():
+                        content = response.get("content", {})
+                        if status[:1] in ("4", "5") and "application/json" in content:
+                            content[PROBLEM_JSON] = content.pop("application/json")
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _readiness(gateway: Gateway) -> dict[str, Any]:

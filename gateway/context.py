@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from fastapi import Request, Response
+from fastapi import Request, Response, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.exceptions import RedisError
 
 from gateway.auth import Authenticator, Principal, require_scope
@@ -60,11 +61,26 @@ def gateway_of(request: Request) -> Gateway:
     return gateway
 
 
-def requires(scope: str) -> Callable[[Request, Response], Awaitable[Principal]]:
+# Only so that the OpenAPI document says how to authenticate (and which
+# scope each route needs); the header is read and judged by Authenticator.
+API_KEY = HTTPBearer(
+    scheme_name="ApiKey",
+    description="An API key of your tenant: `Authorization: Bearer hf_...`",
+    auto_error=False,
+)
+
+
+def requires(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller, if its key is good, has `scope` and is within
     its rate limits (per client address first, then per key)."""
 
-    async def principal(request: Request, response: Response) -> Principal:
+    documented = Security(API_KEY, scopes=[scope])
+
+    async def principal(
+        request: Request,
+        response: Response,
+        _: HTTPAuthorizationCredentials | None = documented,
+    ) -> Principal:
         gw = gateway_of(request)
         address = request.client.host if request.client else "unknown"
         await gw.limit("address", address, gw.settings.rate_limit_per_address, response)
