@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 import time
 from typing import Any
 
@@ -32,6 +33,10 @@ from holdfast.platform.context import (
 
 log = logging.getLogger(__name__)
 
+# A caller's request id is taken if it can travel on unchanged: in gRPC
+# metadata (ASCII only; a call with anything else never returned), headers
+# and logs. Otherwise the request gets an id of its own.
+_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
 UNEXPECTED = ProblemError(500, "INTERNAL", "something went wrong; quote the correlation id")
 
 DESCRIPTION = """\
@@ -41,8 +46,9 @@ Stripe Checkout, and manage bookings.
 Authenticate with `Authorization: Bearer <API key>`; each key belongs to one
 tenant and carries scopes. `POST /v1/holds` needs an `Idempotency-Key`.
 Errors are `application/problem+json` (RFC 9457) with a machine-readable
-`reason` and the request's `correlation_id`. Send `X-Request-Id` to choose the
-correlation id; it is returned on every response.
+`reason` and the request's `correlation_id`. Send `X-Request-Id` (up to 128
+visible ASCII characters) to choose the correlation id; it is returned on
+every response.
 """
 
 
@@ -64,7 +70,7 @@ class Edge:
             return
         headers = {k.decode().lower(): v.decode("latin-1") for k, v in scope["headers"]}
         incoming = headers.get(REQUEST_ID_KEY) or headers.get(CORRELATION_ID_KEY) or ""
-        correlation_id = incoming if 0 < len(incoming) <= 128 else new_correlation_id()
+        correlation_id = incoming if _REQUEST_ID.fullmatch(incoming) else new_correlation_id()
         token = correlation_id_var.set(correlation_id)
         started = time.perf_counter()
         status = 500

@@ -433,3 +433,30 @@ async def test_a_request_id_is_echoed_or_made(
     assert ids[0] != ids[1]
     assert too_long.headers["X-Request-Id"] not in ("", "x" * 200)
     assert problem_of(on_error, 401)["correlation_id"] == chosen
+
+
+@pytest.mark.parametrize(
+    "request_id",
+    [
+        pytest.param("café".encode(), id="utf-8"),
+        pytest.param(b"caf\xe9", id="latin-1"),
+        pytest.param(b"del\x7f", id="control"),
+        pytest.param(b"two words", id="space"),
+    ],
+)
+async def test_a_request_id_that_cannot_travel_on_is_replaced(
+    api: httpx.AsyncClient, keys: KeyRepository, tenant: str, request_id: bytes
+) -> None:
+    """The correlation id goes on to the services in gRPC metadata, which
+    takes visible ASCII only; anything else is replaced, not passed on (a
+    call with it never returned)."""
+    auth = await key_for(keys, tenant)
+
+    headers = {k.encode(): v.encode() for k, v in auth.items()}
+    response = await api.get("/v1/resources", headers={**headers, b"X-Request-Id": request_id})
+
+    assert response.status_code == 200, response.text
+    made = response.headers["X-Request-Id"]
+    assert made.encode() != request_id
+    assert made.isascii()
+    assert made.isprintable()
