@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once in UTC (years 1 to 9999)") from None
+
+
+# A time given by the caller: with its offset, and representable in UTC
+# (0001-01-01T00:00:00+01:00 is not), as the services take it.
+Instant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
 class Strict(BaseModel):
@@ -115,8 +127,8 @@ class ResourceCreate(Strict):
 
 
 class SlotCreate(Strict):
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Instant
+    end: Instant
     capacity: int | None = Field(None, ge=0, le=1_000_000, description="Default: the resource's")
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from google.protobuf.duration_pb2 import Duration
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator
 
 from gateway import convert, models
 from gateway.auth import Principal
@@ -105,8 +105,8 @@ async def _availability(
 )
 async def get_availability(
     resource_id: uuid.UUID,
-    start: AwareDatetime,
-    end: AwareDatetime,
+    start: models.Instant,
+    end: models.Instant,
     gw: Annotated[Gateway, Depends(gateway_of)],
     who: Annotated[Principal, Depends(requires("availability:read"))],
 ) -> models.Availability:
@@ -138,8 +138,8 @@ LastEventId = Annotated[
 )
 async def stream_availability(
     resource_id: uuid.UUID,
-    start: AwareDatetime,
-    end: AwareDatetime,
+    start: models.Instant,
+    end: models.Instant,
     request: Request,
     gw: Annotated[Gateway, Depends(gateway_of)],
     who: Annotated[Principal, Depends(requires("availability:read"))],

@@ -118,6 +118,38 @@ async def test_an_availability_window_without_time_zone_is_a_422(
     assert [e["field"] for e in body["errors"]] == ["query.start", "query.end"]
 
 
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        pytest.param("0001-01-01T00:00:00+01:00", "0001-01-02T00:00:00+01:00", id="before-year-1"),
+        pytest.param("9999-12-31T22:00:00-05:00", "9999-12-31T23:00:00-05:00", id="after-9999"),
+    ],
+)
+async def test_a_time_past_what_utc_can_hold_is_a_422(
+    api: httpx.AsyncClient,
+    keys: KeyRepository,
+    client: BookingClient,
+    tenant: str,
+    start: str,
+    end: str,
+) -> None:
+    """Valid RFC 3339 at its offset, out of range once in UTC."""
+    auth = await key_for(keys, tenant)
+    resource, _ = await client.resource_with_slots()
+    path = f"/v1/resources/{resource.resource_id}"
+    window = {"start": start, "end": end}
+
+    answers = [
+        await api.get(f"{path}/availability", params=window, headers=auth),
+        await api.get(f"{path}/availability/stream", params=window, headers=auth),
+        await api.post(f"{path}/slots", json={"slots": [window]}, headers=auth),
+    ]
+
+    for response in answers:
+        body = problem_of(response, 422, "INVALID_ARGUMENT")
+        assert "UTC" in str(body["errors"]), body
+
+
 # --- body limit ----------------------------------------------------------------
 
 
