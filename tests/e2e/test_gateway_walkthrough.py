@@ -40,16 +40,21 @@ class Stack:
     gateway: str
     fake_stripe: str
     database_url: str
+    gateway_log: Path
 
 
 @contextmanager
 def processes() -> Iterator[list[tuple[subprocess.Popen[bytes], Path]]]:
-    """The started processes, stopped (SIGTERM, then SIGKILL) in reverse."""
+    """The started processes, stopped together: SIGTERM to all, then each
+    waited for (and killed if it does not stop in time)."""
     started: list[tuple[subprocess.Popen[bytes], Path]] = []
     try:
         yield started
     finally:
-        for process, _ in reversed(started):
+        for process, _ in started:
+            if process.poll() is None:
+                process.terminate()
+        for process, _ in started:
             stop_child(process)
 
 
@@ -161,7 +166,7 @@ async def stack(
             await wait_until_serving(target, process, log)
         await wait_until_listening(*fake)
         await wait_until_ready(f"http://127.0.0.1:{ports['gateway']}/readyz", *gateway)
-        yield Stack(f"http://127.0.0.1:{ports['gateway']}", fake_stripe, own_database)
+        yield Stack(f"http://127.0.0.1:{ports['gateway']}", fake_stripe, own_database, gateway[1])
 
 
 async def api_key(database_url: str) -> dict[str, str]:
@@ -250,3 +255,5 @@ async def test_browse_hold_pay_and_see_it_booked(stack: Stack) -> None:
                 while not seen or slot_numbers(seen[-1].json()) != (2, 0, 2):
                     seen.append(await stream.next_event(within=10))
             assert len({e.id for e in [first, *seen]}) == len(seen) + 1
+
+    assert "Traceback" not in stack.gateway_log.read_text()
