@@ -211,7 +211,12 @@ def create_app(gateway: Gateway) -> FastAPI:
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
         checks = await _readiness(gateway)
-        ready = all(ok for ok in checks.values())
+        # Without Redis the gateway still serves when rate limits fail open
+        # (the check is reported, not required); failing closed, it cannot.
+        required = dict(checks)
+        if gateway.settings.rate_limit_when_redis_down == "open":
+            required.pop("redis")
+        ready = all(ok for ok in required.values())
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "checks": checks},
             status_code=200 if ready else 503,

@@ -20,14 +20,18 @@ class GatewaySettings(PlatformSettings):
     max_body_bytes: int = Field(64 * 1024, gt=0)
     # Comma-separated origins allowed by CORS ("" = none, "*" = any).
     cors_origins: str = ""
-    # Rate limits (GCRA in Redis): requests per second with a burst of as many
-    # again, per API key (unless the key has its own) and per client address.
+    # Rate limits (GCRA in Redis): requests per second, of which a full
+    # second's worth may come at once, per API key (unless the key has its
+    # own) and per client address.
     rate_limit_per_key: int = Field(50, gt=0)
     rate_limit_per_address: int = Field(100, gt=0)
     # When Redis cannot be asked: "open" lets requests through (availability
     # over protection; counted in holdfast_gateway_rate_limit_unchecked),
     # "closed" refuses them with 503.
     rate_limit_when_redis_down: Literal["open", "closed"] = "open"
+    # Proxies whose X-Forwarded-For names the client (for the per-address
+    # limit): comma-separated addresses, or "*". Only set what is yours.
+    trusted_proxies: str = "127.0.0.1"
     # How long a looked-up API key is trusted before it is read again: a
     # revocation takes effect within this.
     key_cache_seconds: float = Field(10.0, ge=0)

@@ -3,8 +3,9 @@ gateway's parts, and the caller authenticated, scoped and rate limited."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -31,11 +32,21 @@ class Gateway:
     def metadata(self, who: Principal) -> tuple[tuple[str, str], ...]:
         return call_metadata(who.tenant, who.key_prefix)
 
+    # After Redis failed, it is not asked again for this long: a hung Redis
+    # would otherwise cost every request two timeouts (address, key).
+    redis_retry_seconds: float = 1.0
+    _redis_down_until: float = field(default=0.0, init=False)
+
     async def limit(self, kind: str, bucket: str, per_second: int, response: Response) -> None:
         """One request against a bucket; 429 with Retry-After when spent."""
         try:
+            if time.monotonic() < self._redis_down_until:
+                raise RedisError("Redis failed moments ago; not asked again yet")
             decision = await self.limiter.check(f"{kind}:{bucket}", per_second)
         except RedisError:
+            self._redis_down_until = max(
+                self._redis_down_until, time.monotonic() + self.redis_retry_seconds
+            )
             self.metrics.rate_limit_unchecked.inc()
             if self.settings.rate_limit_when_redis_down == "closed":
                 raise ProblemError(
@@ -56,9 +67,15 @@ class Gateway:
         response.headers.update(decision.headers())
 
 
-def gateway_of(request: Request) -> Gateway:
+def gateway_from(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
     return gateway
+
+
+async def gateway_of(request: Request) -> Gateway:
+    """The dependency. async: a plain function dependency runs in FastAPI's
+    thread pool, a thread hop on every request for one attribute lookup."""
+    return gateway_from(request)
 
 
 # Only so that the OpenAPI document says how to authenticate (and which
@@ -81,7 +98,7 @@ def requires(scope: str) -> Callable[..., Awaitable[Principal]]:
         response: Response,
         _: HTTPAuthorizationCredentials | None = documented,
     ) -> Principal:
-        gw = gateway_of(request)
+        gw = gateway_from(request)
         address = request.client.host if request.client else "unknown"
         await gw.limit("address", address, gw.settings.rate_limit_per_address, response)
         who = await gw.auth.principal(request.headers.get("authorization"))

@@ -86,11 +86,19 @@ async def get_resource(
 
 
 async def _availability(
-    gw: Gateway, who: Principal, resource_id: uuid.UUID, start: datetime, end: datetime
+    gw: Gateway,
+    who: Principal,
+    resource_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    including: str = "",
 ) -> models.Availability:
+    """`including`: a change message the answer must reflect (see the stream)."""
     answer = await gw.downstream.availability.GetAvailability(
         availability_pb2.GetAvailabilityRequest(
-            resource_id=str(resource_id), time_range=time_range(start, end)
+            resource_id=str(resource_id),
+            time_range=time_range(start, end),
+            min_change_id=including,
         ),
         metadata=gw.metadata(who),
         timeout=_deadline(gw),
@@ -166,7 +174,11 @@ async def stream_availability(
             while not await request.is_disconnected():
                 if pending_id is not None:
                     if current is None:
-                        current = await _availability(gw, who, resource_id, start, end)
+                        # The availability service may not have applied this
+                        # change yet; naming it makes the answer include it.
+                        current = await _availability(
+                            gw, who, resource_id, start, end, including=pending_id
+                        )
                     data = current.model_dump_json()
                     yield f"id: {pending_id}\nevent: availability\ndata: {data}\n\n"
                     pending_id, current = None, None

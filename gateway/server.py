@@ -68,7 +68,11 @@ class GatewayApp:
         )
         self.hub.start()
         self.http = HttpHost(
-            create_app(gateway), s.gateway_host, s.gateway_port, s.shutdown_grace_seconds
+            create_app(gateway),
+            s.gateway_host,
+            s.gateway_port,
+            s.shutdown_grace_seconds,
+            trusted_proxies=s.trusted_proxies,
         )
         await self.http.start()
 

@@ -16,7 +16,7 @@ CREATE TABLE api_keys (
     tenant_id     text NOT NULL REFERENCES tenants (id),
     name          text NOT NULL DEFAULT '',
     scopes        text[] NOT NULL,
-    -- Requests per second this key may make (a burst of as many again); NULL
+    -- Requests per second this key may make (a second's worth at once); NULL
     -- means the gateway's default.
     rate_per_second  integer CHECK (rate_per_second > 0),
     expires_at    timestamptz,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import grpc
@@ -10,15 +12,25 @@ import grpc
 from holdfast.availability.v1 import availability_pb2, availability_pb2_grpc
 from holdfast.common.v1 import time_range_pb2
 from holdfast.platform.proto_time import read_time_range
+from holdfast.platform.streams import stream_position
 from holdfast.platform.tenancy import tenant_of
 from holdfast.platform.validation import Violations
 from services.availability.config import AvailabilitySettings
 from services.availability.reader import AvailabilityReader
 
+_CHANGE_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+
 
 class AvailabilityHandler(availability_pb2_grpc.AvailabilityServiceServicer):
-    def __init__(self, reader: AvailabilityReader, settings: AvailabilitySettings) -> None:
+    def __init__(
+        self,
+        reader: AvailabilityReader,
+        settings: AvailabilitySettings,
+        applied_change_id: Callable[[], str],
+    ) -> None:
         self._reader = reader
+        # The newest change message this replica's caches have applied.
+        self._applied = applied_change_id
         self._max_range = timedelta(days=settings.max_range_days)
         self._max_batch = settings.max_batch_resources
 
@@ -40,10 +52,15 @@ class AvailabilityHandler(availability_pb2_grpc.AvailabilityServiceServicer):
         v = Violations()
         resource_id = v.uuid("resource_id", request.resource_id)
         window = self._window(v, request.time_range)
+        wanted = request.min_change_id
+        if wanted and not _CHANGE_ID.match(wanted):
+            v.add("min_change_id", "must be a stream entry id such as 1700000000000-0")
         v.raise_if_any()
         assert resource_id is not None
         assert window is not None
-        [answer] = await self._reader.read(tenant, [resource_id], *window)
+        applied = self._applied()
+        fresh = bool(wanted) and (not applied or stream_position(applied) < stream_position(wanted))
+        [answer] = await self._reader.read(tenant, [resource_id], *window, fresh=fresh)
         return availability_pb2.GetAvailabilityResponse(availability=answer)
 
     async def BatchGetAvailability(

@@ -74,9 +74,20 @@ class AvailabilityReader:
         self.cache_live = False
 
     async def read(
-        self, tenant_id: str, resource_ids: Sequence[uuid.UUID], start: datetime, end: datetime
+        self,
+        tenant_id: str,
+        resource_ids: Sequence[uuid.UUID],
+        start: datetime,
+        end: datetime,
+        *,
+        fresh: bool = False,
     ) -> list[ResourceAvailability]:
-        """Availability of each resource, in order; NOT_FOUND if any is unknown."""
+        """Availability of each resource, in order; NOT_FOUND if any is unknown.
+        `fresh` reads Postgres whatever the caches hold."""
+        if fresh:
+            self._metrics.cache_misses.labels("fresh").inc(len(resource_ids))
+            found = await self._from_database(tenant_id, resource_ids, start, end)
+            return [found[r] for r in resource_ids]
         if not self.cache_live:
             self._metrics.cache_misses.labels("degraded").inc(len(resource_ids))
             found = await self._from_database(tenant_id, resource_ids, start, end)

@@ -67,6 +67,9 @@ class AvailabilityApp:
         assert self.host is not None
         return self.host.port
 
+    def _applied_change_id(self) -> str:
+        return self.consumer.last_id if self.consumer is not None else ""
+
     async def _cache_live_changed(self, live: bool) -> None:
         if self.reader is not None:
             self.reader.cache_live = live
@@ -91,7 +94,7 @@ class AvailabilityApp:
             self.metrics,
             s.max_slots_per_resource,
         )
-        handler = AvailabilityHandler(self.reader, s)
+        handler = AvailabilityHandler(self.reader, s, self._applied_change_id)
 
         def register(server: object) -> None:
             availability_pb2_grpc.add_AvailabilityServiceServicer_to_server(handler, server)

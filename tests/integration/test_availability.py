@@ -17,6 +17,7 @@ import pytest
 from redis.asyncio import Redis
 
 from holdfast.availability.v1 import availability_pb2
+from holdfast.platform.proto_time import time_range
 from services.availability.server import AvailabilityApp
 from tests.integration.conftest import running_availability
 from tests.support.availability import (
@@ -287,3 +288,39 @@ async def test_a_range_with_too_many_slots_is_refused(
 async def test_calls_without_a_tenant_are_refused(availability_channel: grpc.aio.Channel) -> None:
     error = await error_of(AvailabilityClient.on(availability_channel, "").get("x"))
     assert error.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_a_change_not_yet_applied_here_is_read_from_postgres(
+    client: BookingClient,
+    availability: AvailabilityClient,
+    availability_app: AvailabilityApp,
+    db: asyncpg.Pool,
+    tenant: str,
+) -> None:
+    resource, _ = await client.resource_with_slots(capacity=2)
+    await settled(availability_app, db, tenant)
+    await availability.get(resource.resource_id)  # cached now
+
+    async def read(min_change_id: str) -> None:
+        await availability.stub.GetAvailability(
+            availability_pb2.GetAvailabilityRequest(
+                resource_id=resource.resource_id,
+                time_range=time_range(*WINDOW),
+                min_change_id=min_change_id,
+            ),
+            metadata=availability.md,
+        )
+
+    fresh = sample(availability_app, "holdfast_availability_cache_misses_total", reason="fresh")
+    hits = sample(availability_app, "holdfast_availability_cache_hits_total", level="local")
+    await read("0-1")  # long applied: the cache answers
+    await read("99999999999999-0")  # not applied here yet: Postgres answers
+    malformed = await error_of(read("yesterday"))
+
+    assert sample(availability_app, "holdfast_availability_cache_hits_total", level="local") == (
+        hits + 1
+    )
+    assert sample(availability_app, "holdfast_availability_cache_misses_total", reason="fresh") == (
+        fresh + 1
+    )
+    assert [f for f, _ in malformed.field_violations] == ["min_change_id"]

@@ -26,7 +26,15 @@ class GetAvailabilityRequest(_message.Message):
 
     RESOURCE_ID_FIELD_NUMBER: _builtins.int
     TIME_RANGE_FIELD_NUMBER: _builtins.int
+    MIN_CHANGE_ID_FIELD_NUMBER: _builtins.int
     resource_id: _builtins.str
+    min_change_id: _builtins.str
+    """Optional: the id of a change message (a stream entry id, "<ms>-<seq>")
+    the answer must include. If this replica has not applied it yet, the
+    answer is read from Postgres instead of the cache. Lets a caller that
+    saw the message itself (the gateway's live stream) never show older
+    numbers under it.
+    """
     @_builtins.property
     def time_range(self) -> _time_range_pb2.TimeRange:
         """Required; at most `max_range_days` long (62 by default)."""
@@ -36,10 +44,11 @@ class GetAvailabilityRequest(_message.Message):
         *,
         resource_id: _builtins.str = ...,
         time_range: _time_range_pb2.TimeRange | None = ...,
+        min_change_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time_range", b"time_range"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["resource_id", b"resource_id", "time_range", b"time_range"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["min_change_id", b"min_change_id", "resource_id", b"resource_id", "time_range", b"time_range"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
