@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import re
 import time
 from typing import Any
 
@@ -26,9 +25,9 @@ from gateway.problems import PROBLEM_JSON, ProblemError, from_grpc, problem
 from holdfast.platform.context import (
     CORRELATION_ID_KEY,
     REQUEST_ID_KEY,
+    correlation_id_from,
     correlation_id_var,
     current_correlation_id,
-    new_correlation_id,
 )
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,6 @@ log = logging.getLogger(__name__)
 # A caller's request id is taken if it can travel on unchanged: in gRPC
 # metadata (ASCII only; a call with anything else never returned), headers
 # and logs. Otherwise the request gets an id of its own.
-_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
 UNEXPECTED = ProblemError(500, "INTERNAL", "something went wrong; quote the correlation id")
 
 DESCRIPTION = """\
@@ -69,8 +67,9 @@ class Edge:
             await self._app(scope, receive, send)
             return
         headers = {k.decode().lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        incoming = headers.get(REQUEST_ID_KEY) or headers.get(CORRELATION_ID_KEY) or ""
-        correlation_id = incoming if _REQUEST_ID.fullmatch(incoming) else new_correlation_id()
+        correlation_id = correlation_id_from(
+            headers.get(REQUEST_ID_KEY), headers.get(CORRELATION_ID_KEY)
+        )
         token = correlation_id_var.set(correlation_id)
         started = time.perf_counter()
         status = 500

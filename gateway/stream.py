@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from holdfast.platform.background import BackgroundTask
-from holdfast.platform.streams import stream_position
+from holdfast.platform.streams import ChangeMessage, stream_position
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +67,8 @@ class AvailabilityHub:
             "list[Entry]",
             await self._redis.xrevrange(self._stream, "+", f"({last_id}", count=_SCAN_LIMIT),
         )
-        wanted = tuple(part.encode() for part in resource)
         for entry_id, fields in entries:
-            if (fields.get(b"tenant"), fields.get(b"key")) == wanted:
+            if ChangeMessage.subject_of(fields) == resource:
                 return entry_id.decode()
         if not entries:
             return None
@@ -82,7 +81,7 @@ class AvailabilityHub:
 
     def _publish(self, entries: list[Entry]) -> None:
         for entry_id, fields in entries:
-            resource = (fields[b"tenant"].decode(), fields[b"key"].decode())
+            resource = ChangeMessage.subject_of(fields)
             for queue in self._subscribers.get(resource, ()):
                 if queue.full():
                     queue.get_nowait()  # the subscriber only needs the newest

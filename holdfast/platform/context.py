@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from contextvars import ContextVar
 
@@ -22,3 +23,17 @@ def new_correlation_id() -> str:
 
 def current_correlation_id() -> str:
     return correlation_id_var.get()
+
+
+# What a caller may choose as the correlation id: 1-128 visible ASCII
+# characters. Anything else (say, "café") would be refused by gRPC as metadata,
+# and a call carrying it through the client interceptors never returns.
+_VALID_CORRELATION_ID = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+def correlation_id_from(*candidates: object) -> str:
+    """The first candidate that is a valid correlation id, else a new one."""
+    for candidate in candidates:
+        if isinstance(candidate, str) and _VALID_CORRELATION_ID.fullmatch(candidate):
+            return candidate
+    return new_correlation_id()

@@ -23,9 +23,9 @@ from holdfast.platform.context import (
     CORRELATION_BAGGAGE_KEY,
     CORRELATION_ID_KEY,
     REQUEST_ID_KEY,
+    correlation_id_from,
     correlation_id_var,
     current_correlation_id,
-    new_correlation_id,
 )
 from holdfast.platform.errors import DomainError
 from holdfast.platform.grpc_errors import internal_status, status_for
@@ -38,14 +38,11 @@ Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 def _incoming_correlation_id(context: grpc.aio.ServicerContext) -> str:
     metadata = dict(context.invocation_metadata() or ())
-    for key in (CORRELATION_ID_KEY, REQUEST_ID_KEY):
-        value = metadata.get(key)
-        if isinstance(value, str) and 0 < len(value) <= 128:
-            return value
-    from_baggage = baggage.get_baggage(CORRELATION_BAGGAGE_KEY)
-    if isinstance(from_baggage, str) and from_baggage:
-        return from_baggage
-    return new_correlation_id()
+    return correlation_id_from(
+        metadata.get(CORRELATION_ID_KEY),
+        metadata.get(REQUEST_ID_KEY),
+        baggage.get_baggage(CORRELATION_BAGGAGE_KEY),
+    )
 
 
 class ServerContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]

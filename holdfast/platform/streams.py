@@ -60,6 +60,11 @@ class ChangeMessage:
             "correlation_id": self.correlation_id,
         }
 
+    @staticmethod
+    def subject_of(fields: dict[bytes, bytes]) -> tuple[str, str]:
+        """(tenant, message key) of a stream entry, without parsing the rest."""
+        return fields[b"tenant"].decode(), fields[b"key"].decode()
+
     @classmethod
     def from_entry(cls, topic: str, stream_id: bytes, fields: dict[bytes, bytes]) -> ChangeMessage:
         text = {k.decode(): v.decode() for k, v in fields.items()}

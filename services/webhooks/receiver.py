@@ -24,8 +24,8 @@ from starlette.routing import Route
 from holdfast.platform.context import (
     CORRELATION_ID_KEY,
     REQUEST_ID_KEY,
+    correlation_id_from,
     correlation_id_var,
-    new_correlation_id,
 )
 from services.webhooks.config import WebhooksSettings
 from services.webhooks.metrics import WebhooksMetrics
@@ -97,11 +97,9 @@ def create_receiver(
 
     async def stripe_webhook(request: Request) -> Response:
         started = time.perf_counter()
-        correlation_id = (
-            request.headers.get(REQUEST_ID_KEY)
-            or request.headers.get(CORRELATION_ID_KEY)
-            or new_correlation_id()
-        )[:128]
+        correlation_id = correlation_id_from(
+            request.headers.get(REQUEST_ID_KEY), request.headers.get(CORRELATION_ID_KEY)
+        )
         token = correlation_id_var.set(correlation_id)
         response = await _receive(request, correlation_id)
         correlation_id_var.reset(token)

@@ -163,3 +163,28 @@ async def test_completed_and_async_succeeded_for_one_session_confirm_once(
     assert (await audit_actions(db, tenant, hold.hold_id)).count("hold.confirmed") == 1
     booked = await client.slot(resource.resource_id, slot.slot_id)
     assert (booked.held, booked.booked) == (0, 1)
+
+
+async def test_a_request_id_grpc_could_not_carry_is_replaced(
+    stripe_http: httpx.AsyncClient, client: BookingClient, db: asyncpg.Pool, tenant: str
+) -> None:
+    resource, [slot] = await client.resource_with_slots(capacity=1)
+    hold = await client.hold(resource.resource_id, [slot.slot_id])
+    sent = event("checkout.session.completed", checkout_session(hold.hold_id, tenant))
+    body, headers = signed(sent)
+
+    raw_headers = [(k.encode(), v.encode()) for k, v in headers.items()]
+    response = await stripe_http.post(
+        WEBHOOK, content=body, headers=[*raw_headers, (b"X-Request-Id", "café".encode())]
+    )
+
+    stored_id = response.headers["X-Request-Id"]
+    assert stored_id.isascii()
+    # Applied through the booking service, with the replacement in its metadata.
+    assert (await applied(db, str(sent["id"])))["outcome"] == "confirmed"
+    assert (
+        await db.fetchval(
+            "SELECT correlation_id FROM stripe_events WHERE event_id = $1", sent["id"]
+        )
+        == stored_id
+    )
