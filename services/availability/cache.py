@@ -177,6 +177,3 @@ class LocalCache:
         self._versions.clear()
         self._entries.clear()
         self._spans.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)

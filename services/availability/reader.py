@@ -84,12 +84,9 @@ class AvailabilityReader:
     ) -> list[ResourceAvailability]:
         """Availability of each resource, in order; NOT_FOUND if any is unknown.
         `fresh` reads Postgres whatever the caches hold."""
-        if fresh:
-            self._metrics.cache_misses.labels("fresh").inc(len(resource_ids))
-            found = await self._from_database(tenant_id, resource_ids, start, end)
-            return [found[r] for r in resource_ids]
-        if not self.cache_live:
-            self._metrics.cache_misses.labels("degraded").inc(len(resource_ids))
+        bypass = "fresh" if fresh else "degraded" if not self.cache_live else None
+        if bypass is not None:
+            self._metrics.cache_misses.labels(bypass).inc(len(resource_ids))
             found = await self._from_database(tenant_id, resource_ids, start, end)
             return [found[r] for r in resource_ids]
 

@@ -90,6 +90,7 @@ class EventProcessor:
             BackgroundTask(f"stripe-events-{i}", self._work)
             for i in range(settings.processor_workers)
         ]
+        self._backlog = BackgroundTask("stripe-dead-letters", self._watch_dead_letters)
 
     def wake(self) -> None:
         """Called when an event was stored: a worker picks it up at once."""
@@ -239,11 +240,22 @@ class EventProcessor:
                 async with asyncio.timeout(poll):
                     await self._wake.wait()
 
+    async def _watch_dead_letters(self) -> None:
+        """Keeps the dead-letter gauge current: what an alert should watch."""
+        while True:
+            try:
+                self._metrics.dead_letter_backlog.set(await self._events.dead_letters())
+            except DomainError as error:
+                log.warning("dead letters not counted: %s", error)
+            await asyncio.sleep(self._settings.processor_poll_interval_seconds)
+
     def start(self) -> None:
         for worker in self._workers:
             worker.start()
+        self._backlog.start()
 
     async def stop(self) -> None:
+        await self._backlog.stop()
         for worker in self._workers:
             await worker.stop()
 

@@ -25,6 +25,10 @@ from tests.support.tcp_proxy import TcpProxy
 WEBHOOK = "/stripe/webhook"
 
 
+async def _gauge(app: WebhooksApp, name: str) -> float:
+    return sample(app, name)
+
+
 async def row_of(db: asyncpg.Pool, event_id: str) -> Any:
     return await db.fetchrow(
         "SELECT status, outcome, attempts, last_error FROM stripe_events WHERE event_id = $1",
@@ -144,6 +148,9 @@ async def test_dead_letters_and_their_replay(own_database: str, tenant: str) -> 
         assert dead["attempts"] == 2
         assert "gave up after 2 attempts" in dead["last_error"]
         assert sample(webhooks, "holdfast_webhook_dead_letters_total") == 1
+        await eventually(
+            lambda: _gauge(webhooks, "holdfast_webhook_dead_letter_backlog"), lambda n: n == 1
+        )
 
         await proxy.start()
         async with grpc.aio.insecure_channel(f"127.0.0.1:{webhooks.port}") as channel:
@@ -157,6 +164,10 @@ async def test_dead_letters_and_their_replay(own_database: str, tenant: str) -> 
                 lambda: row_of(db, str(sent["id"])), lambda r: r["status"] == "APPLIED"
             )
             assert done["outcome"] == "confirmed"
+            await eventually(
+                lambda: _gauge(webhooks, "holdfast_webhook_dead_letter_backlog"),
+                lambda n: n == 0,
+            )
             again = (
                 await admin.ReplayEvent.with_call(pb.ReplayEventRequest(event_id=str(sent["id"])))
                 if False
