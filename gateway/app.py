@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
@@ -26,11 +27,15 @@ from holdfast.platform.context import (
     CORRELATION_ID_KEY,
     REQUEST_ID_KEY,
     correlation_id_from,
-    correlation_id_var,
     current_correlation_id,
 )
+from holdfast.platform.logging import access_log
+from holdfast.platform.telemetry import correlation_scope
 
 log = logging.getLogger(__name__)
+
+# Probes and scrapes: neither logged per request nor traced.
+_UNLOGGED_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 # A caller's request id is taken if it can travel on unchanged: in gRPC
 # metadata (ASCII only; a call with anything else never returned), headers
@@ -70,7 +75,17 @@ class Edge:
         correlation_id = correlation_id_from(
             headers.get(REQUEST_ID_KEY), headers.get(CORRELATION_ID_KEY)
         )
-        token = correlation_id_var.set(correlation_id)
+        with correlation_scope(correlation_id):
+            await self._serve(scope, receive, send, correlation_id, headers.get("content-length"))
+
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        correlation_id: str,
+        declared_length: str | None,
+    ) -> None:
         started = time.perf_counter()
         status = 500
         responding = False
@@ -88,7 +103,7 @@ class Edge:
             await send(message)
 
         try:
-            declared = headers.get("content-length", "")
+            declared = declared_length or ""
             # A declared length is refused before reading; a chunked body is
             # read ahead (it is small or refused), so that the refusal does
             # not depend on when, or whether, a route reads it.
@@ -109,12 +124,24 @@ class Edge:
             log.exception("unexpected error on %s %s", scope["method"], scope["path"])
             await problem(UNEXPECTED, correlation_id)(scope, receive, tagged_send)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
+            route = getattr(scope.get("route"), "path", "unmatched")
+            elapsed = time.perf_counter() - started
             metrics = self._gateway.metrics
-            metrics.requests.labels(scope["method"], path, str(status)).inc()
-            metrics.latency.labels(scope["method"], path).observe(time.perf_counter() - started)
-            correlation_id_var.reset(token)
+            metrics.requests.labels(scope["method"], route, str(status)).inc()
+            metrics.latency.labels(scope["method"], route).observe(elapsed)
+            if route not in _UNLOGGED_ROUTES:
+                access_log.info(
+                    "%s %s %s",
+                    scope["method"],
+                    route,
+                    status,
+                    extra={
+                        "method": scope["method"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1e3, 2),
+                    },
+                )
 
 
 async def _read_body(receive: Receive, limit: int) -> list[Message] | None:
@@ -228,6 +255,13 @@ def create_app(gateway: Gateway) -> FastAPI:
         )
 
     app.add_middleware(Edge, gateway=gateway)
+    # Server spans named by route template; the instrumentation puts itself
+    # outermost, so the edge's correlation id lands on its span.
+    FastAPIInstrumentor.instrument_app(
+        app,
+        excluded_urls=",".join(_UNLOGGED_ROUTES),
+        exclude_spans=["receive", "send"],
+    )
     # CORS outermost, so that every answer a browser gets can be read by it,
     # the edge's own (413, 500) included.
     origins = [o.strip() for o in gateway.settings.cors_origins.split(",") if o.strip()]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import asyncpg
-import uvloop
 
 from gateway.app import create_app
 from gateway.auth import Authenticator
@@ -18,12 +17,11 @@ from gateway.ratelimit import RateLimiter
 from gateway.stream import AvailabilityHub
 from holdfast.platform.config import load
 from holdfast.platform.db import create_pool
-from holdfast.platform.grpc_server import run_until_signalled
 from holdfast.platform.http_server import HttpHost
-from holdfast.platform.logging import configure_logging
+from holdfast.platform.metrics import PoolMetrics
 from holdfast.platform.redis import create_redis, redis_key
+from holdfast.platform.service import run_service
 from holdfast.platform.streams import AVAILABILITY_TOPIC, stream_key
-from holdfast.platform.telemetry import configure_telemetry, shutdown_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +40,7 @@ class GatewayApp:
             settings, "holdfast-gateway-stream", blocking_seconds=_STREAM_BLOCK_MS / 1000
         )
         self.pool: asyncpg.Pool | None = None
+        PoolMetrics(self.metrics.registry, lambda: self.pool)
         self.downstream: Downstream | None = None
         self.hub: AvailabilityHub | None = None
         self.http: HttpHost | None = None
@@ -89,16 +88,6 @@ class GatewayApp:
         await self.stream_redis.aclose()
 
 
-async def serve(settings: GatewaySettings) -> None:
-    app = GatewayApp(settings)
-    await run_until_signalled(app.start, app.stop)
-
-
 def main() -> None:
     settings = load(GatewaySettings)
-    configure_logging("gateway", settings.log_level)
-    configure_telemetry("holdfast-gateway")
-    try:
-        uvloop.run(serve(settings))
-    finally:
-        shutdown_telemetry()
+    run_service("gateway", settings, lambda: GatewayApp(settings))

@@ -19,8 +19,8 @@ from pydantic import ValidationError
 
 from holdfast.fakestripe.config import FakeStripeSettings
 from holdfast.fakestripe.server import FakeStripe
-from holdfast.platform.grpc_server import run_until_signalled
 from holdfast.platform.logging import configure_logging
+from holdfast.platform.service import run_until_signalled
 
 
 def parse_args(argv: list[str]) -> dict[str, Any]:

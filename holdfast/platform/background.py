@@ -1,5 +1,9 @@
 """The one background task a service component runs while the service is up
-(the sweeper, the outbox relay, the invalidation consumer)."""
+(the sweeper, the outbox relay, the invalidation consumer).
+
+The tasks poll, so their library calls are not traced: a root trace per poll
+would bury the requests' traces. Work a poll finds that was caused by a
+request is traced again, in its own span (telemetry.work_span)."""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+from holdfast.platform.telemetry import untraced
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +24,11 @@ class BackgroundTask:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self._name)
+        self._task = asyncio.create_task(self._run_untraced(), name=self._name)
+
+    async def _run_untraced(self) -> None:
+        with untraced():
+            await self._run()
 
     async def stop(self) -> None:
         """Cancels the task and waits until it has finished.

@@ -37,6 +37,9 @@ class PlatformSettings(BaseSettings):
     # Prometheus text exposition; 0 picks a free port, -1 turns it off.
     metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped from outside the container
     log_level: str = "INFO"
+    # One log line per gRPC call and HTTP request (trace and correlation ids
+    # included); off trims a few percent of CPU on the hottest reads.
+    access_log: bool = True
     grpc_host: str = "0.0.0.0"  # noqa: S104 - services listen on every interface in containers
     shutdown_grace_seconds: float = Field(10.0, ge=0)
 

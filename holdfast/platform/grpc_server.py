@@ -3,10 +3,8 @@ graceful shutdown, and client channels that carry the same context."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -96,18 +94,3 @@ def open_channel(target: str) -> grpc.aio.Channel:
             ClientCorrelationInterceptor(),
         ],
     )
-
-
-async def run_until_signalled(
-    start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]
-) -> None:
-    """Runs a service until SIGTERM or SIGINT, then stops it gracefully."""
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    await start()
-    await stopping.wait()
-    log.info("shutting down: draining in-flight calls")
-    await stop()
-    log.info("stopped")

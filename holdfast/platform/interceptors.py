@@ -2,7 +2,8 @@
 
 The server side gives each call a correlation id (from the caller's metadata
 or baggage, else a new one), puts it in the OpenTelemetry baggage, on the span
-and in the logs, and turns exceptions into rich statuses so no handler has to.
+and in the logs, turns exceptions into rich statuses so no handler has to, and
+counts and logs each call.
 The client side passes the correlation id on. Trace context and baggage
 themselves travel through the OpenTelemetry gRPC instrumentation's
 interceptors, which the bootstrap installs in front of these.
@@ -16,20 +17,20 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from opentelemetry import baggage, trace
-from opentelemetry import context as otel_context
+from opentelemetry import baggage
 
 from holdfast.platform.context import (
     CORRELATION_BAGGAGE_KEY,
     CORRELATION_ID_KEY,
     REQUEST_ID_KEY,
     correlation_id_from,
-    correlation_id_var,
     current_correlation_id,
 )
 from holdfast.platform.errors import DomainError
 from holdfast.platform.grpc_errors import internal_status, status_for
+from holdfast.platform.logging import access_log
 from holdfast.platform.metrics import RpcMetrics
+from holdfast.platform.telemetry import correlation_scope
 
 log = logging.getLogger(__name__)
 
@@ -73,36 +74,42 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
             started = time.perf_counter()
             code = "OK"
             correlation_id = _incoming_correlation_id(context)
-            cid_token = correlation_id_var.set(correlation_id)
-            otel_token = otel_context.attach(
-                baggage.set_baggage(CORRELATION_BAGGAGE_KEY, correlation_id)
-            )
-            trace.get_current_span().set_attribute("holdfast.correlation_id", correlation_id)
-            try:
-                return await behavior(request, context)
-            except DomainError as error:
-                # Set the status and return instead of aborting: an abort raises,
-                # and the tracing interceptor would then format and record a
-                # traceback for every "sold out", an expected business answer.
-                status = status_for(error, domain, correlation_id)
-                code = status.code.name
-                context.set_code(status.code)
-                context.set_details(status.details)
-                context.set_trailing_metadata(status.trailing_metadata)
-                return None
-            except grpc.aio.AbortError:
-                # The handler aborted with its own status (none do today).
-                code = getattr(context.code(), "name", "UNKNOWN")
-                raise
-            except Exception:
-                code = grpc.StatusCode.INTERNAL.name
-                log.exception("unexpected error in %s", method)
-                await context.abort_with_status(internal_status(domain, correlation_id))
-            finally:
-                if metrics is not None:
-                    metrics.observe(method, code, time.perf_counter() - started)
-                otel_context.detach(otel_token)
-                correlation_id_var.reset(cid_token)
+            with correlation_scope(correlation_id):
+                try:
+                    return await behavior(request, context)
+                except DomainError as error:
+                    # Set the status and return instead of aborting: an abort
+                    # raises, and the tracing interceptor would then format and
+                    # record a traceback for every "sold out", an expected
+                    # business answer.
+                    status = status_for(error, domain, correlation_id)
+                    code = status.code.name
+                    context.set_code(status.code)
+                    context.set_details(status.details)
+                    context.set_trailing_metadata(status.trailing_metadata)
+                    return None
+                except grpc.aio.AbortError:
+                    # The handler aborted with its own status (none do today).
+                    code = getattr(context.code(), "name", "UNKNOWN")
+                    raise
+                except Exception:
+                    code = grpc.StatusCode.INTERNAL.name
+                    log.exception("unexpected error in %s", method)
+                    await context.abort_with_status(internal_status(domain, correlation_id))
+                finally:
+                    elapsed = time.perf_counter() - started
+                    if metrics is not None:
+                        metrics.observe(method, code, elapsed)
+                    access_log.info(
+                        "rpc %s %s",
+                        method,
+                        code,
+                        extra={
+                            "rpc": method,
+                            "code": code,
+                            "duration_ms": round(elapsed * 1000, 2),
+                        },
+                    )
 
         return call
 

@@ -1,4 +1,5 @@
-"""JSON log lines carrying the trace, span and correlation ids of the request."""
+"""JSON log lines carrying the trace, span and correlation ids of the request:
+the same ids an operator searches for in Jaeger."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from typing import Any
 from opentelemetry import trace
 
 from holdfast.platform.context import current_correlation_id
+
+# One line per request served (gRPC call or HTTP request), at INFO.
+access_log = logging.getLogger("holdfast.access")
 
 # Attributes every LogRecord has; anything else passed via `extra=` is logged.
 # Also left out: uvicorn's terminal-coloured copy of each message.
@@ -45,10 +49,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
-    """Sends JSON lines to stderr; replaces any handlers set before."""
+def configure_logging(service: str, level: str = "INFO", access: bool = True) -> None:
+    """Sends JSON lines to stderr; replaces any handlers set before. `access`
+    False keeps the per-request lines out (errors are logged regardless)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    access_log.setLevel(logging.NOTSET if access else logging.WARNING)

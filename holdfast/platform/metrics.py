@@ -7,10 +7,14 @@ replicas side by side) count separately.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from threading import Thread
 from wsgiref.simple_server import WSGIServer
 
+import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 # Fits what the services measure: sub-millisecond cache hits up to multi-second
 # lock waits.
@@ -40,6 +44,34 @@ class RpcMetrics:
     def observe(self, method: str, code: str, seconds: float) -> None:
         self.requests.labels(method, code).inc()
         self.latency.labels(method).observe(seconds)
+
+
+class PoolMetrics(Collector):
+    """The service's asyncpg pool, read at each scrape: connections in use
+    and idle, and the most it may open. A pool always at its maximum with
+    calls waiting is the first sign the service (or Postgres) is the limit."""
+
+    def __init__(self, registry: CollectorRegistry, pool: Callable[[], asyncpg.Pool | None]):
+        self._pool = pool
+        registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        connections = GaugeMetricFamily(
+            "holdfast_db_pool_connections",
+            "Postgres connections of the service's pool, by state (in_use, idle)",
+            labels=["state"],
+        )
+        maximum = GaugeMetricFamily(
+            "holdfast_db_pool_max_connections", "The most connections the pool may open"
+        )
+        pool = self._pool()
+        if pool is not None:
+            size, idle = pool.get_size(), pool.get_idle_size()
+            connections.add_metric(["in_use"], size - idle)
+            connections.add_metric(["idle"], idle)
+            maximum.add_metric([], pool.get_max_size())
+        yield connections
+        yield maximum
 
 
 class MetricsServer:

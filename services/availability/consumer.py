@@ -26,11 +26,13 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import cast
 
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from holdfast.platform.background import BackgroundTask
 from holdfast.platform.streams import AVAILABILITY_TOPIC, ChangeMessage, stream_position
+from holdfast.platform.telemetry import link_to, start_caused_span
 from services.availability.cache import LocalCache, ResourceKey, SharedCache
 from services.availability.metrics import AvailabilityMetrics
 
@@ -47,6 +49,23 @@ Entry = tuple[bytes, dict[bytes, bytes]]
 
 def _entry_ids(reply: object) -> list[bytes]:
     return [entry_id for entry_id, _ in cast("list[Entry]", reply)]
+
+
+def _invalidation_span(message: ChangeMessage) -> Span:
+    """Applying a change links to the trace of the request that made it."""
+    return start_caused_span(
+        "availability.invalidate",
+        correlation_id=message.correlation_id,
+        links=link_to(message.traceparent, message.correlation_id),
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "redis",
+            "messaging.destination.name": AVAILABILITY_TOPIC,
+            "messaging.message.id": message.stream_id,
+            "holdfast.resource_id": message.message_key,
+            "holdfast.outbox.dedupe_key": message.dedupe_key,
+        },
+    )
 
 
 class InvalidationConsumer:
@@ -97,8 +116,18 @@ class InvalidationConsumer:
             ChangeMessage.from_entry(AVAILABILITY_TOPIC, entry_id, fields)
             for entry_id, fields in entries
         ]
+        spans = [_invalidation_span(m) for m in messages]
         resources: set[ResourceKey] = {(m.tenant_id, m.message_key) for m in messages}
-        await self._shared.invalidate(resources, messages[-1].stream_id)
+        try:
+            await self._shared.invalidate(resources, messages[-1].stream_id)
+        except RedisError as error:
+            for span in spans:
+                span.record_exception(error)
+                span.set_status(StatusCode.ERROR, "not applied; the cache is dropped instead")
+            raise
+        finally:
+            for span in spans:
+                span.end()
         for resource in resources:
             self._local.invalidate(resource)
         now = time.time()

@@ -5,19 +5,17 @@ from __future__ import annotations
 import logging
 
 import asyncpg
-import uvloop
 from grpc_health.v1 import health_pb2
 from redis.asyncio import Redis
 
 from holdfast.availability.v1 import availability_pb2, availability_pb2_grpc
 from holdfast.platform.config import load
 from holdfast.platform.db import create_pool
-from holdfast.platform.grpc_server import GrpcHost, run_until_signalled
-from holdfast.platform.logging import configure_logging
-from holdfast.platform.metrics import MetricsServer
+from holdfast.platform.grpc_server import GrpcHost
+from holdfast.platform.metrics import MetricsServer, PoolMetrics
 from holdfast.platform.redis import create_redis
+from holdfast.platform.service import run_service
 from holdfast.platform.streams import AVAILABILITY_TOPIC, stream_key
-from holdfast.platform.telemetry import configure_telemetry, shutdown_telemetry
 from services.availability.cache import LocalCache, SharedCache
 from services.availability.config import AvailabilitySettings
 from services.availability.consumer import InvalidationConsumer
@@ -53,6 +51,7 @@ class AvailabilityApp:
             blocking_seconds=settings.consumer_block_ms / 1000,
         )
         self.pool: asyncpg.Pool | None = None
+        PoolMetrics(self.metrics.registry, lambda: self.pool)
         self.host: GrpcHost | None = None
         self.local = LocalCache(settings.local_cache_entries)
         self.shared = SharedCache(self.redis, settings, settings.cache_ttl_seconds)
@@ -136,16 +135,6 @@ class AvailabilityApp:
         self.metrics_server.stop()
 
 
-async def serve(settings: AvailabilitySettings) -> None:
-    app = AvailabilityApp(settings)
-    await run_until_signalled(app.start, app.stop)
-
-
 def main() -> None:
     settings = load(AvailabilitySettings)
-    configure_logging("availability", settings.log_level)
-    configure_telemetry("holdfast-availability")
-    try:
-        uvloop.run(serve(settings))
-    finally:
-        shutdown_telemetry()
+    run_service("availability", settings, lambda: AvailabilityApp(settings))

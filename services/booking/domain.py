@@ -151,6 +151,7 @@ class Checkout:
     success_url: str
     cancel_url: str
     traceparent: str | None = None
+    correlation_id: str = ""
     session_id: str | None = None
     url: str | None = None
 

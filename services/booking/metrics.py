@@ -2,15 +2,45 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from holdfast.platform.metrics import RpcMetrics
+
+# Waits for slot row locks: from none (sub-millisecond) up to lock_timeout
+# (2 s by default), which ends the wait with LOCK_TIMEOUT.
+LOCK_WAIT_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5,
+)  # fmt: skip
 
 
 class BookingMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.rpc = RpcMetrics(self.registry)
+        self.holds = Counter(
+            "holdfast_holds",
+            "Hold requests by outcome: placed, replayed (a request_id seen before),"
+            " sold_out, lock_timeout, unavailable, rejected (invalid, closed, not found), error",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.holds_expired = Counter(
+            "holdfast_holds_expired",
+            "Holds that lapsed and were expired, their capacity returned",
+            registry=self.registry,
+        )
+        self.lock_wait = Histogram(
+            "holdfast_hold_lock_wait_seconds",
+            "Time spent acquiring the slots' row locks in a reservation transaction",
+            buckets=LOCK_WAIT_BUCKETS,
+            registry=self.registry,
+        )
+        self.bookings = Counter(
+            "holdfast_bookings",
+            "Booking state changes: confirmed, cancelled, refunded",
+            ["transition"],
+            registry=self.registry,
+        )
         self.outbox_published = Counter(
             "holdfast_outbox_published",
             "Outbox rows published to their stream",

@@ -19,6 +19,7 @@ from typing import Any
 
 import stripe
 
+from holdfast.platform.context import current_correlation_id
 from holdfast.platform.errors import (
     DomainError,
     failed_precondition,
@@ -171,15 +172,22 @@ class Payments:
             success_url=(success_url or s.checkout_success_url).replace("{HOLD_ID}", str(hold.id)),
             cancel_url=(cancel_url or s.checkout_cancel_url).replace("{HOLD_ID}", str(hold.id)),
             traceparent=current_traceparent(),
+            correlation_id=current_correlation_id(),
         )
 
     async def _create_session(self, hold: Hold, checkout: Checkout) -> Any:
         """Creates (or, for a retried attempt, finds again) the attempt's session."""
+        # The request's trace and correlation id ride along, so the webhook's
+        # processing links back to the request that started the payment.
+        tracing = {
+            "traceparent": checkout.traceparent or "",
+            "correlation_id": checkout.correlation_id,
+        }
         metadata = {
             "hold_id": str(hold.id),
             "tenant_id": checkout.tenant_id,
             "attempt": str(checkout.attempt),
-            "traceparent": checkout.traceparent or "",
+            **tracing,
         }
         params: dict[str, Any] = {
             "mode": "payment",
@@ -201,7 +209,7 @@ class Payments:
             "metadata": metadata,
             # So a charge (and its refund events) lead back to the hold too.
             "payment_intent_data": {
-                "metadata": {"hold_id": str(hold.id), "tenant_id": checkout.tenant_id}
+                "metadata": {"hold_id": str(hold.id), "tenant_id": checkout.tenant_id, **tracing}
             },
             "expires_at": int(checkout.expires_at.timestamp()),
             "success_url": checkout.success_url,

@@ -23,14 +23,17 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
+from opentelemetry.trace import SpanKind, StatusCode
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from holdfast.platform.background import BackgroundTask
 from holdfast.platform.errors import DomainError, ErrorKind
 from holdfast.platform.streams import PAYMENTS_TOPIC, ChangeMessage, stream_key
+from holdfast.platform.telemetry import start_caused_span, work_span
 from services.booking.config import BookingSettings
 from services.booking.metrics import BookingMetrics
 from services.booking.repository import OutboxRepository
@@ -57,6 +60,22 @@ def _message(row: asyncpg.Record) -> ChangeMessage:
         traceparent=row["traceparent"],
         correlation_id=row["correlation_id"],
     )
+
+
+def _publish_span(row: asyncpg.Record) -> dict[str, Any]:
+    """Publishing a row continues the trace of the change that wrote it."""
+    return {
+        "name": f"outbox.publish {row['topic']}",
+        "correlation_id": row["correlation_id"],
+        "parent": row["traceparent"],
+        "kind": SpanKind.PRODUCER,
+        "attributes": {
+            "messaging.system": "redis",
+            "messaging.destination.name": row["topic"],
+            "holdfast.outbox.dedupe_key": row["dedupe_key"],
+            "holdfast.outbox.attempts": row["attempts"],
+        },
+    }
 
 
 class OutboxRelay:
@@ -106,7 +125,8 @@ class OutboxRelay:
                 await self._failed([row["id"] for row in to_stream], error)
         for row in actions:
             try:
-                await self._payment_action(_message(row))
+                with work_span(**_publish_span(row)):
+                    await self._payment_action(_message(row))
                 done.append(row["id"])
             except DomainError as error:
                 if error.kind is not ErrorKind.UNAVAILABLE:
@@ -124,15 +144,25 @@ class OutboxRelay:
 
     async def _append_to_streams(self, rows: list[asyncpg.Record]) -> None:
         s = self._settings
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for row in rows:
-                pipe.xadd(
-                    stream_key(s, row["topic"]),
-                    _message(row).to_fields(),  # type: ignore[arg-type]
-                    maxlen=s.stream_max_length,
-                    approximate=True,
-                )
-            await pipe.execute()
+        spans = [start_caused_span(**_publish_span(row)) for row in rows]
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for row in rows:
+                    pipe.xadd(
+                        stream_key(s, row["topic"]),
+                        _message(row).to_fields(),  # type: ignore[arg-type]
+                        maxlen=s.stream_max_length,
+                        approximate=True,
+                    )
+                await pipe.execute()
+        except RedisError as error:
+            for span in spans:
+                span.record_exception(error)
+                span.set_status(StatusCode.ERROR, "not published; retried later")
+            raise
+        finally:
+            for span in spans:
+                span.end()
 
     async def _failed(self, ids: list[int], error: Exception) -> None:
         s = self._settings

@@ -487,8 +487,9 @@ class Transaction:
         await self._conn.execute(
             """
             INSERT INTO checkouts (hold_id, attempt, tenant_id, status, amount_minor, currency,
-                                   expires_at, success_url, cancel_url, traceparent)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                   expires_at, success_url, cancel_url, traceparent,
+                                   correlation_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
             """,
             checkout.hold_id,
             checkout.attempt,
@@ -500,6 +501,7 @@ class Transaction:
             checkout.success_url,
             checkout.cancel_url,
             checkout.traceparent,
+            checkout.correlation_id,
         )
 
     async def now(self) -> datetime:
@@ -929,6 +931,7 @@ def _checkout(row: asyncpg.Record) -> Checkout:
         success_url=row["success_url"],
         cancel_url=row["cancel_url"],
         traceparent=row["traceparent"],
+        correlation_id=row["correlation_id"],
         session_id=row["session_id"],
         url=row["url"],
     )

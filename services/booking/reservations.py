@@ -6,9 +6,13 @@ what each outcome means. Nothing here talks to anything but Postgres.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
+
+from opentelemetry import trace
 
 from holdfast.platform.errors import DomainError, ErrorKind, failed_precondition, not_found
 from holdfast.platform.pagination import Cursor
@@ -22,11 +26,13 @@ from services.booking.domain import (
     Slot,
     in_time_order,
 )
+from services.booking.metrics import BookingMetrics
 from services.booking.repository import BookingRepository, SlotPreview, Transaction
 
 EncodeHold = Callable[[Hold], bytes]
 
 SWEEPER_ACTOR = "system:sweeper"
+tracer = trace.get_tracer(__name__)
 
 
 def sold_out(slots: Sequence[Slot], quantity: int) -> DomainError:
@@ -62,9 +68,18 @@ def check_replay(record: Any, key: RequestKey) -> bytes:
     return bytes(response)
 
 
+def _hold_outcome(error: DomainError) -> str:
+    if error.reason in ("SOLD_OUT", "LOCK_TIMEOUT"):
+        return error.reason.lower()
+    return "unavailable" if error.kind is ErrorKind.UNAVAILABLE else "rejected"
+
+
 class Reservations:
-    def __init__(self, repository: BookingRepository) -> None:
+    def __init__(
+        self, repository: BookingRepository, metrics: BookingMetrics | None = None
+    ) -> None:
         self._repo = repository
+        self._metrics = metrics or BookingMetrics()
 
     # --- creating a hold -----------------------------------------------------
 
@@ -78,6 +93,33 @@ class Reservations:
     ) -> bytes:
         """Takes capacity on every requested slot, or on none; returns the
         encoded response (the first one again when `key` was seen before)."""
+        span = trace.get_current_span()
+        span.set_attributes(
+            {
+                "holdfast.resource_id": str(request.resource_id),
+                "holdfast.quantity": request.quantity,
+                "holdfast.slot_count": len(request.slot_ids),
+            }
+        )
+        outcome = "error"  # unless we learn better: an unexpected exception
+        try:
+            response, outcome = await self._create_hold(tenant_id, request, key, encode, actor)
+        except DomainError as error:
+            outcome = _hold_outcome(error)
+            raise
+        finally:
+            self._metrics.holds.labels(outcome).inc()
+            span.set_attribute("holdfast.outcome", outcome)
+        return response
+
+    async def _create_hold(
+        self,
+        tenant_id: str,
+        request: HoldRequest,
+        key: RequestKey | None,
+        encode: EncodeHold,
+        actor: str,
+    ) -> tuple[bytes, str]:
         previews = await self._repo.preview_slots(tenant_id, request.slot_ids, request.quantity)
         self._check_slots_exist(request, previews)
         # A slot that is full with nothing to reclaim answers at once, without
@@ -87,7 +129,7 @@ class Reservations:
                 # The first request of this id may be what sold the slot out.
                 record = await self._repo.find_request(tenant_id, key.request_id)
                 if record is not None:
-                    return check_replay(record, key)
+                    return check_replay(record, key), "replayed"
             slots = [p.slot for p in previews]
             raise (
                 slot_closed(slots)
@@ -99,8 +141,8 @@ class Reservations:
             if key is not None:
                 record = await tx.claim_request(key)
                 if record is not None:
-                    return check_replay(record, key)
-            slots, now = await tx.lock_slots(request.slot_ids)
+                    return check_replay(record, key), "replayed"
+            slots, now = await self._lock_slots(tx, request.slot_ids)
             slots = await self._ensure_capacity(tx, slots, request.quantity)
             prices = {p.slot.id: p for p in previews}
             hold = Hold(
@@ -120,9 +162,10 @@ class Reservations:
                     HoldLine(s.id, s.starts_at, s.ends_at, prices[s.id].unit_minor) for s in slots
                 ),
             )
+            trace.get_current_span().set_attribute("holdfast.hold_id", str(hold.id))
             response = encode(hold)
             await tx.insert_hold(hold, key, response if key else None)
-            return response
+        return response, "placed"
 
     @staticmethod
     def _check_slots_exist(request: HoldRequest, previews: Sequence[SlotPreview]) -> None:
@@ -186,7 +229,7 @@ class Reservations:
                     f"a {hold.status.value} hold cannot be released",
                     {"status": hold.status.value},
                 )
-            await tx.lock_slots(hold.slot_ids)
+            await self._lock_slots(tx, hold.slot_ids)
             return await tx.transition_hold(
                 hold,
                 HoldStatus.RELEASED,
@@ -221,10 +264,10 @@ class Reservations:
                     f"the booking is {hold.status.value}",
                     {"status": hold.status.value},
                 )
-            slots, now = await tx.lock_slots(hold.slot_ids)
+            slots, now = await self._lock_slots(tx, hold.slot_ids)
             if hold.status is HoldStatus.HELD:
                 late = hold.expires_at <= now
-                return await tx.transition_hold(
+                confirmed = await tx.transition_hold(
                     hold,
                     HoldStatus.CONFIRMED,
                     held_delta=-hold.quantity,
@@ -232,23 +275,26 @@ class Reservations:
                     reason="paid after the hold lapsed" if late else "",
                     payment_ref=payment_ref,
                 )
-            # RELEASED or EXPIRED: the payment came late; take the capacity again.
-            try:
-                await self._ensure_capacity(tx, slots, hold.quantity)
-            except DomainError as error:
-                raise failed_precondition(
-                    "HOLD_EXPIRED_NO_CAPACITY",
-                    "the hold lapsed and its capacity is gone; refund the payment",
-                    {"status": hold.status.value, "cause": error.reason},
-                ) from None
-            return await tx.transition_hold(
-                hold,
-                HoldStatus.CONFIRMED,
-                held_delta=0,
-                booked_delta=hold.quantity,
-                reason=f"paid after the hold was {hold.status.value.lower()}; capacity retaken",
-                payment_ref=payment_ref,
-            )
+            else:
+                # RELEASED or EXPIRED: the payment came late; take the capacity again.
+                try:
+                    await self._ensure_capacity(tx, slots, hold.quantity)
+                except DomainError as error:
+                    raise failed_precondition(
+                        "HOLD_EXPIRED_NO_CAPACITY",
+                        "the hold lapsed and its capacity is gone; refund the payment",
+                        {"status": hold.status.value, "cause": error.reason},
+                    ) from None
+                confirmed = await tx.transition_hold(
+                    hold,
+                    HoldStatus.CONFIRMED,
+                    held_delta=0,
+                    booked_delta=hold.quantity,
+                    reason=f"paid after the hold was {hold.status.value.lower()}; capacity retaken",
+                    payment_ref=payment_ref,
+                )
+        self._metrics.bookings.labels("confirmed").inc()
+        return confirmed
 
     async def cancel_booking(
         self, tenant_id: str, booking_id: uuid.UUID, reason: str, actor: str
@@ -264,14 +310,16 @@ class Reservations:
                     + ("; release the hold instead" if hold.status is HoldStatus.HELD else ""),
                     {"status": hold.status.value},
                 )
-            await tx.lock_slots(hold.slot_ids)
-            return await tx.transition_hold(
+            await self._lock_slots(tx, hold.slot_ids)
+            cancelled = await tx.transition_hold(
                 hold,
                 HoldStatus.CANCELLED,
                 held_delta=0,
                 booked_delta=-hold.quantity,
                 reason=reason or "cancelled by caller",
             )
+        self._metrics.bookings.labels("cancelled").inc()
+        return cancelled
 
     async def mark_refunded(
         self, tenant_id: str, booking_id: uuid.UUID, payment_ref: str, reason: str, actor: str
@@ -287,20 +335,38 @@ class Reservations:
                     "only a confirmed booking paid by this payment can be marked refunded",
                     {"status": hold.status.value},
                 )
-            await tx.lock_slots(hold.slot_ids)
-            return await tx.transition_hold(
+            await self._lock_slots(tx, hold.slot_ids)
+            refunded = await tx.transition_hold(
                 hold,
                 HoldStatus.REFUNDED,
                 held_delta=0,
                 booked_delta=-hold.quantity,
                 reason=reason or "payment refunded",
             )
+        self._metrics.bookings.labels("refunded").inc()
+        return refunded
 
     async def expire_due_holds(self, batch_size: int) -> int:
-        return await self._repo.expire_due_holds(batch_size, SWEEPER_ACTOR)
+        expired = await self._repo.expire_due_holds(batch_size, SWEEPER_ACTOR)
+        self._metrics.holds_expired.inc(expired)
+        return expired
 
     async def forget_old_request_ids(self, older_than_hours: int, batch_size: int) -> int:
         return await self._repo.prune_request_records(older_than_hours, batch_size)
+
+    async def _lock_slots(
+        self, tx: Transaction, slot_ids: Sequence[uuid.UUID]
+    ) -> tuple[list[Slot], datetime]:
+        """Waits for the slots' row locks: measured, since a hot slot's wait
+        is what a slow hold is made of."""
+        started = time.perf_counter()
+        with tracer.start_as_current_span("booking.lock_slots") as span:
+            try:
+                return await tx.lock_slots(slot_ids)
+            finally:
+                waited = time.perf_counter() - started
+                self._metrics.lock_wait.observe(waited)
+                span.set_attribute("holdfast.lock_wait_ms", round(waited * 1e3, 3))
 
     @staticmethod
     async def _lock_hold(tx: Transaction, hold_id: uuid.UUID, what: str) -> Hold:

@@ -5,19 +5,17 @@ from __future__ import annotations
 import logging
 
 import asyncpg
-import uvloop
 from redis.asyncio import Redis
 
 from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
 from holdfast.platform.config import load
 from holdfast.platform.db import create_pool
-from holdfast.platform.grpc_server import GrpcHost, run_until_signalled
-from holdfast.platform.logging import configure_logging
-from holdfast.platform.metrics import MetricsServer
+from holdfast.platform.grpc_server import GrpcHost
+from holdfast.platform.metrics import MetricsServer, PoolMetrics
 from holdfast.platform.redis import create_redis
+from holdfast.platform.service import run_service
 from holdfast.platform.streams import ChangeMessage
 from holdfast.platform.stripe_api import StripeConnection
-from holdfast.platform.telemetry import configure_telemetry, shutdown_telemetry
 from services.booking.config import BookingSettings
 from services.booking.handlers import BookingHandler, InventoryHandler
 from services.booking.inventory import Inventory
@@ -51,6 +49,7 @@ class BookingApp:
         self.metrics = BookingMetrics()
         self.redis = redis or create_redis(settings, "holdfast-booking")
         self.pool: asyncpg.Pool | None = None
+        PoolMetrics(self.metrics.registry, lambda: self.pool)
         self.host: GrpcHost | None = None
         self.sweeper: HoldSweeper | None = None
         self.relay: OutboxRelay | None = None
@@ -85,7 +84,7 @@ class BookingApp:
         )
         self.relay = relay
         repository = BookingRepository(self.pool, after_commit=relay.wake)
-        reservations = Reservations(repository)
+        reservations = Reservations(repository, self.metrics)
         self.payments = Payments(
             repository, PaymentRepository(self.pool), reservations, self.stripe.client, s
         )
@@ -134,16 +133,6 @@ class BookingApp:
         self.metrics_server.stop()
 
 
-async def serve(settings: BookingSettings) -> None:
-    app = BookingApp(settings)
-    await run_until_signalled(app.start, app.stop)
-
-
 def main() -> None:
     settings = load(BookingSettings)
-    configure_logging("booking", settings.log_level)
-    configure_telemetry("holdfast-booking")
-    try:
-        uvloop.run(serve(settings))
-    finally:
-        shutdown_telemetry()
+    run_service("booking", settings, lambda: BookingApp(settings))

@@ -26,21 +26,21 @@ from typing import Any
 
 import grpc
 import stripe
-from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc
 from holdfast.platform.background import BackgroundTask
-from holdfast.platform.context import TENANT_ID_KEY, correlation_id_var
+from holdfast.platform.context import TENANT_ID_KEY
 from holdfast.platform.errors import DomainError
 from holdfast.platform.grpc_errors import details_of
-from holdfast.platform.telemetry import context_from_traceparent
+from holdfast.platform.telemetry import work_span
 from holdfast.platform.tenancy import ACTOR_KEY, is_tenant_id
 from services.webhooks.config import WebhooksSettings
 from services.webhooks.metrics import WebhooksMetrics
 from services.webhooks.repository import Claim, EventRepository, Outcome
+from services.webhooks.tracing import caused_by
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer(__name__)
 
 ACTOR = "system:stripe-webhooks"
 PAID = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
@@ -108,19 +108,22 @@ class EventProcessor:
         row = claim.row
         event_type: str = row["type"]
         started = time.perf_counter()
-        token = correlation_id_var.set(row["correlation_id"])
-        try:
-            event = json.loads(row["payload"])
-            obj: dict[str, Any] = event["data"]["object"]
-            links = _links_to((obj.get("metadata") or {}).get("traceparent"))
-            with tracer.start_as_current_span(
-                "stripe.event.apply",
-                links=links,
-                attributes={"stripe.event.id": row["event_id"], "stripe.event.type": event_type},
-            ):
-                outcome = await self._outcome_of(event_type, obj, row["attempt"])
-        finally:
-            correlation_id_var.reset(token)
+        event = json.loads(row["payload"])
+        obj: dict[str, Any] = event["data"]["object"]
+        cause = caused_by(obj, row["correlation_id"])
+        with work_span(
+            "stripe.event.apply",
+            correlation_id=cause.correlation_id,
+            links=cause.links,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "stripe.event.id": row["event_id"],
+                "stripe.event.type": event_type,
+                "holdfast.attempt": row["attempt"],
+            },
+        ) as span:
+            outcome = await self._outcome_of(event_type, obj, row["attempt"])
+            span.set_attribute("holdfast.outcome", outcome.status)
         s = self._settings
         await claim.finish(outcome, s.processor_retry_base_seconds, s.processor_retry_max_seconds)
         self._metrics.processed.labels(event_type, outcome.status).inc()
@@ -262,11 +265,3 @@ class EventProcessor:
 
 def _metadata(tenant: str) -> tuple[tuple[str, str], ...]:
     return ((TENANT_ID_KEY, tenant), (ACTOR_KEY, ACTOR))
-
-
-def _links_to(traceparent: object) -> list[trace.Link]:
-    """A link to the trace that started the checkout, if it was recorded."""
-    if not isinstance(traceparent, str) or not traceparent:
-        return []
-    context = trace.get_current_span(context_from_traceparent(traceparent)).get_span_context()
-    return [trace.Link(context)] if context.is_valid else []

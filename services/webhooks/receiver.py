@@ -16,20 +16,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from holdfast.platform.context import (
-    CORRELATION_ID_KEY,
-    REQUEST_ID_KEY,
-    correlation_id_from,
-    correlation_id_var,
-)
+from holdfast.platform.context import CORRELATION_ID_KEY, REQUEST_ID_KEY, correlation_id_from
+from holdfast.platform.telemetry import correlation_scope
 from services.webhooks.config import WebhooksSettings
 from services.webhooks.metrics import WebhooksMetrics
 from services.webhooks.repository import EventRepository, NewEvent
+from services.webhooks.tracing import Cause, caused_by
 from services.webhooks.verification import BadSignature, verify
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,10 @@ def _problem(status: int, detail: str, correlation_id: str) -> JSONResponse:
     )
 
 
-def _parse(body: bytes, correlation_id: str) -> NewEvent:
-    """The inbox row for a verified body, or ValueError if it is no event."""
+def _parse(body: bytes, correlation_id: str) -> tuple[NewEvent, Cause]:
+    """The inbox row for a verified body and the request that caused the
+    event, or ValueError if it is no event. The row keeps the cause's
+    correlation id when the metadata names one, else the delivery's."""
     event: Any = json.loads(body)
     if not isinstance(event, dict) or event.get("object") != "event":
         raise ValueError("the body is not a Stripe event")
@@ -76,15 +78,17 @@ def _parse(body: bytes, correlation_id: str) -> NewEvent:
     created = event.get("created")
     if not isinstance(created, int):
         raise ValueError("the event has no created time")
-    return NewEvent(
+    cause = caused_by(obj, correlation_id)
+    new_event = NewEvent(
         event_id=event_id,
         type=event_type,
         object_id=obj["id"],
         created_at=datetime.fromtimestamp(created, UTC),
         livemode=bool(event.get("livemode")),
         payload=body.decode("utf-8"),
-        correlation_id=correlation_id,
+        correlation_id=cause.correlation_id,
     )
+    return new_event, cause
 
 
 def create_receiver(
@@ -100,9 +104,8 @@ def create_receiver(
         correlation_id = correlation_id_from(
             request.headers.get(REQUEST_ID_KEY), request.headers.get(CORRELATION_ID_KEY)
         )
-        token = correlation_id_var.set(correlation_id)
-        response = await _receive(request, correlation_id)
-        correlation_id_var.reset(token)
+        with correlation_scope(correlation_id):
+            response = await _receive(request, correlation_id)
         metrics.acknowledged.labels(str(response.status_code)).observe(
             time.perf_counter() - started
         )
@@ -122,13 +125,21 @@ def create_receiver(
                 secrets,
                 settings.webhook_tolerance_seconds,
             )
-            event = _parse(body, correlation_id)
+            event, cause = _parse(body, correlation_id)
         except BadSignature as error:
             log.warning("webhook refused: %s", error)
             return _problem(400, str(error), correlation_id)
         except (ValueError, UnicodeDecodeError) as error:
             log.warning("webhook refused: %s", error)
             return _problem(400, f"not a Stripe event: {error}", correlation_id)
+        span = trace.get_current_span()
+        for link in cause.links:
+            span.add_link(link.context, link.attributes)
+        span.set_attributes({"stripe.event.id": event.event_id, "stripe.event.type": event.type})
+        with correlation_scope(cause.correlation_id):
+            return await _store(event, cause.correlation_id)
+
+    async def _store(event: NewEvent, correlation_id: str) -> Response:
         try:
             stored = await events.insert(event)
         except Exception:
@@ -139,9 +150,18 @@ def create_receiver(
         if stored:
             metrics.received.labels(event.type).inc()
             on_stored()
+        log.info(
+            "stripe event %s received",
+            event.event_id,
+            extra={"event_type": event.type, "duplicate": not stored},
+        )
         return JSONResponse(
             {"received": True, "duplicate": not stored},
             headers={"X-Request-Id": correlation_id},
         )
 
-    return Starlette(routes=[Route("/stripe/webhook", stripe_webhook, methods=["POST"])])
+    return Starlette(
+        routes=[Route("/stripe/webhook", stripe_webhook, methods=["POST"])],
+        # Server spans; the ASGI receive/send steps are left out as noise.
+        middleware=[Middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"])],
+    )

@@ -8,17 +8,15 @@ from typing import cast
 
 import asyncpg
 import grpc
-import uvloop
 
 from holdfast.booking.v1 import booking_pb2_grpc
 from holdfast.platform.config import load
 from holdfast.platform.db import create_pool
-from holdfast.platform.grpc_server import GrpcHost, open_channel, run_until_signalled
+from holdfast.platform.grpc_server import GrpcHost, open_channel
 from holdfast.platform.http_server import HttpHost
-from holdfast.platform.logging import configure_logging
-from holdfast.platform.metrics import MetricsServer
+from holdfast.platform.metrics import MetricsServer, PoolMetrics
+from holdfast.platform.service import run_service
 from holdfast.platform.stripe_api import StripeConnection
-from holdfast.platform.telemetry import configure_telemetry, shutdown_telemetry
 from holdfast.webhooks.v1 import webhook_admin_pb2, webhook_admin_pb2_grpc
 from services.webhooks.config import WebhooksSettings
 from services.webhooks.handlers import WebhookAdminHandler
@@ -42,6 +40,7 @@ class WebhooksApp:
         self.settings = settings
         self.metrics = WebhooksMetrics()
         self.pool: asyncpg.Pool | None = None
+        PoolMetrics(self.metrics.registry, lambda: self.pool)
         self.stripe = StripeConnection(settings)
         self.booking_channel: grpc.aio.Channel | None = None
         self.processor: EventProcessor | None = None
@@ -112,16 +111,6 @@ class WebhooksApp:
         self.metrics_server.stop()
 
 
-async def serve(settings: WebhooksSettings) -> None:
-    app = WebhooksApp(settings)
-    await run_until_signalled(app.start, app.stop)
-
-
 def main() -> None:
     settings = load(WebhooksSettings)
-    configure_logging("webhooks", settings.log_level)
-    configure_telemetry("holdfast-webhooks")
-    try:
-        uvloop.run(serve(settings))
-    finally:
-        shutdown_telemetry()
+    run_service("webhooks", settings, lambda: WebhooksApp(settings))
