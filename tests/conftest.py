@@ -7,8 +7,9 @@ from the environment or from embedded engines it starts (`holdfast testenv`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -18,6 +19,7 @@ from redis.asyncio import Redis
 from holdfast.migrate import migrate
 from tests.support import env
 from tests.support.env import REDIS_PREFIX
+from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -84,3 +86,12 @@ async def redis() -> AsyncIterator[Redis]:
     async for key in client.scan_iter(match=f"{REDIS_PREFIX}:*", count=1000):
         await client.unlink(key)
     await client.aclose()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of the test's own, to kill and restart (or to watch alone)."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.kill()

@@ -90,7 +90,10 @@ def open_channel(target: str) -> grpc.aio.Channel:
             ("grpc.max_reconnect_backoff_ms", 2000),
         ],
         interceptors=[
-            *aio_client_interceptors(),  # type: ignore[no-untyped-call]
+            # Health checks (readiness probes) would each be a trace of their own.
+            *aio_client_interceptors(  # type: ignore[no-untyped-call]
+                filter_=negate(service_name(health.SERVICE_NAME))
+            ),
             ClientCorrelationInterceptor(),
         ],
     )

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import asyncpg
 import grpc
@@ -25,7 +24,6 @@ from services.webhooks.server import WebhooksApp
 from tests.support.availability import AvailabilityClient, wait_until_live
 from tests.support.booking import BookingClient
 from tests.support.env import REDIS_PREFIX, redis_url
-from tests.support.redis_server import RedisServer
 from tests.support.stripe_events import OLD_SECRET, SECRET
 
 
@@ -155,15 +153,6 @@ def availability(
 ) -> AvailabilityClient:
     """A client of the shared availability service, fed by the shared booking service."""
     return AvailabilityClient.on(availability_channel, tenant)
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A Redis of the test's own, to kill and restart (or to watch alone)."""
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.kill()
 
 
 def webhooks_settings(
