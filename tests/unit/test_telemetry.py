@@ -1,0 +1,71 @@
+from opentelemetry import baggage
+from opentelemetry import context as otel_context
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from holdfast.platform.context import CORRELATION_BAGGAGE_KEY, current_correlation_id
+from holdfast.platform.telemetry import (
+    CORRELATION_ATTRIBUTE,
+    CorrelationIdSpanProcessor,
+    correlation_scope,
+    link_to,
+    untraced,
+    work_span,
+)
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def recording_tracer() -> tuple[TracerProvider, InMemorySpanExporter]:
+    provider = TracerProvider()
+    exported = InMemorySpanExporter()
+    provider.add_span_processor(CorrelationIdSpanProcessor())
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    return provider, exported
+
+
+def test_every_span_gets_the_correlation_id_of_its_context() -> None:
+    provider, exported = recording_tracer()
+    tracer = provider.get_tracer("test")
+    with correlation_scope("req-1"), tracer.start_as_current_span("library call"):
+        pass
+    # Baggage from a caller, without the context variable (a server span).
+    token = otel_context.attach(baggage.set_baggage(CORRELATION_BAGGAGE_KEY, "req-2"))
+    try:
+        with tracer.start_as_current_span("server"):
+            pass
+    finally:
+        otel_context.detach(token)
+    with tracer.start_as_current_span("no request"):
+        pass
+
+    spans = {s.name: s.attributes or {} for s in exported.get_finished_spans()}
+    assert spans["library call"][CORRELATION_ATTRIBUTE] == "req-1"
+    assert spans["server"][CORRELATION_ATTRIBUTE] == "req-2"
+    assert CORRELATION_ATTRIBUTE not in spans["no request"]
+
+
+def test_polling_is_untraced_but_the_work_it_finds_is_traced_under_its_cause() -> None:
+    assert is_instrumentation_enabled()
+    with untraced():
+        assert not is_instrumentation_enabled()
+        with work_span("publish", correlation_id="req-3", parent=TRACEPARENT):
+            assert is_instrumentation_enabled()
+            assert current_correlation_id() == "req-3"
+            assert baggage.get_baggage(CORRELATION_BAGGAGE_KEY) == "req-3"
+        assert not is_instrumentation_enabled()
+        assert current_correlation_id() == ""
+    assert is_instrumentation_enabled()
+
+
+def test_links_go_only_to_valid_traceparents() -> None:
+    [link] = link_to(TRACEPARENT, "req-4")
+    assert format(link.context.span_id, "016x") == "b7ad6b7169203331"
+    assert format(link.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+    assert (link.attributes or {})[CORRELATION_ATTRIBUTE] == "req-4"
+    assert link_to(None) == []
+    assert link_to("") == []
+    assert link_to("00-not-a-traceparent") == []
+    assert link_to({"traceparent": TRACEPARENT}) == []
