@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 Registrar = Callable[[grpc.aio.Server], None]
 
+_MAX_CONNECTION_AGE_MS = 5 * 60 * 1000
+
 
 class GrpcHost:
     """One aio server with the shared interceptors, health checking and reflection.
@@ -52,7 +54,13 @@ class GrpcHost:
                 ),
                 ServerContextInterceptor(error_domain, metrics),
             ],
-            options=[("grpc.so_reuseport", 0)],
+            options=[
+                ("grpc.so_reuseport", 0),
+                # Clients reconnect every few minutes, and so re-resolve their
+                # target: replicas added since get their share of the calls.
+                ("grpc.max_connection_age_ms", _MAX_CONNECTION_AGE_MS),
+                ("grpc.max_connection_age_grace_ms", int(grace_seconds * 1000)),
+            ],
         )
         register(self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -79,8 +87,10 @@ class GrpcHost:
 def open_channel(target: str) -> grpc.aio.Channel:
     """A client channel that propagates trace context, baggage and correlation id.
 
-    Reconnect backoff is capped at 2 s (gRPC's default grows to 2 minutes): a
-    service that restarted is used again within seconds.
+    Calls are spread over every address the target resolves to (round robin):
+    behind a headless Kubernetes Service, that is every replica. Reconnect
+    backoff is capped at 2 s (gRPC's default grows to 2 minutes): a service
+    that restarted is used again within seconds.
     """
     return grpc.aio.insecure_channel(
         target,
@@ -88,6 +98,7 @@ def open_channel(target: str) -> grpc.aio.Channel:
             ("grpc.initial_reconnect_backoff_ms", 200),
             ("grpc.min_reconnect_backoff_ms", 200),
             ("grpc.max_reconnect_backoff_ms", 2000),
+            ("grpc.lb_policy_name", "round_robin"),
         ],
         interceptors=[
             # Health checks (readiness probes) would each be a trace of their own.
