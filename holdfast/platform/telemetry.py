@@ -31,6 +31,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from holdfast.platform.context import (
@@ -175,6 +176,22 @@ def start_caused_span(
         attributes[CORRELATION_ATTRIBUTE] = correlation_id
     context = context_from_traceparent(parent)
     return tracer.start_span(name, context, kind=kind, attributes=attributes, links=links)
+
+
+@contextmanager
+def ending(spans: Sequence[trace.Span], failure: str) -> Iterator[None]:
+    """Ends `spans` (started for work done in one go) after the block; if the
+    block raises, marks each failed, saying `failure`."""
+    try:
+        yield
+    except Exception as error:
+        for span in spans:
+            span.record_exception(error)
+            span.set_status(StatusCode.ERROR, failure)
+        raise
+    finally:
+        for span in spans:
+            span.end()
 
 
 @contextmanager

@@ -26,13 +26,13 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import cast
 
-from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.trace import Span, SpanKind
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from holdfast.platform.background import BackgroundTask
 from holdfast.platform.streams import AVAILABILITY_TOPIC, ChangeMessage, stream_position
-from holdfast.platform.telemetry import link_to, start_caused_span
+from holdfast.platform.telemetry import ending, link_to, start_caused_span
 from services.availability.cache import LocalCache, ResourceKey, SharedCache
 from services.availability.metrics import AvailabilityMetrics
 
@@ -118,16 +118,8 @@ class InvalidationConsumer:
         ]
         spans = [_invalidation_span(m) for m in messages]
         resources: set[ResourceKey] = {(m.tenant_id, m.message_key) for m in messages}
-        try:
+        with ending(spans, "not applied; the cache is dropped instead"):
             await self._shared.invalidate(resources, messages[-1].stream_id)
-        except RedisError as error:
-            for span in spans:
-                span.record_exception(error)
-                span.set_status(StatusCode.ERROR, "not applied; the cache is dropped instead")
-            raise
-        finally:
-            for span in spans:
-                span.end()
         for resource in resources:
             self._local.invalidate(resource)
         now = time.time()

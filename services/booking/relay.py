@@ -26,14 +26,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from holdfast.platform.background import BackgroundTask
 from holdfast.platform.errors import DomainError, ErrorKind
 from holdfast.platform.streams import PAYMENTS_TOPIC, ChangeMessage, stream_key
-from holdfast.platform.telemetry import start_caused_span, work_span
+from holdfast.platform.telemetry import ending, start_caused_span, work_span
 from services.booking.config import BookingSettings
 from services.booking.metrics import BookingMetrics
 from services.booking.repository import OutboxRepository
@@ -145,7 +145,7 @@ class OutboxRelay:
     async def _append_to_streams(self, rows: list[asyncpg.Record]) -> None:
         s = self._settings
         spans = [start_caused_span(**_publish_span(row)) for row in rows]
-        try:
+        with ending(spans, "not published; retried later"):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for row in rows:
                     pipe.xadd(
@@ -155,14 +155,6 @@ class OutboxRelay:
                         approximate=True,
                     )
                 await pipe.execute()
-        except RedisError as error:
-            for span in spans:
-                span.record_exception(error)
-                span.set_status(StatusCode.ERROR, "not published; retried later")
-            raise
-        finally:
-            for span in spans:
-                span.end()
 
     async def _failed(self, ids: list[int], error: Exception) -> None:
         s = self._settings

@@ -22,7 +22,7 @@ import pytest
 from tests.support.availability import eventually
 from tests.support.gateway import Event, EventStream
 from tests.support.redis_server import RedisServer
-from tests.support.stack import Stack, api_key, running_stack
+from tests.support.stack import Stack, api_key, harbour_tour, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -46,23 +46,7 @@ async def test_browse_hold_pay_and_see_it_booked(stack: Stack) -> None:
     auth = await api_key(stack.database_url)
     async with httpx.AsyncClient(base_url=stack.gateway, headers=auth, timeout=15) as api:
         # The operator's inventory, through the admin routes.
-        made = await api.post(
-            "/v1/resources",
-            json={
-                "name": "Harbour tour",
-                "time_zone": "Europe/Lisbon",
-                "price": {"currency": "EUR", "amount_minor": 2500},
-                "default_capacity": 4,
-            },
-        )
-        assert made.status_code == 201, made.text
-        resource = made.json()["id"]
-        slots = await api.post(
-            f"/v1/resources/{resource}/slots",
-            json={"slots": [{"start": "2031-06-01T09:00:00Z", "end": "2031-06-01T10:00:00Z"}]},
-        )
-        assert slots.status_code == 201, slots.text
-        [slot] = [s["id"] for s in slots.json()["items"]]
+        resource, slot = await harbour_tour(api)
 
         # A customer browses.
         listed = await api.get("/v1/resources")

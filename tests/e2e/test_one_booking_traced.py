@@ -25,7 +25,7 @@ from tests.support.availability import eventually
 from tests.support.metrics import Scrape, scrape, scraped
 from tests.support.otlp import Span, TraceCollector
 from tests.support.redis_server import RedisServer
-from tests.support.stack import SERVICES, Stack, api_key, running_stack
+from tests.support.stack import SERVICES, Stack, api_key, harbour_tour, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -109,23 +109,7 @@ async def test_one_booking_is_one_trace_across_every_service(
     auth = await api_key(stack.database_url)
     async with httpx.AsyncClient(base_url=stack.gateway, headers=auth, timeout=15) as api:
         # The operator's inventory, under request ids of its own.
-        made = await api.post(
-            "/v1/resources",
-            json={
-                "name": "Harbour tour",
-                "time_zone": "Europe/Lisbon",
-                "price": {"currency": "EUR", "amount_minor": 2500},
-                "default_capacity": 4,
-            },
-        )
-        assert made.status_code == 201, made.text
-        resource = made.json()["id"]
-        slots = await api.post(
-            f"/v1/resources/{resource}/slots",
-            json={"slots": [{"start": "2031-06-01T09:00:00Z", "end": "2031-06-01T10:00:00Z"}]},
-        )
-        assert slots.status_code == 201, slots.text
-        [slot] = [s["id"] for s in slots.json()["items"]]
+        resource, slot = await harbour_tour(api)
         before = await scrape_all(stack)
 
         # The customer's booking: one request id, one page trace.

@@ -174,3 +174,26 @@ async def api_key(database_url: str) -> dict[str, str]:
         await keys.create_tenant(tenant, "End to end")
         made = await keys.create_key(tenant, SCOPES, name="e2e")
     return {"Authorization": f"Bearer {made.token}"}
+
+
+async def harbour_tour(api: httpx.AsyncClient) -> tuple[str, str]:
+    """The operator's inventory, through the gateway's admin routes: a resource
+    with one slot of capacity 4 on 2031-06-01; returns (resource id, slot id)."""
+    made = await api.post(
+        "/v1/resources",
+        json={
+            "name": "Harbour tour",
+            "time_zone": "Europe/Lisbon",
+            "price": {"currency": "EUR", "amount_minor": 2500},
+            "default_capacity": 4,
+        },
+    )
+    assert made.status_code == 201, made.text
+    resource: str = made.json()["id"]
+    slots = await api.post(
+        f"/v1/resources/{resource}/slots",
+        json={"slots": [{"start": "2031-06-01T09:00:00Z", "end": "2031-06-01T10:00:00Z"}]},
+    )
+    assert slots.status_code == 201, slots.text
+    [slot] = [s["id"] for s in slots.json()["items"]]
+    return resource, slot
