@@ -3,7 +3,7 @@
 
 The tasks poll, so their library calls are not traced: a root trace per poll
 would bury the requests' traces. Work a poll finds that was caused by a
-request is traced again, in its own span (telemetry.work_span)."""
+request is traced again, in its own span (telemetry.working_in)."""
 
 from __future__ import annotations
 

@@ -195,26 +195,10 @@ def ending(spans: Sequence[trace.Span], failure: str) -> Iterator[None]:
 
 
 @contextmanager
-def work_span(
-    name: str,
-    *,
-    correlation_id: str,
-    parent: str | None = None,
-    links: Sequence[trace.Link] = (),
-    kind: trace.SpanKind = trace.SpanKind.INTERNAL,
-    attributes: Mapping[str, AttributeValue] | None = None,
-) -> Iterator[trace.Span]:
-    """`start_caused_span`, current for the block: inside it, library
-    instrumentation is on again (it is off in polling loops) and the
-    correlation id is the cause's."""
-    span = start_caused_span(
-        name,
-        correlation_id=correlation_id,
-        parent=parent,
-        links=links,
-        kind=kind,
-        attributes=attributes,
-    )
+def working_in(span: trace.Span, correlation_id: str) -> Iterator[trace.Span]:
+    """Makes a span from `start_caused_span` current for the block and ends it
+    after: inside, library instrumentation is on again (it is off in polling
+    loops) and the correlation id is the cause's."""
     with trace.use_span(span, end_on_exit=True):
         token = otel_context.attach(_instrumentation_set(suppressed=False))
         try:

@@ -23,17 +23,16 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import asyncpg
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, SpanKind
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from holdfast.platform.background import BackgroundTask
 from holdfast.platform.errors import DomainError, ErrorKind
 from holdfast.platform.streams import PAYMENTS_TOPIC, ChangeMessage, stream_key
-from holdfast.platform.telemetry import ending, start_caused_span, work_span
+from holdfast.platform.telemetry import ending, start_caused_span, working_in
 from services.booking.config import BookingSettings
 from services.booking.metrics import BookingMetrics
 from services.booking.repository import OutboxRepository
@@ -62,20 +61,20 @@ def _message(row: asyncpg.Record) -> ChangeMessage:
     )
 
 
-def _publish_span(row: asyncpg.Record) -> dict[str, Any]:
+def _publish_span(row: asyncpg.Record) -> Span:
     """Publishing a row continues the trace of the change that wrote it."""
-    return {
-        "name": f"outbox.publish {row['topic']}",
-        "correlation_id": row["correlation_id"],
-        "parent": row["traceparent"],
-        "kind": SpanKind.PRODUCER,
-        "attributes": {
+    return start_caused_span(
+        f"outbox.publish {row['topic']}",
+        correlation_id=row["correlation_id"],
+        parent=row["traceparent"],
+        kind=SpanKind.PRODUCER,
+        attributes={
             "messaging.system": "redis",
             "messaging.destination.name": row["topic"],
             "holdfast.outbox.dedupe_key": row["dedupe_key"],
             "holdfast.outbox.attempts": row["attempts"],
         },
-    }
+    )
 
 
 class OutboxRelay:
@@ -125,7 +124,7 @@ class OutboxRelay:
                 await self._failed([row["id"] for row in to_stream], error)
         for row in actions:
             try:
-                with work_span(**_publish_span(row)):
+                with working_in(_publish_span(row), row["correlation_id"]):
                     await self._payment_action(_message(row))
                 done.append(row["id"])
             except DomainError as error:
@@ -144,7 +143,7 @@ class OutboxRelay:
 
     async def _append_to_streams(self, rows: list[asyncpg.Record]) -> None:
         s = self._settings
-        spans = [start_caused_span(**_publish_span(row)) for row in rows]
+        spans = [_publish_span(row) for row in rows]
         with ending(spans, "not published; retried later"):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for row in rows:

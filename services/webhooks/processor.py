@@ -33,7 +33,7 @@ from holdfast.platform.background import BackgroundTask
 from holdfast.platform.context import TENANT_ID_KEY
 from holdfast.platform.errors import DomainError
 from holdfast.platform.grpc_errors import details_of
-from holdfast.platform.telemetry import work_span
+from holdfast.platform.telemetry import start_caused_span, working_in
 from holdfast.platform.tenancy import ACTOR_KEY, is_tenant_id
 from services.webhooks.config import WebhooksSettings
 from services.webhooks.metrics import WebhooksMetrics
@@ -111,7 +111,7 @@ class EventProcessor:
         event = json.loads(row["payload"])
         obj: dict[str, Any] = event["data"]["object"]
         cause = caused_by(obj, row["correlation_id"])
-        with work_span(
+        span = start_caused_span(
             "stripe.event.apply",
             correlation_id=cause.correlation_id,
             links=cause.links,
@@ -121,7 +121,8 @@ class EventProcessor:
                 "stripe.event.type": event_type,
                 "holdfast.attempt": row["attempt"],
             },
-        ) as span:
+        )
+        with working_in(span, cause.correlation_id):
             outcome = await self._outcome_of(event_type, obj, row["attempt"])
             span.set_attribute("holdfast.outcome", outcome.status)
         s = self._settings

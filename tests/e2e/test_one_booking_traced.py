@@ -148,9 +148,6 @@ async def test_one_booking_is_one_trace_across_every_service(
         await eventually(booking_status, lambda status: status == "confirmed", within=20)
 
     # The spans: the booking's trace and what links to it, once all arrived.
-    def booking_spans() -> list[Span]:
-        return with_links(list(collector.spans), trace_id)
-
     def complete(spans: list[Span]) -> bool:
         """Each process exports on its own schedule: wait for the last pieces."""
         names = [str(s) for s in spans]
@@ -159,7 +156,7 @@ async def test_one_booking_is_one_trace_across_every_service(
         return consumed >= 2 and all(name in names for name in applied)  # hold, booking
 
     async def collected() -> list[Span]:
-        return booking_spans()
+        return with_links(list(collector.spans), trace_id)
 
     spans = await eventually(collected, complete, within=20)
     in_trace = [s for s in spans if s.trace_id == trace_id]

@@ -118,17 +118,17 @@ async def running_stack(
             },
         )
         grpc_services = {
-            booking: start(
+            "booking": start(
                 "booking",
                 "services.booking",
                 env("booking", booking_port=str(ports["booking"]), **stripe),
             ),
-            availability: start(
+            "availability": start(
                 "availability",
                 "services.availability",
                 env("availability", availability_port=str(ports["availability"])),
             ),
-            webhooks: start(
+            "webhooks": start(
                 "webhooks",
                 "services.webhooks",
                 env(
@@ -155,9 +155,9 @@ async def running_stack(
                 sse_heartbeat_seconds="1",
             ),
         )
-        names = dict(zip(grpc_services, ("booking", "availability", "webhooks"), strict=True))
-        for target, process in grpc_services.items():
-            await wait_until_serving(target, process, logs[names[target]])
+        targets = {"booking": booking, "availability": availability, "webhooks": webhooks}
+        for name, process in grpc_services.items():
+            await wait_until_serving(targets[name], process, logs[name])
         await wait_until_listening(fake, logs["fake-stripe"])
         gateway_url = f"http://127.0.0.1:{ports['gateway']}"
         await wait_until_ready(f"{gateway_url}/readyz", gateway, logs["gateway"])

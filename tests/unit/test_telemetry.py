@@ -11,8 +11,9 @@ from holdfast.platform.telemetry import (
     CorrelationIdSpanProcessor,
     correlation_scope,
     link_to,
+    start_caused_span,
     untraced,
-    work_span,
+    working_in,
 )
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -51,7 +52,8 @@ def test_polling_is_untraced_but_the_work_it_finds_is_traced_under_its_cause() -
     assert is_instrumentation_enabled()
     with untraced():
         assert not is_instrumentation_enabled()
-        with work_span("publish", correlation_id="req-3", parent=TRACEPARENT):
+        publish = start_caused_span("publish", correlation_id="req-3", parent=TRACEPARENT)
+        with working_in(publish, "req-3"):
             assert is_instrumentation_enabled()
             assert current_correlation_id() == "req-3"
             assert baggage.get_baggage(CORRELATION_BAGGAGE_KEY) == "req-3"
