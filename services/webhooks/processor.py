@@ -251,6 +251,9 @@ class EventProcessor:
                 self._metrics.dead_letter_backlog.set(await self._events.dead_letters())
             except DomainError as error:
                 log.warning("dead letters not counted: %s", error)
+            except Exception:
+                # Anything else must not end the watcher: the gauge would freeze.
+                log.exception("dead letters not counted")
             await asyncio.sleep(self._settings.processor_poll_interval_seconds)
 
     def start(self) -> None:

@@ -15,7 +15,8 @@ import httpx
 import pytest
 import stripe
 
-from holdfast.engines import free_port, stop_child, tail
+from holdfast.engines import free_port, stop_child
+from tests.support.stack import wait_until_listening
 from tests.support.stripe import STRIPE_CLIENT_WARNING, WebhookReceiver, session_params
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings(STRIPE_CLIENT_WARNING)]
@@ -31,20 +32,6 @@ def start_fake(args: list[str], env: dict[str, str], log: Path) -> subprocess.Po
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
-
-
-def listening(process: subprocess.Popen[bytes], log: Path) -> bool:
-    if process.poll() is not None:
-        raise AssertionError(f"the fake Stripe exited early:\n{tail(log)}")
-    return "fake Stripe listening on" in log.read_text()
-
-
-async def wait_until_listening(process: subprocess.Popen[bytes], log: Path) -> None:
-    for _ in range(200):
-        if listening(process, log):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the fake Stripe did not start:\n{tail(log)}")
 
 
 async def test_the_standalone_fake_serves_the_client_and_sends_events(tmp_path: Path) -> None:

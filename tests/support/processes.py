@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from holdfast.engines import tail
 from tests.support.env import REDIS_PREFIX, redis_url
 
 
@@ -38,10 +39,6 @@ def start_service(module: str, env: dict[str, str], log: Path) -> subprocess.Pop
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
-
-
-def tail(log: Path, size: int = 3000) -> str:
-    return log.read_text(errors="replace")[-size:]
 
 
 async def wait_until_serving(
