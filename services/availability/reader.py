@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import asyncpg
@@ -63,15 +63,16 @@ class AvailabilityReader:
         local: LocalCache,
         metrics: AvailabilityMetrics,
         max_slots: int,
+        cache_live: Callable[[], bool],
     ) -> None:
         self._repository = repository
         self._shared = shared
         self._local = local
         self._metrics = metrics
         self._max_slots = max_slots
-        # Set by the invalidation consumer: the caches may be used only while
+        # The invalidation consumer's state: the caches may be used only while
         # it is live, i.e. sure to see every invalidation.
-        self.cache_live = False
+        self._cache_live = cache_live
 
     async def read(
         self,
@@ -84,7 +85,7 @@ class AvailabilityReader:
     ) -> list[ResourceAvailability]:
         """Availability of each resource, in order; NOT_FOUND if any is unknown.
         `fresh` reads Postgres whatever the caches hold."""
-        bypass = "fresh" if fresh else "degraded" if not self.cache_live else None
+        bypass = "fresh" if fresh else "degraded" if not self._cache_live() else None
         if bypass is not None:
             self._metrics.cache_misses.labels(bypass).inc(len(resource_ids))
             found = await self._from_database(tenant_id, resource_ids, start, end)

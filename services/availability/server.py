@@ -69,9 +69,10 @@ class AvailabilityApp:
     def _applied_change_id(self) -> str:
         return self.consumer.last_id if self.consumer is not None else ""
 
+    def _cache_live(self) -> bool:
+        return self.consumer is not None and self.consumer.live
+
     async def _cache_live_changed(self, live: bool) -> None:
-        if self.reader is not None:
-            self.reader.cache_live = live
         if self.host is not None:
             status = health_pb2.HealthCheckResponse
             await self.host.health.set(CACHE_HEALTH, status.SERVING if live else status.NOT_SERVING)
@@ -92,6 +93,7 @@ class AvailabilityApp:
             self.local,
             self.metrics,
             s.max_slots_per_resource,
+            self._cache_live,
         )
         handler = AvailabilityHandler(self.reader, s, self._applied_change_id)
 

@@ -56,8 +56,9 @@ async def _read_before_and_write_after_a_hold(
     await settled(app, db, tenant)
     assert app.pool is not None
     paused = PausingRepository(app.pool)
-    slow = AvailabilityReader(paused, app.shared, app.local, app.metrics, max_slots=5000)
-    slow.cache_live = True
+    slow = AvailabilityReader(
+        paused, app.shared, app.local, app.metrics, max_slots=5000, cache_live=lambda: True
+    )
 
     reading = asyncio.create_task(slow.read(tenant, [uuid.UUID(resource.resource_id)], *WINDOW))
     await paused.has_read.wait()  # it has read Postgres and holds the old numbers
