@@ -10,7 +10,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -27,11 +26,6 @@ def database_url() -> str:
     return env.database_url()
 
 
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
 @asynccontextmanager
 async def fresh_database(database_url: str) -> AsyncIterator[str]:
     """A new database, migrated from scratch, dropped afterwards."""
@@ -41,7 +35,7 @@ async def fresh_database(database_url: str) -> AsyncIterator[str]:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    url = _with_database(database_url, name)
+    url = env.with_database(database_url, name)
     try:
         await migrate(url)
         yield url

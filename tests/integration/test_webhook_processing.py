@@ -18,6 +18,7 @@ from services.webhooks.server import WebhooksApp
 from tests.integration.conftest import running_booking, running_webhooks
 from tests.support.availability import eventually
 from tests.support.booking import BookingClient
+from tests.support.env import database_name
 from tests.support.metrics import sample
 from tests.support.stripe_events import checkout_session, event, signed
 from tests.support.tcp_proxy import TcpProxy
@@ -101,7 +102,7 @@ async def test_the_database_down_at_receipt_answers_503_and_a_redelivery_succeed
         hold = await client.hold(resource.resource_id, [slot.slot_id])
         sent = event("checkout.session.completed", checkout_session(hold.hold_id, tenant))
         body, headers = signed(sent)
-        name = own_database.rsplit("/", 1)[-1].split("?")[0]
+        name = database_name(own_database)
         admin = await asyncpg.connect(database_url)
         try:
             # The database refuses the webhook service: no new connections,
@@ -114,8 +115,10 @@ async def test_the_database_down_at_receipt_answers_503_and_a_redelivery_succeed
             )
             refused = await http.post(WEBHOOK, content=body, headers=headers)
         finally:
-            await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
-            await admin.close()
+            try:
+                await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+            finally:
+                await admin.close()
         assert refused.status_code == 503  # Stripe will deliver it again
 
         redelivered = await http.post(WEBHOOK, content=body, headers=headers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -28,3 +29,14 @@ def database_url() -> str:
 
 def redis_url() -> str:
     return _required("HOLDFAST_TEST_REDIS_URL")
+
+
+def database_name(url: str) -> str:
+    """The database a DSN names, whether it reaches the server over TCP or, as the
+    embedded Postgres does, over a unix socket (`postgresql://u@/name?host=/dir`)."""
+    return urlsplit(url).path.lstrip("/")
+
+
+def with_database(url: str, name: str) -> str:
+    """The same DSN naming another database."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
