@@ -132,8 +132,9 @@ async def test_cancelling_a_paid_booking_refunds_it_in_full_once(
     assert (stored["cause"], stored["status"]) == ("CANCELLATION", "SUCCEEDED")
     assert stored["amount_minor"] == paid.booking.total.amount_minor
     assert stored["refund_id"].startswith("re_")
-    assert (await audit_actions(stack.db, shop.tenant, paid.id))[-3:] == [
+    assert (await audit_actions(stack.db, shop.tenant, paid.id))[-4:] == [
         "hold.cancelled",
+        "hold.refund_requested",
         "hold.payment_refunded",
         "hold.refunded",
     ]
@@ -220,6 +221,8 @@ async def cancelled_while_stripe_is_away(
         stripe_max_network_retries=0,
         stripe_timeout_seconds=2,
         reconciler_interval_seconds=3600,
+        # The reconciler may make the refund at its next pass.
+        refund_retry_delay_seconds=0,
     ) as cut_off:
         return await cancel(cut_off, paid.id)
 

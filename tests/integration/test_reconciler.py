@@ -3,7 +3,7 @@ Stripe refused, payments declined or still pending. None of them may keep a
 paid checkout whose webhook was lost from being confirmed.
 
 Each test has a database of its own and a booking service whose reconciler
-only runs when the test calls a pass (`reconcile_once`), a batch of
+only runs when the test calls a pass (`run_once`), a batch of
 `BATCH` at a time; no webhook endpoint is configured at the fake Stripe, so
 every webhook is lost and only the reconciler learns what happened.
 """
@@ -46,8 +46,8 @@ class Reconciling:
         return BookingClient.on(self.channel, tenant)
 
     async def reconcile(self) -> int:
-        assert self.app.payments is not None
-        return await self.app.payments.reconcile_once()
+        assert self.app.reconciler is not None
+        return await self.app.reconciler.run_once()
 
 
 @pytest.fixture

@@ -56,8 +56,8 @@ class PaymentStack:
 
     async def reconcile(self) -> int:
         """One pass of the booking service's payment reconciler."""
-        assert self.booking.payments is not None
-        return await self.booking.payments.reconcile_once()
+        assert self.booking.reconciler is not None
+        return await self.booking.reconciler.run_once()
 
     async def post_event(self, sent: dict[str, Any]) -> None:
         """Delivers an event the test built, signed, as Stripe would."""
