@@ -394,11 +394,12 @@ class Reservations:
                     + ("; release the hold instead" if hold.status is HoldStatus.HELD else ""),
                     {"status": hold.status.value},
                 )
-            refunding = refund is RefundMode.FULL and refunds_possible
+            paid = refunds_possible and bool(hold.payment_ref)
+            refunding = refund is RefundMode.FULL and paid
             decision: dict[str, Any] = {"refund": "full" if refunding else "none"}
             if refund is RefundMode.NONE:
                 decision["refund_waived_by"] = actor
-            elif not refunds_possible:
+            elif not paid:
                 decision["refund_note"] = "payments are not configured: nothing to refund"
             await self._lock_slots(tx, hold.slot_ids)
             cancelled = await tx.transition_hold(

@@ -15,6 +15,7 @@ service through a proxy the tests can cut (to make an event dead).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -220,6 +221,10 @@ async def test_charge_refunded_before_the_payment_event(
     assert operators.idempotency_key != f"refund:{payment}"
     stored = await stack.db.fetchrow("SELECT * FROM refunds WHERE payment_ref = $1", payment)
     assert (stored["hold_id"], stored["status"]) == (uuid.UUID(hold.hold_id), "SUCCEEDED")
+    assert stored["cause"] == "AT_STRIPE"
+    # The hold is still held: the customer may pay again, in a new attempt.
+    again = await checkout(shop, hold.hold_id)
+    assert (again.attempt, again.status) == (2, booking_pb2.CHECKOUT_STATUS_OPEN)
 
 
 async def test_charge_refunded_after_the_refund_records_it_and_changes_nothing(
@@ -309,3 +314,38 @@ async def test_confirm_hold_refuses_a_refunded_payment_even_with_capacity(
         "PAYMENT_REFUNDED",
     )
     assert other.status == booking_pb2.HOLD_STATUS_CONFIRMED
+
+
+async def test_racing_paths_either_book_the_payment_or_refund_it_never_both(
+    stack: PaymentStack, shop: BookingClient
+) -> None:
+    """While a place frees, the payment arrives by several paths at once:
+    every time, it becomes the booking or it is refunded, never both."""
+    lates = [await late_payment(stack, shop) for _ in range(6)]
+
+    async def race(late: LatePayment) -> None:
+        apply = booking_pb2.ApplyPaymentRequest(
+            hold_id=late.hold.hold_id, payment_ref=late.payment_ref
+        )
+        calls = [
+            shop.release(late.taker.hold_id),  # the place frees meanwhile
+            *(shop.booking.ApplyPayment(apply, metadata=shop.md) for _ in range(3)),
+            shop.confirm(late.hold.hold_id, late.payment_ref),
+            stack.reconcile(),
+        ]
+        await asyncio.gather(*calls, return_exceptions=True)
+
+    await asyncio.gather(*(race(late) for late in lates))
+
+    for late in lates:
+        hold = await hold_status(shop, late.hold.hold_id)
+        booked = hold.status == booking_pb2.HOLD_STATUS_CONFIRMED
+        refund = await stack.db.fetchrow(
+            "SELECT status FROM refunds WHERE payment_ref = $1", late.payment_ref
+        )
+        made = len(stack.refund_requests(late.payment_ref))
+        slot = await shop.slot(late.resource_id, late.slot_id)
+        if booked:
+            assert (hold.payment_ref, refund, made, slot.booked) == (late.payment_ref, None, 0, 1)
+        else:
+            assert (refund["status"], made, slot.booked) == ("SUCCEEDED", 1, 0)
