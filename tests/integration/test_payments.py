@@ -14,13 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 
+from gateway.keys import KeyRepository
 from holdfast.booking.v1 import booking_pb2
 from tests.integration.conftest import running_booking
 from tests.support.availability import AvailabilityClient, eventually
 from tests.support.booking import BookingClient, error_of
 from tests.support.db import audit_actions
+from tests.support.gateway import key_for, problem_of
 from tests.support.metrics import sample
 from tests.support.payments import (
     PaymentStack,
@@ -37,7 +40,7 @@ from tests.support.stripe_events import event
 
 @pytest.fixture(scope="module")
 async def stack(database_url: str, redis: object) -> AsyncIterator[PaymentStack]:
-    async with payment_stack(database_url, with_availability=True) as running:
+    async with payment_stack(database_url, with_gateway=True) as running:
         yield running
 
 
@@ -453,3 +456,30 @@ async def test_a_declined_async_payment_closes_its_checkout(
     again = await stack.reconcile()
     assert again >= 0
     assert (await checkout_rows(stack, held.hold.hold_id))[0]["status"] == "FAILED"
+
+
+async def test_the_gateway_answers_422_naming_what_stripe_would_refuse(
+    stack: PaymentStack, shop: BookingClient, tenant: str
+) -> None:
+    assert stack.gateway is not None
+    auth = await key_for(KeyRepository(stack.db), tenant)
+    resource, [slot] = await shop.resource_with_slots(capacity=2)
+    hold = await shop.hold(resource.resource_id, [slot.slot_id])
+    cheap = await shop.resource(capacity=2, price_minor=20, currency="GBP")
+    [cheap_slot] = await shop.slots(cheap.resource_id)
+    too_little = await shop.hold(cheap.resource_id, [cheap_slot.slot_id])
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{stack.gateway.port}", headers=auth, timeout=10
+    ) as api:
+        hostless = await api.post(
+            f"/v1/holds/{hold.hold_id}/checkout", json={"success_url": "http://"}
+        )
+        small = await api.post(f"/v1/holds/{too_little.hold_id}/checkout")
+
+    assert [e["field"] for e in problem_of(hostless, 422, "INVALID_ARGUMENT")["errors"]] == [
+        "success_url"
+    ]
+    [error] = problem_of(small, 422, "INVALID_ARGUMENT")["errors"]
+    assert error["field"] == "hold_id"
+    assert "minimum charge for GBP" in error["detail"]
+    assert await checkout_rows(stack, hold.hold_id) == []
