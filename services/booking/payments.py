@@ -131,8 +131,9 @@ class Payments:
         An attempt recorded as open is checked with Stripe first: if its
         session expired (or Stripe does not know it), or its payment was
         declined or refunded, it is recorded so and the next attempt starts.
-        An attempt Stripe refuses ends FAILED; if this call asked for other
-        URLs than the refused attempt had, its own attempt starts next.
+        An attempt Stripe refuses ends FAILED with Stripe's reason: this
+        call's own is answered PAYMENT_PROVIDER_REFUSED; an earlier call's
+        (left CREATING) makes way for a new attempt with this call's URLs.
         """
         self._stripe()
         for _ in range(3):
