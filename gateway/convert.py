@@ -112,5 +112,22 @@ def checkout(value: booking_pb2.Checkout) -> models.Checkout:
             "status": status.lower(),
             "expires_at": _time(value.expire_time),
             "amount": _money(value.amount),
+            "failure_reason": value.failure_reason,
         }
+    )
+
+
+def cancelled(value: booking_pb2.CancelBookingResponse) -> models.CancelledBooking:
+    refund = None
+    if value.HasField("refund"):
+        status = booking_pb2.RefundStatus.Name(value.refund.status).removeprefix("REFUND_STATUS_")
+        refund = {
+            "payment_ref": value.refund.payment_ref,
+            "refund_id": value.refund.refund_id,
+            "amount": _money(value.refund.amount),
+            "status": status.lower(),
+            "failure_reason": value.refund.failure_reason,
+        }
+    return models.CancelledBooking.model_validate(
+        {**hold(value.booking).model_dump(), "refund": refund}
     )

@@ -110,13 +110,36 @@ class Checkout(Strict):
     attempt: int
     session_id: str
     url: str
-    status: Literal["creating", "open", "complete", "expired"]
+    status: Literal["creating", "open", "complete", "expired", "failed"]
     expires_at: datetime
     amount: Money
+    failure_reason: str = Field(
+        "", description="Why a failed attempt failed: Stripe's refusal, or the payment's decline"
+    )
 
 
 class Cancel(Strict):
     reason: str = Field("", max_length=200)
+    refund: Literal["full", "none"] = Field(
+        "full",
+        description="full: refund the booking's payment in full at Stripe (the default);"
+        " none: keep it (recorded as the caller's choice)",
+    )
+
+
+class Refund(Strict):
+    payment_ref: str
+    refund_id: str = Field(description="Stripe's refund id, once Stripe made it")
+    amount: Money
+    status: Literal["pending", "succeeded", "failed"] = Field(
+        description="pending: recorded, Stripe not yet answered (retried by itself);"
+        " failed: Stripe refused it, see failure_reason"
+    )
+    failure_reason: str
+
+
+class CancelledBooking(Hold):
+    refund: Refund | None = Field(description="The refund of the booking's payment, if one is made")
 
 
 class ResourceCreate(Strict):

@@ -323,21 +323,28 @@ async def get_booking(
     return convert.hold(answer.booking)
 
 
-@router.post("/bookings/{booking_id}/cancel", response_model=models.Hold, responses=ERRORS)
+@router.post(
+    "/bookings/{booking_id}/cancel", response_model=models.CancelledBooking, responses=ERRORS
+)
 async def cancel_booking(
     booking_id: uuid.UUID,
     gw: Annotated[Gateway, Depends(gateway_of)],
     who: Annotated[Principal, Depends(requires("bookings:write"))],
     body: models.Cancel | None = None,
-) -> models.Hold:
+) -> models.CancelledBooking:
+    """Cancels a booking, its places come back; its payment is refunded in
+    full at Stripe unless `refund` is `none`. Cancelling again is harmless."""
+    keep_payment = body is not None and body.refund == "none"
     answer = await gw.downstream.booking.CancelBooking(
         booking_pb2.CancelBookingRequest(
-            booking_id=str(booking_id), reason=body.reason if body else ""
+            booking_id=str(booking_id),
+            reason=body.reason if body else "",
+            refund=booking_pb2.REFUND_MODE_NONE if keep_payment else booking_pb2.REFUND_MODE_FULL,
         ),
         metadata=gw.metadata(who),
-        timeout=_deadline(gw),
+        timeout=_deadline(gw) + gw.settings.request_timeout_seconds,  # Stripe is called
     )
-    return convert.hold(answer.booking)
+    return convert.cancelled(answer)
 
 
 # --- inventory (admin) -------------------------------------------------------

@@ -164,7 +164,13 @@ async def _bookings_list(args: argparse.Namespace, stubs: Stubs, md: Any) -> Mes
 
 
 async def _bookings_cancel(args: argparse.Namespace, stubs: Stubs, md: Any) -> Message:
-    request = booking_pb2.CancelBookingRequest(booking_id=args.booking, reason=args.reason)
+    request = booking_pb2.CancelBookingRequest(
+        booking_id=args.booking,
+        reason=args.reason,
+        refund=booking_pb2.REFUND_MODE_NONE
+        if args.refund == "none"
+        else booking_pb2.REFUND_MODE_FULL,
+    )
     response: Message = await stubs.booking.CancelBooking(request, metadata=md)
     return response
 
@@ -488,9 +494,21 @@ def add_client_commands(commands: Any) -> None:
         help="only these; repeatable",
     )
     p.add_argument("--resource", default="")
-    p = action(bookings, "cancel", _bookings_cancel)
+    p = action(
+        bookings,
+        "cancel",
+        _bookings_cancel,
+        help_text="cancel a booking: its places come back and its payment is refunded in full"
+        " at Stripe, unless --refund none",
+    )
     p.add_argument("booking")
     p.add_argument("--reason", default="")
+    p.add_argument(
+        "--refund",
+        choices=("full", "none"),
+        default="full",
+        help="full: refund the payment in full (default); none: keep it, recorded as your choice",
+    )
 
     p = commands.add_parser(
         "availability",

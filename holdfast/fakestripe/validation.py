@@ -14,14 +14,18 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from holdfast.fakestripe.errors import StripeError, invalid_param, missing_param, unknown_param
+from holdfast.platform.stripe_limits import MAX_AMOUNT, minimum_charge, url_problem
 
-# Stripe's own bounds.
+# Stripe's own bounds (the amounts and URLs Stripe takes: stripe_limits).
 SESSION_MIN_LIFETIME = 30 * 60
 SESSION_MAX_LIFETIME = 24 * 3600
-MAX_AMOUNT = 99_999_999
+# Currencies whose minor unit is the whole unit (Stripe's "zero-decimal").
+ZERO_DECIMAL = frozenset(
+    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
+     "xaf", "xof", "xpf"}
+)  # fmt: skip
 METADATA_MAX_KEYS = 50
 METADATA_MAX_KEY_LENGTH = 40
 METADATA_MAX_VALUE_LENGTH = 500
@@ -188,6 +192,15 @@ def session_params(params: dict[str, Any], now: int) -> SessionParams:
     if len(currencies) > 1:
         raise invalid_param("All line items must be in the same currency.", "line_items")
     total = sum(item.unit_amount * item.quantity for item in items)
+    minimum = minimum_charge(items[0].currency)
+    if total < minimum:
+        shown = _amount(minimum, items[0].currency)
+        raise invalid_param(
+            "The Checkout Session's total amount due must add up to at least"
+            f" {shown} {items[0].currency}",
+            "line_items",
+            "amount_too_small",
+        )
     if total > MAX_AMOUNT:
         raise invalid_param(
             f"The Checkout Session's total amount due must be no more than {MAX_AMOUNT}.",
@@ -425,10 +438,14 @@ def url(params: dict[str, Any], name: str) -> str | None:
     value = optional_string(params, name)
     if value is None:
         return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if url_problem(value) is not None:
         raise invalid_param("Not a valid URL", name, "url_invalid")
     return value
+
+
+def _amount(minor: int, currency: str) -> str:
+    """An amount as Stripe writes it in messages: 0.50, or 50 for JPY."""
+    return str(minor) if currency in ZERO_DECIMAL else f"{minor / 100:.2f}"
 
 
 def metadata(value: Any, param: str) -> dict[str, str]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Self
 
 from pydantic import Field, model_validator
 
 from holdfast.platform.config import PlatformSettings
 from holdfast.platform.stripe_api import StripeSettings
+from holdfast.platform.stripe_limits import url_problem
 
 
 class BookingSettings(PlatformSettings, StripeSettings):
@@ -48,10 +50,17 @@ class BookingSettings(PlatformSettings, StripeSettings):
     checkout_cancel_url: str = "http://localhost:8080/checkout/cancelled?hold={HOLD_ID}"
     checkout_min_lifetime_seconds: int = Field(31 * 60, ge=30 * 60, le=24 * 3600)
     # The reconciler asks Stripe about checkouts this close to lapsing (or
-    # past it), every interval, a batch at a time.
+    # past it), every interval, a batch at a time, fairly across tenants. An
+    # attempt it looked at without settling it is looked at again after the
+    # base delay, doubling each time up to the max.
     reconciler_interval_seconds: float = Field(30.0, gt=0)
     reconciler_lead_seconds: float = Field(60.0, ge=0)
     reconciler_batch_size: int = Field(50, gt=0)
+    reconciler_retry_base_seconds: float = Field(30.0, gt=0)
+    reconciler_retry_max_seconds: float = Field(3600.0, gt=0)
+    # A refund recorded but not yet made at Stripe (its maker crashed or could
+    # not reach Stripe) is made by the reconciler after this long.
+    refund_retry_delay_seconds: float = Field(60.0, ge=0)
 
     @model_validator(mode="after")
     def _ttl_bounds_are_ordered(self) -> Self:
@@ -61,4 +70,15 @@ class BookingSettings(PlatformSettings, StripeSettings):
             raise ValueError(
                 "need HOLD_TTL_MIN_SECONDS <= HOLD_TTL_DEFAULT_SECONDS <= HOLD_TTL_MAX_SECONDS"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _checkout_urls_are_stripes(self) -> Self:
+        """Stripe refuses every checkout sent to a URL it does not take: better
+        not to start than to fail every payment."""
+        sample = str(uuid.UUID(int=0))
+        for name in ("checkout_success_url", "checkout_cancel_url"):
+            problem = url_problem(getattr(self, name).replace("{HOLD_ID}", sample))
+            if problem is not None:
+                raise ValueError(f"HOLDFAST_{name.upper()} {problem}")
         return self

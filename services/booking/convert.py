@@ -5,7 +5,7 @@ from __future__ import annotations
 from holdfast.booking.v1 import booking_pb2, inventory_pb2
 from holdfast.common.v1 import money_pb2
 from holdfast.platform.proto_time import time_range, timestamp
-from services.booking.domain import Checkout, Hold, HoldStatus, Resource, Slot
+from services.booking.domain import Checkout, Hold, HoldStatus, Refund, Resource, Slot
 
 
 def money(amount_minor: int, currency: str) -> money_pb2.Money:
@@ -79,4 +79,15 @@ def checkout(value: Checkout) -> booking_pb2.Checkout:
         status=booking_pb2.CheckoutStatus.Value(f"CHECKOUT_STATUS_{value.status.value}"),
         expire_time=timestamp(value.expires_at),
         amount=money(value.amount_minor, value.currency),
+        failure_reason=value.failure_reason,
+    )
+
+
+def refund(value: Refund) -> booking_pb2.Refund:
+    return booking_pb2.Refund(
+        payment_ref=value.payment_ref,
+        refund_id=value.refund_id or "",
+        amount=money(value.amount_minor, value.currency),
+        status=booking_pb2.RefundStatus.Value(f"REFUND_STATUS_{value.status.value}"),
+        failure_reason=value.failure_reason,
     )

@@ -131,6 +131,9 @@ class CheckoutStatus(enum.StrEnum):
     OPEN = "OPEN"
     COMPLETE = "COMPLETE"
     EXPIRED = "EXPIRED"
+    # Ended without a payment for good: Stripe refused the session, or the
+    # payment was declined. The reason is kept on the attempt.
+    FAILED = "FAILED"
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,7 @@ class Checkout:
     correlation_id: str = ""
     session_id: str | None = None
     url: str | None = None
+    failure_reason: str = ""
 
     @property
     def idempotency_key(self) -> str:
@@ -162,3 +166,47 @@ class Checkout:
     @property
     def unresolved(self) -> bool:
         return self.status in (CheckoutStatus.CREATING, CheckoutStatus.OPEN)
+
+
+class RefundStatus(enum.StrEnum):
+    # Decided and recorded; Stripe not yet (known to have been) asked.
+    PENDING = "PENDING"
+    SUCCEEDED = "SUCCEEDED"
+    # Stripe refused it; an operator must act.
+    FAILED = "FAILED"
+
+
+class RefundCause(enum.StrEnum):
+    # The payment could not become the booking (capacity gone, hold closed).
+    LATE_PAYMENT = "LATE_PAYMENT"
+    # The booking it paid was cancelled.
+    CANCELLATION = "CANCELLATION"
+    # Refunded at Stripe by someone else (an operator, Stripe's dashboard).
+    AT_STRIPE = "AT_STRIPE"
+
+
+class RefundMode(enum.StrEnum):
+    """What a cancellation does with the booking's payment."""
+
+    FULL = "full"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class Refund:
+    """The refund of one payment. There is at most one per payment, and once
+    one exists (in any status) the payment can never confirm a hold."""
+
+    payment_ref: str
+    tenant_id: str
+    hold_id: uuid.UUID
+    cause: RefundCause
+    status: RefundStatus
+    amount_minor: int
+    currency: str
+    refund_id: str | None = None
+    failure_reason: str = ""
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"refund:{self.payment_ref}"

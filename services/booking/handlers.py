@@ -17,11 +17,19 @@ from google.protobuf.message import Message
 from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
 from holdfast.platform import pagination
 from holdfast.platform.proto_time import read_time_range
+from holdfast.platform.stripe_limits import url_problem
 from holdfast.platform.tenancy import actor_of, tenant_of
 from holdfast.platform.validation import Violations, parse_id
 from services.booking import convert
 from services.booking.config import BookingSettings
-from services.booking.domain import HoldFilter, HoldRequest, NewResource, NewSlot, RequestKey
+from services.booking.domain import (
+    HoldFilter,
+    HoldRequest,
+    NewResource,
+    NewSlot,
+    RefundMode,
+    RequestKey,
+)
 from services.booking.inventory import Inventory
 from services.booking.payments import Payments
 from services.booking.reservations import Reservations
@@ -32,6 +40,11 @@ MAX_URL = 2048
 MAX_REQUEST_ID = 128
 MAX_CAPACITY = 1_000_000
 MAX_PRICE_MINOR = 10**12
+REFUND_MODES = {
+    booking_pb2.REFUND_MODE_UNSPECIFIED: RefundMode.FULL,  # until tenant policies exist
+    booking_pb2.REFUND_MODE_FULL: RefundMode.FULL,
+    booking_pb2.REFUND_MODE_NONE: RefundMode.NONE,
+}
 
 
 @cache
@@ -305,9 +318,10 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         hold_id = v.uuid("hold_id", request.hold_id)
         for field in ("success_url", "cancel_url"):
             url = getattr(request, field)
-            v.text(field, url, max_length=MAX_URL, required=False)
-            if url and not url.startswith(("https://", "http://")):
-                v.add(field, "must be an http(s) URL")
+            if len(url) > MAX_URL:
+                v.add(field, f"must be at most {MAX_URL} characters")
+            elif url and (problem := url_problem(url)) is not None:
+                v.add(field, problem)  # Stripe would refuse it: say so now
         v.raise_if_any()
         assert hold_id is not None
         checkout = await self._payments.start_checkout(
@@ -324,16 +338,17 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         v.text("payment_ref", request.payment_ref, max_length=MAX_TEXT)
         v.raise_if_any()
         assert hold_id is not None
-        hold, refund_id = await self._payments.apply_payment(
+        hold, refund = await self._payments.apply_payment(
             tenant, hold_id, request.payment_ref, actor_of(context, tenant)
         )
-        outcome = (
-            booking_pb2.PAYMENT_OUTCOME_REFUNDED
-            if refund_id
-            else booking_pb2.PAYMENT_OUTCOME_CONFIRMED
-        )
+        if refund is None:
+            return booking_pb2.ApplyPaymentResponse(
+                hold=convert.hold(hold), outcome=booking_pb2.PAYMENT_OUTCOME_CONFIRMED
+            )
         return booking_pb2.ApplyPaymentResponse(
-            hold=convert.hold(hold), outcome=outcome, refund_id=refund_id or ""
+            hold=convert.hold(hold),
+            outcome=booking_pb2.PAYMENT_OUTCOME_REFUNDED,
+            refund_id=refund.refund_id or "",
         )
 
     async def MarkBookingRefunded(
@@ -344,10 +359,16 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         booking_id = v.uuid("booking_id", request.booking_id)
         v.text("payment_ref", request.payment_ref, max_length=MAX_TEXT)
         v.text("reason", request.reason, max_length=MAX_TEXT, required=False)
+        v.text("refund_id", request.refund_id, max_length=MAX_TEXT, required=False)
         v.raise_if_any()
         assert booking_id is not None
         booking = await self._reservations.mark_refunded(
-            tenant, booking_id, request.payment_ref, request.reason, actor_of(context, tenant)
+            tenant,
+            booking_id,
+            request.payment_ref,
+            request.refund_id,
+            request.reason,
+            actor_of(context, tenant),
         )
         return booking_pb2.MarkBookingRefundedResponse(booking=convert.hold(booking))
 
@@ -358,12 +379,18 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         v = Violations()
         booking_id = v.uuid("booking_id", request.booking_id)
         v.text("reason", request.reason, max_length=MAX_TEXT, required=False)
+        mode = REFUND_MODES.get(request.refund)
+        if mode is None:
+            v.add("refund", "must be REFUND_MODE_FULL or REFUND_MODE_NONE")
         v.raise_if_any()
         assert booking_id is not None
-        booking = await self._reservations.cancel_booking(
-            tenant, booking_id, request.reason, actor_of(context, tenant)
+        assert mode is not None
+        booking, refund = await self._payments.cancel_booking(
+            tenant, booking_id, request.reason, mode, actor_of(context, tenant)
         )
-        return booking_pb2.CancelBookingResponse(booking=convert.hold(booking))
+        return booking_pb2.CancelBookingResponse(
+            booking=convert.hold(booking), refund=convert.refund(refund) if refund else None
+        )
 
     async def GetBooking(
         self, request: booking_pb2.GetBookingRequest, context: Context

@@ -41,6 +41,20 @@ class BookingMetrics:
             ["transition"],
             registry=self.registry,
         )
+        self.refunds = Counter(
+            "holdfast_refunds",
+            "Refunds Stripe answered, by cause (late_payment, cancellation, at_stripe) and"
+            " outcome (succeeded; failed: Stripe refused, an operator must act)",
+            ["cause", "outcome"],
+            registry=self.registry,
+        )
+        self.checkouts_failed = Counter(
+            "holdfast_checkouts_failed",
+            "Payment attempts that ended FAILED: refused (Stripe refused the session)"
+            " or declined (the payment was)",
+            ["why"],
+            registry=self.registry,
+        )
         self.outbox_published = Counter(
             "holdfast_outbox_published",
             "Outbox rows published to their stream",

@@ -1,11 +1,17 @@
-"""Payments for holds: Stripe Checkout, late-payment refunds, reconciliation.
+"""Payments for holds: Stripe Checkout, applying payments, cancellations'
+refunds, and what became of a session at Stripe.
 
 Stripe is only ever called outside a database transaction: a transaction
-decides and records (the attempt, its parameters), commits, then Stripe is
-called with an idempotency key that names the attempt, and its answer is
-recorded in a second short statement. A crash in between is repaired by
-calling Stripe again with the same key and parameters, which returns the
-same object: that is what the reconciler does with attempts left CREATING.
+decides and records (the attempt and its parameters, a refund), commits, then
+Stripe is called with an idempotency key that names the attempt (or the
+payment), and its answer is recorded in a second short statement. A crash in
+between is repaired by calling Stripe again with the same key and parameters,
+which returns the same object: that is what the reconciler does with
+attempts left CREATING and refunds left PENDING.
+
+What Stripe would refuse is refused before it is asked (holdfast.platform.
+stripe_limits); an attempt Stripe refuses anyway ends FAILED with Stripe's
+reason and is never sent again.
 """
 
 from __future__ import annotations
@@ -22,23 +28,37 @@ import stripe
 from holdfast.platform.context import current_correlation_id
 from holdfast.platform.errors import (
     DomainError,
+    ErrorKind,
+    FieldViolation,
     failed_precondition,
+    invalid_argument,
     not_found,
     unavailable,
 )
+from holdfast.platform.stripe_limits import total_problem
 from holdfast.platform.telemetry import current_traceparent
 from services.booking.config import BookingSettings
-from services.booking.domain import Checkout, CheckoutStatus, Hold, HoldStatus
-from services.booking.repository import BookingRepository, PaymentRepository
+from services.booking.domain import (
+    Checkout,
+    CheckoutStatus,
+    Hold,
+    HoldStatus,
+    Refund,
+    RefundMode,
+    RefundStatus,
+)
+from services.booking.metrics import BookingMetrics
+from services.booking.refunds import Refunds
+from services.booking.repository import BookingRepository, DueCheckout, PaymentRepository
 from services.booking.reservations import Reservations
 
 log = logging.getLogger(__name__)
 
 RECONCILER_ACTOR = "system:reconciler"
-# ConfirmHold's refusals that mean "this payment cannot become the booking".
-_UNBOOKABLE = ("HOLD_EXPIRED_NO_CAPACITY", "ALREADY_CONFIRMED", "BOOKING_CLOSED")
 # Stripe's longest checkout session.
 _MAX_SESSION_LIFETIME = timedelta(hours=24)
+# A PaymentIntent in these states after its session completed was declined.
+_DECLINED = ("requires_payment_method", "canceled")
 
 
 @asynccontextmanager
@@ -60,6 +80,12 @@ async def stripe_errors() -> AsyncIterator[None]:
         ) from None
 
 
+def refused_by_stripe(error: DomainError) -> bool:
+    """Whether Stripe refused the request itself: asking again the same way
+    is refused again."""
+    return error.reason in ("PAYMENT_PROVIDER_REFUSED", "PAYMENT_REQUEST_CONFLICT")
+
+
 def _payment_intent_id(session: Any) -> str:
     intent = session.payment_intent
     return str(intent if isinstance(intent, str) or intent is None else intent.id or "")
@@ -73,12 +99,20 @@ class Payments:
         reservations: Reservations,
         client: stripe.StripeClient | None,
         settings: BookingSettings,
+        metrics: BookingMetrics | None = None,
     ) -> None:
         self._repo = repository
         self._payments = payments
         self._reservations = reservations
         self._client = client
         self._settings = settings
+        self._metrics = metrics or BookingMetrics()
+        self.refunds = Refunds(reservations, client, self._metrics)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether payments are configured (a Stripe API key)."""
+        return self._client is not None
 
     def _stripe(self) -> stripe.StripeClient:
         if self._client is None:
@@ -95,27 +129,60 @@ class Payments:
         """The hold's open checkout, or a new attempt at Stripe.
 
         An attempt recorded as open is checked with Stripe first: if its
-        session expired (or Stripe does not know it), it is recorded as
-        expired and the next attempt starts.
+        session expired (or Stripe does not know it), or its payment was
+        declined or refunded, it is recorded so and the next attempt starts.
+        An attempt Stripe refuses ends FAILED with Stripe's reason: this
+        call's own is answered PAYMENT_PROVIDER_REFUSED; an earlier call's
+        (left CREATING) makes way for a new attempt with this call's URLs.
         """
         self._stripe()
-        for _ in range(2):
-            hold, checkout = await self._current_or_new_attempt(
+        for _ in range(3):
+            hold, checkout, started_now = await self._current_or_new_attempt(
                 tenant_id, hold_id, success_url, cancel_url, actor
             )
             if checkout.status is CheckoutStatus.CREATING:
-                session = await self._create_session(hold, checkout)
-                return await self._payments.record_session(checkout, session.id, str(session.url))
+                session, refusal = await self._create_or_fail(hold, checkout)
+                if session is not None:
+                    return await self._payments.record_session(
+                        checkout, session.id, str(session.url)
+                    )
+                if started_now:
+                    raise failed_precondition(
+                        "PAYMENT_PROVIDER_REFUSED",
+                        f"Stripe refused the checkout: {refusal}",
+                        {"attempt": str(checkout.attempt)},
+                    )
+                continue  # an earlier call's attempt was refused: this call's is next
             assert checkout.session_id is not None
-            session = await self._retrieve_session(checkout.session_id)
-            if session is not None and session.status in ("open", "complete"):
+            session = await self.retrieve_session(checkout.session_id)
+            if session is not None and session.status == "open":
                 return checkout
+            if session is not None and session.status == "complete":
+                if not await self._spent(checkout, session):
+                    return checkout
+                continue
             await self._payments.set_session_status(checkout.session_id, CheckoutStatus.EXPIRED)
         raise unavailable("CHECKOUT_BUSY", "the checkout changed meanwhile; retry", 0.5)
 
+    async def _spent(self, checkout: Checkout, session: Any) -> bool:
+        """Whether a completed session can pay for nothing more: its payment
+        was refunded or declined (recorded on the attempt if so)."""
+        assert checkout.session_id is not None
+        state, why = await self._payment_state(session)
+        if state == "declined":
+            await self._fail(checkout, f"payment declined: {why}", "declined")
+            return True
+        payment = _payment_intent_id(session)
+        if payment and await self._payments.find_refund(checkout.tenant_id, payment):
+            await self._payments.set_session_status(checkout.session_id, CheckoutStatus.COMPLETE)
+            return True
+        return False
+
     async def _current_or_new_attempt(
         self, tenant_id: str, hold_id: uuid.UUID, success_url: str, cancel_url: str, actor: str
-    ) -> tuple[Hold, Checkout]:
+    ) -> tuple[Hold, Checkout, bool]:
+        """The hold's unresolved attempt, or a new one (True) with this call's
+        parameters, unless Stripe would refuse its total."""
         async with self._repo.transaction(tenant_id, actor) as tx:
             hold = await tx.lock_hold(hold_id)
             if hold is None:
@@ -131,12 +198,16 @@ class Payments:
                 raise failed_precondition("HOLD_EXPIRED", "the hold has lapsed")
             latest = await tx.latest_checkout(hold_id)
             if latest is not None and latest.unresolved:
-                return hold, latest
+                return hold, latest, False
+            problem = total_problem(hold.total_minor, hold.currency)
+            if problem is not None:
+                raise invalid_argument([FieldViolation("hold_id", problem)])
             checkout = self._new_attempt(tenant_id, hold, latest, now, success_url, cancel_url)
-            await tx.insert_checkout(checkout)
-            return hold, checkout
+            lead = timedelta(seconds=self._settings.reconciler_lead_seconds)
+            await tx.insert_checkout(checkout, min(checkout.expires_at, hold.expires_at) - lead)
+            return hold, checkout, True
 
-    async def _retrieve_session(self, session_id: str) -> Any:
+    async def retrieve_session(self, session_id: str) -> Any:
         """The session as Stripe has it now; None when Stripe does not know it
         (another account, or a local fake Stripe that restarted): nothing can
         ever be paid through it."""
@@ -147,6 +218,13 @@ class Payments:
             if error.reason == "PAYMENT_PROVIDER_REFUSED" and "No such" in error.message:
                 return None
             raise
+
+    def _urls(self, hold: Hold, success_url: str, cancel_url: str) -> tuple[str, str]:
+        s = self._settings
+        return (
+            (success_url or s.checkout_success_url).replace("{HOLD_ID}", str(hold.id)),
+            (cancel_url or s.checkout_cancel_url).replace("{HOLD_ID}", str(hold.id)),
+        )
 
     def _new_attempt(
         self,
@@ -161,6 +239,7 @@ class Payments:
         # Stripe keeps a session open at least 30 minutes; a shorter hold
         # expires its session itself when it lapses (through the outbox).
         lifetime = max(hold.expires_at - now, timedelta(seconds=s.checkout_min_lifetime_seconds))
+        success, cancel = self._urls(hold, success_url, cancel_url)
         return Checkout(
             hold_id=hold.id,
             attempt=latest.attempt + 1 if latest else 1,
@@ -169,14 +248,25 @@ class Payments:
             amount_minor=hold.total_minor,
             currency=hold.currency,
             expires_at=now + min(lifetime, _MAX_SESSION_LIFETIME),
-            success_url=(success_url or s.checkout_success_url).replace("{HOLD_ID}", str(hold.id)),
-            cancel_url=(cancel_url or s.checkout_cancel_url).replace("{HOLD_ID}", str(hold.id)),
+            success_url=success,
+            cancel_url=cancel,
             traceparent=current_traceparent(),
             correlation_id=current_correlation_id(),
         )
 
+    async def _create_or_fail(self, hold: Hold, checkout: Checkout) -> tuple[Any, str]:
+        """The attempt's session, created (or, for a retried attempt, found
+        again); or, when Stripe refused it, None and Stripe's reason, and the
+        attempt is FAILED: the same parameters would be refused again."""
+        try:
+            return await self._create_session(hold, checkout), ""
+        except DomainError as error:
+            if not refused_by_stripe(error):
+                raise
+            await self._fail(checkout, error.message, "refused")
+            return None, error.message
+
     async def _create_session(self, hold: Hold, checkout: Checkout) -> Any:
-        """Creates (or, for a retried attempt, finds again) the attempt's session."""
         # The request's trace and correlation id ride along, so the webhook's
         # processing links back to the request that started the payment.
         tracing = {
@@ -221,10 +311,20 @@ class Payments:
                 {"idempotency_key": checkout.idempotency_key},
             )
 
+    async def _fail(self, checkout: Checkout, reason: str, why: str) -> None:
+        await self._payments.fail_attempt(checkout, reason)
+        self._metrics.checkouts_failed.labels(why).inc()
+        log.warning(
+            "payment attempt failed: %s",
+            reason,
+            extra={"hold_id": str(checkout.hold_id), "attempt": checkout.attempt},
+        )
+
     async def expire_session(self, session_id: str, idempotency_key: str) -> None:
         """Expires an open session (its hold lapsed or was released). A session
-        that is no longer open is left alone: if it was paid, the webhook or
-        the reconciler applies the late-payment rule."""
+        that is no longer open is looked at again: a declined payment ends
+        its attempt FAILED at once; anything else (a payment, say) is left to
+        the webhook and the reconciler, which looks at it at its next pass."""
         try:
             async with stripe_errors():
                 await self._stripe().v1.checkout.sessions.expire_async(
@@ -234,109 +334,140 @@ class Payments:
             if error.reason != "PAYMENT_PROVIDER_REFUSED":
                 raise
             log.info("checkout %s was no longer open: %s", session_id, error.message)
+            await self._no_longer_open(session_id)
             return
         await self._payments.set_session_status(session_id, CheckoutStatus.EXPIRED)
 
-    # --- refunds -------------------------------------------------------------
+    async def _no_longer_open(self, session_id: str) -> None:
+        due = await self._payments.checkout_by_session(session_id)
+        if due is None or not due.checkout.unresolved:
+            return
+        session = await self.retrieve_session(session_id)
+        if session is not None and session.status == "complete":
+            state, why = await self._payment_state(session)
+            if state == "declined":
+                await self._declined(due, why)
+                return
+        await self._payments.check_soon(session_id)
 
-    async def refund_late_payment(
-        self, tenant_id: str, hold_id: uuid.UUID, payment_ref: str, reason: str, actor: str
-    ) -> tuple[Hold, str]:
-        """Refunds a payment that could not become a booking, once per payment."""
-        hold = await self._repo.get_hold(tenant_id, hold_id)
-        if hold is None:
-            raise not_found("hold", str(hold_id))
-        if hold.payment_ref == payment_ref:
-            raise failed_precondition(
-                "PAYMENT_IS_A_BOOKING",
-                "this payment paid for the booking; cancel or refund the booking instead",
-            )
-        existing = await self._payments.find_refund(payment_ref)
-        if existing is not None:
-            if existing["hold_id"] != hold_id or existing["tenant_id"] != tenant_id:
-                raise not_found("hold", str(hold_id))
-            return hold, str(existing["refund_id"])
-        async with stripe_errors():
-            refund = await self._stripe().v1.refunds.create_async(
-                {
-                    "payment_intent": payment_ref,
-                    "metadata": {"hold_id": str(hold_id), "tenant_id": tenant_id},
-                },
-                {"idempotency_key": f"refund:{payment_ref}"},
-            )
-        why = reason or "paid after the hold lapsed and its capacity was gone"
-        async with self._repo.transaction(tenant_id, actor) as tx:
-            locked = await tx.lock_hold(hold_id)
-            assert locked is not None
-            await tx.record_refund(locked, payment_ref, refund.id, refund.amount, why)
-        log.info("refunded a late payment", extra={"hold_id": str(hold_id), "refund": refund.id})
-        refreshed = await self._repo.get_hold(tenant_id, hold_id)
-        assert refreshed is not None
-        return refreshed, str(refund.id)
+    # --- what became of a session --------------------------------------------
 
-    # --- the reconciler ------------------------------------------------------
-
-    async def reconcile_once(self) -> int:
-        """Asks Stripe about every attempt near or past lapsing; returns how
-        many were looked at. One that fails is left for the next pass."""
-        if self._client is None:
-            return 0
-        s = self._settings
-        due = await self._payments.unresolved_checkouts(
-            s.reconciler_lead_seconds, s.reconciler_batch_size
-        )
-        for checkout, hold_status, hold_expires_at in due:
-            try:
-                await self._reconcile(checkout, hold_status, hold_expires_at)
-            except DomainError as error:
-                log.warning("reconciling checkout of hold %s failed: %s", checkout.hold_id, error)
-        return len(due)
-
-    async def _reconcile(
-        self, checkout: Checkout, hold_status: HoldStatus, hold_expires_at: datetime
-    ) -> None:
+    async def settle(self, due: DueCheckout) -> None:
+        """Asks Stripe what became of an unresolved attempt and acts on it:
+        the reconciler's look at one attempt."""
+        checkout = due.checkout
         tenant = checkout.tenant_id
         if checkout.session_id is None:
             # The attempt's create never got its answer recorded: the same
             # key and parameters give the same session back.
-            hold = await self._repo.get_hold(tenant, checkout.hold_id)
-            assert hold is not None
-            session = await self._create_session(hold, checkout)
+            hold = await self._reservations.get_hold(tenant, checkout.hold_id)
+            session, _ = await self._create_or_fail(hold, checkout)
+            if session is None:
+                return
             checkout = await self._payments.record_session(checkout, session.id, str(session.url))
         assert checkout.session_id is not None
-        session = await self._retrieve_session(checkout.session_id)
+        session = await self.retrieve_session(checkout.session_id)
         if session is None:
             await self._payments.set_session_status(checkout.session_id, CheckoutStatus.EXPIRED)
-        elif session.status == "complete" and session.payment_status == "paid":
-            await self.apply_payment(tenant, checkout.hold_id, _payment_intent_id(session))
-            await self._payments.set_session_status(checkout.session_id, CheckoutStatus.COMPLETE)
+        elif session.status == "complete":
+            state, why = await self._payment_state(session)
+            if state == "paid":
+                await self.apply_payment(tenant, checkout.hold_id, _payment_intent_id(session))
+                await self._payments.set_session_status(
+                    checkout.session_id, CheckoutStatus.COMPLETE
+                )
+            elif state == "declined":
+                await self._declined(due, why)
+            # else the payment is still pending: looked at again later.
         elif session.status == "expired":
             await self._payments.set_session_status(checkout.session_id, CheckoutStatus.EXPIRED)
-            if hold_status is HoldStatus.HELD:
+            if due.hold_status is HoldStatus.HELD:
                 await self._reservations.release_hold(
                     tenant, checkout.hold_id, "checkout expired", RECONCILER_ACTOR
                 )
         elif session.status == "open" and (
-            hold_status is not HoldStatus.HELD
-            or hold_expires_at <= datetime.now(hold_expires_at.tzinfo)
+            due.hold_status is not HoldStatus.HELD
+            or due.hold_expires_at <= datetime.now(due.hold_expires_at.tzinfo)
         ):
             await self.expire_session(checkout.session_id, f"reconcile:{checkout.session_id}")
 
+    async def _payment_state(self, session: Any) -> tuple[str, str]:
+        """How a completed session's payment stands: ("paid", ""), ("pending",
+        "") while an asynchronous payment settles, or ("declined", why)."""
+        if session.payment_status in ("paid", "no_payment_required"):
+            return "paid", ""
+        intent_id = _payment_intent_id(session)
+        if not intent_id:
+            return "pending", ""
+        async with stripe_errors():
+            intent = await self._stripe().v1.payment_intents.retrieve_async(intent_id)
+        if intent.status == "succeeded":
+            return "paid", ""
+        if intent.status in _DECLINED:
+            error = intent.last_payment_error
+            why = (error.message or error.code) if error else None
+            return "declined", str(why or intent.status)
+        return "pending", ""
+
+    async def _declined(self, due: DueCheckout, why: str) -> None:
+        """The customer's payment was declined: the attempt ends FAILED (first,
+        so releasing the hold does not ask Stripe to expire the session), and
+        a hold still held is released."""
+        await self._fail(due.checkout, f"payment declined: {why}", "declined")
+        if due.hold_status is HoldStatus.HELD:
+            await self._reservations.release_hold(
+                due.checkout.tenant_id,
+                due.checkout.hold_id,
+                "checkout payment declined",
+                RECONCILER_ACTOR,
+            )
+
+    # --- applying payments and refunding ---------------------------------------
+
     async def apply_payment(
         self, tenant_id: str, hold_id: uuid.UUID, payment_ref: str, actor: str = RECONCILER_ACTOR
-    ) -> tuple[Hold, str | None]:
+    ) -> tuple[Hold, Refund | None]:
         """A succeeded payment becomes the booking, or is refunded if it cannot
-        (invariant 3: no payment kept without a booking). Returns the hold and
-        the refund id, None when confirmed."""
+        (invariant 3: no payment kept without a booking; invariant 9: a
+        refund is final). Returns the hold and the payment's refund, None
+        when it is the booking."""
+        hold, refund = await self._reservations.apply_payment(
+            tenant_id, hold_id, payment_ref, actor, self._settings.refund_retry_delay_seconds
+        )
+        if refund is None:
+            return hold, None
+        hold, refund = await self.refunds.make(refund, actor)
+        if refund.status is RefundStatus.FAILED:
+            raise failed_precondition(
+                "REFUND_REFUSED",
+                f"the payment cannot become the booking and Stripe refused its refund:"
+                f" {refund.failure_reason}",
+                {"payment_ref": payment_ref},
+            )
+        return hold, refund
+
+    async def cancel_booking(
+        self, tenant_id: str, booking_id: uuid.UUID, reason: str, mode: RefundMode, actor: str
+    ) -> tuple[Hold, Refund | None]:
+        """Cancels a booking and, unless told not to, refunds its payment in
+        full at Stripe. The cancellation stands even when Stripe is out of
+        reach: the refund stays PENDING, and the reconciler (or cancelling
+        again) makes it."""
+        hold, refund = await self._reservations.cancel_booking(
+            tenant_id,
+            booking_id,
+            reason,
+            mode,
+            self._client is not None,
+            actor,
+            self._settings.refund_retry_delay_seconds,
+        )
+        if refund is None or refund.status is not RefundStatus.PENDING or self._client is None:
+            return hold, refund
         try:
-            return await self._reservations.confirm_hold(
-                tenant_id, hold_id, payment_ref, actor
-            ), None
+            return await self.refunds.make(refund, actor)
         except DomainError as error:
-            if error.reason not in _UNBOOKABLE:
+            if error.kind is not ErrorKind.UNAVAILABLE:
                 raise
-        hold = await self._repo.get_hold(tenant_id, hold_id)
-        assert hold is not None
-        if hold.payment_ref == payment_ref:
-            return hold, None  # this very payment paid the (since closed) booking
-        return await self.refund_late_payment(tenant_id, hold_id, payment_ref, "", actor)
+            log.warning("refund of cancelled booking %s left pending: %s", booking_id, error)
+            return hold, refund

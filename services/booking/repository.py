@@ -20,6 +20,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +41,9 @@ from services.booking.domain import (
     HoldStatus,
     NewResource,
     NewSlot,
+    Refund,
+    RefundCause,
+    RefundStatus,
     RequestKey,
     Resource,
     Slot,
@@ -308,11 +312,12 @@ class Transaction:
         booked_delta: int,
         reason: str,
         payment_ref: str | None = None,
+        details: dict[str, Any] | None = None,
     ) -> Hold:
         """Moves a locked hold to a new status, moving its capacity between the
-        slots' held and booked counts, with an audit row and an outbox row; one
-        statement. Every status is entered at most once per hold, so the
-        status names the change."""
+        slots' held and booked counts, with an audit row (its details: the
+        payment and `details`) and an outbox row; one statement. Every status
+        is entered at most once per hold, so the status names the change."""
         row = await self._conn.fetchrow(
             f"""
             WITH moved AS (
@@ -322,7 +327,7 @@ class Transaction:
                 INSERT INTO audit_log (tenant_id, entity_type, entity_id, action, from_status,
                                        to_status, actor, reason, correlation_id, details)
                 VALUES ($1, 'hold', $2, 'hold.' || lower($3), $8, $3, $9, $7, $10,
-                        jsonb_build_object('payment_ref', $11::text))
+                        jsonb_build_object('payment_ref', coalesce($11, $15)) || $14::jsonb)
             ), outbox AS (
                 INSERT INTO outbox ({_OUTBOX_COLUMNS})
                 VALUES ('{AVAILABILITY_TOPIC}', $12::uuid::text, $1,
@@ -360,6 +365,8 @@ class Transaction:
             payment_ref,
             hold.resource_id,
             self.traceparent,
+            _json(details or {}),
+            hold.payment_ref or None,
         )
         return _hold(row, hold.lines)
 
@@ -483,13 +490,14 @@ class Transaction:
         )
         return _checkout(row) if row else None
 
-    async def insert_checkout(self, checkout: Checkout) -> None:
+    async def insert_checkout(self, checkout: Checkout, next_check_at: datetime) -> None:
+        """A new attempt, which the reconciler looks at from `next_check_at` on."""
         await self._conn.execute(
             """
             INSERT INTO checkouts (hold_id, attempt, tenant_id, status, amount_minor, currency,
                                    expires_at, success_url, cancel_url, traceparent,
-                                   correlation_id)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                   correlation_id, next_check_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
             """,
             checkout.hold_id,
             checkout.attempt,
@@ -502,46 +510,165 @@ class Transaction:
             checkout.cancel_url,
             checkout.traceparent,
             checkout.correlation_id,
+            next_check_at,
+        )
+
+    async def close_checkouts(self, hold_id: uuid.UUID, status: CheckoutStatus) -> None:
+        """Ends the hold's unresolved attempts (there is at most one): nothing
+        the reconciler still needs to look at."""
+        await self._conn.execute(
+            """
+            UPDATE checkouts SET status = $2, updated_at = now()
+            WHERE hold_id = $1 AND status IN ('CREATING', 'OPEN')
+            """,
+            hold_id,
+            status.value,
         )
 
     async def now(self) -> datetime:
         now: datetime = await self._conn.fetchval("SELECT now()")
         return now
 
-    async def record_refund(
-        self, hold: Hold, payment_ref: str, refund_id: str, amount_minor: int, reason: str
-    ) -> None:
-        """The refund and its audit row, once per payment; with the hold locked."""
-        await self._conn.execute(
+    async def refund_of(self, payment_ref: str) -> Refund | None:
+        """The tenant's refund of `payment_ref`, whatever its status. Every
+        refund row is written with its hold locked, so under the hold's lock
+        this answer cannot change for that hold."""
+        row = await self._conn.fetchrow(
+            "SELECT * FROM refunds WHERE payment_ref = $1 AND tenant_id = $2",
+            payment_ref,
+            self.tenant_id,
+        )
+        return _refund(row) if row else None
+
+    async def insert_refund(
+        self,
+        hold: Hold,
+        payment_ref: str,
+        cause: RefundCause,
+        reason: str,
+        *,
+        retry_after_seconds: float = 0.0,
+        refund_id: str | None = None,
+    ) -> Refund | None:
+        """Records the refund of `payment_ref` with the hold locked, with an
+        audit row: PENDING (Stripe is to be asked; the reconciler asks after
+        `retry_after_seconds` if no one finished it by then), or, given the
+        `refund_id` Stripe already made (AT_STRIPE), SUCCEEDED. None if the
+        payment already has a refund (of any hold: one refund per payment)."""
+        status = RefundStatus.PENDING if refund_id is None else RefundStatus.SUCCEEDED
+        if cause is RefundCause.AT_STRIPE:
+            status = RefundStatus.SUCCEEDED
+        row = await self._conn.fetchrow(
             """
             WITH refund AS (
                 INSERT INTO refunds (payment_ref, tenant_id, hold_id, refund_id, amount_minor,
-                                     currency, reason)
-                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                                     currency, reason, status, cause, next_attempt_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                        now() + make_interval(secs => $10))
                 ON CONFLICT (payment_ref) DO NOTHING
-                RETURNING 1
+                RETURNING *
             ), audit AS (
                 INSERT INTO audit_log (tenant_id, entity_type, entity_id, action, from_status,
                                        to_status, actor, reason, correlation_id, details)
-                SELECT $2, 'hold', $3, 'hold.payment_refunded', $8, $8, $9, $7, $10,
+                SELECT $2, 'hold', $3,
+                       CASE WHEN $8 = 'PENDING' THEN 'hold.refund_requested'
+                            ELSE 'hold.payment_refunded' END,
+                       $11, $11, $12, $7, $13,
                        jsonb_build_object('payment_ref', $1::text, 'refund_id', $4::text,
-                                          'amount_minor', $5::bigint)
+                                          'amount_minor', $5::bigint, 'cause', $9::text)
                 FROM refund
             )
-            UPDATE holds SET status_reason = $7, updated_at = now()
-            WHERE id = $3 AND EXISTS (SELECT 1 FROM refund)
+            SELECT * FROM refund
             """,
             payment_ref,
             self.tenant_id,
             hold.id,
             refund_id,
-            amount_minor,
+            hold.total_minor,
             hold.currency,
             reason,
+            status.value,
+            cause.value,
+            retry_after_seconds,
             hold.status.value,
             self.actor,
             current_correlation_id(),
         )
+        return _refund(row) if row else None
+
+    async def complete_refund(
+        self,
+        hold: Hold,
+        refund: Refund,
+        refund_id: str | None,
+        amount_minor: int,
+        status_reason: str | None,
+    ) -> bool:
+        """Stripe made the refund: SUCCEEDED, with an audit row, once (False if
+        it already was); `status_reason`, if given, becomes the hold's."""
+        done: bool = await self._conn.fetchval(
+            """
+            WITH done AS (
+                UPDATE refunds SET status = 'SUCCEEDED', refund_id = coalesce($3, refund_id),
+                                   amount_minor = $4, failure_reason = '', updated_at = now()
+                WHERE payment_ref = $1 AND status <> 'SUCCEEDED'
+                RETURNING cause
+            ), audit AS (
+                INSERT INTO audit_log (tenant_id, entity_type, entity_id, action, from_status,
+                                       to_status, actor, reason, correlation_id, details)
+                SELECT $2, 'hold', $5, 'hold.payment_refunded', $6, $6, $7, coalesce($8, ''),
+                       $9, jsonb_build_object('payment_ref', $1::text, 'refund_id', $3::text,
+                                              'amount_minor', $4::bigint, 'cause', done.cause)
+                FROM done
+            ), reason AS (
+                UPDATE holds SET status_reason = $8, updated_at = now()
+                WHERE id = $5 AND $8::text IS NOT NULL AND EXISTS (SELECT 1 FROM done)
+            )
+            SELECT EXISTS (SELECT 1 FROM done)
+            """,
+            refund.payment_ref,
+            self.tenant_id,
+            refund_id,
+            amount_minor,
+            hold.id,
+            hold.status.value,
+            self.actor,
+            status_reason,
+            current_correlation_id(),
+        )
+        return done
+
+    async def fail_refund(self, hold: Hold, refund: Refund, message: str) -> bool:
+        """Stripe refused the refund: FAILED with its reason, on the refund and
+        the hold, with an audit row; once (False if it was no longer PENDING)."""
+        failed: bool = await self._conn.fetchval(
+            """
+            WITH failed AS (
+                UPDATE refunds SET status = 'FAILED', failure_reason = $3, updated_at = now()
+                WHERE payment_ref = $1 AND status = 'PENDING'
+                RETURNING cause
+            ), audit AS (
+                INSERT INTO audit_log (tenant_id, entity_type, entity_id, action, from_status,
+                                       to_status, actor, reason, correlation_id, details)
+                SELECT $2, 'hold', $4, 'hold.refund_failed', $5, $5, $6, $3, $7,
+                       jsonb_build_object('payment_ref', $1::text, 'cause', failed.cause)
+                FROM failed
+            ), reason AS (
+                UPDATE holds SET status_reason = 'refund refused by Stripe: ' || $3,
+                                 updated_at = now()
+                WHERE id = $4 AND EXISTS (SELECT 1 FROM failed)
+            )
+            SELECT EXISTS (SELECT 1 FROM failed)
+            """,
+            refund.payment_ref,
+            self.tenant_id,
+            message[:500],
+            hold.id,
+            hold.status.value,
+            self.actor,
+            current_correlation_id(),
+        )
+        return failed
 
 
 def _json(value: dict[str, Any]) -> str:
@@ -934,7 +1061,40 @@ def _checkout(row: asyncpg.Record) -> Checkout:
         correlation_id=row["correlation_id"],
         session_id=row["session_id"],
         url=row["url"],
+        failure_reason=row["failure_reason"],
     )
+
+
+def _refund(row: asyncpg.Record) -> Refund:
+    return Refund(
+        payment_ref=row["payment_ref"],
+        tenant_id=row["tenant_id"],
+        hold_id=row["hold_id"],
+        cause=RefundCause(row["cause"]),
+        status=RefundStatus(row["status"]),
+        amount_minor=row["amount_minor"],
+        currency=row["currency"].strip(),
+        refund_id=row["refund_id"],
+        failure_reason=row["failure_reason"],
+    )
+
+
+@dataclass(frozen=True)
+class DueCheckout:
+    """An unresolved attempt for the reconciler, with its hold's state."""
+
+    checkout: Checkout
+    hold_status: HoldStatus
+    hold_expires_at: datetime
+
+
+def _due(row: asyncpg.Record) -> DueCheckout:
+    return DueCheckout(_checkout(row), HoldStatus(row["hold_status"]), row["hold_expires_at"])
+
+
+# The reconciler's backoff: the n-th look at an attempt (or try of a refund)
+# comes base * 2^(n-1) seconds after the previous one, at most max seconds.
+_BACKOFF = "least($3::float8, $2::float8 * power(2, least({n}, 30)))"
 
 
 class PaymentRepository:
@@ -973,34 +1133,115 @@ class PaymentRepository:
                 status.value,
             )
 
-    async def unresolved_checkouts(
-        self, lead_seconds: float, limit: int
-    ) -> list[tuple[Checkout, HoldStatus, datetime]]:
-        """Attempts still open or being created whose session or hold lapses
-        within `lead_seconds` (or already has): the reconciler's work, with
-        each hold's status and expiry."""
+    async def fail_attempt(self, checkout: Checkout, reason: str) -> None:
+        """The attempt can never be paid (Stripe refused it, or its payment was
+        declined): FAILED with why, unless it was resolved meanwhile."""
         async with database_errors():
-            rows = await self._pool.fetch(
+            await self._pool.execute(
+                """
+                UPDATE checkouts SET status = 'FAILED', failure_reason = $3, updated_at = now()
+                WHERE hold_id = $1 AND attempt = $2 AND status IN ('CREATING', 'OPEN')
+                """,
+                checkout.hold_id,
+                checkout.attempt,
+                reason[:500],
+            )
+
+    async def check_soon(self, session_id: str) -> None:
+        """The reconciler looks at this attempt at its next pass."""
+        async with database_errors():
+            await self._pool.execute(
+                "UPDATE checkouts SET next_check_at = now()"
+                " WHERE session_id = $1 AND status IN ('CREATING', 'OPEN')",
+                session_id,
+            )
+
+    async def checkout_by_session(self, session_id: str) -> DueCheckout | None:
+        async with database_errors():
+            row = await self._pool.fetchrow(
                 """
                 SELECT c.*, h.status AS hold_status, h.expires_at AS hold_expires_at
                 FROM checkouts c JOIN holds h ON h.id = c.hold_id
-                WHERE c.status IN ('CREATING', 'OPEN')
-                  AND (c.expires_at <= now() + make_interval(secs => $1)
-                       OR h.expires_at <= now() + make_interval(secs => $1)
-                       OR h.status <> 'HELD')
-                ORDER BY least(c.expires_at, h.expires_at)
-                LIMIT $2
+                WHERE c.session_id = $1
                 """,
-                lead_seconds,
-                limit,
+                session_id,
             )
-        return [
-            (_checkout(row), HoldStatus(row["hold_status"]), row["hold_expires_at"]) for row in rows
-        ]
+        return _due(row) if row else None
 
-    async def find_refund(self, payment_ref: str) -> asyncpg.Record | None:
+    async def claim_due_checkouts(
+        self, limit: int, base_seconds: float, max_seconds: float
+    ) -> list[DueCheckout]:
+        """Up to `limit` unresolved attempts whose time to be looked at has
+        come, fairly across tenants: each tenant's most overdue first, then
+        each one's second, and so on, so one tenant's many attempts never
+        crowd out another's. Claiming schedules each one's next look with
+        exponential backoff, so what cannot settle yet makes way for the rest
+        (and a second reconciler replica skips what this one claimed)."""
+        backoff = _BACKOFF.format(n="c.checks")
         async with database_errors():
-            row: asyncpg.Record | None = await self._pool.fetchrow(
-                "SELECT * FROM refunds WHERE payment_ref = $1", payment_ref
+            rows = await self._pool.fetch(
+                f"""
+                WITH due AS (
+                    SELECT hold_id, attempt,
+                           row_number() OVER (PARTITION BY tenant_id
+                                              ORDER BY next_check_at, hold_id, attempt) AS turn,
+                           next_check_at
+                    FROM checkouts
+                    WHERE status IN ('CREATING', 'OPEN') AND next_check_at <= now()
+                ), picked AS (
+                    SELECT hold_id, attempt, turn FROM due
+                    ORDER BY turn, next_check_at, hold_id
+                    LIMIT $1
+                )
+                UPDATE checkouts c
+                SET checks = c.checks + 1,
+                    next_check_at = now() + make_interval(secs => {backoff})
+                FROM picked p, holds h
+                WHERE c.hold_id = p.hold_id AND c.attempt = p.attempt AND h.id = c.hold_id
+                  AND c.status IN ('CREATING', 'OPEN') AND c.next_check_at <= now()
+                RETURNING c.*, h.status AS hold_status, h.expires_at AS hold_expires_at, p.turn
+                """,
+                limit,
+                base_seconds,
+                max_seconds,
             )
-        return row
+        rows = sorted(rows, key=lambda row: (row["turn"], row["next_check_at"]))
+        return [_due(row) for row in rows]
+
+    async def claim_due_refunds(
+        self, limit: int, base_seconds: float, max_seconds: float
+    ) -> list[Refund]:
+        """Up to `limit` PENDING refunds whose retry time has come (their maker
+        crashed or could not reach Stripe), oldest first, each one's next try
+        scheduled with exponential backoff."""
+        backoff = _BACKOFF.format(n="r.attempts")
+        async with database_errors():
+            rows = await self._pool.fetch(
+                f"""
+                WITH due AS (
+                    SELECT payment_ref FROM refunds
+                    WHERE status = 'PENDING' AND next_attempt_at <= now()
+                    ORDER BY next_attempt_at
+                    LIMIT $1
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE refunds r
+                SET attempts = r.attempts + 1,
+                    next_attempt_at = now() + make_interval(secs => {backoff})
+                FROM due WHERE r.payment_ref = due.payment_ref
+                RETURNING r.*
+                """,
+                limit,
+                base_seconds,
+                max_seconds,
+            )
+        return [_refund(row) for row in rows]
+
+    async def find_refund(self, tenant_id: str, payment_ref: str) -> Refund | None:
+        async with database_errors():
+            row = await self._pool.fetchrow(
+                "SELECT * FROM refunds WHERE payment_ref = $1 AND tenant_id = $2",
+                payment_ref,
+                tenant_id,
+            )
+        return _refund(row) if row else None

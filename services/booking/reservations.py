@@ -17,11 +17,16 @@ from opentelemetry import trace
 from holdfast.platform.errors import DomainError, ErrorKind, failed_precondition, not_found
 from holdfast.platform.pagination import Cursor
 from services.booking.domain import (
+    CheckoutStatus,
     Hold,
     HoldFilter,
     HoldLine,
     HoldRequest,
     HoldStatus,
+    Refund,
+    RefundCause,
+    RefundMode,
+    RefundStatus,
     RequestKey,
     Slot,
     in_time_order,
@@ -32,6 +37,9 @@ from services.booking.repository import BookingRepository, SlotPreview, Transact
 EncodeHold = Callable[[Hold], bytes]
 
 SWEEPER_ACTOR = "system:sweeper"
+# ConfirmHold's refusals that mean "this payment cannot become the booking".
+UNBOOKABLE = ("HOLD_EXPIRED_NO_CAPACITY", "ALREADY_CONFIRMED", "BOOKING_CLOSED")
+LATE_PAYMENT_REFUND_REASON = "paid after the hold lapsed and its capacity was gone"
 tracer = trace.get_tracer(__name__)
 
 
@@ -241,68 +249,144 @@ class Reservations:
     async def confirm_hold(
         self, tenant_id: str, hold_id: uuid.UUID, payment_ref: str, actor: str
     ) -> Hold:
-        """HELD -> CONFIRMED, as a compare-and-set on the locked hold.
-
-        A hold that lapsed (swept or not) is still confirmed when its capacity
-        can be had: a lapsed but unswept hold still holds it; a swept or
-        released one takes it again if free. Otherwise the caller is told to
-        refund with HOLD_EXPIRED_NO_CAPACITY.
-        """
+        """HELD -> CONFIRMED, as a compare-and-set on the locked hold (see
+        `_confirm_locked`)."""
         async with self._repo.transaction(tenant_id, actor) as tx:
             hold = await self._lock_hold(tx, hold_id, "hold")
-            if hold.status is HoldStatus.CONFIRMED:
-                if hold.payment_ref == payment_ref:
-                    return hold  # the same payment confirmed twice: one booking
-                raise failed_precondition(
-                    "ALREADY_CONFIRMED",
-                    "the hold was confirmed with another payment",
-                    {"payment_ref": hold.payment_ref},
-                )
-            if hold.status in (HoldStatus.CANCELLED, HoldStatus.REFUNDED):
-                raise failed_precondition(
-                    "BOOKING_CLOSED",
-                    f"the booking is {hold.status.value}",
-                    {"status": hold.status.value},
-                )
-            slots, now = await self._lock_slots(tx, hold.slot_ids)
-            if hold.status is HoldStatus.HELD:
-                late = hold.expires_at <= now
-                confirmed = await tx.transition_hold(
-                    hold,
-                    HoldStatus.CONFIRMED,
-                    held_delta=-hold.quantity,
-                    booked_delta=hold.quantity,
-                    reason="paid after the hold lapsed" if late else "",
-                    payment_ref=payment_ref,
-                )
-            else:
-                # RELEASED or EXPIRED: the payment came late; take the capacity again.
-                try:
-                    await self._ensure_capacity(tx, slots, hold.quantity)
-                except DomainError as error:
-                    raise failed_precondition(
-                        "HOLD_EXPIRED_NO_CAPACITY",
-                        "the hold lapsed and its capacity is gone; refund the payment",
-                        {"status": hold.status.value, "cause": error.reason},
-                    ) from None
-                confirmed = await tx.transition_hold(
-                    hold,
-                    HoldStatus.CONFIRMED,
-                    held_delta=0,
-                    booked_delta=hold.quantity,
-                    reason=f"paid after the hold was {hold.status.value.lower()}; capacity retaken",
-                    payment_ref=payment_ref,
-                )
-        self._metrics.bookings.labels("confirmed").inc()
+            confirmed = await self._confirm_locked(tx, hold, payment_ref)
+        if confirmed is not hold:
+            self._metrics.bookings.labels("confirmed").inc()
         return confirmed
 
+    async def apply_payment(
+        self,
+        tenant_id: str,
+        hold_id: uuid.UUID,
+        payment_ref: str,
+        actor: str,
+        refund_retry_after: float,
+    ) -> tuple[Hold, Refund | None]:
+        """A payment that succeeded at Stripe becomes the booking, or, when it
+        cannot, its refund is decided and recorded (PENDING) in the same
+        transaction, under the hold's lock: no other path can confirm the
+        hold with it from then on. Returns the hold and the payment's refund
+        (None when it is the booking); the caller asks Stripe for the refund.
+        The hold's open checkout is closed with it: the reconciler has nothing
+        left to learn about it."""
+        async with self._repo.transaction(tenant_id, actor) as tx:
+            hold = await self._lock_hold(tx, hold_id, "hold")
+            try:
+                confirmed = await self._confirm_locked(tx, hold, payment_ref)
+            except DomainError as error:
+                if error.reason == "PAYMENT_REFUNDED":
+                    refund = await tx.refund_of(payment_ref)
+                    assert refund is not None
+                    if refund.hold_id != hold.id:
+                        raise not_found("hold", str(hold_id)) from None
+                    return hold, refund
+                if error.reason not in UNBOOKABLE:
+                    raise
+                if hold.payment_ref == payment_ref:
+                    return hold, None  # this very payment paid the (since closed) booking
+                refund = await tx.insert_refund(
+                    hold,
+                    payment_ref,
+                    RefundCause.LATE_PAYMENT,
+                    LATE_PAYMENT_REFUND_REASON,
+                    retry_after_seconds=refund_retry_after,
+                )
+                if refund is None:  # another hold's payment (the primary key says so)
+                    raise not_found("hold", str(hold_id)) from None
+                await tx.close_checkouts(hold.id, CheckoutStatus.COMPLETE)
+                return hold, refund
+        if confirmed is not hold:
+            self._metrics.bookings.labels("confirmed").inc()
+        return confirmed, None
+
+    async def _confirm_locked(self, tx: Transaction, hold: Hold, payment_ref: str) -> Hold:
+        """HELD -> CONFIRMED on a hold this transaction has locked.
+
+        A payment that was refunded (or whose refund is in flight) never
+        confirms a hold: PAYMENT_REFUNDED, checked under the hold's lock, which
+        every refund decision also holds. A hold that lapsed (swept or not) is
+        still confirmed when its capacity can be had: a lapsed but unswept
+        hold still holds it; a swept or released one takes it again if free.
+        Otherwise the caller is told to refund with HOLD_EXPIRED_NO_CAPACITY.
+        Returns `hold` itself when this payment had already confirmed it.
+        """
+        refund = await tx.refund_of(payment_ref)
+        if refund is not None:
+            raise failed_precondition(
+                "PAYMENT_REFUNDED",
+                "this payment was refunded (or its refund is under way); it cannot confirm a hold",
+                {"refund_status": refund.status.value},
+            )
+        if hold.status is HoldStatus.CONFIRMED:
+            if hold.payment_ref == payment_ref:
+                return hold  # the same payment confirmed twice: one booking
+            raise failed_precondition(
+                "ALREADY_CONFIRMED",
+                "the hold was confirmed with another payment",
+                {"payment_ref": hold.payment_ref},
+            )
+        if hold.status in (HoldStatus.CANCELLED, HoldStatus.REFUNDED):
+            raise failed_precondition(
+                "BOOKING_CLOSED",
+                f"the booking is {hold.status.value}",
+                {"status": hold.status.value},
+            )
+        slots, now = await self._lock_slots(tx, hold.slot_ids)
+        if hold.status is HoldStatus.HELD:
+            late = hold.expires_at <= now
+            return await tx.transition_hold(
+                hold,
+                HoldStatus.CONFIRMED,
+                held_delta=-hold.quantity,
+                booked_delta=hold.quantity,
+                reason="paid after the hold lapsed" if late else "",
+                payment_ref=payment_ref,
+            )
+        # RELEASED or EXPIRED: the payment came late; take the capacity again.
+        try:
+            await self._ensure_capacity(tx, slots, hold.quantity)
+        except DomainError as error:
+            raise failed_precondition(
+                "HOLD_EXPIRED_NO_CAPACITY",
+                "the hold lapsed and its capacity is gone; refund the payment",
+                {"status": hold.status.value, "cause": error.reason},
+            ) from None
+        return await tx.transition_hold(
+            hold,
+            HoldStatus.CONFIRMED,
+            held_delta=0,
+            booked_delta=hold.quantity,
+            reason=f"paid after the hold was {hold.status.value.lower()}; capacity retaken",
+            payment_ref=payment_ref,
+        )
+
     async def cancel_booking(
-        self, tenant_id: str, booking_id: uuid.UUID, reason: str, actor: str
-    ) -> Hold:
+        self,
+        tenant_id: str,
+        booking_id: uuid.UUID,
+        reason: str,
+        refund: RefundMode,
+        refunds_possible: bool,
+        actor: str,
+        refund_retry_after: float,
+    ) -> tuple[Hold, Refund | None]:
+        """CONFIRMED -> CANCELLED, its capacity given back, and with
+        `RefundMode.FULL` the refund of its payment recorded (PENDING) in the
+        same transaction; the caller asks Stripe for it. What was decided
+        about the money is in the audit row. `refunds_possible` is False when
+        payments are not configured: nothing was paid through Stripe then.
+
+        Cancelling a cancelled or refunded booking returns it as it is, with
+        its payment's refund (which the caller finishes if still pending)."""
         async with self._repo.transaction(tenant_id, actor) as tx:
             hold = await self._lock_hold(tx, booking_id, "booking")
-            if hold.status is HoldStatus.CANCELLED:
-                return hold
+            if hold.status in (HoldStatus.CANCELLED, HoldStatus.REFUNDED):
+                existing = await tx.refund_of(hold.payment_ref) if hold.payment_ref else None
+                return hold, existing if existing and existing.hold_id == hold.id else None
             if hold.status is not HoldStatus.CONFIRMED:
                 raise failed_precondition(
                     "BOOKING_NOT_CANCELLABLE",
@@ -310,6 +394,13 @@ class Reservations:
                     + ("; release the hold instead" if hold.status is HoldStatus.HELD else ""),
                     {"status": hold.status.value},
                 )
+            paid = refunds_possible and bool(hold.payment_ref)
+            refunding = refund is RefundMode.FULL and paid
+            decision: dict[str, Any] = {"refund": "full" if refunding else "none"}
+            if refund is RefundMode.NONE:
+                decision["refund_waived_by"] = actor
+            elif not paid:
+                decision["refund_note"] = "payments are not configured: nothing to refund"
             await self._lock_slots(tx, hold.slot_ids)
             cancelled = await tx.transition_hold(
                 hold,
@@ -317,34 +408,108 @@ class Reservations:
                 held_delta=0,
                 booked_delta=-hold.quantity,
                 reason=reason or "cancelled by caller",
+                details=decision,
             )
+            recorded = None
+            if refunding:
+                recorded = await tx.insert_refund(
+                    cancelled,
+                    hold.payment_ref,
+                    RefundCause.CANCELLATION,
+                    "booking cancelled",
+                    retry_after_seconds=refund_retry_after,
+                )
+                if recorded is None:
+                    # The payment already has a refund (of another hold): not
+                    # this booking's to give back twice.
+                    raise failed_precondition(
+                        "PAYMENT_ALREADY_REFUNDED",
+                        "the booking's payment already has a refund; cancel without a refund",
+                        {"payment_ref": hold.payment_ref},
+                    )
         self._metrics.bookings.labels("cancelled").inc()
-        return cancelled
+        return cancelled, recorded
+
+    async def record_refund_made(
+        self, refund: Refund, refund_id: str | None, amount_minor: int, actor: str
+    ) -> Hold:
+        """Stripe made `refund`: it SUCCEEDED; a cancelled booking it paid is
+        now REFUNDED (its capacity was given back when it was cancelled)."""
+        async with self._repo.transaction(refund.tenant_id, actor) as tx:
+            hold = await self._lock_hold(tx, refund.hold_id, "hold")
+            late = refund.cause is RefundCause.LATE_PAYMENT
+            await tx.complete_refund(
+                hold, refund, refund_id, amount_minor, LATE_PAYMENT_REFUND_REASON if late else None
+            )
+            cancelled = hold.status is HoldStatus.CANCELLED
+            if cancelled and hold.payment_ref == refund.payment_ref:
+                hold = await self._to_refunded(tx, hold, f"{hold.status_reason}; refunded in full")
+                self._metrics.bookings.labels("refunded").inc()
+        return hold
+
+    async def record_refund_refused(self, refund: Refund, message: str, actor: str) -> Hold:
+        async with self._repo.transaction(refund.tenant_id, actor) as tx:
+            hold = await self._lock_hold(tx, refund.hold_id, "hold")
+            await tx.fail_refund(hold, refund, message)
+        return await self.get_hold(refund.tenant_id, refund.hold_id)
 
     async def mark_refunded(
-        self, tenant_id: str, booking_id: uuid.UUID, payment_ref: str, reason: str, actor: str
+        self,
+        tenant_id: str,
+        booking_id: uuid.UUID,
+        payment_ref: str,
+        refund_id: str,
+        reason: str,
+        actor: str,
     ) -> Hold:
-        """CONFIRMED -> REFUNDED once the booking's payment was refunded in full."""
+        """The payment was refunded in full at Stripe. The refund is recorded
+        (so the payment can never confirm a hold), and a booking it paid is
+        REFUNDED: CONFIRMED gives its capacity back, CANCELLED had already."""
         async with self._repo.transaction(tenant_id, actor) as tx:
             hold = await self._lock_hold(tx, booking_id, "booking")
-            if hold.status is HoldStatus.REFUNDED:
-                return hold
-            if hold.status is not HoldStatus.CONFIRMED or hold.payment_ref != payment_ref:
+            why = reason or "payment refunded"
+            existing = await tx.refund_of(payment_ref)
+            if existing is not None and existing.hold_id != hold.id:
                 raise failed_precondition(
                     "BOOKING_NOT_REFUNDABLE",
-                    "only a confirmed booking paid by this payment can be marked refunded",
+                    "the payment belongs to another hold",
                     {"status": hold.status.value},
                 )
-            await self._lock_slots(tx, hold.slot_ids)
-            refunded = await tx.transition_hold(
-                hold,
-                HoldStatus.REFUNDED,
-                held_delta=0,
-                booked_delta=-hold.quantity,
-                reason=reason or "payment refunded",
-            )
+            if existing is None:
+                recorded = await tx.insert_refund(
+                    hold, payment_ref, RefundCause.AT_STRIPE, why, refund_id=refund_id or None
+                )
+                if recorded is None:
+                    raise not_found("booking", str(booking_id))  # another tenant's payment
+            elif existing.status is not RefundStatus.SUCCEEDED:
+                await tx.complete_refund(
+                    hold, existing, refund_id or None, existing.amount_minor, None
+                )
+            if hold.payment_ref != payment_ref or hold.status is HoldStatus.REFUNDED:
+                if hold.status is not HoldStatus.HELD:
+                    await tx.close_checkouts(hold.id, CheckoutStatus.COMPLETE)
+                return hold  # not (or no longer) a booking this payment holds
+            if hold.status is HoldStatus.CONFIRMED:
+                await self._lock_slots(tx, hold.slot_ids)
+                refunded = await tx.transition_hold(
+                    hold,
+                    HoldStatus.REFUNDED,
+                    held_delta=0,
+                    booked_delta=-hold.quantity,
+                    reason=why,
+                )
+            elif hold.status is HoldStatus.CANCELLED:
+                refunded = await self._to_refunded(tx, hold, why)
+            else:  # pragma: no cover - a hold with a payment_ref was confirmed
+                return hold
         self._metrics.bookings.labels("refunded").inc()
         return refunded
+
+    async def _to_refunded(self, tx: Transaction, cancelled: Hold, reason: str) -> Hold:
+        """CANCELLED -> REFUNDED: the money went back too (no capacity moves)."""
+        return await tx.transition_hold(
+            cancelled, HoldStatus.REFUNDED, held_delta=0, booked_delta=0, reason=reason
+        )
 
     async def expire_due_holds(self, batch_size: int) -> int:
         expired = await self._repo.expire_due_holds(batch_size, SWEEPER_ACTOR)

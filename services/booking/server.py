@@ -85,8 +85,9 @@ class BookingApp:
         self.relay = relay
         repository = BookingRepository(self.pool, after_commit=relay.wake)
         reservations = Reservations(repository, self.metrics)
+        payment_repository = PaymentRepository(self.pool)
         self.payments = Payments(
-            repository, PaymentRepository(self.pool), reservations, self.stripe.client, s
+            repository, payment_repository, reservations, self.stripe.client, s, self.metrics
         )
         booking = BookingHandler(reservations, self.payments, s)
         inventory = InventoryHandler(Inventory(repository), s)
@@ -114,7 +115,7 @@ class BookingApp:
             s.request_id_retention_hours,
         )
         self.sweeper.start()
-        self.reconciler = Reconciler(self.payments, s.reconciler_interval_seconds)
+        self.reconciler = Reconciler(self.payments, payment_repository, s)
         self.reconciler.start()
 
     async def stop(self) -> None:

@@ -167,9 +167,8 @@ class EventProcessor:
             )
             if applied.outcome == booking_pb2.PAYMENT_OUTCOME_REFUNDED:
                 self._metrics.refunds.inc()
-                return Outcome(
-                    "APPLIED", f"refunded {applied.refund_id}: {applied.hold.status_reason}"
-                )
+                refund = applied.refund_id or "(Stripe's refund id unknown)"
+                return Outcome("APPLIED", f"refunded {refund}: {applied.hold.status_reason}")
             return Outcome("APPLIED", "confirmed")
         if event_type in UNPAID:
             tenant, hold_id = _hold_of(obj)
@@ -205,9 +204,12 @@ class EventProcessor:
             metadata = await self._payment_metadata(payment_ref)
         tenant, hold_id = _hold_of({"metadata": metadata})
         try:
-            await self._booking.MarkBookingRefunded(
+            marked = await self._booking.MarkBookingRefunded(
                 booking_pb2.MarkBookingRefundedRequest(
-                    booking_id=hold_id, payment_ref=payment_ref, reason="payment refunded at Stripe"
+                    booking_id=hold_id,
+                    payment_ref=payment_ref,
+                    reason="payment refunded at Stripe",
+                    refund_id=_latest_refund_id(charge),
                 ),
                 metadata=_metadata(tenant),
                 timeout=self._settings.booking_call_timeout_seconds,
@@ -216,8 +218,13 @@ class EventProcessor:
         except grpc.aio.AioRpcError as error:
             if details_of(error).reason != "BOOKING_NOT_REFUNDABLE":
                 raise
-            return Outcome("IGNORED", "not a confirmed booking paid by this payment")
-        return Outcome("APPLIED", "booking refunded")
+            return Outcome("IGNORED", "the payment belongs to another hold")
+        booking = marked.booking
+        refunded = booking.status == booking_pb2.HOLD_STATUS_REFUNDED
+        if refunded and booking.payment_ref == payment_ref:
+            return Outcome("APPLIED", "booking refunded")
+        # Recorded all the same: a refunded payment never confirms the hold.
+        return Outcome("APPLIED", "payment recorded as refunded; it is no booking")
 
     async def _payment_metadata(self, payment_ref: str) -> dict[str, Any]:
         """Stripe does not copy a payment intent's metadata onto its charges."""
@@ -265,6 +272,16 @@ class EventProcessor:
         await self._backlog.stop()
         for worker in self._workers:
             await worker.stop()
+
+
+def _latest_refund_id(charge: dict[str, Any]) -> str:
+    """The newest refund's id, when the event's charge lists its refunds
+    (API versions since 2022-11-15 leave the list out)."""
+    refunds = charge.get("refunds")
+    data = refunds.get("data") if isinstance(refunds, dict) else None
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        return str(data[0].get("id") or "")
+    return ""
 
 
 def _metadata(tenant: str) -> tuple[tuple[str, str], ...]:

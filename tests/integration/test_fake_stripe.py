@@ -135,6 +135,48 @@ async def test_bad_parameters_are_refused_naming_the_parameter(
         assert str(raised.value.param).startswith("line_items[0]")
 
 
+@pytest.mark.parametrize(
+    ("currency", "unit_amount", "quantity", "code"),
+    [
+        ("eur", 49, 1, "amount_too_small"),
+        ("eur", 25, 2, None),
+        ("gbp", 29, 1, "amount_too_small"),
+        ("gbp", 30, 1, None),
+        ("jpy", 49, 1, "amount_too_small"),
+        ("jpy", 50, 1, None),
+        ("usd", 0, 3, "amount_too_small"),
+        ("usd", 99_999_999, 1, None),
+        ("usd", 50_000_000, 2, "amount_too_large"),
+    ],
+)
+async def test_a_total_below_the_currencys_minimum_or_above_the_maximum_is_refused(
+    client: stripe.StripeClient, currency: str, unit_amount: int, quantity: int, code: str | None
+) -> None:
+    item = {
+        "price_data": {
+            "currency": currency,
+            "unit_amount": unit_amount,
+            "product_data": {"name": "Harbour tour"},
+        },
+        "quantity": quantity,
+    }
+    if code is None:
+        session = await create_session(client, line_items=[item])
+        assert session.amount_total == unit_amount * quantity
+        return
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        await create_session(client, line_items=[item])
+    assert (raised.value.http_status, raised.value.code) == (400, code)
+    assert raised.value.param == "line_items"
+
+
+@pytest.mark.parametrize("url", ["http://", "https:///done", "http://:8080/done", "/done"])
+async def test_a_url_without_a_host_is_refused(client: stripe.StripeClient, url: str) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        await create_session(client, success_url=url)
+    assert (raised.value.param, raised.value.code) == ("success_url", "url_invalid")
+
+
 async def test_expire_expires_an_open_session_once(
     fake: FakeStripe, client: stripe.StripeClient
 ) -> None:

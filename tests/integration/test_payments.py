@@ -13,95 +13,40 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import grpc
 import httpx
 import pytest
 
+from gateway.keys import KeyRepository
 from holdfast.booking.v1 import booking_pb2
-from holdfast.fakestripe import FakeStripe, FakeStripeConfig, RetryPolicy
-from holdfast.fakestripe.events import CHECKOUT_EVENTS
-from services.availability.server import AvailabilityApp
-from services.booking.server import BookingApp
-from services.webhooks.server import WebhooksApp
-from tests.conftest import fresh_database
-from tests.integration.conftest import (
-    running_availability,
-    running_booking,
-    running_webhooks,
-)
+from tests.integration.conftest import running_booking
 from tests.support.availability import AvailabilityClient, eventually
 from tests.support.booking import BookingClient, error_of
 from tests.support.db import audit_actions
+from tests.support.gateway import key_for, problem_of
 from tests.support.metrics import sample
+from tests.support.payments import (
+    PaymentStack,
+    checkout,
+    hold_status,
+    inbox_row,
+    payment_stack,
+    settled_row,
+    until_status,
+)
 from tests.support.stripe import stripe_client
-from tests.support.stripe_events import SECRET, event, signed
-
-
-@dataclass
-class Stack:
-    fake: FakeStripe
-    booking: BookingApp
-    webhooks: WebhooksApp
-    availability: AvailabilityApp
-    db: asyncpg.Pool
-    database_url: str
-    channel: grpc.aio.Channel
-    availability_channel: grpc.aio.Channel
-
-    def stripe_settings(self) -> dict[str, object]:
-        return {"stripe_api_key": self.fake.api_key, "stripe_api_base": self.fake.base_url}
-
-    async def post_event(self, sent: dict[str, Any]) -> None:
-        """Delivers an event the test built, signed, as Stripe would."""
-        body, headers = signed(sent)
-        url = f"http://127.0.0.1:{self.webhooks.http_port}/stripe/webhook"
-        async with httpx.AsyncClient() as http:
-            assert (await http.post(url, content=body, headers=headers)).status_code == 200
+from tests.support.stripe_events import event
 
 
 @pytest.fixture(scope="module")
-async def stack(database_url: str, redis: object) -> AsyncIterator[Stack]:
-    fake = FakeStripe(
-        FakeStripeConfig(
-            enabled_events=CHECKOUT_EVENTS | {"charge.refunded"},
-            retry=RetryPolicy(max_attempts=3, backoff_seconds=0.1, max_backoff_seconds=0.5),
-        )
-    )
-    await fake.start()
-    stripe = {"stripe_api_key": fake.api_key, "stripe_api_base": fake.base_url}
-    async with (
-        fresh_database(database_url) as url,
-        asyncpg.create_pool(url, min_size=1, max_size=3) as db,
-        running_booking(
-            url, sweeper_interval_seconds=0.1, reconciler_interval_seconds=3600, **stripe
-        ) as booking,
-        running_webhooks(
-            url,
-            f"127.0.0.1:{booking.port}",
-            stripe_webhook_secrets=f"{fake.webhook_secret},{SECRET}",
-            **stripe,
-        ) as webhooks,
-        running_availability(url) as availability,
-        grpc.aio.insecure_channel(f"127.0.0.1:{booking.port}") as channel,
-        grpc.aio.insecure_channel(f"127.0.0.1:{availability.port}") as availability_channel,
-    ):
-        fake.configure_webhook(f"http://127.0.0.1:{webhooks.http_port}/stripe/webhook")
-        yield Stack(fake, booking, webhooks, availability, db, url, channel, availability_channel)
-    await fake.stop()
+async def stack(database_url: str, redis: object) -> AsyncIterator[PaymentStack]:
+    async with payment_stack(database_url, with_gateway=True) as running:
+        yield running
 
 
 @pytest.fixture
-def shop(stack: Stack, tenant: str) -> BookingClient:
+def shop(stack: PaymentStack, tenant: str) -> BookingClient:
     return BookingClient.on(stack.channel, tenant)
-
-
-async def checkout(client: BookingClient, hold_id: str) -> booking_pb2.Checkout:
-    response = await client.booking.StartCheckout(
-        booking_pb2.StartCheckoutRequest(hold_id=hold_id), metadata=client.md
-    )
-    result: booking_pb2.Checkout = response.checkout
-    return result
 
 
 @dataclass
@@ -122,35 +67,8 @@ async def held_checkout(
     return Held(resource.resource_id, slot.slot_id, hold, await checkout(client, hold.hold_id))
 
 
-async def hold_status(client: BookingClient, hold_id: str) -> booking_pb2.Hold:
-    response = await client.booking.GetHold(
-        booking_pb2.GetHoldRequest(hold_id=hold_id), metadata=client.md
-    )
-    hold: booking_pb2.Hold = response.hold
-    return hold
-
-
-async def until_status(
-    client: BookingClient, hold_id: str, status: booking_pb2.HoldStatus.ValueType
-) -> booking_pb2.Hold:
-    return await eventually(lambda: hold_status(client, hold_id), lambda h: h.status == status)
-
-
-async def inbox_row(db: asyncpg.Pool, event_id: str) -> Any:
-    return await db.fetchrow(
-        "SELECT status, outcome, last_error FROM stripe_events WHERE event_id = $1", event_id
-    )
-
-
-async def settled_row(db: asyncpg.Pool, event_id: str) -> Any:
-    return await eventually(
-        lambda: inbox_row(db, event_id),
-        lambda r: r is not None and r["status"] in ("APPLIED", "IGNORED", "DEAD"),
-    )
-
-
 async def test_hold_checkout_pay_confirm_and_availability_shows_it(
-    stack: Stack, shop: BookingClient, tenant: str
+    stack: PaymentStack, shop: BookingClient, tenant: str
 ) -> None:
     resource, [slot] = await shop.resource_with_slots(capacity=4)
     hold = await shop.hold(resource.resource_id, [slot.slot_id], quantity=2)
@@ -184,7 +102,7 @@ async def test_hold_checkout_pay_confirm_and_availability_shows_it(
 
 
 async def test_a_late_payment_without_capacity_is_refunded_exactly_once(
-    stack: Stack, shop: BookingClient, tenant: str
+    stack: PaymentStack, shop: BookingClient, tenant: str
 ) -> None:
     resource, [slot] = await shop.resource_with_slots(capacity=1)
     late = await shop.hold(resource.resource_id, [slot.slot_id], ttl_seconds=1)
@@ -216,7 +134,7 @@ async def test_a_late_payment_without_capacity_is_refunded_exactly_once(
 
 
 async def test_expired_after_completed_leaves_the_booking_confirmed(
-    stack: Stack, shop: BookingClient, tenant: str
+    stack: PaymentStack, shop: BookingClient, tenant: str
 ) -> None:
     held = await held_checkout(shop, capacity=2)
     completed = await stack.fake.pay(held.session.session_id)
@@ -233,7 +151,7 @@ async def test_expired_after_completed_leaves_the_booking_confirmed(
 
 
 async def test_completed_after_release_for_expiry_follows_the_late_payment_rule(
-    stack: Stack, shop: BookingClient, tenant: str
+    stack: PaymentStack, shop: BookingClient, tenant: str
 ) -> None:
     held = await held_checkout(shop, capacity=2)
     completed = await stack.fake.pay(held.session.session_id, deliver=False)
@@ -254,7 +172,7 @@ async def test_completed_after_release_for_expiry_follows_the_late_payment_rule(
 
 
 async def test_a_lapsed_hold_expires_its_session_at_stripe(
-    stack: Stack, shop: BookingClient
+    stack: PaymentStack, shop: BookingClient
 ) -> None:
     held = await held_checkout(shop, capacity=2, ttl_seconds=1)
     assert held.session.expire_time.ToSeconds() - held.hold.expire_time.ToSeconds() > 25 * 60
@@ -277,7 +195,7 @@ async def test_a_lapsed_hold_expires_its_session_at_stripe(
 
 
 async def test_after_an_expired_session_a_new_attempt_starts(
-    stack: Stack, shop: BookingClient
+    stack: PaymentStack, shop: BookingClient
 ) -> None:
     resource, [slot] = await shop.resource_with_slots(capacity=2)
     hold = await shop.hold(resource.resource_id, [slot.slot_id], ttl_seconds=3600)
@@ -298,7 +216,7 @@ async def test_after_an_expired_session_a_new_attempt_starts(
 
 
 async def test_a_session_stripe_does_not_know_is_replaced(
-    stack: Stack, shop: BookingClient
+    stack: PaymentStack, shop: BookingClient
 ) -> None:
     resource, [slot] = await shop.resource_with_slots(capacity=2)
     hold = await shop.hold(resource.resource_id, [slot.slot_id], ttl_seconds=3600)
@@ -316,7 +234,7 @@ async def test_a_session_stripe_does_not_know_is_replaced(
 
 
 async def test_a_full_refund_at_stripe_marks_the_booking_refunded(
-    stack: Stack, shop: BookingClient
+    stack: PaymentStack, shop: BookingClient
 ) -> None:
     held = await held_checkout(shop, capacity=2)
     completed = await stack.fake.pay(held.session.session_id)
@@ -334,7 +252,7 @@ async def test_a_full_refund_at_stripe_marks_the_booking_refunded(
 
 
 async def test_the_reconciler_confirms_a_paid_hold_whose_webhook_never_came(
-    stack: Stack, shop: BookingClient
+    stack: PaymentStack, shop: BookingClient
 ) -> None:
     held = await held_checkout(shop, capacity=2, ttl_seconds=30)
     completed = await stack.fake.pay(held.session.session_id, deliver=False)
@@ -351,7 +269,7 @@ async def test_the_reconciler_confirms_a_paid_hold_whose_webhook_never_came(
 
 
 async def test_checkout_refuses_what_cannot_be_paid(
-    stack: Stack, shop: BookingClient, client: BookingClient
+    stack: PaymentStack, shop: BookingClient, client: BookingClient
 ) -> None:
     resource, [slot] = await shop.resource_with_slots(capacity=2)
     hold = await shop.hold(resource.resource_id, [slot.slot_id])
@@ -375,7 +293,7 @@ async def test_checkout_refuses_what_cannot_be_paid(
 
 
 async def test_an_async_payment_confirms_on_success_and_releases_on_failure(
-    stack: Stack, shop: BookingClient
+    stack: PaymentStack, shop: BookingClient
 ) -> None:
     resource, [slot] = await shop.resource_with_slots(capacity=2)
     paid = await shop.hold(resource.resource_id, [slot.slot_id])
@@ -397,3 +315,171 @@ async def test_an_async_payment_confirms_on_success_and_releases_on_failure(
     assert gone.status_reason == "checkout async_payment_failed"
     slot_now = await shop.slot(resource.resource_id, slot.slot_id)
     assert (slot_now.held, slot_now.booked) == (0, 1)
+
+
+async def checkout_rows(stack: PaymentStack, hold_id: str) -> list[Any]:
+    rows: list[Any] = await stack.db.fetch(
+        "SELECT attempt, status, failure_reason FROM checkouts WHERE hold_id = $1::uuid"
+        " ORDER BY attempt",
+        hold_id,
+    )
+    return rows
+
+
+def session_creates(stack: PaymentStack, hold_id: str) -> list[Any]:
+    return [
+        r
+        for r in stack.fake.requests(method="POST", path="/v1/checkout/sessions")
+        if (r.idempotency_key or "").startswith(f"checkout:{hold_id}:")
+    ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://",
+        "https:///checkout/done",
+        "http://:8080/done",
+        "shop.example/done",
+        "ftp://shop.example/done",
+        "https://shop example/done",
+    ],
+)
+@pytest.mark.parametrize("field", ["success_url", "cancel_url"])
+async def test_checkout_refuses_urls_stripe_would_refuse_before_calling_it(
+    stack: PaymentStack, shop: BookingClient, url: str, field: str
+) -> None:
+    resource, [slot] = await shop.resource_with_slots(capacity=2)
+    hold = await shop.hold(resource.resource_id, [slot.slot_id])
+
+    refused = await error_of(checkout(shop, hold.hold_id, **{field: url}))
+
+    assert refused.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in refused.field_violations] == [field]
+    assert await checkout_rows(stack, hold.hold_id) == []
+    assert session_creates(stack, hold.hold_id) == []
+
+
+@pytest.mark.parametrize(
+    ("currency", "price_minor", "quantity", "problem"),
+    [
+        ("EUR", 0, 1, "nothing to pay"),
+        ("EUR", 49, 1, "below Stripe's minimum charge for EUR"),
+        ("GBP", 29, 1, "below Stripe's minimum charge for GBP"),
+        ("JPY", 49, 1, "below Stripe's minimum charge for JPY"),
+        ("USD", 50_000_000, 2, "above Stripe's maximum"),
+    ],
+)
+async def test_checkout_refuses_totals_stripe_would_refuse_before_calling_it(
+    stack: PaymentStack,
+    shop: BookingClient,
+    currency: str,
+    price_minor: int,
+    quantity: int,
+    problem: str,
+) -> None:
+    resource = await shop.resource(capacity=4, price_minor=price_minor, currency=currency)
+    [slot] = await shop.slots(resource.resource_id)
+    hold = await shop.hold(resource.resource_id, [slot.slot_id], quantity=quantity)
+
+    refused = await error_of(checkout(shop, hold.hold_id))
+
+    assert refused.code == grpc.StatusCode.INVALID_ARGUMENT
+    [(field, description)] = refused.field_violations
+    assert field == "hold_id"
+    assert problem in description
+    assert await checkout_rows(stack, hold.hold_id) == []
+    assert session_creates(stack, hold.hold_id) == []
+
+
+@pytest.mark.parametrize(
+    ("currency", "price_minor", "quantity"),
+    [("EUR", 50, 1), ("GBP", 30, 1), ("JPY", 50, 1), ("USD", 99_999_999, 1)],
+)
+async def test_checkout_takes_the_smallest_and_largest_totals_stripe_takes(
+    shop: BookingClient, currency: str, price_minor: int, quantity: int
+) -> None:
+    resource = await shop.resource(capacity=4, price_minor=price_minor, currency=currency)
+    [slot] = await shop.slots(resource.resource_id)
+    hold = await shop.hold(resource.resource_id, [slot.slot_id], quantity=quantity)
+
+    started = await checkout(shop, hold.hold_id)
+
+    assert started.status == booking_pb2.CHECKOUT_STATUS_OPEN
+    assert started.amount.amount_minor == price_minor * quantity
+
+
+async def test_after_a_refused_attempt_a_corrected_checkout_starts_a_new_one(
+    stack: PaymentStack, shop: BookingClient, tenant: str
+) -> None:
+    resource, [slot] = await shop.resource_with_slots(capacity=2)
+    hold = await shop.hold(resource.resource_id, [slot.slot_id], ttl_seconds=600)
+    # An attempt an earlier version started with a URL Stripe refuses, and
+    # left CREATING when Stripe refused it.
+    await stack.db.execute(
+        """
+        INSERT INTO checkouts (hold_id, attempt, tenant_id, status, amount_minor, currency,
+                               expires_at, success_url, cancel_url)
+        VALUES ($1::uuid, 1, $2, 'CREATING', $3, 'EUR', now() + interval '31 minutes',
+                'http://', 'https://shop.example/cancelled')
+        """,
+        hold.hold_id,
+        tenant,
+        hold.total.amount_minor,
+    )
+
+    started = await checkout(shop, hold.hold_id, success_url="https://shop.example/done")
+
+    assert (started.attempt, started.status) == (2, booking_pb2.CHECKOUT_STATUS_OPEN)
+    first, second = await checkout_rows(stack, hold.hold_id)
+    assert first["status"] == "FAILED"
+    assert "Not a valid URL" in first["failure_reason"]
+    assert second["status"] == "OPEN"
+    creates = session_creates(stack, hold.hold_id)
+    assert [r.params["success_url"] for r in creates] == ["http://", "https://shop.example/done"]
+
+
+async def test_a_declined_async_payment_closes_its_checkout(
+    stack: PaymentStack, shop: BookingClient
+) -> None:
+    held = await held_checkout(shop, capacity=2)
+    await stack.fake.pay(held.session.session_id, async_payment=True)
+
+    await stack.fake.finish_async_payment(held.session.session_id, succeeded=False)
+
+    await until_status(shop, held.hold.hold_id, booking_pb2.HOLD_STATUS_RELEASED)
+    closed = await eventually(
+        lambda: checkout_rows(stack, held.hold.hold_id), lambda rows: rows[0]["status"] != "OPEN"
+    )
+    assert closed[0]["status"] == "FAILED"
+    assert "declined" in closed[0]["failure_reason"]
+    again = await stack.reconcile()
+    assert again >= 0
+    assert (await checkout_rows(stack, held.hold.hold_id))[0]["status"] == "FAILED"
+
+
+async def test_the_gateway_answers_422_naming_what_stripe_would_refuse(
+    stack: PaymentStack, shop: BookingClient, tenant: str
+) -> None:
+    assert stack.gateway is not None
+    auth = await key_for(KeyRepository(stack.db), tenant)
+    resource, [slot] = await shop.resource_with_slots(capacity=2)
+    hold = await shop.hold(resource.resource_id, [slot.slot_id])
+    cheap = await shop.resource(capacity=2, price_minor=20, currency="GBP")
+    [cheap_slot] = await shop.slots(cheap.resource_id)
+    too_little = await shop.hold(cheap.resource_id, [cheap_slot.slot_id])
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{stack.gateway.port}", headers=auth, timeout=10
+    ) as api:
+        hostless = await api.post(
+            f"/v1/holds/{hold.hold_id}/checkout", json={"success_url": "http://"}
+        )
+        small = await api.post(f"/v1/holds/{too_little.hold_id}/checkout")
+
+    assert [e["field"] for e in problem_of(hostless, 422, "INVALID_ARGUMENT")["errors"]] == [
+        "success_url"
+    ]
+    [error] = problem_of(small, 422, "INVALID_ARGUMENT")["errors"]
+    assert error["field"] == "hold_id"
+    assert "minimum charge for GBP" in error["detail"]
+    assert await checkout_rows(stack, hold.hold_id) == []

@@ -38,3 +38,23 @@ def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None
 
     assert settings.booking_port == 6000
     assert settings.hold_ttl_default_seconds == 600
+
+
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+        ("HOLDFAST_CHECKOUT_SUCCESS_URL", "http://"),
+        ("HOLDFAST_CHECKOUT_CANCEL_URL", "/checkout/cancelled?hold={HOLD_ID}"),
+    ],
+)
+def test_checkout_urls_stripe_would_refuse_stop_the_service_at_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str, url: str
+) -> None:
+    monkeypatch.setenv("HOLDFAST_DATABASE_URL", "postgresql://localhost/x")
+    monkeypatch.setenv("HOLDFAST_REDIS_URL", "redis://localhost/0")
+    monkeypatch.setenv(variable, url)
+
+    with pytest.raises(SystemExit):
+        load(BookingSettings)
+
+    assert variable in capsys.readouterr().err

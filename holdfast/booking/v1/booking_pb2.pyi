@@ -34,7 +34,13 @@ class _CheckoutStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Checko
     """Being created at Stripe (a retry of the same attempt reuses it)."""
     CHECKOUT_STATUS_OPEN: _CheckoutStatus.ValueType  # 2
     CHECKOUT_STATUS_COMPLETE: _CheckoutStatus.ValueType  # 3
+    """Paid (or the hold was confirmed or its late payment refunded meanwhile)."""
     CHECKOUT_STATUS_EXPIRED: _CheckoutStatus.ValueType  # 4
+    CHECKOUT_STATUS_FAILED: _CheckoutStatus.ValueType  # 5
+    """Ended without a payment and cannot be paid: Stripe refused to create the
+    session, or the customer's (asynchronous) payment was declined. See
+    `failure_reason`; a new StartCheckout starts the next attempt.
+    """
 
 class CheckoutStatus(_CheckoutStatus, metaclass=_CheckoutStatusEnumTypeWrapper): ...
 
@@ -43,7 +49,13 @@ CHECKOUT_STATUS_CREATING: CheckoutStatus.ValueType  # 1
 """Being created at Stripe (a retry of the same attempt reuses it)."""
 CHECKOUT_STATUS_OPEN: CheckoutStatus.ValueType  # 2
 CHECKOUT_STATUS_COMPLETE: CheckoutStatus.ValueType  # 3
+"""Paid (or the hold was confirmed or its late payment refunded meanwhile)."""
 CHECKOUT_STATUS_EXPIRED: CheckoutStatus.ValueType  # 4
+CHECKOUT_STATUS_FAILED: CheckoutStatus.ValueType  # 5
+"""Ended without a payment and cannot be paid: Stripe refused to create the
+session, or the customer's (asynchronous) payment was declined. See
+`failure_reason`; a new StartCheckout starts the next attempt.
+"""
 Global___CheckoutStatus: _TypeAlias = CheckoutStatus  # noqa: Y015
 
 class _HoldStatus:
@@ -56,7 +68,13 @@ class _HoldStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_HoldStatus
     HOLD_STATUS_HELD: _HoldStatus.ValueType  # 1
     HOLD_STATUS_CONFIRMED: _HoldStatus.ValueType  # 2
     HOLD_STATUS_CANCELLED: _HoldStatus.ValueType  # 3
+    """Cancelled, its capacity given back; its payment (if any) was not
+    refunded, or its refund is pending or was refused.
+    """
     HOLD_STATUS_REFUNDED: _HoldStatus.ValueType  # 4
+    """Its capacity given back and its payment refunded in full (by a
+    cancellation, or at Stripe).
+    """
     HOLD_STATUS_RELEASED: _HoldStatus.ValueType  # 5
     HOLD_STATUS_EXPIRED: _HoldStatus.ValueType  # 6
 
@@ -66,10 +84,69 @@ HOLD_STATUS_UNSPECIFIED: HoldStatus.ValueType  # 0
 HOLD_STATUS_HELD: HoldStatus.ValueType  # 1
 HOLD_STATUS_CONFIRMED: HoldStatus.ValueType  # 2
 HOLD_STATUS_CANCELLED: HoldStatus.ValueType  # 3
+"""Cancelled, its capacity given back; its payment (if any) was not
+refunded, or its refund is pending or was refused.
+"""
 HOLD_STATUS_REFUNDED: HoldStatus.ValueType  # 4
+"""Its capacity given back and its payment refunded in full (by a
+cancellation, or at Stripe).
+"""
 HOLD_STATUS_RELEASED: HoldStatus.ValueType  # 5
 HOLD_STATUS_EXPIRED: HoldStatus.ValueType  # 6
 Global___HoldStatus: _TypeAlias = HoldStatus  # noqa: Y015
+
+class _RefundMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RefundModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RefundMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REFUND_MODE_UNSPECIFIED: _RefundMode.ValueType  # 0
+    """REFUND_MODE_FULL."""
+    REFUND_MODE_FULL: _RefundMode.ValueType  # 1
+    """Refund the payment in full at Stripe."""
+    REFUND_MODE_NONE: _RefundMode.ValueType  # 2
+    """Keep the payment; recorded in the audit log as the caller's choice."""
+
+class RefundMode(_RefundMode, metaclass=_RefundModeEnumTypeWrapper):
+    """What a cancellation does with the booking's payment. Until tenant refund
+    policies exist, the default is the full refund.
+    """
+
+REFUND_MODE_UNSPECIFIED: RefundMode.ValueType  # 0
+"""REFUND_MODE_FULL."""
+REFUND_MODE_FULL: RefundMode.ValueType  # 1
+"""Refund the payment in full at Stripe."""
+REFUND_MODE_NONE: RefundMode.ValueType  # 2
+"""Keep the payment; recorded in the audit log as the caller's choice."""
+Global___RefundMode: _TypeAlias = RefundMode  # noqa: Y015
+
+class _RefundStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RefundStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RefundStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REFUND_STATUS_UNSPECIFIED: _RefundStatus.ValueType  # 0
+    REFUND_STATUS_PENDING: _RefundStatus.ValueType  # 1
+    """Decided and recorded; Stripe has not (yet) answered. The reconciler or
+    another CancelBooking call completes it.
+    """
+    REFUND_STATUS_SUCCEEDED: _RefundStatus.ValueType  # 2
+    REFUND_STATUS_FAILED: _RefundStatus.ValueType  # 3
+    """Stripe refused it (see failure_reason): an operator must act."""
+
+class RefundStatus(_RefundStatus, metaclass=_RefundStatusEnumTypeWrapper): ...
+
+REFUND_STATUS_UNSPECIFIED: RefundStatus.ValueType  # 0
+REFUND_STATUS_PENDING: RefundStatus.ValueType  # 1
+"""Decided and recorded; Stripe has not (yet) answered. The reconciler or
+another CancelBooking call completes it.
+"""
+REFUND_STATUS_SUCCEEDED: RefundStatus.ValueType  # 2
+REFUND_STATUS_FAILED: RefundStatus.ValueType  # 3
+"""Stripe refused it (see failure_reason): an operator must act."""
+Global___RefundStatus: _TypeAlias = RefundStatus  # noqa: Y015
 
 class _PaymentOutcome:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -105,6 +182,7 @@ class Checkout(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
     hold_id: _builtins.str
     attempt: _builtins.int
     """1 for the first attempt; a new session after an expired one is the next."""
@@ -112,6 +190,8 @@ class Checkout(_message.Message):
     url: _builtins.str
     """Where to send the customer to pay."""
     status: Global___CheckoutStatus.ValueType
+    failure_reason: _builtins.str
+    """Why a FAILED attempt failed: Stripe's refusal, or the payment's decline."""
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -126,10 +206,11 @@ class Checkout(_message.Message):
         status: Global___CheckoutStatus.ValueType = ...,
         expire_time: _timestamp_pb2.Timestamp | None = ...,
         amount: _money_pb2.Money | None = ...,
+        failure_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "expire_time", b"expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "attempt", b"attempt", "expire_time", b"expire_time", "hold_id", b"hold_id", "session_id", b"session_id", "status", b"status", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "attempt", b"attempt", "expire_time", b"expire_time", "failure_reason", b"failure_reason", "hold_id", b"hold_id", "session_id", b"session_id", "status", b"status", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -415,22 +496,61 @@ class ConfirmHoldResponse(_message.Message):
 Global___ConfirmHoldResponse: _TypeAlias = ConfirmHoldResponse  # noqa: Y015
 
 @_typing.final
+class Refund(_message.Message):
+    """The refund of a payment: at most one per payment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_REF_FIELD_NUMBER: _builtins.int
+    REFUND_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
+    payment_ref: _builtins.str
+    """The Stripe payment intent refunded."""
+    refund_id: _builtins.str
+    """Stripe's refund id, once Stripe made it."""
+    status: Global___RefundStatus.ValueType
+    failure_reason: _builtins.str
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        payment_ref: _builtins.str = ...,
+        refund_id: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        status: Global___RefundStatus.ValueType = ...,
+        failure_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "failure_reason", b"failure_reason", "payment_ref", b"payment_ref", "refund_id", b"refund_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Refund: _TypeAlias = Refund  # noqa: Y015
+
+@_typing.final
 class CancelBookingRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     BOOKING_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    REFUND_FIELD_NUMBER: _builtins.int
     booking_id: _builtins.str
     reason: _builtins.str
+    refund: Global___RefundMode.ValueType
     def __init__(
         self,
         *,
         booking_id: _builtins.str = ...,
         reason: _builtins.str = ...,
+        refund: Global___RefundMode.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id", "reason", b"reason", "refund", b"refund"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -441,16 +561,22 @@ class CancelBookingResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     BOOKING_FIELD_NUMBER: _builtins.int
+    REFUND_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def booking(self) -> Global___Hold: ...
+    @_builtins.property
+    def refund(self) -> Global___Refund:
+        """The refund of the booking's payment; unset when none is made."""
+
     def __init__(
         self,
         *,
         booking: Global___Hold | None = ...,
+        refund: Global___Refund | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking", "refund", b"refund"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking", "refund", b"refund"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -656,20 +782,24 @@ class MarkBookingRefundedRequest(_message.Message):
     BOOKING_ID_FIELD_NUMBER: _builtins.int
     PAYMENT_REF_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    REFUND_ID_FIELD_NUMBER: _builtins.int
     booking_id: _builtins.str
     payment_ref: _builtins.str
     """The Stripe payment intent whose charge was refunded."""
     reason: _builtins.str
+    refund_id: _builtins.str
+    """Stripe's refund id, when the event names it."""
     def __init__(
         self,
         *,
         booking_id: _builtins.str = ...,
         payment_ref: _builtins.str = ...,
         reason: _builtins.str = ...,
+        refund_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id", "payment_ref", b"payment_ref", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id", "payment_ref", b"payment_ref", "reason", b"reason", "refund_id", b"refund_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

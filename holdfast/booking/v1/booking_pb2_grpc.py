@@ -120,13 +120,22 @@ class BookingServiceServicer:
         hold takes the capacity again if it is free, else fails with
         FAILED_PRECONDITION reason HOLD_EXPIRED_NO_CAPACITY (refund it).
         Confirming again with the same payment reference returns the booking.
+        A payment that was refunded, or whose refund is in flight, never
+        confirms a hold: FAILED_PRECONDITION reason PAYMENT_REFUNDED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CancelBooking(self, request, context):
-        """CONFIRMED -> CANCELLED; gives the capacity back.
+        """Cancels a CONFIRMED booking and gives its capacity back. A booking paid
+        through Stripe is refunded in full, once (the refund is recorded before
+        Stripe is called; Stripe's idempotency key is `refund:{payment_ref}`),
+        unless the request asks for REFUND_MODE_NONE. The booking ends REFUNDED
+        once Stripe made the refund, else CANCELLED (no refund asked for, none
+        possible, or one still pending or refused: see the response's `refund`).
+        Cancelling again returns the booking as it is and completes a refund
+        still pending; its refund mode is not looked at again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -148,7 +157,13 @@ class BookingServiceServicer:
     def StartCheckout(self, request, context):
         """A Stripe Checkout Session for a held hold, priced from its snapshot. While
         the hold's latest session is open, the same session is returned; after it
-        expired (the hold still held), a new payment attempt starts.
+        expired or failed (the hold still held), a new payment attempt starts.
+        What Stripe would refuse is refused first, as INVALID_ARGUMENT naming the
+        field: a success or cancel URL that is not an absolute http(s) URL with a
+        host, and (field hold_id) a total of zero, below Stripe's minimum charge
+        for the currency or above its maximum. An attempt Stripe refuses anyway
+        ends FAILED with Stripe's reason (FAILED_PRECONDITION
+        PAYMENT_PROVIDER_REFUSED); the next call starts a new attempt.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -158,16 +173,24 @@ class BookingServiceServicer:
         """A payment that succeeded at Stripe: confirms the hold (ConfirmHold's
         rules, late payments included), or, when it cannot become the booking
         (capacity gone, or the hold already paid or closed), refunds it at Stripe
-        once per payment and records that on the hold. Applying the same payment
-        again returns the same outcome.
+        once per payment and records that on the hold; the refund is decided and
+        recorded under the hold's lock before Stripe is called, and the hold's
+        open checkout is closed. A refund is final: applying a refunded payment
+        again (a webhook retried or replayed, the reconciler) returns
+        PAYMENT_OUTCOME_REFUNDED, even if capacity has freed since. A refund
+        Stripe refuses is FAILED_PRECONDITION REFUND_REFUSED (the payment still
+        never confirms the hold: an operator must act).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def MarkBookingRefunded(self, request, context):
-        """CONFIRMED -> REFUNDED once its payment was refunded in full at Stripe;
-        gives the capacity back. Marking again is harmless.
+        """Records that a payment was refunded in full at Stripe (charge.refunded).
+        A CONFIRMED booking it paid becomes REFUNDED and gives its capacity back;
+        a CANCELLED one becomes REFUNDED. A payment that is not (yet) a booking is
+        recorded as refunded on the hold, so it can never confirm it. Marking
+        again is harmless.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -46,27 +46,51 @@ class BookingServiceStub:
     hold takes the capacity again if it is free, else fails with
     FAILED_PRECONDITION reason HOLD_EXPIRED_NO_CAPACITY (refund it).
     Confirming again with the same payment reference returns the booking.
+    A payment that was refunded, or whose refund is in flight, never
+    confirms a hold: FAILED_PRECONDITION reason PAYMENT_REFUNDED.
     """
     CancelBooking: _grpc.UnaryUnaryMultiCallable[_booking_pb2.CancelBookingRequest, _booking_pb2.CancelBookingResponse]
-    """CONFIRMED -> CANCELLED; gives the capacity back."""
+    """Cancels a CONFIRMED booking and gives its capacity back. A booking paid
+    through Stripe is refunded in full, once (the refund is recorded before
+    Stripe is called; Stripe's idempotency key is `refund:{payment_ref}`),
+    unless the request asks for REFUND_MODE_NONE. The booking ends REFUNDED
+    once Stripe made the refund, else CANCELLED (no refund asked for, none
+    possible, or one still pending or refused: see the response's `refund`).
+    Cancelling again returns the booking as it is and completes a refund
+    still pending; its refund mode is not looked at again.
+    """
     GetBooking: _grpc.UnaryUnaryMultiCallable[_booking_pb2.GetBookingRequest, _booking_pb2.GetBookingResponse]
     ListBookings: _grpc.UnaryUnaryMultiCallable[_booking_pb2.ListBookingsRequest, _booking_pb2.ListBookingsResponse]
     """Holds and bookings, newest first."""
     StartCheckout: _grpc.UnaryUnaryMultiCallable[_booking_pb2.StartCheckoutRequest, _booking_pb2.StartCheckoutResponse]
     """A Stripe Checkout Session for a held hold, priced from its snapshot. While
     the hold's latest session is open, the same session is returned; after it
-    expired (the hold still held), a new payment attempt starts.
+    expired or failed (the hold still held), a new payment attempt starts.
+    What Stripe would refuse is refused first, as INVALID_ARGUMENT naming the
+    field: a success or cancel URL that is not an absolute http(s) URL with a
+    host, and (field hold_id) a total of zero, below Stripe's minimum charge
+    for the currency or above its maximum. An attempt Stripe refuses anyway
+    ends FAILED with Stripe's reason (FAILED_PRECONDITION
+    PAYMENT_PROVIDER_REFUSED); the next call starts a new attempt.
     """
     ApplyPayment: _grpc.UnaryUnaryMultiCallable[_booking_pb2.ApplyPaymentRequest, _booking_pb2.ApplyPaymentResponse]
     """A payment that succeeded at Stripe: confirms the hold (ConfirmHold's
     rules, late payments included), or, when it cannot become the booking
     (capacity gone, or the hold already paid or closed), refunds it at Stripe
-    once per payment and records that on the hold. Applying the same payment
-    again returns the same outcome.
+    once per payment and records that on the hold; the refund is decided and
+    recorded under the hold's lock before Stripe is called, and the hold's
+    open checkout is closed. A refund is final: applying a refunded payment
+    again (a webhook retried or replayed, the reconciler) returns
+    PAYMENT_OUTCOME_REFUNDED, even if capacity has freed since. A refund
+    Stripe refuses is FAILED_PRECONDITION REFUND_REFUSED (the payment still
+    never confirms the hold: an operator must act).
     """
     MarkBookingRefunded: _grpc.UnaryUnaryMultiCallable[_booking_pb2.MarkBookingRefundedRequest, _booking_pb2.MarkBookingRefundedResponse]
-    """CONFIRMED -> REFUNDED once its payment was refunded in full at Stripe;
-    gives the capacity back. Marking again is harmless.
+    """Records that a payment was refunded in full at Stripe (charge.refunded).
+    A CONFIRMED booking it paid becomes REFUNDED and gives its capacity back;
+    a CANCELLED one becomes REFUNDED. A payment that is not (yet) a booking is
+    recorded as refunded on the hold, so it can never confirm it. Marking
+    again is harmless.
     """
 
 @_typing.type_check_only
@@ -87,27 +111,51 @@ class BookingServiceAsyncStub(BookingServiceStub):
     hold takes the capacity again if it is free, else fails with
     FAILED_PRECONDITION reason HOLD_EXPIRED_NO_CAPACITY (refund it).
     Confirming again with the same payment reference returns the booking.
+    A payment that was refunded, or whose refund is in flight, never
+    confirms a hold: FAILED_PRECONDITION reason PAYMENT_REFUNDED.
     """
     CancelBooking: _aio.UnaryUnaryMultiCallable[_booking_pb2.CancelBookingRequest, _booking_pb2.CancelBookingResponse]  # type: ignore[assignment]
-    """CONFIRMED -> CANCELLED; gives the capacity back."""
+    """Cancels a CONFIRMED booking and gives its capacity back. A booking paid
+    through Stripe is refunded in full, once (the refund is recorded before
+    Stripe is called; Stripe's idempotency key is `refund:{payment_ref}`),
+    unless the request asks for REFUND_MODE_NONE. The booking ends REFUNDED
+    once Stripe made the refund, else CANCELLED (no refund asked for, none
+    possible, or one still pending or refused: see the response's `refund`).
+    Cancelling again returns the booking as it is and completes a refund
+    still pending; its refund mode is not looked at again.
+    """
     GetBooking: _aio.UnaryUnaryMultiCallable[_booking_pb2.GetBookingRequest, _booking_pb2.GetBookingResponse]  # type: ignore[assignment]
     ListBookings: _aio.UnaryUnaryMultiCallable[_booking_pb2.ListBookingsRequest, _booking_pb2.ListBookingsResponse]  # type: ignore[assignment]
     """Holds and bookings, newest first."""
     StartCheckout: _aio.UnaryUnaryMultiCallable[_booking_pb2.StartCheckoutRequest, _booking_pb2.StartCheckoutResponse]  # type: ignore[assignment]
     """A Stripe Checkout Session for a held hold, priced from its snapshot. While
     the hold's latest session is open, the same session is returned; after it
-    expired (the hold still held), a new payment attempt starts.
+    expired or failed (the hold still held), a new payment attempt starts.
+    What Stripe would refuse is refused first, as INVALID_ARGUMENT naming the
+    field: a success or cancel URL that is not an absolute http(s) URL with a
+    host, and (field hold_id) a total of zero, below Stripe's minimum charge
+    for the currency or above its maximum. An attempt Stripe refuses anyway
+    ends FAILED with Stripe's reason (FAILED_PRECONDITION
+    PAYMENT_PROVIDER_REFUSED); the next call starts a new attempt.
     """
     ApplyPayment: _aio.UnaryUnaryMultiCallable[_booking_pb2.ApplyPaymentRequest, _booking_pb2.ApplyPaymentResponse]  # type: ignore[assignment]
     """A payment that succeeded at Stripe: confirms the hold (ConfirmHold's
     rules, late payments included), or, when it cannot become the booking
     (capacity gone, or the hold already paid or closed), refunds it at Stripe
-    once per payment and records that on the hold. Applying the same payment
-    again returns the same outcome.
+    once per payment and records that on the hold; the refund is decided and
+    recorded under the hold's lock before Stripe is called, and the hold's
+    open checkout is closed. A refund is final: applying a refunded payment
+    again (a webhook retried or replayed, the reconciler) returns
+    PAYMENT_OUTCOME_REFUNDED, even if capacity has freed since. A refund
+    Stripe refuses is FAILED_PRECONDITION REFUND_REFUSED (the payment still
+    never confirms the hold: an operator must act).
     """
     MarkBookingRefunded: _aio.UnaryUnaryMultiCallable[_booking_pb2.MarkBookingRefundedRequest, _booking_pb2.MarkBookingRefundedResponse]  # type: ignore[assignment]
-    """CONFIRMED -> REFUNDED once its payment was refunded in full at Stripe;
-    gives the capacity back. Marking again is harmless.
+    """Records that a payment was refunded in full at Stripe (charge.refunded).
+    A CONFIRMED booking it paid becomes REFUNDED and gives its capacity back;
+    a CANCELLED one becomes REFUNDED. A payment that is not (yet) a booking is
+    recorded as refunded on the hold, so it can never confirm it. Marking
+    again is harmless.
     """
 
 class BookingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -149,6 +197,8 @@ class BookingServiceServicer(metaclass=_abc_1.ABCMeta):
         hold takes the capacity again if it is free, else fails with
         FAILED_PRECONDITION reason HOLD_EXPIRED_NO_CAPACITY (refund it).
         Confirming again with the same payment reference returns the booking.
+        A payment that was refunded, or whose refund is in flight, never
+        confirms a hold: FAILED_PRECONDITION reason PAYMENT_REFUNDED.
         """
 
     @_abc_1.abstractmethod
@@ -157,7 +207,15 @@ class BookingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _booking_pb2.CancelBookingRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_booking_pb2.CancelBookingResponse, _abc.Awaitable[_booking_pb2.CancelBookingResponse]]:
-        """CONFIRMED -> CANCELLED; gives the capacity back."""
+        """Cancels a CONFIRMED booking and gives its capacity back. A booking paid
+        through Stripe is refunded in full, once (the refund is recorded before
+        Stripe is called; Stripe's idempotency key is `refund:{payment_ref}`),
+        unless the request asks for REFUND_MODE_NONE. The booking ends REFUNDED
+        once Stripe made the refund, else CANCELLED (no refund asked for, none
+        possible, or one still pending or refused: see the response's `refund`).
+        Cancelling again returns the booking as it is and completes a refund
+        still pending; its refund mode is not looked at again.
+        """
 
     @_abc_1.abstractmethod
     def GetBooking(
@@ -182,7 +240,13 @@ class BookingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_booking_pb2.StartCheckoutResponse, _abc.Awaitable[_booking_pb2.StartCheckoutResponse]]:
         """A Stripe Checkout Session for a held hold, priced from its snapshot. While
         the hold's latest session is open, the same session is returned; after it
-        expired (the hold still held), a new payment attempt starts.
+        expired or failed (the hold still held), a new payment attempt starts.
+        What Stripe would refuse is refused first, as INVALID_ARGUMENT naming the
+        field: a success or cancel URL that is not an absolute http(s) URL with a
+        host, and (field hold_id) a total of zero, below Stripe's minimum charge
+        for the currency or above its maximum. An attempt Stripe refuses anyway
+        ends FAILED with Stripe's reason (FAILED_PRECONDITION
+        PAYMENT_PROVIDER_REFUSED); the next call starts a new attempt.
         """
 
     @_abc_1.abstractmethod
@@ -194,8 +258,13 @@ class BookingServiceServicer(metaclass=_abc_1.ABCMeta):
         """A payment that succeeded at Stripe: confirms the hold (ConfirmHold's
         rules, late payments included), or, when it cannot become the booking
         (capacity gone, or the hold already paid or closed), refunds it at Stripe
-        once per payment and records that on the hold. Applying the same payment
-        again returns the same outcome.
+        once per payment and records that on the hold; the refund is decided and
+        recorded under the hold's lock before Stripe is called, and the hold's
+        open checkout is closed. A refund is final: applying a refunded payment
+        again (a webhook retried or replayed, the reconciler) returns
+        PAYMENT_OUTCOME_REFUNDED, even if capacity has freed since. A refund
+        Stripe refuses is FAILED_PRECONDITION REFUND_REFUSED (the payment still
+        never confirms the hold: an operator must act).
         """
 
     @_abc_1.abstractmethod
@@ -204,8 +273,11 @@ class BookingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _booking_pb2.MarkBookingRefundedRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_booking_pb2.MarkBookingRefundedResponse, _abc.Awaitable[_booking_pb2.MarkBookingRefundedResponse]]:
-        """CONFIRMED -> REFUNDED once its payment was refunded in full at Stripe;
-        gives the capacity back. Marking again is harmless.
+        """Records that a payment was refunded in full at Stripe (charge.refunded).
+        A CONFIRMED booking it paid becomes REFUNDED and gives its capacity back;
+        a CANCELLED one becomes REFUNDED. A payment that is not (yet) a booking is
+        recorded as refunded on the hold, so it can never confirm it. Marking
+        again is harmless.
         """
 
 def add_BookingServiceServicer_to_server(servicer: BookingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
