@@ -14,6 +14,7 @@ from gateway.downstream import Downstream
 from gateway.keys import KeyRepository
 from gateway.metrics import GatewayMetrics
 from gateway.ratelimit import RateLimiter
+from gateway.readiness import Readiness
 from gateway.stream import AvailabilityHub
 from holdfast.platform.config import load
 from holdfast.platform.db import create_pool
@@ -44,6 +45,7 @@ class GatewayApp:
         self.downstream: Downstream | None = None
         self.hub: AvailabilityHub | None = None
         self.http: HttpHost | None = None
+        self.readiness: Readiness | None = None
 
     @property
     def port(self) -> int:
@@ -57,13 +59,22 @@ class GatewayApp:
         self.hub = AvailabilityHub(
             self.stream_redis, stream_key(s, AVAILABILITY_TOPIC), _STREAM_BLOCK_MS
         )
+        keys = KeyRepository(self.pool)
+        limiter = RateLimiter(self.redis, redis_key(s, "ratelimit"))
+        self.readiness = Readiness(s, self.downstream, keys, limiter)
         gateway = Gateway(
             settings=s,
-            auth=Authenticator(KeyRepository(self.pool), s.key_cache_seconds),
-            limiter=RateLimiter(self.redis, redis_key(s, "ratelimit")),
+            auth=Authenticator(
+                keys,
+                s.key_cache_seconds,
+                s.key_outage_grace_seconds,
+                on_grace=self.metrics.keys_in_grace.inc,
+            ),
+            limiter=limiter,
             downstream=self.downstream,
             hub=self.hub,
             metrics=self.metrics,
+            readiness=self.readiness,
         )
         self.hub.start()
         self.http = HttpHost(
@@ -80,6 +91,8 @@ class GatewayApp:
             await self.http.stop()
         if self.hub is not None:
             await self.hub.stop()
+        if self.readiness is not None:
+            await self.readiness.close()
         if self.downstream is not None:
             await self.downstream.close()
         if self.pool is not None:
