@@ -87,21 +87,30 @@ class Authenticator:
         if cached is not None and cached.fresh_until > now:
             return cached.key
         try:
-            if now < self._store_down_until:
-                raise _store_unavailable()
-            key = await self._keys.find(token)
+            key = await self._read(token, now)
         except DomainError as error:
             if error.kind is not ErrorKind.UNAVAILABLE:
                 raise
-            self._store_down_until = max(self._store_down_until, now + _STORE_RETRY_SECONDS)
             if cached is None or now >= cached.fresh_until + self._grace:
-                raise  # never seen, or seen too long ago: it cannot be checked (503)
+                raise  # never read, or read too long ago: it cannot be checked (503)
             self._on_grace()
             return cached.key
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[digest] = _Cached(key, now + self._cache_seconds)
         return key
+
+    async def _read(self, token: str, now: float) -> ApiKey | None:
+        """The key from the store; UNAVAILABLE at once for a moment after the
+        store failed."""
+        if now < self._store_down_until:
+            raise _store_unavailable()
+        try:
+            return await self._keys.find(token)
+        except DomainError as error:
+            if error.kind is ErrorKind.UNAVAILABLE:
+                self._store_down_until = time.monotonic() + _STORE_RETRY_SECONDS
+            raise
 
 
 def _store_unavailable() -> DomainError:

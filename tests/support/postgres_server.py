@@ -134,6 +134,17 @@ class PostgresServer:
         """
         await asyncio.to_thread(self._pg_ctl, "-m", mode, "-w", "stop")
 
+    @classmethod
+    async def standby_of(
+        cls, primary: PostgresServer, settings: dict[str, str] | None = None
+    ) -> PostgresServer:
+        """A hot standby streaming from `primary` (a base backup of it), on a
+        port of its own, started; `settings` go to its postgresql.conf."""
+        standby = cls()
+        await asyncio.to_thread(standby._copy, primary, settings or {})
+        await standby.start()
+        return standby
+
     async def close(self) -> None:
         """Stops it at once if it runs, and deletes the folder it made."""
         if self.running:
@@ -161,9 +172,7 @@ class PostgresServer:
         self._pg_ctl("-l", str(self.log), "-w", "-t", str(int(_PG_CTL_TIMEOUT)), "start")
 
     def _initdb(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        if self._user is not None:
-            _hand_over(self.folder, self._user)
+        self._prepare_folder()
         self._run(
             "initdb",
             "-D", str(self.data),
@@ -175,6 +184,29 @@ class PostgresServer:
         )  # fmt: skip
         with (self.data / "postgresql.conf").open("a") as config:
             config.write(_CONFIG.format(port=self.port))
+
+    def _copy(self, primary: PostgresServer, settings: dict[str, str]) -> None:
+        self._prepare_folder()
+        self._run(
+            "pg_basebackup",
+            "-D", str(self.data),
+            "-h", "127.0.0.1",
+            "-p", str(primary.port),
+            "-U", "postgres",
+            # Streams from the primary once started (standby.signal, primary_conninfo).
+            "--write-recovery-conf",
+            "--wal-method=stream",
+            "--checkpoint=fast",
+            "--no-sync",
+        )  # fmt: skip
+        extra = "".join(f"{name} = '{value}'\n" for name, value in settings.items())
+        with (self.data / "postgresql.conf").open("a") as config:
+            config.write(_CONFIG.format(port=self.port) + extra)
+
+    def _prepare_folder(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if self._user is not None:
+            _hand_over(self.folder, self._user)
 
     def _pg_ctl(self, *args: str) -> None:
         self._run("pg_ctl", "-D", str(self.data), *args)
