@@ -18,6 +18,7 @@ from gateway.readiness import Readiness
 from gateway.stream import AvailabilityHub
 from holdfast.platform.config import load
 from holdfast.platform.db import create_pool
+from holdfast.platform.db_watch import DatabaseWatcher
 from holdfast.platform.http_server import HttpHost
 from holdfast.platform.metrics import PoolMetrics
 from holdfast.platform.redis import create_redis, redis_key
@@ -46,6 +47,11 @@ class GatewayApp:
         self.hub: AvailabilityHub | None = None
         self.http: HttpHost | None = None
         self.readiness: Readiness | None = None
+        # The key store's pool is renewed after an outage, and holdfast_db_up
+        # says whether it answers; /readyz asks it afresh on every call.
+        self.database = DatabaseWatcher(
+            settings, "holdfast-gateway", pool=lambda: self.pool, registry=self.metrics.registry
+        )
 
     @property
     def port(self) -> int:
@@ -85,10 +91,12 @@ class GatewayApp:
             trusted_proxies=s.trusted_proxies,
         )
         await self.http.start()
+        self.database.start()
 
     async def stop(self) -> None:
         if self.http is not None:
             await self.http.stop()
+        await self.database.stop()
         if self.hub is not None:
             await self.hub.stop()
         if self.readiness is not None:

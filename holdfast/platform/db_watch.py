@@ -1,4 +1,4 @@
-"""Whether a service's database answers, for its readiness.
+"""Whether a service's database answers, for its readiness (and its pool).
 
 A watcher pings the database (`SELECT 1`) every HOLDFAST_DB_HEALTH_INTERVAL_SECONDS
 on a connection of its own, so a busy pool never looks like an outage, and
@@ -37,7 +37,7 @@ class DatabaseWatcher:
         self,
         settings: PlatformSettings,
         application_name: str,
-        on_change: OnChange,
+        on_change: OnChange | None = None,
         *,
         dsn: str | None = None,
         pool: Callable[[], asyncpg.Pool | None] = lambda: None,
@@ -86,7 +86,8 @@ class DatabaseWatcher:
                 await self._expire_pool()
             if not self.available:
                 self.available = True
-                await self._on_change(True)
+                if self._on_change is not None:
+                    await self._on_change(True)
             return
         if self._failing_since is None:
             self._failing_since = now
@@ -97,7 +98,8 @@ class DatabaseWatcher:
                 now - self._failing_since,
             )
             self.available = False
-            await self._on_change(False)
+            if self._on_change is not None:
+                await self._on_change(False)
 
     async def _run(self) -> None:
         while True:

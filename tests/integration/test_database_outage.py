@@ -35,6 +35,7 @@ from services.availability.server import AvailabilityApp
 from services.booking.server import SERVICE_NAMES as BOOKING_SERVICES
 from services.booking.server import BookingApp
 from services.webhooks.server import SERVICE_NAME as WEBHOOKS_SERVICE
+from services.webhooks.server import WebhooksApp
 from tests.integration.conftest import (
     own_booking_app,
     running_availability,
@@ -405,21 +406,24 @@ async def _health(port: int, names: Iterable[str]) -> dict[str, int]:
 
 
 async def _readiness_follows_the_database(
-    postgres: PostgresServer, port: int, names: tuple[str, ...]
+    postgres: PostgresServer, app: BookingApp | WebhooksApp, names: tuple[str, ...]
 ) -> None:
     """Stops Postgres: the services' own entries turn NOT_SERVING while the
     server-wide "" entry (liveness) stays SERVING; starts it: SERVING again."""
-    assert await _health(port, ("", *names)) == dict.fromkeys(("", *names), SERVING)
+    everything = ("", *names)
+    assert await _health(app.port, everything) == dict.fromkeys(everything, SERVING)
     await postgres.stop("fast")
     down = await eventually(
-        lambda: _health(port, ("", *names)), lambda h: h[names[0]] == NOT_SERVING, within=30
+        lambda: _health(app.port, everything), lambda h: h[names[0]] == NOT_SERVING, within=30
     )
-    assert down == {"": SERVING, **dict.fromkeys(names, NOT_SERVING)}
+    up_while_down = sample(app, "holdfast_db_up")
     await postgres.start()
     up = await eventually(
-        lambda: _health(port, ("", *names)), lambda h: h[names[0]] == SERVING, within=30
+        lambda: _health(app.port, everything), lambda h: h[names[0]] == SERVING, within=30
     )
-    assert up == dict.fromkeys(("", *names), SERVING)
+    assert down == {"": SERVING, **dict.fromkeys(names, NOT_SERVING)}
+    assert up == dict.fromkeys(everything, SERVING)
+    assert (up_while_down, sample(app, "holdfast_db_up")) == (0, 1)
 
 
 async def test_booking_is_not_ready_while_postgres_is_away(
@@ -428,8 +432,7 @@ async def test_booking_is_not_ready_while_postgres_is_away(
     async with running_booking(
         own_postgres_url, redis_url=redis_server.url, **FAST_HEALTH
     ) as booking:
-        await _readiness_follows_the_database(postgres_server, booking.port, BOOKING_SERVICES)
-        assert sample(booking, "holdfast_db_up") == 1
+        await _readiness_follows_the_database(postgres_server, booking, BOOKING_SERVICES)
 
 
 async def test_webhooks_is_not_ready_while_postgres_is_away(
@@ -437,7 +440,7 @@ async def test_webhooks_is_not_ready_while_postgres_is_away(
 ) -> None:
     nowhere = f"127.0.0.1:{free_port()}"  # no booking service is needed here
     async with running_webhooks(own_postgres_url, nowhere, **FAST_HEALTH) as webhooks:
-        await _readiness_follows_the_database(postgres_server, webhooks.port, (WEBHOOKS_SERVICE,))
+        await _readiness_follows_the_database(postgres_server, webhooks, (WEBHOOKS_SERVICE,))
 
 
 async def test_availability_stays_ready_on_its_cache_until_redis_goes_too(
