@@ -44,22 +44,16 @@ async def create_pool(
         max_size=settings.db_pool_max_size,
         timeout=settings.db_connect_timeout_seconds,
         command_timeout=settings.db_command_timeout_seconds,
-        server_settings=session_settings(settings, application_name, extra_settings),
+        server_settings={
+            "application_name": application_name,
+            "statement_timeout": str(settings.db_statement_timeout_ms),
+            # Never leave a transaction open holding locks if a client stalls.
+            "idle_in_transaction_session_timeout": "30000",
+            **(extra_settings or {}),
+        },
     )
     assert pool is not None
     return pool
-
-
-def session_settings(
-    settings: PlatformSettings, application_name: str, extra: dict[str, str] | None = None
-) -> dict[str, str]:
-    return {
-        "application_name": application_name,
-        "statement_timeout": str(settings.db_statement_timeout_ms),
-        # Never leave a transaction open holding locks if a client stalls.
-        "idle_in_transaction_session_timeout": "30000",
-        **(extra or {}),
-    }
 
 
 def is_recovery_conflict(error: BaseException) -> bool:

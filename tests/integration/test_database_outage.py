@@ -362,10 +362,18 @@ async def test_connections_dropped_midway_are_unavailable_and_the_pool_recovers(
         resource, [slot] = await client.resource_with_slots(capacity=100_000)
         stopping = asyncio.Event()
         outcomes: list[str] = []
+        refused: list[str] = []  # request ids answered UNAVAILABLE
+
+        async def hold(request_id: str) -> str:
+            call = client.hold(resource.resource_id, [slot.slot_id], request_id=request_id)
+            return await outcome(call)
 
         async def keep_holding() -> None:
             while not stopping.is_set():
-                outcomes.append(await outcome(client.hold(resource.resource_id, [slot.slot_id])))
+                request_id = uuid.uuid4().hex
+                outcomes.append(await hold(request_id))
+                if outcomes[-1] != "OK":
+                    refused.append(request_id)
 
         workers = [asyncio.create_task(keep_holding()) for _ in range(8)]
         await eventually(lambda: _count(outcomes, "OK"), lambda n: n >= 20, within=30)
@@ -377,12 +385,17 @@ async def test_connections_dropped_midway_are_unavailable_and_the_pool_recovers(
         await eventually(lambda: _count(outcomes[back_at:], "OK"), lambda n: n >= 20, within=30)
         stopping.set()
         await asyncio.gather(*workers)
+        # What a client does with UNAVAILABLE: the same request again. A hold
+        # whose commit happened just before its connection dropped answers
+        # as it would have; the others are made now. Never two of one.
+        retried = [await hold(request_id) for request_id in refused]
         counts = await client.slot(resource.resource_id, slot.slot_id)
     await proxy.cut()
 
     assert set(outcomes) == {"OK", "UNAVAILABLE:DATABASE_UNAVAILABLE"}, Counter(outcomes)
-    # Every hold that was answered OK holds its place, and no other did.
-    assert counts.held == outcomes.count("OK")
+    assert set(retried) == {"OK"}, Counter(retried)
+    # One place for every request, whether answered at once or on its retry.
+    assert counts.held == outcomes.count("OK") + len(refused)
 
 
 async def _count(outcomes: list[str], wanted: str, which: str = "is") -> int:
