@@ -1,8 +1,8 @@
 """Whether a service's database answers, for its readiness (and its pool).
 
 A watcher pings the database (`SELECT 1`) every HOLDFAST_DB_HEALTH_INTERVAL_SECONDS
-on a connection of its own, so a busy pool never looks like an outage, and
-each ping is bounded by that interval. After the database has failed every
+on a connection of its own, so a busy pool never looks like an outage; each
+ping is bounded by that interval (a second at least). After the database has failed every
 ping for HOLDFAST_DB_UNREADY_AFTER_SECONDS it reports it unavailable (the
 service then turns its readiness NOT_SERVING); the first ping answered again
 reports it back. A blip shorter than that changes nothing.
@@ -46,6 +46,9 @@ class DatabaseWatcher:
         self._dsn = dsn or settings.database_url
         self._name = f"{application_name}-health"
         self._interval = settings.db_health_interval_seconds
+        # A ping gets a second at least: on a busy host a connect alone can
+        # take longer than a short interval.
+        self._timeout = max(self._interval, 1.0)
         self._unready_after = settings.db_unready_after_seconds
         self._on_change = on_change
         self._pool = pool
@@ -94,7 +97,7 @@ class DatabaseWatcher:
             await self._expire_pool()
         if self.available and now - self._failing_since >= self._unready_after:
             log.error(
-                "database unreachable for %.1f s: reporting NOT_SERVING",
+                "database unreachable for %.1f s: the service is not ready",
                 now - self._failing_since,
             )
             self.available = False
@@ -114,7 +117,7 @@ class DatabaseWatcher:
         try:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can
             # swallow a cancellation that races its timeout.
-            async with asyncio.timeout(self._interval):
+            async with asyncio.timeout(self._timeout):
                 if self._connection is None or self._connection.is_closed():
                     self._connection = await asyncpg.connect(
                         self._dsn, server_settings={"application_name": self._name}
