@@ -3,7 +3,7 @@
 gRPC statuses map as the design's table says; the machine-readable reason,
 field errors and the correlation id come from the status's google.rpc
 details. The gateway's own domain errors (its key store, say) map the same
-way. Every 503 says when to retry. An unexpected failure says only that,
+way. Every 503 and 504 says when to retry. An unexpected failure says only that,
 with the correlation id.
 """
 
@@ -88,9 +88,10 @@ def problem(error: ProblemError, correlation_id: str) -> JSONResponse:
 
 
 def _retry_headers(status: int, retry_after: float | None) -> dict[str, str]:
-    """Retry-After as the error says, and at least 1 s on any 503: a client
-    told "unavailable" is always told when to come back."""
-    if retry_after is None and status == 503:
+    """Retry-After as the error says, and 1 s on any 503 or 504 that says
+    nothing: a client told "unavailable" or "too slow" is always told when
+    to come back (with the same Idempotency-Key, a retry is safe)."""
+    if retry_after is None and status in (503, 504):
         retry_after = 1.0
     if retry_after is None:
         return {}

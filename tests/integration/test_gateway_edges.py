@@ -343,6 +343,7 @@ async def test_a_service_that_never_answers_is_a_504(
 
     body = problem_of(response, 504)
     assert "did not answer in time" in body["detail"]
+    assert response.headers["Retry-After"] == "1"
 
 
 async def test_an_unexpected_answer_is_a_500_with_the_correlation_id_and_nothing_else(
