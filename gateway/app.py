@@ -12,7 +12,6 @@ import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
@@ -22,13 +21,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import routes
 from gateway.context import Gateway
-from gateway.problems import PROBLEM_JSON, ProblemError, from_grpc, problem
+from gateway.problems import PROBLEM_JSON, ProblemError, from_domain, from_grpc, problem
 from holdfast.platform.context import (
     CORRELATION_ID_KEY,
     REQUEST_ID_KEY,
     correlation_id_from,
     current_correlation_id,
 )
+from holdfast.platform.errors import DomainError
 from holdfast.platform.logging import access_log
 from holdfast.platform.telemetry import correlation_scope
 
@@ -206,6 +206,15 @@ def create_app(gateway: Gateway) -> FastAPI:
             log.warning("downstream failure on %s: %s", request.url.path, error.code().name)
         return problem(translated, current_correlation_id())
 
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, error: DomainError) -> JSONResponse:
+        # Raised by the gateway's own parts, e.g. its key store while
+        # Postgres is away (UNAVAILABLE: 503 with Retry-After).
+        translated = from_domain(error)
+        if translated.status >= 500:
+            log.warning("%s on %s: %s", error.reason, request.url.path, error.message)
+        return problem(translated, current_correlation_id())
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         return problem(_validation_problem(error), current_correlation_id())
@@ -236,16 +245,12 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        checks = await _readiness(gateway)
-        # Without Redis the gateway still serves when rate limits fail open
-        # (the check is reported, not required); failing closed, it cannot.
-        required = dict(checks)
-        if gateway.settings.rate_limit_when_redis_down == "open":
-            required.pop("redis")
-        ready = all(ok for ok in required.values())
+        # Each dependency with its status and latency; 503 only when the
+        # gateway can serve nothing (gateway.readiness says which is which).
+        overall, checks = await gateway.readiness.report()
         return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": checks},
-            status_code=200 if ready else 503,
+            {"status": overall, "checks": {name: c.as_json() for name, c in checks.items()}},
+            status_code=503 if overall == "unhealthy" else 200,
         )
 
     @app.get("/metrics", include_in_schema=False)
@@ -298,24 +303,3 @@ def _document_problems(app: FastAPI) -> None:
         return app.openapi_schema or build()
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-async def _readiness(gateway: Gateway) -> dict[str, Any]:
-    async def serving(channel: grpc.aio.Channel) -> bool:
-        try:
-            answer = await health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=1.0
-            )
-        except grpc.aio.AioRpcError:
-            return False
-        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
-
-    checks: dict[str, Any] = {
-        "booking": await serving(gateway.downstream.booking_channel),
-        "availability": await serving(gateway.downstream.availability_channel),
-    }
-    try:
-        checks["redis"] = bool(await gateway.limiter.ping())
-    except Exception:  # any failure means not ready
-        checks["redis"] = False
-    return checks

@@ -35,6 +35,14 @@ class GatewaySettings(PlatformSettings):
     # How long a looked-up API key is trusted before it is read again: a
     # revocation takes effect within this.
     key_cache_seconds: float = Field(10.0, ge=0)
+    # While Postgres (the key store) is unreachable, a key read within this
+    # long past its cache time is still taken as last read; 0 turns it off.
+    # A revocation made during an outage takes effect when Postgres is back.
+    key_outage_grace_seconds: float = Field(300.0, ge=0)
+    # Where the services reach Stripe (the same variable as theirs; the
+    # gateway itself never calls it). Set, /readyz reports whether Stripe
+    # answers, without a key; unset, Stripe is left out of /readyz.
+    stripe_api_base: str | None = None
     # Server-Sent Events: a comment line this often keeps proxies from
     # closing an idle stream.
     sse_heartbeat_seconds: float = Field(15.0, gt=0)

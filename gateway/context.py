@@ -17,6 +17,7 @@ from gateway.downstream import Downstream, call_metadata
 from gateway.metrics import GatewayMetrics
 from gateway.problems import ProblemError
 from gateway.ratelimit import RateLimiter
+from gateway.readiness import Readiness
 from gateway.stream import AvailabilityHub
 
 
@@ -28,6 +29,7 @@ class Gateway:
     downstream: Downstream
     hub: AvailabilityHub
     metrics: GatewayMetrics
+    readiness: Readiness
 
     def metadata(self, who: Principal) -> tuple[tuple[str, str], ...]:
         return call_metadata(who.tenant, who.key_prefix)

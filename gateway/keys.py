@@ -121,6 +121,10 @@ class KeyRepository:
             )
         return NewKey(_key(row), f"hf_{prefix}_{secret}")
 
+    async def ping(self) -> None:
+        """Returns once the key store answers; raises if it does not."""
+        await self._pool.fetchval("SELECT 1")
+
     async def find(self, token: str) -> ApiKey | None:
         """The key `token` is, if it is one (usable or not)."""
         parts = split_token(token)

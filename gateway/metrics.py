@@ -34,6 +34,12 @@ class GatewayMetrics:
             "Requests whose rate limit could not be checked (Redis down)",
             registry=self.registry,
         )
+        self.keys_in_grace = Counter(
+            "holdfast_gateway_keys_served_in_grace",
+            "Requests whose API key was taken as last read because the key store"
+            " (Postgres) was unreachable",
+            registry=self.registry,
+        )
         self.sse_subscribers = Counter(
             "holdfast_gateway_sse_connections",
             "Availability streams opened",

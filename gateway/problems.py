@@ -2,7 +2,9 @@
 
 gRPC statuses map as the design's table says; the machine-readable reason,
 field errors and the correlation id come from the status's google.rpc
-details. An unexpected failure says only that, with the correlation id.
+details. The gateway's own domain errors (its key store, say) map the same
+way. Every 503 and 504 says when to retry. An unexpected failure says only that,
+with the correlation id.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import grpc
 from fastapi.responses import JSONResponse
 
+from holdfast.platform.errors import DomainError
 from holdfast.platform.grpc_errors import details_of
 
 PROBLEM_JSON = "application/problem+json"
@@ -84,14 +87,31 @@ def problem(error: ProblemError, correlation_id: str) -> JSONResponse:
     )
 
 
+def _retry_headers(status: int, retry_after: float | None) -> dict[str, str]:
+    """Retry-After as the error says, and 1 s on any 503 or 504 that says
+    nothing: a client told "unavailable" or "too slow" is always told when
+    to come back (with the same Idempotency-Key, a retry is safe)."""
+    if retry_after is None and status in (503, 504):
+        retry_after = 1.0
+    if retry_after is None:
+        return {}
+    return {"Retry-After": str(max(1, math.ceil(retry_after)))}
+
+
+def from_domain(error: DomainError) -> ProblemError:
+    """A domain error raised in the gateway itself (a dependency, a route)."""
+    status = _HTTP_STATUS[getattr(grpc.StatusCode, error.kind.value)]
+    errors = [{"field": v.field, "detail": v.description} for v in error.violations]
+    headers = _retry_headers(status, error.retry_after)
+    return ProblemError(status, error.reason, error.message, errors=errors, headers=headers)
+
+
 def from_grpc(error: grpc.aio.AioRpcError) -> ProblemError:
     details = details_of(error)
     status = _HTTP_STATUS.get(details.code, 500)
     if status == 500:
         return ProblemError(500, "INTERNAL", "something went wrong; quote the correlation id")
-    headers = {}
-    if details.retry_after is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(details.retry_after)))
+    headers = _retry_headers(status, details.retry_after)
     reason = details.reason or details.code.name
     detail = details.message or reason
     if details.code is grpc.StatusCode.DEADLINE_EXCEEDED:

@@ -14,9 +14,11 @@ from gateway.downstream import Downstream
 from gateway.keys import KeyRepository
 from gateway.metrics import GatewayMetrics
 from gateway.ratelimit import RateLimiter
+from gateway.readiness import Readiness
 from gateway.stream import AvailabilityHub
 from holdfast.platform.config import load
 from holdfast.platform.db import create_pool
+from holdfast.platform.db_watch import DatabaseWatcher
 from holdfast.platform.http_server import HttpHost
 from holdfast.platform.metrics import PoolMetrics
 from holdfast.platform.redis import create_redis, redis_key
@@ -44,6 +46,12 @@ class GatewayApp:
         self.downstream: Downstream | None = None
         self.hub: AvailabilityHub | None = None
         self.http: HttpHost | None = None
+        self.readiness: Readiness | None = None
+        # The key store's pool is renewed after an outage, and holdfast_db_up
+        # says whether it answers; /readyz asks it afresh on every call.
+        self.database = DatabaseWatcher(
+            settings, "holdfast-gateway", pool=lambda: self.pool, registry=self.metrics.registry
+        )
 
     @property
     def port(self) -> int:
@@ -57,13 +65,22 @@ class GatewayApp:
         self.hub = AvailabilityHub(
             self.stream_redis, stream_key(s, AVAILABILITY_TOPIC), _STREAM_BLOCK_MS
         )
+        keys = KeyRepository(self.pool)
+        limiter = RateLimiter(self.redis, redis_key(s, "ratelimit"))
+        self.readiness = Readiness(s, self.downstream, keys, limiter)
         gateway = Gateway(
             settings=s,
-            auth=Authenticator(KeyRepository(self.pool), s.key_cache_seconds),
-            limiter=RateLimiter(self.redis, redis_key(s, "ratelimit")),
+            auth=Authenticator(
+                keys,
+                s.key_cache_seconds,
+                s.key_outage_grace_seconds,
+                on_grace=self.metrics.keys_in_grace.inc,
+            ),
+            limiter=limiter,
             downstream=self.downstream,
             hub=self.hub,
             metrics=self.metrics,
+            readiness=self.readiness,
         )
         self.hub.start()
         self.http = HttpHost(
@@ -74,12 +91,16 @@ class GatewayApp:
             trusted_proxies=s.trusted_proxies,
         )
         await self.http.start()
+        self.database.start()
 
     async def stop(self) -> None:
         if self.http is not None:
             await self.http.stop()
+        await self.database.stop()
         if self.hub is not None:
             await self.hub.stop()
+        if self.readiness is not None:
+            await self.readiness.close()
         if self.downstream is not None:
             await self.downstream.close()
         if self.pool is not None:

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from holdfast.migrate import migrate
 from tests.support import env
 from tests.support.env import REDIS_PREFIX
+from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
 
 
@@ -89,3 +90,15 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.kill()
+
+
+@pytest.fixture
+async def postgres_server() -> AsyncIterator[PostgresServer]:
+    """A Postgres of the test's own, started, to stop and start again at will
+    (the run's shared Postgres is never stopped)."""
+    server = PostgresServer()
+    try:
+        await server.start()
+        yield server
+    finally:
+        await server.close()

@@ -27,6 +27,12 @@ class PlatformSettings(BaseSettings):
     # slightly shorter so Postgres cancels the work before the client gives up.
     db_command_timeout_seconds: float = Field(10.0, gt=0)
     db_statement_timeout_ms: int = Field(8000, gt=0)
+    # Readiness: the database is pinged this often (each ping bounded by as
+    # long, 1 s at least); once every ping failed for db_unready_after_seconds
+    # the service's gRPC services report NOT_SERVING (liveness, the "" entry,
+    # stays SERVING) until a ping is answered again.
+    db_health_interval_seconds: float = Field(1.0, gt=0)
+    db_unready_after_seconds: float = Field(3.0, ge=0)
     redis_url: str = Field(description="Redis URL, e.g. redis://host:6379/0")
     # Every key and stream the services use starts with this, so several
     # deployments (or test runs) can share one Redis without meeting.

@@ -26,7 +26,10 @@ class GrpcHost:
     """One aio server with the shared interceptors, health checking and reflection.
 
     `service_names` are the fully qualified services `register` adds; each gets
-    its own health status next to the server-wide "" entry.
+    its own health status next to the server-wide "" entry. The "" entry is
+    liveness: SERVING from start until shutdown. Each service's own entry is
+    readiness: NOT_SERVING as well while the service cannot do its work (its
+    database is away; `set_ready`).
     """
 
     def __init__(
@@ -77,6 +80,13 @@ class GrpcHost:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("gRPC server listening", extra={"address": self._address, "port": self.port})
         return self.port
+
+    async def set_ready(self, ready: bool) -> None:
+        """Readiness: every service's own entry, never the "" (liveness) one.
+        Ignored once shutting down (everything is NOT_SERVING then)."""
+        status = health_pb2.HealthCheckResponse
+        for name in self._service_names:
+            await self.health.set(name, status.SERVING if ready else status.NOT_SERVING)
 
     async def stop(self) -> None:
         """NOT_SERVING first so load balancers stop sending, then drain in-flight calls."""

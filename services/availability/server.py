@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from holdfast.availability.v1 import availability_pb2, availability_pb2_grpc
 from holdfast.platform.config import load
 from holdfast.platform.db import create_pool
+from holdfast.platform.db_watch import DatabaseWatcher
 from holdfast.platform.grpc_server import GrpcHost
 from holdfast.platform.metrics import MetricsServer, PoolMetrics
 from holdfast.platform.redis import create_redis
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = availability_pb2.DESCRIPTOR.services_by_name["AvailabilityService"].full_name
 # A health entry of its own: SERVING while answers come from the cache,
-# NOT_SERVING while degraded to Postgres. The service itself stays SERVING.
+# NOT_SERVING while degraded to Postgres. The service's own entry (readiness)
+# is SERVING while it can answer at all: from the cache, or from Postgres.
 CACHE_HEALTH = "holdfast.availability.cache"
 ERROR_DOMAIN = "availability.holdfast"
 
@@ -60,6 +62,14 @@ class AvailabilityApp:
         self.metrics_server = MetricsServer(
             self.metrics.registry, settings.metrics_host, settings.availability_metrics_port
         )
+        self.database = DatabaseWatcher(
+            settings,
+            "holdfast-availability",
+            self._readiness_changed,
+            dsn=settings.read_database_url,
+            pool=lambda: self.pool,
+            registry=self.metrics.registry,
+        )
 
     @property
     def port(self) -> int:
@@ -76,6 +86,14 @@ class AvailabilityApp:
         if self.host is not None:
             status = health_pb2.HealthCheckResponse
             await self.host.health.set(CACHE_HEALTH, status.SERVING if live else status.NOT_SERVING)
+        await self._readiness_changed(live)
+
+    async def _readiness_changed(self, _: bool) -> None:
+        # Ready while it can answer: with Postgres away, cached answers still
+        # come from Redis (misses are UNAVAILABLE); with Redis away, every
+        # answer comes from Postgres. Only without both can it answer nothing.
+        if self.host is not None:
+            await self.host.set_ready(self.database.available or self._cache_live())
 
     async def start(self) -> None:
         s = self.settings
@@ -112,6 +130,7 @@ class AvailabilityApp:
         self.metrics_server.start()
         await self.host.start()
         await self.host.health.set(CACHE_HEALTH, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.database.start()
         self.consumer = InvalidationConsumer(
             self.stream_redis,
             stream_key(s, AVAILABILITY_TOPIC),
@@ -128,6 +147,7 @@ class AvailabilityApp:
     async def stop(self) -> None:
         if self.host is not None:
             await self.host.stop()
+        await self.database.stop()
         if self.consumer is not None:
             await self.consumer.stop()
         if self.pool is not None:

@@ -95,6 +95,10 @@ class OutboxRelay:
         self._task = BackgroundTask("outbox-relay", self._run)
         self._backlog_checked = 0.0
         self._pruned_at = 0.0
+        # Rows published whose marking failed (the database went away in
+        # between): marked first thing when it is back, rather than left to
+        # their lease and published again that much later.
+        self._unmarked: list[int] = []
 
     def wake(self) -> None:
         """Called after each committed write: there may be rows to publish."""
@@ -108,6 +112,9 @@ class OutboxRelay:
         Redis failure is raised after that so the loop backs off too.
         """
         s = self._settings
+        if self._unmarked:
+            await self._outbox.mark_published(self._unmarked)
+            self._unmarked = []
         rows = await self._outbox.claim_due(s.relay_batch_size, s.relay_lease_seconds)
         if not rows:
             return 0
@@ -135,8 +142,12 @@ class OutboxRelay:
                 else:
                     await self._failed([row["id"]], error)
         if done:
-            await self._outbox.mark_published(done)
             self._metrics.outbox_published.inc(len(done))
+            try:
+                await self._outbox.mark_published(done)
+            except DomainError:
+                self._unmarked += done
+                raise
         if redis_error is not None:
             raise redis_error
         return len(rows)

@@ -27,7 +27,7 @@ from typing import Any
 import asyncpg
 
 from holdfast.platform.context import current_correlation_id
-from holdfast.platform.db import database_unavailable
+from holdfast.platform.db import database_unavailable, is_recovery_conflict
 from holdfast.platform.errors import aborted
 from holdfast.platform.pagination import Cursor
 from holdfast.platform.streams import AVAILABILITY_TOPIC, PAYMENTS_TOPIC
@@ -70,7 +70,9 @@ async def database_errors() -> AsyncIterator[None]:
             yield
         except asyncpg.LockNotAvailableError:
             raise aborted("LOCK_TIMEOUT", "the slots are busy; retry shortly", 0.2) from None
-        except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError):
+        except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError) as error:
+            if is_recovery_conflict(error):
+                raise  # a standby's, not a client's: database_unavailable maps it
             raise aborted("CONCURRENT_UPDATE", "a concurrent change won; retry", 0.1) from None
         except asyncpg.CheckViolationError:
             # The CHECK constraints are the second line of defence; reaching

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
 from holdfast.platform.config import load
 from holdfast.platform.db import create_pool
+from holdfast.platform.db_watch import DatabaseWatcher
 from holdfast.platform.grpc_server import GrpcHost
 from holdfast.platform.metrics import MetricsServer, PoolMetrics
 from holdfast.platform.redis import create_redis
@@ -59,6 +60,18 @@ class BookingApp:
         self.metrics_server = MetricsServer(
             self.metrics.registry, settings.metrics_host, settings.booking_metrics_port
         )
+        self.database = DatabaseWatcher(
+            settings,
+            "holdfast-booking",
+            self._database_changed,
+            pool=lambda: self.pool,
+            registry=self.metrics.registry,
+        )
+
+    async def _database_changed(self, available: bool) -> None:
+        # Without its database the service can answer nothing but UNAVAILABLE.
+        if self.host is not None:
+            await self.host.set_ready(available)
 
     async def _payment_action(self, message: ChangeMessage) -> None:
         assert self.payments is not None
@@ -108,6 +121,7 @@ class BookingApp:
         self.metrics_server.start()
         self.relay.start()
         await self.host.start()
+        self.database.start()
         self.sweeper = HoldSweeper(
             reservations,
             s.sweeper_interval_seconds,
@@ -121,6 +135,7 @@ class BookingApp:
     async def stop(self) -> None:
         if self.host is not None:
             await self.host.stop()
+        await self.database.stop()
         if self.sweeper is not None:
             await self.sweeper.stop()
         if self.reconciler is not None:

@@ -52,10 +52,12 @@ async def _read_capped(request: Request, limit: int) -> bytes:
 
 
 def _problem(status: int, detail: str, correlation_id: str) -> JSONResponse:
+    headers = {"X-Request-Id": correlation_id}
+    if status == 503:
+        # Stripe keeps its own schedule; other senders learn when to retry.
+        headers["Retry-After"] = "1"
     return JSONResponse(
-        {"error": detail, "correlation_id": correlation_id},
-        status_code=status,
-        headers={"X-Request-Id": correlation_id},
+        {"error": detail, "correlation_id": correlation_id}, status_code=status, headers=headers
     )
 
 

@@ -12,6 +12,7 @@ import grpc
 from holdfast.booking.v1 import booking_pb2_grpc
 from holdfast.platform.config import load
 from holdfast.platform.db import create_pool
+from holdfast.platform.db_watch import DatabaseWatcher
 from holdfast.platform.grpc_server import GrpcHost, open_channel
 from holdfast.platform.http_server import HttpHost
 from holdfast.platform.metrics import MetricsServer, PoolMetrics
@@ -49,6 +50,19 @@ class WebhooksApp:
         self.metrics_server = MetricsServer(
             self.metrics.registry, settings.metrics_host, settings.webhooks_metrics_port
         )
+        self.database = DatabaseWatcher(
+            settings,
+            "holdfast-webhooks",
+            self._database_changed,
+            pool=lambda: self.pool,
+            registry=self.metrics.registry,
+        )
+
+    async def _database_changed(self, available: bool) -> None:
+        # Without the inbox neither the receiver (it answers 503) nor the
+        # admin service can work.
+        if self.host is not None:
+            await self.host.set_ready(available)
 
     @property
     def port(self) -> int:
@@ -95,12 +109,14 @@ class WebhooksApp:
         )
         await self.http.start()
         await self.host.start()
+        self.database.start()
 
     async def stop(self) -> None:
         if self.http is not None:
             await self.http.stop()
         if self.host is not None:
             await self.host.stop()
+        await self.database.stop()
         if self.processor is not None:
             await self.processor.stop()
         if self.booking_channel is not None:

@@ -438,7 +438,14 @@ def test_up_seeds_the_demo_tenant_serves_holds_their_availability_and_payment_an
         with _gateway(state_dir) as gateway:
             ready = gateway.get("/readyz")
             assert ready.status_code == 200, ready.text
-            assert ready.json()["checks"] == {"booking": True, "availability": True, "redis": True}
+            checks = ready.json()["checks"]
+            assert ready.json()["status"] == "healthy", checks
+            assert {name: c["status"] for name, c in checks.items()} == {
+                "booking": "up",
+                "availability": "up",
+                "postgres": "up",
+                "redis": "up",
+            }
             listed = gateway.get("/v1/resources")
             assert listed.status_code == 200, listed.text
             by_name = {r["name"]: r for r in listed.json()["items"]}

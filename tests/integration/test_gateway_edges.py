@@ -243,8 +243,12 @@ async def test_a_booking_service_that_is_down_is_a_503(
     body = problem_of(response, 503)
     assert "unavailable" in body["detail"]
     assert "127.0.0.1" not in response.text  # no internals
-    assert ready.status_code == 503
-    assert ready.json()["checks"]["booking"] is False
+    assert response.headers["Retry-After"] == "1"
+    # Still in its load balancer: availability works, and what needs booking
+    # is answered 503 with Retry-After by the gateway itself.
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "degraded"
+    assert ready.json()["checks"]["booking"]["status"] == "down"
 
 
 async def test_a_service_cut_off_midway_is_a_503_and_recovers(
@@ -339,6 +343,7 @@ async def test_a_service_that_never_answers_is_a_504(
 
     body = problem_of(response, 504)
     assert "did not answer in time" in body["detail"]
+    assert response.headers["Retry-After"] == "1"
 
 
 async def test_an_unexpected_answer_is_a_500_with_the_correlation_id_and_nothing_else(

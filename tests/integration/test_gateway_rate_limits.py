@@ -181,7 +181,8 @@ async def test_with_redis_down_and_failing_open_requests_pass_and_are_counted(
     assert after - before >= 5
     # Still ready: failing open, it serves without Redis; the check says why.
     assert ready.status_code == 200
-    assert ready.json()["checks"]["redis"] is False
+    assert ready.json()["status"] == "degraded"
+    assert ready.json()["checks"]["redis"]["status"] == "down"
 
 
 async def test_with_redis_down_and_failing_closed_requests_get_503(
@@ -198,5 +199,6 @@ async def test_with_redis_down_and_failing_closed_requests_get_503(
     assert up.status_code == 200, up.text
     problem_of(down, 503, "RATE_LIMIT_UNAVAILABLE")
     assert ready.status_code == 503  # failing closed, it cannot serve without Redis
+    assert ready.json()["status"] == "unhealthy"
     assert down.headers["Retry-After"] == "1"
     assert unchecked(metrics.text) >= 1

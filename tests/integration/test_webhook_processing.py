@@ -120,6 +120,7 @@ async def test_the_database_down_at_receipt_answers_503_and_a_redelivery_succeed
             finally:
                 await admin.close()
         assert refused.status_code == 503  # Stripe will deliver it again
+        assert refused.headers["Retry-After"] == "1"
 
         redelivered = await http.post(WEBHOOK, content=body, headers=headers)
         assert redelivered.status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from pathlib import Path
 
@@ -21,6 +22,16 @@ class RedisServer:
     def start(self) -> None:
         """Starts it (again) on the same port, empty, as after a crash without persistence."""
         self._process = start_redis_server(self._folder, self.port)
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open and every call hangs, as on a host
+        that stopped answering; `resume` lets the calls in flight complete."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL: no goodbye to the clients, as when a Redis host dies."""

@@ -31,10 +31,13 @@ from gateway.server import GatewayApp
 from holdfast.fakestripe.config import FakeStripeSettings
 from holdfast.stack import WEBHOOK_PATH
 from services.availability.config import AvailabilitySettings
+from services.availability.server import SERVICE_NAME as AVAILABILITY_SERVICE
 from services.availability.server import AvailabilityApp
 from services.booking.config import BookingSettings
+from services.booking.server import SERVICE_NAMES as BOOKING_SERVICES
 from services.booking.server import BookingApp
 from services.webhooks.config import WebhooksSettings
+from services.webhooks.server import SERVICE_NAME as WEBHOOKS_SERVICE
 from services.webhooks.server import WebhooksApp
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +68,9 @@ class Service:
     grpc_port: int | None
     http_ports: tuple[int, ...]
     metrics_port: int
+    # The grpc.health.v1 entry that says "ready" (NOT_SERVING while the
+    # service cannot work); "" says "alive". None for the gateway.
+    ready_health: str | None = None
 
     @property
     def ports(self) -> set[int]:
@@ -80,6 +86,7 @@ SERVICES = (
         _default(BookingSettings, "booking_port"),
         (),
         _default(BookingSettings, "booking_metrics_port"),
+        BOOKING_SERVICES[0],
     ),
     Service(
         "availability",
@@ -88,6 +95,7 @@ SERVICES = (
         _default(AvailabilitySettings, "availability_port"),
         (),
         _default(AvailabilitySettings, "availability_metrics_port"),
+        AVAILABILITY_SERVICE,
     ),
     Service(
         "webhooks",
@@ -96,6 +104,7 @@ SERVICES = (
         _default(WebhooksSettings, "webhooks_port"),
         (_default(WebhooksSettings, "webhooks_http_port"),),
         _default(WebhooksSettings, "webhooks_metrics_port"),
+        WEBHOOKS_SERVICE,
     ),
     # The gateway serves /metrics, /healthz and /readyz on its API port.
     Service(
@@ -392,6 +401,11 @@ def test_deployment_probes_ask_the_service_itself(service: Service) -> None:
     if service.grpc_port is not None:
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert container[probe]["grpc"]["port"] == service.grpc_port
+        # Ready asks the service's own entry; started and alive the "" one,
+        # which a dependency's outage leaves SERVING (no restarts for it).
+        assert container["readinessProbe"]["grpc"]["service"] == service.ready_health
+        for probe in ("startupProbe", "livenessProbe"):
+            assert container[probe]["grpc"].get("service", "") == ""
     else:
         (port,) = service.http_ports
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port}
@@ -639,7 +653,8 @@ def test_compose_health_checks_ask_the_service_itself(service: Service) -> None:
     assert test[:3] == ["CMD", "python", "-c"]
     if service.grpc_port is not None:
         assert "grpc_health" in test[3]
-        assert test[4] == str(service.grpc_port)
+        # Healthy in compose means ready: the service's own entry.
+        assert test[4:] == [str(service.grpc_port), service.ready_health]
     else:
         assert urlsplit(test[4]).port in service.http_ports
         assert urlsplit(test[4]).path == "/readyz"
