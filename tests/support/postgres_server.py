@@ -1,35 +1,63 @@
-"""A PostgreSQL server of a test's own, which the test can stop and start again.
+"""A Postgres of a test's own, which the test can stop and start again.
 
-It runs the binaries pgserver bundles (the same Postgres 16 `holdfast testenv`
-embeds) on a free TCP port, with its data in a fresh folder, so a test can
-take the database away from running services and give it back on the same
-address with the same data, as when a database host restarts or fails over.
-The run's shared Postgres is never touched.
+Tests of the database going away must never touch the run's shared Postgres
+(every other test uses it), so this one is private: pgserver's bundled
+binaries, a data folder under the test's tmp_path, a free TCP port on
+127.0.0.1 (no unix socket), trust authentication, user `postgres`.
 
-pg_ctl refuses to run as root; as holdfast.engines does, the server then runs
-as the system user pgserver creates for that, and its data folder lives under
-/tmp (pytest's own tmp folders are private to root).
+    server = PostgresServer(tmp_path / "pg")
+    await server.start()                   # initdb the first time, then start
+    url = await server.create_database("holdfast", migrated=True)
+    await server.stop("immediate")         # a crash: connections just drop
+    await server.start()                   # same port, same data: it comes back
+    await server.stop("fast")              # admin shutdown: clients get 57P01
+
+The tests/conftest.py fixture `postgres_server` hands out a started one and
+stops it afterwards. Every method that waits on pg_ctl runs it in a thread,
+so services running in the test's event loop keep running meanwhile (a
+blocking call would freeze them, and the outage with them).
+
+pg_ctl refuses to run as root; as root (containers, CI) the server runs as
+the system user pgserver uses for the same reason (`pgserver`, created if
+need be; util-linux's `setpriv` switches to it), and the folders above the
+data folder are made traversable for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
-import pwd
-import shutil
+import stat
 import subprocess
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import asyncpg
 
-from holdfast.engines import free_port, tail
+from holdfast.engines import free_port
+from holdfast.migrate import migrate
 
-# Generous: the machine running the tests may be busy.
+StopMode = Literal["fast", "immediate"]
+
 _PG_CTL_TIMEOUT = 60.0
+_SQL_TIMEOUT = 10.0
+
+# Throwaway data: durability off, so starting and stopping stay quick.
+_CONFIG = """
+listen_addresses = '127.0.0.1'
+port = {port}
+unix_socket_directories = ''
+max_connections = 100
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+lc_messages = 'C'
+"""
 
 
-def _bin() -> Path:
+def _binaries() -> Path:
     with warnings.catch_warnings():
         # platformdirs warns on import when XDG_RUNTIME_DIR is unset.
         warnings.simplefilter("ignore")
@@ -40,7 +68,7 @@ def _bin() -> Path:
 
 
 def _system_user() -> str | None:
-    """Who runs the server: us, unless we are root (pg_ctl refuses root)."""
+    """Who runs the server: None (ourselves) unless we are root."""
     if os.geteuid() != 0:
         return None
     with warnings.catch_warnings():
@@ -51,76 +79,115 @@ def _system_user() -> str | None:
     return "pgserver"
 
 
-class PostgresServer:
-    """`start()` (initialising the data folder the first time), `stop()` and
-    `start()` again on the same port and data; `remove()` at the end."""
+def _hand_over(folder: Path, user: str) -> None:
+    """Gives `folder` to `user`, and lets it traverse (not read) the folders above."""
+    import pwd
 
-    def __init__(self) -> None:
+    entry = pwd.getpwnam(user)
+    os.chown(folder, entry.pw_uid, entry.pw_gid)
+    for parent in folder.parents:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(mode | stat.S_IXOTH)
+
+
+class PostgresServer:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.data = folder / "data"
+        self.log = folder / "postgres.log"
         self.port = free_port()
         self._user = _system_user()
-        self.folder = Path(tempfile.mkdtemp(prefix="holdfast-pg-"))
-        self._data = self.folder / "data"
-        self.log = self.folder / "postgres.log"
-        if self._user is not None:
-            entry = pwd.getpwnam(self._user)
-            os.chown(self.folder, entry.pw_uid, entry.pw_gid)
+        self._bin = _binaries()
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
-    def _run(self, *args: str) -> None:
-        done = subprocess.run(
-            [str(_bin() / args[0]), *args[1:]],
-            user=self._user,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=_PG_CTL_TIMEOUT,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise AssertionError(
-                f"{' '.join(args)} failed:\n"
-                f"{done.stdout.decode(errors='replace')}\n{tail(self.log)}"
-            )
+    @property
+    def running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
 
-    def start(self) -> None:
-        """Starts it and returns once it accepts connections."""
-        if not (self._data / "PG_VERSION").exists():
-            self._run(
-                "initdb", "-D", str(self._data), "-U", "postgres", "--auth=trust", "-E", "UTF8"
-            )
-        options = " ".join(
-            [
-                f"-p {self.port}",
-                "-c listen_addresses=127.0.0.1",
-                "-c unix_socket_directories=''",
-                # Four services' pools and the test's own.
-                "-c max_connections=200",
-                # A killed server loses nothing the OS already has; only a
-                # crash of the machine would, and then the test is gone too.
-                "-c fsync=off",
-            ]
-        )
-        self._run(
-            "pg_ctl", "-D", str(self._data), "-l", str(self.log), "-o", options, "-w", "start"
-        )
+    async def start(self) -> None:
+        """Starts the server (creating its data folder the first time) on its
+        port, and returns once it accepts connections."""
+        await asyncio.to_thread(self._start)
 
-    def stop(self, mode: str = "immediate") -> None:
-        """Stops it: "immediate" drops every connection at once, as a crash
-        does (recovery runs at the next start); "fast" is a clean shutdown."""
-        self._run("pg_ctl", "-D", str(self._data), "-m", mode, "-w", "stop")
+    async def stop(self, mode: StopMode = "fast") -> None:
+        """Stops the server; returns once it is gone.
 
-    def remove(self) -> None:
-        """Stops it if it runs, and deletes its data."""
-        if (self._data / "postmaster.pid").exists():
-            self.stop()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        "fast" is an administrator's shutdown: open sessions are told
+        `terminating connection due to administrator command` (57P01) and new
+        ones are refused (`the database system is shutting down`, 57P03).
+        "immediate" is a crash: connections drop without a word, and the next
+        start recovers from the WAL.
+        """
+        await asyncio.to_thread(self._pg_ctl, "-m", mode, "-w", "stop")
 
-    async def create_database(self, name: str) -> str:
-        """A new database on it; returns its URL."""
-        admin = await asyncpg.connect(self.url(), timeout=10)
+    async def create_database(self, name: str, *, migrated: bool = False) -> str:
+        """Creates database `name` (migrated to the project's schema if asked);
+        returns its URL."""
+        admin = await asyncpg.connect(self.url(), timeout=_SQL_TIMEOUT)
         try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
+            # CREATE DATABASE takes no parameters; the name is the test's own.
+            await admin.execute(f'CREATE DATABASE "{name}"', timeout=_SQL_TIMEOUT)
         finally:
-            await admin.close()
-        return self.url(name)
+            await admin.close(timeout=_SQL_TIMEOUT)
+        url = self.url(name)
+        if migrated:
+            await migrate(url)
+        return url
+
+    def _start(self) -> None:
+        if not (self.data / "PG_VERSION").exists():
+            self._initdb()
+        self._pg_ctl("-l", str(self.log), "-w", "-t", str(int(_PG_CTL_TIMEOUT)), "start")
+
+    def _initdb(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if self._user is not None:
+            _hand_over(self.folder, self._user)
+        self._run(
+            "initdb",
+            "-D", str(self.data),
+            "--auth=trust",
+            "--username=postgres",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        )  # fmt: skip
+        with (self.data / "postgresql.conf").open("a") as config:
+            config.write(_CONFIG.format(port=self.port))
+
+    def _pg_ctl(self, *args: str) -> None:
+        self._run("pg_ctl", "-D", str(self.data), *args)
+
+    def _run(self, program: str, *args: str) -> None:
+        argv = [str(self._bin / program), *args]
+        if self._user is not None:
+            # setpriv rather than subprocess's user=: with user= Python must
+            # fork() instead of vfork(), and fork() in a process running gRPC
+            # (its fork handlers) can crash the child. The group too: a
+            # process left in group root would be judged by the group bits
+            # of root's folders, which let nobody through.
+            argv = [
+                "setpriv", f"--reuid={self._user}", f"--regid={self._user}", "--clear-groups",
+                "--", *argv,
+            ]  # fmt: skip
+        # Output to a file, not a pipe: the server pg_ctl starts could keep a
+        # pipe open and the call would never return.
+        with tempfile.TemporaryFile() as output:
+            done = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                timeout=_PG_CTL_TIMEOUT,
+                check=False,
+            )
+            output.seek(0)
+            said = output.read().decode(errors="replace")
+        if done.returncode != 0:
+            log = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+            raise RuntimeError(
+                f"{program} {' '.join(args)} failed ({done.returncode}):\n{said}\n{log}"
+            )
