@@ -8,11 +8,12 @@ same ports, as an orchestrator would after a crash."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,7 +75,8 @@ class Stack:
         top; returns once it serves. Its log goes to a new file."""
         old = self._processes[name]
         if old.popen.poll() is None:
-            stop_child(old.popen)
+            old.popen.terminate()
+            await asyncio.to_thread(stop_child, old.popen)
         env = {**old.env, **{f"HOLDFAST_{key.upper()}": value for key, value in settings.items()}}
         starts = old.starts + 1
         log = old.log.with_name(f"{old.log.stem.split('.')[0]}.{starts}.log")
@@ -92,10 +94,12 @@ class Stack:
         return "".join(path.read_text(errors="replace") for path in [first, *later])
 
 
-@contextmanager
-def processes() -> Iterator[list[tuple[subprocess.Popen[bytes], Path]]]:
+@asynccontextmanager
+async def processes() -> AsyncIterator[list[tuple[subprocess.Popen[bytes], Path]]]:
     """The started processes, stopped together: SIGTERM to all, then each
-    waited for (and killed if it does not stop in time)."""
+    waited for (and killed if it does not stop in time). The waiting happens
+    in threads: whatever else runs on the test's event loop (a proxy between
+    two of the processes, say) must keep running while they drain."""
     started: list[tuple[subprocess.Popen[bytes], Path]] = []
     try:
         yield started
@@ -103,8 +107,8 @@ def processes() -> Iterator[list[tuple[subprocess.Popen[bytes], Path]]]:
         for process, _ in started:
             if process.poll() is None:
                 process.terminate()
-        for process, _ in started:
-            stop_child(process)
+        stopping = asyncio.gather(*(asyncio.to_thread(stop_child, p) for p, _ in started))
+        await asyncio.shield(stopping)
 
 
 async def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -185,7 +189,7 @@ async def running_stack(
 
     logs: dict[str, Path] = {}
     started_by_name: dict[str, Process] = {}
-    with processes() as started:
+    async with processes() as started:
 
         def start(
             name: str,
