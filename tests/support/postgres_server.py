@@ -2,31 +2,38 @@
 
 Tests of the database going away must never touch the run's shared Postgres
 (every other test uses it), so this one is private: pgserver's bundled
-binaries, a data folder under the test's tmp_path, a free TCP port on
-127.0.0.1 (no unix socket), trust authentication, user `postgres`.
+binaries, a data folder of its own, a free TCP port on 127.0.0.1 (no unix
+socket), trust authentication, user `postgres`.
 
-    server = PostgresServer(tmp_path / "pg")
+    server = PostgresServer()
     await server.start()                   # initdb the first time, then start
     url = await server.create_database("holdfast", migrated=True)
     await server.stop("immediate")         # a crash: connections just drop
     await server.start()                   # same port, same data: it comes back
     await server.stop("fast")              # admin shutdown: clients get 57P01
+    await server.close()                   # stopped if need be, folder deleted
 
 The tests/conftest.py fixture `postgres_server` hands out a started one and
-stops it afterwards. Every method that waits on pg_ctl runs it in a thread,
+closes it afterwards. Every method that waits on pg_ctl runs it in a thread,
 so services running in the test's event loop keep running meanwhile (a
-blocking call would freeze them, and the outage with them).
+blocking call would freeze them, and the outage with them). To cut
+connections without stopping the server, put tests/support/tcp_proxy.py's
+TcpProxy in front of it.
 
 pg_ctl refuses to run as root; as root (containers, CI) the server runs as
 the system user pgserver uses for the same reason (`pgserver`, created if
-need be; util-linux's `setpriv` switches to it), and the folders above the
-data folder are made traversable for it.
+need be; util-linux's `setpriv` switches to it). Its folder is then a new
+one under the system's temporary folder rather than pytest's tmp_path:
+pytest takes other users' access to its base folder away whenever a session
+starts (this run's or another's on the same machine), which would lock the
+server out of its data.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import stat
 import subprocess
 import tempfile
@@ -44,14 +51,15 @@ StopMode = Literal["fast", "immediate"]
 _PG_CTL_TIMEOUT = 60.0
 _SQL_TIMEOUT = 10.0
 
-# Throwaway data: durability off, so starting and stopping stay quick.
+# Throwaway data on a machine that does not crash: no fsync. Commits still
+# reach the WAL before they are acknowledged (synchronous_commit stays on),
+# so an immediate stop, a crash of Postgres alone, loses nothing committed.
 _CONFIG = """
 listen_addresses = '127.0.0.1'
 port = {port}
 unix_socket_directories = ''
 max_connections = 100
 fsync = off
-synchronous_commit = off
 full_page_writes = off
 lc_messages = 'C'
 """
@@ -92,10 +100,13 @@ def _hand_over(folder: Path, user: str) -> None:
 
 
 class PostgresServer:
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.data = folder / "data"
-        self.log = folder / "postgres.log"
+    def __init__(self, folder: Path | None = None) -> None:
+        """`folder` holds the data and the log; by default a new temporary
+        folder, deleted by `close`."""
+        self._own_folder = folder is None
+        self.folder = folder or Path(tempfile.mkdtemp(prefix="holdfast-postgres-"))
+        self.data = self.folder / "data"
+        self.log = self.folder / "postgres.log"
         self.port = free_port()
         self._user = _system_user()
         self._bin = _binaries()
@@ -123,6 +134,24 @@ class PostgresServer:
         """
         await asyncio.to_thread(self._pg_ctl, "-m", mode, "-w", "stop")
 
+    @classmethod
+    async def standby_of(
+        cls, primary: PostgresServer, settings: dict[str, str] | None = None
+    ) -> PostgresServer:
+        """A hot standby streaming from `primary` (a base backup of it), on a
+        port of its own, started; `settings` go to its postgresql.conf."""
+        standby = cls()
+        await asyncio.to_thread(standby._copy, primary, settings or {})
+        await standby.start()
+        return standby
+
+    async def close(self) -> None:
+        """Stops it at once if it runs, and deletes the folder it made."""
+        if self.running:
+            await self.stop("immediate")
+        if self._own_folder:
+            await asyncio.to_thread(shutil.rmtree, self.folder, ignore_errors=True)
+
     async def create_database(self, name: str, *, migrated: bool = False) -> str:
         """Creates database `name` (migrated to the project's schema if asked);
         returns its URL."""
@@ -143,9 +172,7 @@ class PostgresServer:
         self._pg_ctl("-l", str(self.log), "-w", "-t", str(int(_PG_CTL_TIMEOUT)), "start")
 
     def _initdb(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        if self._user is not None:
-            _hand_over(self.folder, self._user)
+        self._prepare_folder()
         self._run(
             "initdb",
             "-D", str(self.data),
@@ -157,6 +184,29 @@ class PostgresServer:
         )  # fmt: skip
         with (self.data / "postgresql.conf").open("a") as config:
             config.write(_CONFIG.format(port=self.port))
+
+    def _copy(self, primary: PostgresServer, settings: dict[str, str]) -> None:
+        self._prepare_folder()
+        self._run(
+            "pg_basebackup",
+            "-D", str(self.data),
+            "-h", "127.0.0.1",
+            "-p", str(primary.port),
+            "-U", "postgres",
+            # Streams from the primary once started (standby.signal, primary_conninfo).
+            "--write-recovery-conf",
+            "--wal-method=stream",
+            "--checkpoint=fast",
+            "--no-sync",
+        )  # fmt: skip
+        extra = "".join(f"{name} = '{value}'\n" for name, value in settings.items())
+        with (self.data / "postgresql.conf").open("a") as config:
+            config.write(_CONFIG.format(port=self.port) + extra)
+
+    def _prepare_folder(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if self._user is not None:
+            _hand_over(self.folder, self._user)
 
     def _pg_ctl(self, *args: str) -> None:
         self._run("pg_ctl", "-D", str(self.data), *args)
