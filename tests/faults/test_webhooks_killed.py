@@ -220,6 +220,20 @@ async def test_webhooks_killed_between_storing_and_applying(
         await promises.check(
             "every change published", lambda: assert_outbox_published(db, within=10)
         )
+
+        async def stripe_answered_as_designed() -> None:
+            found = (await fake.get("/_fake/deliveries")).json()["data"]
+            # None: the endpoint was down (killed), and Stripe tried again.
+            wrong = [
+                (a["event_type"], a["status"]) for a in found if a["status"] not in (200, 503, None)
+            ]
+            assert not wrong, f"deliveries answered otherwise: {wrong}"
+            assert all(any(b["ok"] for b in found if b["event_id"] == a["event_id"]) for a in found)
+
+        await promises.check(
+            "Stripe's deliveries answered 200 (or 503), each event taken in the end",
+            stripe_answered_as_designed,
+        )
         dead = await db.fetchval("SELECT count(*) FROM stripe_events WHERE status = 'DEAD'")
         await promises.check("no event dead-lettered", lambda: _none(dead))
         print(f"answers: {dict(answers.summary())}")

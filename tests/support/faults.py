@@ -184,12 +184,16 @@ WINDOW = {"start": f"{DAY}T00:00:00Z", "end": f"{DAY}T23:59:00Z"}
 
 @dataclass
 class KeyedRequest:
-    """One Idempotency-Key and its body, with every hold id it was answered."""
+    """One Idempotency-Key and its body, with every answer it was given:
+    (status, hold id if one), in order."""
 
     key: str
     body: dict[str, Any]
-    statuses: list[int] = field(default_factory=list)
-    hold_ids: list[str] = field(default_factory=list)
+    answers: list[tuple[int, str | None]] = field(default_factory=list)
+
+    @property
+    def hold_ids(self) -> list[str]:
+        return [hold for _, hold in self.answers if hold is not None]
 
 
 @dataclass
@@ -215,9 +219,7 @@ class HoldLoad:
             "POST /v1/holds",
             self.api.post("/v1/holds", json=keyed.body, headers={"Idempotency-Key": keyed.key}),
         )
-        keyed.statuses.append(answer.status)
-        if answer.status == 201:
-            keyed.hold_ids.append(answer.body["id"])
+        keyed.answers.append((answer.status, answer.body["id"] if answer.status == 201 else None))
         return answer
 
     async def _customer(self, stop: asyncio.Event, rng: random.Random) -> None:
@@ -266,13 +268,21 @@ class HoldLoad:
         return {hold for keyed in self.requests.values() for hold in keyed.hold_ids}
 
     def assert_one_hold_per_key(self) -> None:
-        """A key was answered with one hold or none, however often it was
-        sent, and no two keys share a hold."""
-        split = {k.key: set(k.hold_ids) for k in self.requests.values() if len(set(k.hold_ids)) > 1}
-        assert not split, f"one Idempotency-Key answered with several holds: {split}"
+        """Once a key was answered with a hold, it is answered with that hold
+        every time it is sent again; and no two keys share a hold."""
+        forgetful = {
+            k.key: k.answers
+            for k in self.requests.values()
+            if k.hold_ids and any(a != (201, k.hold_ids[0]) for a in k.answers[_first_hold(k) :])
+        }
+        assert not forgetful, f"keys not answered with their hold again: {forgetful}"
         owners = Counter(hold for k in self.requests.values() for hold in set(k.hold_ids))
         shared = [hold for hold, count in owners.items() if count > 1]
         assert not shared, f"holds answered to several keys: {shared}"
+
+
+def _first_hold(keyed: KeyedRequest) -> int:
+    return next(i for i, (_, hold) in enumerate(keyed.answers) if hold is not None)
 
 
 # --- the books ---------------------------------------------------------------
