@@ -254,11 +254,19 @@ class HoldLoad:
             for _ in range(readers):
                 group.create_task(self._reader(stop))
 
-    async def retry_every_key(self) -> None:
-        """Sends every request again with its own key and body: the answer
-        must be the hold it got before, if any (checked by `assert_one_hold_per_key`)."""
-        for keyed in list(self.requests.values()):
-            await self.hold(keyed)
+    async def retry_every_key(self, at_once: int = 8) -> None:
+        """Sends every request again with its own key and body, `at_once` at
+        a time, as clients that never heard back would: the answer must be
+        the hold it got before, if any (see `assert_one_hold_per_key`)."""
+        gate = asyncio.Semaphore(at_once)
+
+        async def retry(keyed: KeyedRequest) -> None:
+            async with gate:
+                await self.hold(keyed)
+
+        async with asyncio.TaskGroup() as group:
+            for keyed in list(self.requests.values()):
+                group.create_task(retry(keyed))
 
     async def count_holds(self) -> int:
         """How many holds the load was given so far (for `eventually`)."""
