@@ -35,7 +35,7 @@ from tests.support.faults import (
     resource_with_slots,
 )
 from tests.support.redis_server import RedisServer
-from tests.support.stack import Stack, api_key, running_stack
+from tests.support.stack import api_key, running_stack
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.faults
@@ -114,7 +114,7 @@ class Shop:
         assert sent.status_code == 200, sent.text
 
 
-async def applied_once(stack: Stack, db: asyncpg.Pool, shop: Shop, event: str, hold: str) -> None:
+async def applied_once(db: asyncpg.Pool, shop: Shop, event: str, hold: str) -> None:
     """The event is applied (after the restart), the hold confirmed once, no
     refund, and a redelivery is a no-op."""
     row = await eventually(
@@ -182,13 +182,14 @@ async def test_webhooks_killed_between_storing_and_applying(
             first_event = await shop.pay(first_session)
             await eventually(lambda: shop.acknowledged(first_event), lambda s: 200 in s)
             await eventually(lambda: being_applied(db, first_event), bool, within=20)
+            assert await hold_status(db, first_hold) == "HELD"
             stack.kill("webhooks")
             await booking_proxy.start()
             await stack.restart("webhooks")
             restarted = time.monotonic()
             await promises.check(
                 "a stored event is applied once after the restart",
-                lambda: applied_once(stack, db, shop, first_event, first_hold),
+                lambda: applied_once(db, shop, first_event, first_hold),
             )
             report_figure(
                 "webhooks restarted -> stored event applied", time.monotonic() - restarted
@@ -207,7 +208,7 @@ async def test_webhooks_killed_between_storing_and_applying(
             await stack.restart("webhooks")
             await promises.check(
                 "an event applied but not recorded is applied once after the restart",
-                lambda: applied_once(stack, db, shop, second_event, second_hold),
+                lambda: applied_once(db, shop, second_event, second_hold),
             )
         finally:
             stop.set()
