@@ -13,6 +13,9 @@ socket), trust authentication, user `postgres`.
     await server.stop("fast")              # admin shutdown: clients get 57P01
     await server.close()                   # stopped if need be, folder deleted
 
+    # A hot standby of it (a read replica), e.g. to provoke recovery conflicts:
+    standby = await PostgresServer.standby_of(server, {"max_standby_streaming_delay": "0"})
+
 The tests/conftest.py fixture `postgres_server` hands out a started one and
 closes it afterwards. Every method that waits on pg_ctl runs it in a thread,
 so services running in the test's event loop keep running meanwhile (a
