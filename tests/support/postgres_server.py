@@ -144,8 +144,12 @@ class PostgresServer:
         """A hot standby streaming from `primary` (a base backup of it), on a
         port of its own, started; `settings` go to its postgresql.conf."""
         standby = cls()
-        await asyncio.to_thread(standby._copy, primary, settings or {})
-        await standby.start()
+        try:
+            await asyncio.to_thread(standby._copy, primary, settings or {})
+            await standby.start()
+        except BaseException:
+            await standby.close()
+            raise
         return standby
 
     async def close(self) -> None:
