@@ -1,14 +1,20 @@
 """The whole system as separate processes, the way it runs in production:
 booking, availability, webhooks, the gateway and the fake Stripe on free
-ports, with a database and a Redis of the test's own."""
+ports, with a database and a Redis of the test's own.
+
+A test may pin ports (to put a proxy in front of a process before it starts),
+give each service settings of its own, and kill and restart a service on the
+same ports, as an orchestrator would after a crash."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -21,6 +27,22 @@ from tests.support.availability import eventually
 from tests.support.processes import service_env, start_service, wait_until_serving
 
 SERVICES = ("booking", "availability", "webhooks", "gateway")
+# What `ports` may pin: the three gRPC ports, the webhook receiver's HTTP port
+# ("http"), the gateway's and the fake Stripe's.
+PORT_NAMES = ("booking", "availability", "webhooks", "http", "gateway", "stripe")
+
+
+@dataclass
+class Process:
+    """One running process of the stack and how to start it again."""
+
+    module: str
+    env: dict[str, str]
+    log: Path
+    popen: subprocess.Popen[bytes]
+    # Returns once the process serves (fails with its log if it died).
+    ready: Callable[[Process], Awaitable[None]]
+    starts: int = 1
 
 
 @dataclass
@@ -28,15 +50,56 @@ class Stack:
     gateway: str
     fake_stripe: str
     database_url: str
-    # Per service: its log file and its /metrics URL.
+    # Per service: its log file (the latest start's) and its /metrics URL.
     logs: dict[str, Path]
     metrics: dict[str, str]
+    # The gRPC targets of booking, availability and webhooks.
+    targets: dict[str, str] = field(default_factory=dict)
+    # Where Stripe posts events (the webhook service's receiver).
+    webhook_url: str = ""
+    _processes: dict[str, Process] = field(default_factory=dict)
+    _started: list[tuple[subprocess.Popen[bytes], Path]] = field(default_factory=list)
+
+    def pid(self, name: str) -> int:
+        return self._processes[name].popen.pid
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: no shutdown, no draining, as when a host or a container dies."""
+        process = self._processes[name].popen
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    async def restart(self, name: str, **settings: str) -> None:
+        """Starts `name` again (killed or not) on the same ports, with the same
+        environment and `settings` (HOLDFAST_* named without the prefix) on
+        top; returns once it serves. Its log goes to a new file."""
+        old = self._processes[name]
+        if old.popen.poll() is None:
+            old.popen.terminate()
+            await asyncio.to_thread(stop_child, old.popen)
+        env = {**old.env, **{f"HOLDFAST_{key.upper()}": value for key, value in settings.items()}}
+        starts = old.starts + 1
+        log = old.log.with_name(f"{old.log.stem.split('.')[0]}.{starts}.log")
+        popen = start_service(old.module, env, log)
+        self._started.append((popen, log))
+        new = Process(old.module, env, log, popen, old.ready, starts)
+        self._processes[name] = new
+        self.logs[name] = log
+        await new.ready(new)
+
+    def log_text(self, name: str) -> str:
+        """Everything `name` logged, over all its starts."""
+        first = self._processes[name].log.with_name(f"{name}.log")
+        later = sorted(first.parent.glob(f"{name}.*.log"))
+        return "".join(path.read_text(errors="replace") for path in [first, *later])
 
 
-@contextmanager
-def processes() -> Iterator[list[tuple[subprocess.Popen[bytes], Path]]]:
+@asynccontextmanager
+async def processes() -> AsyncIterator[list[tuple[subprocess.Popen[bytes], Path]]]:
     """The started processes, stopped together: SIGTERM to all, then each
-    waited for (and killed if it does not stop in time)."""
+    waited for (and killed if it does not stop in time). The waiting happens
+    in threads: whatever else runs on the test's event loop (a proxy between
+    two of the processes, say) must keep running while they drain."""
     started: list[tuple[subprocess.Popen[bytes], Path]] = []
     try:
         yield started
@@ -44,8 +107,8 @@ def processes() -> Iterator[list[tuple[subprocess.Popen[bytes], Path]]]:
         for process, _ in started:
             if process.poll() is None:
                 process.terminate()
-        for process, _ in started:
-            stop_child(process)
+        stopping = asyncio.gather(*(asyncio.to_thread(stop_child, p) for p, _ in started))
+        await asyncio.shield(stopping)
 
 
 async def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -82,88 +145,129 @@ async def wait_until_listening(process: subprocess.Popen[bytes], log: Path) -> N
 
 @asynccontextmanager
 async def running_stack(
-    database_url: str, redis_url: str, folder: Path, extra_env: dict[str, str] | None = None
+    database_url: str,
+    redis_url: str,
+    folder: Path,
+    extra_env: dict[str, str] | None = None,
+    *,
+    ports: Mapping[str, int] | None = None,
+    settings: Mapping[str, Mapping[str, str]] | None = None,
 ) -> AsyncIterator[Stack]:
     """Starts every process, waits until each is ready, and stops them all
-    afterwards. `extra_env` goes to the four services (e.g. OTEL_* settings)."""
-    ports = {name: free_port() for name in ("booking", "availability", "webhooks", "http")}
-    ports.update(gateway=free_port(), stripe=free_port())
+    afterwards. `extra_env` goes to the four services (e.g. OTEL_* settings);
+    `ports` pins some of PORT_NAMES (the others are free ports); `settings`
+    are more HOLDFAST_* settings per service (named without the prefix: e.g.
+    {"gateway": {"rate_limit_per_key": "10000"}}), which win over the stack's."""
+    unknown = set(ports or {}) - set(PORT_NAMES)
+    assert not unknown, f"no such port to pin: {unknown}"
+    ports = {name: free_port() for name in PORT_NAMES} | dict(ports or {})
     metrics_ports = {name: free_port() for name in ("booking", "availability", "webhooks")}
     fake_stripe = f"http://127.0.0.1:{ports['stripe']}"
     stripe = {"stripe_api_key": DEFAULT_API_KEY, "stripe_api_base": fake_stripe}
 
-    def env(name: str, **settings: str) -> dict[str, str]:
+    def env(name: str, **defaults: str) -> dict[str, str]:
         if name in metrics_ports:
-            settings[f"{name}_metrics_port"] = str(metrics_ports[name])
-        return {**service_env(database_url, redis_url=redis_url, **settings), **(extra_env or {})}
+            defaults[f"{name}_metrics_port"] = str(metrics_ports[name])
+        chosen = {"redis_url": redis_url, **defaults, **(settings or {}).get(name, {})}
+        return {**service_env(database_url, **chosen), **(extra_env or {})}
 
-    booking = f"127.0.0.1:{ports['booking']}"
-    availability = f"127.0.0.1:{ports['availability']}"
-    webhooks = f"127.0.0.1:{ports['webhooks']}"
+    targets = {name: f"127.0.0.1:{ports[name]}" for name in ("booking", "availability", "webhooks")}
+    gateway_url = f"http://127.0.0.1:{ports['gateway']}"
+    webhook_url = f"http://127.0.0.1:{ports['http']}/stripe/webhook"
+
+    def serving(name: str) -> Callable[[Process], Awaitable[None]]:
+        async def ready(process: Process) -> None:
+            await wait_until_serving(targets[name], process.popen, process.log)
+
+        return ready
+
+    async def gateway_ready(process: Process) -> None:
+        await wait_until_ready(f"{gateway_url}/readyz", process.popen, process.log)
+
+    async def listening(process: Process) -> None:
+        await wait_until_listening(process.popen, process.log)
+
     logs: dict[str, Path] = {}
-    with processes() as started:
+    started_by_name: dict[str, Process] = {}
+    async with processes() as started:
 
-        def start(name: str, module: str, settings: dict[str, str]) -> subprocess.Popen[bytes]:
+        def start(
+            name: str,
+            module: str,
+            environment: dict[str, str],
+            ready: Callable[[Process], Awaitable[None]],
+        ) -> None:
             logs[name] = folder / f"{name}.log"
-            started.append((start_service(module, settings, logs[name]), logs[name]))
-            return started[-1][0]
+            popen = start_service(module, environment, logs[name])
+            started.append((popen, logs[name]))
+            started_by_name[name] = Process(module, environment, logs[name], popen, ready)
 
-        fake = start(
+        start(
             "fake-stripe",
             "holdfast.fakestripe",
             {
                 "HOLDFAST_FAKE_STRIPE_PORT": str(ports["stripe"]),
-                "HOLDFAST_FAKE_STRIPE_WEBHOOK_URL": f"http://127.0.0.1:{ports['http']}/stripe/webhook",
+                "HOLDFAST_FAKE_STRIPE_WEBHOOK_URL": webhook_url,
                 "HOLDFAST_FAKE_STRIPE_RETRY_BACKOFF_SECONDS": "0.2",
             },
+            listening,
         )
-        grpc_services = {
-            "booking": start(
-                "booking",
-                "services.booking",
-                env("booking", booking_port=str(ports["booking"]), **stripe),
-            ),
-            "availability": start(
-                "availability",
-                "services.availability",
-                env("availability", availability_port=str(ports["availability"])),
-            ),
-            "webhooks": start(
+        start(
+            "booking",
+            "services.booking",
+            env("booking", booking_port=str(ports["booking"]), **stripe),
+            serving("booking"),
+        )
+        start(
+            "availability",
+            "services.availability",
+            env("availability", availability_port=str(ports["availability"])),
+            serving("availability"),
+        )
+        start(
+            "webhooks",
+            "services.webhooks",
+            env(
                 "webhooks",
-                "services.webhooks",
-                env(
-                    "webhooks",
-                    webhooks_port=str(ports["webhooks"]),
-                    webhooks_http_port=str(ports["http"]),
-                    webhooks_http_host="127.0.0.1",
-                    stripe_webhook_secrets=DEFAULT_WEBHOOK_SECRET,
-                    booking_target=booking,
-                    processor_poll_interval_seconds="0.2",
-                    **stripe,
-                ),
+                webhooks_port=str(ports["webhooks"]),
+                webhooks_http_port=str(ports["http"]),
+                webhooks_http_host="127.0.0.1",
+                stripe_webhook_secrets=DEFAULT_WEBHOOK_SECRET,
+                booking_target=targets["booking"],
+                processor_poll_interval_seconds="0.2",
+                **stripe,
             ),
-        }
-        gateway = start(
+            serving("webhooks"),
+        )
+        start(
             "gateway",
             "gateway",
             env(
                 "gateway",
                 gateway_port=str(ports["gateway"]),
                 gateway_host="127.0.0.1",
-                booking_target=booking,
-                availability_target=availability,
+                booking_target=targets["booking"],
+                availability_target=targets["availability"],
                 sse_heartbeat_seconds="1",
             ),
+            gateway_ready,
         )
-        targets = {"booking": booking, "availability": availability, "webhooks": webhooks}
-        for name, process in grpc_services.items():
-            await wait_until_serving(targets[name], process, logs[name])
-        await wait_until_listening(fake, logs["fake-stripe"])
-        gateway_url = f"http://127.0.0.1:{ports['gateway']}"
-        await wait_until_ready(f"{gateway_url}/readyz", gateway, logs["gateway"])
+        # The gateway's readiness asks the others, so it comes last.
+        for process in started_by_name.values():
+            await process.ready(process)
         metrics = {name: f"http://127.0.0.1:{port}/metrics" for name, port in metrics_ports.items()}
         metrics["gateway"] = f"{gateway_url}/metrics"
-        yield Stack(gateway_url, fake_stripe, database_url, logs, metrics)
+        yield Stack(
+            gateway_url,
+            fake_stripe,
+            database_url,
+            logs,
+            metrics,
+            targets,
+            webhook_url,
+            started_by_name,
+            started,
+        )
 
 
 async def api_key(database_url: str) -> dict[str, str]:
