@@ -22,7 +22,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import routes
 from gateway.context import Gateway
-from gateway.problems import PROBLEM_JSON, ProblemError, from_grpc, problem
+from gateway.problems import (
+    PROBLEM_JSON,
+    ProblemError,
+    from_grpc,
+    invalid_argument_status,
+    problem,
+)
 from holdfast.platform.context import (
     CORRELATION_ID_KEY,
     REQUEST_ID_KEY,
@@ -178,8 +184,13 @@ def _validation_problem(error: RequestValidationError) -> ProblemError:
             return ProblemError(400, "MALFORMED_JSON", "the body is not valid JSON")
         location = [str(part) for part in item.get("loc", ()) if part != "body"]
         fields.append({"field": ".".join(location) or "body", "detail": str(item.get("msg"))})
-    names = ", ".join(f["field"] for f in fields)
-    return ProblemError(422, "INVALID_ARGUMENT", f"invalid request: {names}", errors=fields)
+    names = [f["field"] for f in fields]
+    return ProblemError(
+        invalid_argument_status(names),
+        "INVALID_ARGUMENT",
+        f"invalid request: {', '.join(names)}",
+        errors=fields,
+    )
 
 
 def create_app(gateway: Gateway) -> FastAPI:

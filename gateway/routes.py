@@ -28,7 +28,19 @@ from holdfast.platform.proto_time import time_range
 router = APIRouter(prefix="/v1")
 
 PageSize = Annotated[int, Query(ge=1, le=500)]
-Cursor = Annotated[str | None, Query(max_length=1000, description="From `next_cursor`")]
+Cursor = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=1024,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description=(
+            "Opaque: the `next_cursor` of the previous page, passed back unchanged with the"
+            " same filters. Anything else (changed, made up, from another list or filters)"
+            " is a 400."
+        ),
+    ),
+]
 ERRORS: dict[int | str, dict[str, object]] = {
     status: {"model": models.Problem, "description": description}
     for status, description in {

@@ -12,6 +12,7 @@ from holdfast.platform.config import load
 from holdfast.platform.db import create_pool
 from holdfast.platform.grpc_server import GrpcHost
 from holdfast.platform.metrics import MetricsServer, PoolMetrics
+from holdfast.platform.pagination import PageTokens, page_token_secret
 from holdfast.platform.redis import create_redis
 from holdfast.platform.service import run_service
 from holdfast.platform.streams import ChangeMessage
@@ -88,8 +89,9 @@ class BookingApp:
         self.payments = Payments(
             repository, PaymentRepository(self.pool), reservations, self.stripe.client, s
         )
-        booking = BookingHandler(reservations, self.payments, s)
-        inventory = InventoryHandler(Inventory(repository), s)
+        pages = PageTokens(await page_token_secret(self.pool, "booking"))
+        booking = BookingHandler(reservations, self.payments, s, pages)
+        inventory = InventoryHandler(Inventory(repository), s, pages)
 
         def register(server: object) -> None:
             booking_pb2_grpc.add_BookingServiceServicer_to_server(booking, server)
