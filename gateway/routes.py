@@ -392,9 +392,8 @@ async def create_slots(
         inventory_pb2.CreateSlotsRequest(
             resource_id=str(resource_id),
             slots=[
-                inventory_pb2.SlotSpec(
-                    time_range=time_range(s.start, s.end), capacity=s.capacity or 0
-                )
+                # None leaves capacity unset (the resource's default); 0 is 0.
+                inventory_pb2.SlotSpec(time_range=time_range(s.start, s.end), capacity=s.capacity)
                 for s in body.slots
             ],
         ),

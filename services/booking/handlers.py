@@ -135,9 +135,11 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         new_slots: list[NewSlot] = []
         for i, spec in enumerate(request.slots[:limit]):
             window = v.time_range(f"slots[{i}].time_range", *read_time_range(spec.time_range))
-            v.int_range(f"slots[{i}].capacity", spec.capacity, 0, MAX_CAPACITY)
+            capacity = spec.capacity if spec.HasField("capacity") else None
+            if capacity is not None:
+                v.int_range(f"slots[{i}].capacity", capacity, 0, MAX_CAPACITY)
             if window:
-                new_slots.append(NewSlot(window[0], window[1], spec.capacity or None))
+                new_slots.append(NewSlot(window[0], window[1], capacity))
         if len({(s.starts_at, s.ends_at) for s in new_slots}) != len(new_slots):
             v.add("slots", "lists the same time range twice")
         key = request_key(v, "CreateSlots", request)
