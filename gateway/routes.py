@@ -7,6 +7,8 @@ names the scope it needs; the tenant comes from the API key only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -16,10 +18,13 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from google.protobuf.duration_pb2 import Duration
 from pydantic import AfterValidator
+from starlette.types import Receive, Scope, Send
 
 from gateway import convert, models
 from gateway.auth import Principal
 from gateway.context import Gateway, gateway_of, requires
+from gateway.problems import ProblemError
+from gateway.stream import TooManyStreams
 from holdfast.availability.v1 import availability_pb2
 from holdfast.booking.v1 import booking_pb2, inventory_pb2
 from holdfast.common.v1 import money_pb2
@@ -135,6 +140,11 @@ async def get_availability(
 
 
 _UINT64_MAX = 2**64 - 1
+# A stream that ends for good (its key stopped being valid) waits this long
+# before a retrying client (EventSource) comes back, to be refused.
+_RETRY_MS = 10_000
+# When a stream's place is refused, when to ask again.
+_STREAM_RETRY_AFTER_SECONDS = 5
 
 
 def _stream_id(value: str | None) -> str | None:
@@ -146,14 +156,58 @@ def _stream_id(value: str | None) -> str | None:
 
 LastEventId = Annotated[
     str | None,
-    Header(pattern=r"^\d{1,20}-\d{1,20}$", description="The `id` of the last event received"),
+    Header(
+        pattern=r"^[0-9]{1,20}-[0-9]{1,20}$",
+        description=(
+            "The `id` of the last event received, passed back unchanged: two decimal numbers"
+            " of at most 2^64 - 1 joined by `-`. Anything else is a 400."
+        ),
+    ),
     AfterValidator(_stream_id),
 ]
 
 
+class _StreamResponse(StreamingResponse):
+    """Gives the stream's place back when the response is over, however it
+    ends: finished, the client gone, or never started."""
+
+    def __init__(self, content: AsyncIterator[str], place: contextlib.ExitStack) -> None:
+        super().__init__(
+            content,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self._place = place
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with self._place:
+            await super().__call__(scope, receive, send)
+
+
+def _sse(event: str, data: str, event_id: str | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {data}\n\n"
+
+
 @router.get(
     "/resources/{resource_id}/availability/stream",
-    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}},
+    responses={
+        **ERRORS,
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": (
+                "`availability` events (data: the Availability document, id: the position"
+                " to resume from), `: heartbeat` comments while nothing changes, and a last"
+                " `closed` event (data: `reason`, `detail`) when the API key stops being"
+                " valid."
+            ),
+        },
+        429: {
+            "model": models.Problem,
+            "description": "Rate limited, or the API key holds all the streams it may; see"
+            " Retry-After",
+        },
+    },
     response_class=StreamingResponse,
 )
 async def stream_availability(
@@ -167,44 +221,98 @@ async def stream_availability(
 ) -> StreamingResponse:
     """Server-Sent Events: `availability` events with the resource's numbers
     whenever they change, heartbeat comments while they do not. Reconnect
-    with `Last-Event-ID` to get what changed meanwhile."""
-    # The stream position first: the numbers read next are at least as new.
-    since = last_event_id or await gw.hub.newest_id()
-    first = await _availability(gw, who, resource_id, start, end)  # 404 before streaming
-    key = (who.tenant, str(resource_id))
+    with `Last-Event-ID` to get what changed meanwhile. The stream ends when
+    its API key is revoked or expires. An API key holds a limited number of
+    streams at once (429 beyond)."""
+    place = contextlib.ExitStack()
+    try:
+        place.enter_context(gw.streams.place(who.key_prefix))
+    except TooManyStreams as full:
+        raise ProblemError(
+            429,
+            "TOO_MANY_STREAMS",
+            f"this API key holds {full.limit} streams already; close one",
+            headers={"Retry-After": str(_STREAM_RETRY_AFTER_SECONDS)},
+        ) from None
+    with place:
+        # The stream position first: the numbers read next are at least as new.
+        since = last_event_id or await gw.hub.newest_id()
+        first = await _availability(gw, who, resource_id, start, end)  # 404 before streaming
+        events = _availability_events(
+            gw, who, request, resource_id, (start, end), first, since, last_event_id is not None
+        )
+        response = _StreamResponse(events, place.pop_all())
     gw.metrics.sse_subscribers.inc()
+    return response
 
-    async def events() -> AsyncIterator[str]:
-        with gw.hub.subscribe(key) as changes:
-            # Subscribed: from here on no change is missed. What changed after
-            # `since` but before that (or while a resuming client was away)
-            # is sent with the numbers read again.
-            pending_id: str | None = await gw.hub.changed_since(key, since)
-            current: models.Availability | None = None
-            if pending_id is None and last_event_id is None:
-                pending_id, current = since, first
-            while not await request.is_disconnected():
-                if pending_id is not None:
-                    if current is None:
-                        # The availability service may not have applied this
-                        # change yet; naming it makes the answer include it.
-                        current = await _availability(
-                            gw, who, resource_id, start, end, including=pending_id
-                        )
-                    data = current.model_dump_json()
-                    yield f"id: {pending_id}\nevent: availability\ndata: {data}\n\n"
-                    pending_id, current = None, None
-                try:
-                    async with asyncio.timeout(gw.settings.sse_heartbeat_seconds):
-                        pending_id = await changes.get()
-                except TimeoutError:
-                    yield ": heartbeat\n\n"
 
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+async def _availability_events(
+    gw: Gateway,
+    who: Principal,
+    request: Request,
+    resource_id: uuid.UUID,
+    window: tuple[datetime, datetime],
+    first: models.Availability,
+    since: str,
+    resuming: bool,
+) -> AsyncIterator[str]:
+    """The stream's events: `first` unless resuming from `since`, then one
+    per change (read once per change for every subscriber of the window),
+    heartbeats between, and a last one when the key stops being valid."""
+    start, end = window
+    resource = (who.tenant, str(resource_id))
+    window_key = (*resource, start.isoformat(), end.isoformat())
+    settings = gw.settings
+    authorization = request.headers.get("authorization")
+    # The key is judged again this often, through the same cache as requests:
+    # a revocation or expiry ends the stream within the cache time and this.
+    key_check_seconds = min(settings.sse_heartbeat_seconds, max(settings.key_cache_seconds, 0.5))
+
+    async def read(change_id: str) -> models.Availability:
+        # The availability service may not have applied this change yet;
+        # naming it makes the answer include it.
+        return await _availability(gw, who, resource_id, start, end, including=change_id)
+
+    async def key_trouble() -> ProblemError | None:
+        try:
+            await gw.auth.principal(authorization)
+        except ProblemError as refused:
+            return refused if refused.status == 401 else None
+        except Exception:  # the key store is unreachable: no verdict, keep streaming
+            return None
+        return None
+
+    with gw.hub.subscribe(resource) as changes, gw.stream_reads.watching(window_key):
+        # Subscribed: from here on no change is missed. What changed after
+        # `since` but before that (or while a resuming client was away) is
+        # sent with the numbers read again.
+        pending_id: str | None = await gw.hub.changed_since(resource, since)
+        if pending_id is None and not resuming:
+            yield _sse("availability", first.model_dump_json(), since)
+        clock = asyncio.get_running_loop()
+        next_heartbeat = clock.time() + settings.sse_heartbeat_seconds
+        next_key_check = clock.time() + key_check_seconds
+        while True:
+            if pending_id is not None:
+                change_id, current = await gw.stream_reads.read(window_key, pending_id, read)
+                yield _sse("availability", current.model_dump_json(), change_id)
+                pending_id = None
+                next_heartbeat = clock.time() + settings.sse_heartbeat_seconds
+            try:
+                async with asyncio.timeout_at(min(next_heartbeat, next_key_check)):
+                    pending_id = await changes.get()
+            except TimeoutError:
+                pass
+            now = clock.time()
+            if now >= next_key_check:
+                next_key_check = now + key_check_seconds
+                if (refused := await key_trouble()) is not None:
+                    ended = json.dumps({"reason": refused.reason, "detail": refused.detail})
+                    yield f"retry: {_RETRY_MS}\n" + _sse("closed", ended)
+                    return
+            if now >= next_heartbeat and pending_id is None:
+                yield ": heartbeat\n\n"
+                next_heartbeat = now + settings.sse_heartbeat_seconds
 
 
 # --- holds -------------------------------------------------------------------

@@ -14,7 +14,7 @@ from gateway.downstream import Downstream
 from gateway.keys import KeyRepository
 from gateway.metrics import GatewayMetrics
 from gateway.ratelimit import RateLimiter
-from gateway.stream import AvailabilityHub
+from gateway.stream import AvailabilityHub, SharedReads, StreamQuota
 from holdfast.platform.config import load
 from holdfast.platform.db import create_pool
 from holdfast.platform.http_server import HttpHost
@@ -64,6 +64,8 @@ class GatewayApp:
             downstream=self.downstream,
             hub=self.hub,
             metrics=self.metrics,
+            streams=StreamQuota(s.sse_max_streams_per_key),
+            stream_reads=SharedReads(),
         )
         self.hub.start()
         self.http = HttpHost(
