@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -22,6 +22,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import routes
 from gateway.context import Gateway
+from gateway.document import without_null_parameters
+from gateway.methods import MethodTable
 from gateway.problems import (
     PROBLEM_JSON,
     ProblemError,
@@ -205,6 +207,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.state.gateway = gateway
     app.include_router(routes.router)
     _document_problems(app)
+    methods = MethodTable(app.openapi)
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, error: ProblemError) -> JSONResponse:
@@ -222,12 +225,15 @@ def create_app(gateway: Gateway) -> FastAPI:
         return problem(_validation_problem(error), current_correlation_id())
 
     @app.exception_handler(HTTPException)
-    async def _http(request: Request, error: HTTPException) -> JSONResponse:
+    async def _http(request: Request, error: HTTPException) -> Response:
         reason = {404: "NO_SUCH_ROUTE", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "HTTP")
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = methods.allowed(request.url.path) or headers.get("Allow", "")
+            if request.method == "OPTIONS":  # what the path answers; no CORS preflight
+                return Response(status_code=204, headers=headers)
         return problem(
-            ProblemError(
-                error.status_code, reason, str(error.detail), headers=dict(error.headers or {})
-            ),
+            ProblemError(error.status_code, reason, str(error.detail), headers=headers),
             current_correlation_id(),
         )
 
@@ -306,6 +312,7 @@ def _document_problems(app: FastAPI) -> None:
                         content = response.get("content", {})
                         if status[:1] in ("4", "5") and "application/json" in content:
                             content[PROBLEM_JSON] = content.pop("application/json")
+            without_null_parameters(app.openapi_schema or {})
         return app.openapi_schema or build()
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
@@ -30,7 +30,8 @@ from holdfast.booking.v1 import booking_pb2, inventory_pb2
 from holdfast.common.v1 import money_pb2
 from holdfast.platform.proto_time import time_range
 
-router = APIRouter(prefix="/v1")
+# Operation ids are the functions' names: stable, and what links name.
+router = APIRouter(prefix="/v1", generate_unique_id_function=lambda route: route.name)
 
 PageSize = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[
@@ -44,6 +45,17 @@ Cursor = Annotated[
             " same filters. Anything else (changed, made up, from another list or filters)"
             " is a 400."
         ),
+    ),
+]
+WindowStart = Annotated[
+    models.Instant,
+    Query(description=f"Slots starting at or after this. {models.INSTANT}"),
+]
+WindowEnd = Annotated[
+    models.Instant,
+    Query(
+        description="Slots starting before this: after `start`, and at most 62 days after it"
+        f" (422 otherwise). {models.INSTANT}"
     ),
 ]
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -61,6 +73,26 @@ ERRORS: dict[int | str, dict[str, object]] = {
         504: "A service did not answer in time; retry",
     }.items()
 }
+
+
+def _linked(status: int, description: str, **links: dict[str, Any]) -> dict[int | str, Any]:
+    """ERRORS, and the success answer's OpenAPI links: which operations take
+    what it returns (a client, or a stateful fuzzer, follows them)."""
+    return {**ERRORS, status: {"description": description, "links": links}}
+
+
+def _link(operation: str, **values: object) -> dict[str, Any]:
+    """A link to `operation`: path and query parameters by name, `body` the
+    request body, each a runtime expression or a constant."""
+    body = values.pop("body", None)
+    link: dict[str, Any] = {"operationId": operation, "parameters": values}
+    if body is not None:
+        link["requestBody"] = body
+    return link
+
+
+_RESOURCE_ID = "$response.body#/id"
+_HOLD_ID = "$response.body#/id"
 
 
 def _deadline(gw: Gateway) -> float:
@@ -88,7 +120,16 @@ async def list_resources(
     )
 
 
-@router.get("/resources/{resource_id}", response_model=models.Resource, responses=ERRORS)
+@router.get(
+    "/resources/{resource_id}",
+    response_model=models.Resource,
+    responses=_linked(
+        200,
+        "The resource",
+        create_slots=_link("create_slots", resource_id=_RESOURCE_ID),
+        get_availability=_link("get_availability", resource_id=_RESOURCE_ID),
+    ),
+)
 async def get_resource(
     resource_id: uuid.UUID,
     gw: Annotated[Gateway, Depends(gateway_of)],
@@ -130,8 +171,8 @@ async def _availability(
 )
 async def get_availability(
     resource_id: uuid.UUID,
-    start: models.Instant,
-    end: models.Instant,
+    start: WindowStart,
+    end: WindowEnd,
     gw: Annotated[Gateway, Depends(gateway_of)],
     who: Annotated[Principal, Depends(requires("availability:read"))],
 ) -> models.Availability:
@@ -167,6 +208,42 @@ LastEventId = Annotated[
 ]
 
 
+def _json_data(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "string", "contentMediaType": "application/json", "contentSchema": schema}
+
+
+# One event of the stream, as Open API 3.1 describes a text/event-stream
+# (each event an object of its fields; heartbeat comments are no events).
+_EVENT_SCHEMA = {
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["event", "data", "id"],
+            "properties": {
+                "event": {"const": "availability"},
+                "data": _json_data({"$ref": "#/components/schemas/Availability"}),
+                "id": {"type": "string", "pattern": r"^[0-9]{1,20}-[0-9]{1,20}$"},
+            },
+        },
+        {
+            "type": "object",
+            "required": ["event", "data"],
+            "properties": {
+                "event": {"const": "closed"},
+                "data": _json_data(
+                    {
+                        "type": "object",
+                        "required": ["reason", "detail"],
+                        "properties": {"reason": {"type": "string"}, "detail": {"type": "string"}},
+                    }
+                ),
+                "retry": {"type": "integer"},
+            },
+        },
+    ]
+}
+
+
 class _StreamResponse(StreamingResponse):
     """Gives the stream's place back when the response is over, however it
     ends: finished, the client gone, or never started."""
@@ -194,7 +271,7 @@ def _sse(event: str, data: str, event_id: str | None = None) -> str:
     responses={
         **ERRORS,
         200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": _EVENT_SCHEMA}},
             "description": (
                 "`availability` events (data: the Availability document, id: the position"
                 " to resume from), `: heartbeat` comments while nothing changes, and a last"
@@ -212,8 +289,8 @@ def _sse(event: str, data: str, event_id: str | None = None) -> str:
 )
 async def stream_availability(
     resource_id: uuid.UUID,
-    start: models.Instant,
-    end: models.Instant,
+    start: WindowStart,
+    end: WindowEnd,
     request: Request,
     gw: Annotated[Gateway, Depends(gateway_of)],
     who: Annotated[Principal, Depends(requires("availability:read"))],
@@ -318,7 +395,22 @@ async def _availability_events(
 # --- holds -------------------------------------------------------------------
 
 
-@router.post("/holds", status_code=201, response_model=models.Hold, responses=ERRORS)
+_HOLD_LINKS = {
+    "get_hold": _link("get_hold", hold_id=_HOLD_ID),
+    "release_hold": _link("release_hold", hold_id=_HOLD_ID),
+    "start_checkout": _link("start_checkout", hold_id=_HOLD_ID),
+    "get_booking": _link("get_booking", booking_id=_HOLD_ID),
+    "cancel_booking": _link("cancel_booking", booking_id=_HOLD_ID),
+    "get_resource": _link("get_resource", resource_id="$response.body#/resource_id"),
+}
+
+
+@router.post(
+    "/holds",
+    status_code=201,
+    response_model=models.Hold,
+    responses=_linked(201, "The hold", **_HOLD_LINKS),
+)
 async def create_hold(
     body: models.HoldCreate,
     gw: Annotated[Gateway, Depends(gateway_of)],
@@ -350,7 +442,11 @@ async def create_hold(
     return convert.hold(answer.hold)
 
 
-@router.get("/holds/{hold_id}", response_model=models.Hold, responses=ERRORS)
+@router.get(
+    "/holds/{hold_id}",
+    response_model=models.Hold,
+    responses=_linked(200, "The hold", **_HOLD_LINKS),
+)
 async def get_hold(
     hold_id: uuid.UUID,
     gw: Annotated[Gateway, Depends(gateway_of)],
@@ -463,7 +559,20 @@ async def cancel_booking(
 # --- inventory (admin) -------------------------------------------------------
 
 
-@router.post("/resources", status_code=201, response_model=models.Resource, responses=ERRORS)
+@router.post(
+    "/resources",
+    status_code=201,
+    response_model=models.Resource,
+    responses=_linked(
+        201,
+        "The resource made",
+        get_resource=_link("get_resource", resource_id=_RESOURCE_ID),
+        create_slots=_link("create_slots", resource_id=_RESOURCE_ID),
+        get_availability=_link("get_availability", resource_id=_RESOURCE_ID),
+        stream_availability=_link("stream_availability", resource_id=_RESOURCE_ID),
+        list_bookings=_link("list_bookings", resource_id=_RESOURCE_ID),
+    ),
+)
 async def create_resource(
     body: models.ResourceCreate,
     gw: Annotated[Gateway, Depends(gateway_of)],
@@ -488,7 +597,22 @@ async def create_resource(
     "/resources/{resource_id}/slots",
     status_code=201,
     response_model=models.SlotList,
-    responses=ERRORS,
+    responses=_linked(
+        201,
+        "The slots made, in the order asked",
+        create_hold=_link(
+            "create_hold",
+            body={
+                "resource_id": "$request.path.resource_id",
+                "slot_ids": ["$response.body#/items/0/id"],
+                "quantity": 1,
+            },
+        ),
+        update_capacity=_link("update_capacity", slot_id="$response.body#/items/0/id"),
+        close_slot=_link("close_slot", slot_id="$response.body#/items/0/id"),
+        reopen_slot=_link("reopen_slot", slot_id="$response.body#/items/0/id"),
+        get_availability=_link("get_availability", resource_id="$request.path.resource_id"),
+    ),
 )
 async def create_slots(
     resource_id: uuid.UUID,
@@ -527,20 +651,27 @@ async def update_capacity(
     return convert.slot(answer.slot)
 
 
-@router.post("/slots/{slot_id}/{action}", response_model=models.Slot, responses=ERRORS)
-async def close_or_reopen(
+@router.post("/slots/{slot_id}/close", response_model=models.Slot, responses=ERRORS)
+async def close_slot(
     slot_id: uuid.UUID,
-    action: Literal["close", "reopen"],
     gw: Annotated[Gateway, Depends(gateway_of)],
     who: Annotated[Principal, Depends(requires("inventory:admin"))],
 ) -> models.Slot:
-    if action == "close":
-        closed = await gw.downstream.inventory.CloseSlot(
-            inventory_pb2.CloseSlotRequest(slot_id=str(slot_id)),
-            metadata=gw.metadata(who),
-            timeout=_deadline(gw),
-        )
-        return convert.slot(closed.slot)
+    """A closed slot takes no new holds; its holds and bookings stay."""
+    closed = await gw.downstream.inventory.CloseSlot(
+        inventory_pb2.CloseSlotRequest(slot_id=str(slot_id)),
+        metadata=gw.metadata(who),
+        timeout=_deadline(gw),
+    )
+    return convert.slot(closed.slot)
+
+
+@router.post("/slots/{slot_id}/reopen", response_model=models.Slot, responses=ERRORS)
+async def reopen_slot(
+    slot_id: uuid.UUID,
+    gw: Annotated[Gateway, Depends(gateway_of)],
+    who: Annotated[Principal, Depends(requires("inventory:admin"))],
+) -> models.Slot:
     reopened = await gw.downstream.inventory.ReopenSlot(
         inventory_pb2.ReopenSlotRequest(slot_id=str(slot_id)),
         metadata=gw.metadata(who),
