@@ -172,8 +172,8 @@ class HoldList(Strict):
 
 
 class CheckoutCreate(Strict):
-    success_url: str | None = Field(None, max_length=2048, pattern=r"^https?://")
-    cancel_url: str | None = Field(None, max_length=2048, pattern=r"^https?://")
+    success_url: str | None = Field(None, max_length=2048, pattern=r"^https?://[^\x00]*$")
+    cancel_url: str | None = Field(None, max_length=2048, pattern=r"^https?://[^\x00]*$")
 
 
 class Checkout(Strict):

@@ -14,7 +14,7 @@ refused for a rule the document states in words because JSON Schema cannot
 
 The gateway serves from the test's event loop; schemathesis runs beside it
 as a process, with a fixed seed (the same cases every run) and a bounded
-number of examples: HOLDFAST_FUZZ_EXAMPLES (default 12 per operation) and
+number of examples: HOLDFAST_FUZZ_EXAMPLES (default 10 per operation) and
 HOLDFAST_FUZZ_STATEFUL_STEPS raise them for a longer hunt, e.g.
 
     HOLDFAST_FUZZ_EXAMPLES=300 HOLDFAST_FUZZ_STATEFUL_STEPS=200 \
@@ -37,14 +37,16 @@ from tests.integration.conftest import running_gateway
 from tests.support.gateway import key_for
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = int(os.environ.get("HOLDFAST_FUZZ_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("HOLDFAST_FUZZ_EXAMPLES", "10"))
 STATEFUL_STEPS = int(os.environ.get("HOLDFAST_FUZZ_STATEFUL_STEPS", "10"))
-STATEFUL_SCENARIOS = int(os.environ.get("HOLDFAST_FUZZ_STATEFUL_SCENARIOS", "40"))
+STATEFUL_SCENARIOS = int(os.environ.get("HOLDFAST_FUZZ_STATEFUL_SCENARIOS", "30"))
 
 CONFIG = """
 base-url = "{base_url}"
 seed = 20311
-workers = 2
+# One at a time: hypothesis's lambda descriptions are not thread-safe (a
+# worker thread once failed in its AST cache).
+workers = 1
 request-timeout = 10
 # An availability stream never ends: its first event is read, then it is left.
 max-stream-events = 1
@@ -62,10 +64,10 @@ negative_data_rejection.expected-statuses = [
 ]
 
 # A resumed stream with nothing new sends heartbeats only (comments, not
-# events): it is read for a couple of heartbeats of the test gateway, then left.
+# events): it is read for a second, then left.
 [[operations]]
 include-name = "GET /v1/resources/{{resource_id}}/availability/stream"
-request-timeout = 2.5
+request-timeout = 1.0
 
 [phases.stateful]
 max-steps = {stateful_steps}
