@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
@@ -21,7 +21,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import routes
 from gateway.context import Gateway
-from gateway.problems import PROBLEM_JSON, ProblemError, from_domain, from_grpc, problem
+from gateway.document import without_null_parameters
+from gateway.methods import MethodTable
+from gateway.problems import (
+    PROBLEM_JSON,
+    ProblemError,
+    from_domain,
+    from_grpc,
+    invalid_argument_status,
+    problem,
+)
 from holdfast.platform.context import (
     CORRELATION_ID_KEY,
     REQUEST_ID_KEY,
@@ -178,8 +187,13 @@ def _validation_problem(error: RequestValidationError) -> ProblemError:
             return ProblemError(400, "MALFORMED_JSON", "the body is not valid JSON")
         location = [str(part) for part in item.get("loc", ()) if part != "body"]
         fields.append({"field": ".".join(location) or "body", "detail": str(item.get("msg"))})
-    names = ", ".join(f["field"] for f in fields)
-    return ProblemError(422, "INVALID_ARGUMENT", f"invalid request: {names}", errors=fields)
+    names = [f["field"] for f in fields]
+    return ProblemError(
+        invalid_argument_status(names),
+        "INVALID_ARGUMENT",
+        f"invalid request: {', '.join(names)}",
+        errors=fields,
+    )
 
 
 def create_app(gateway: Gateway) -> FastAPI:
@@ -194,6 +208,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.state.gateway = gateway
     app.include_router(routes.router)
     _document_problems(app)
+    methods = MethodTable(app.openapi)
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, error: ProblemError) -> JSONResponse:
@@ -220,12 +235,15 @@ def create_app(gateway: Gateway) -> FastAPI:
         return problem(_validation_problem(error), current_correlation_id())
 
     @app.exception_handler(HTTPException)
-    async def _http(request: Request, error: HTTPException) -> JSONResponse:
+    async def _http(request: Request, error: HTTPException) -> Response:
         reason = {404: "NO_SUCH_ROUTE", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "HTTP")
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = methods.allowed(request.url.path) or headers.get("Allow", "")
+            if request.method == "OPTIONS":  # what the path answers; no CORS preflight
+                return Response(status_code=204, headers=headers)
         return problem(
-            ProblemError(
-                error.status_code, reason, str(error.detail), headers=dict(error.headers or {})
-            ),
+            ProblemError(error.status_code, reason, str(error.detail), headers=headers),
             current_correlation_id(),
         )
 
@@ -300,6 +318,7 @@ def _document_problems(app: FastAPI) -> None:
                         content = response.get("content", {})
                         if status[:1] in ("4", "5") and "application/json" in content:
                             content[PROBLEM_JSON] = content.pop("application/json")
+            without_null_parameters(app.openapi_schema or {})
         return app.openapi_schema or build()
 
     app.openapi = openapi  # type: ignore[method-assign]

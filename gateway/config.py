@@ -46,3 +46,6 @@ class GatewaySettings(PlatformSettings):
     # Server-Sent Events: a comment line this often keeps proxies from
     # closing an idle stream.
     sse_heartbeat_seconds: float = Field(15.0, gt=0)
+    # Streams one API key may hold open at once on one gateway process; the
+    # next is a 429. Each holds a connection and a subscription.
+    sse_max_streams_per_key: int = Field(20, ge=1)

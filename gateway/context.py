@@ -11,6 +11,7 @@ from fastapi import Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.exceptions import RedisError
 
+from gateway import models
 from gateway.auth import Authenticator, Principal, require_scope
 from gateway.config import GatewaySettings
 from gateway.downstream import Downstream, call_metadata
@@ -18,7 +19,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.problems import ProblemError
 from gateway.ratelimit import RateLimiter
 from gateway.readiness import Readiness
-from gateway.stream import AvailabilityHub
+from gateway.stream import AvailabilityHub, SharedReads, StreamQuota
 
 
 @dataclass
@@ -30,6 +31,8 @@ class Gateway:
     hub: AvailabilityHub
     metrics: GatewayMetrics
     readiness: Readiness
+    streams: StreamQuota
+    stream_reads: SharedReads[models.Availability]
 
     def metadata(self, who: Principal) -> tuple[tuple[str, str], ...]:
         return call_metadata(who.tenant, who.key_prefix)

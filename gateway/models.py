@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import uuid
+import zoneinfo
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
 
 
 def _in_utc(value: datetime) -> datetime:
@@ -16,9 +25,57 @@ def _in_utc(value: datetime) -> datetime:
         raise ValueError("out of range once in UTC (years 1 to 9999)") from None
 
 
+def _a_string(value: object) -> object:
+    """JSON's own types only: pydantic would read 0 as 1970-01-01."""
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be a string")
+    return value
+
+
+def _a_number(value: object) -> object:
+    """An integer as JSON Schema says (1 and 1.0), not `true` or "1"."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    return value
+
+
 # A time given by the caller: with its offset, and representable in UTC
 # (0001-01-01T00:00:00+01:00 is not), as the services take it.
-Instant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+Instant = Annotated[AwareDatetime, BeforeValidator(_a_string), AfterValidator(_in_utc)]
+# A whole number in a JSON body.
+Integer = Annotated[int, BeforeValidator(_a_number)]
+INSTANT = (
+    "An RFC 3339 date-time with its offset (`Z` or `+hh:mm`), e.g. 2031-06-01T09:00:00Z;"
+    " within years 1 to 9999 once in UTC."
+)
+
+# The IANA names this machine's time zone database knows, as the booking
+# service (the same image) checks them: the document lists them all.
+_TIME_ZONES = sorted(zoneinfo.available_timezones())
+
+
+def _known_zone(value: str) -> str:
+    if value not in _TIME_ZONES:
+        raise ValueError("must be an IANA time zone name, e.g. Europe/Lisbon")
+    return value
+
+
+TimeZone = Annotated[
+    str,
+    AfterValidator(_known_zone),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": _TIME_ZONES,
+            "description": "An IANA time zone name; slots are stored in UTC",
+            "examples": ["Europe/Lisbon"],
+        }
+    ),
+]
+
+
+# Text the services can store: no NUL character (Postgres text cannot hold it).
+_STORABLE = r"^[^\x00]*$"
 
 
 class Strict(BaseModel):
@@ -27,7 +84,7 @@ class Strict(BaseModel):
 
 class Money(Strict):
     currency: str = Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])
-    amount_minor: int = Field(ge=0, le=10**12, description="In the currency's minor unit")
+    amount_minor: Integer = Field(ge=0, le=10**12, description="In the currency's minor unit")
 
 
 class Resource(Strict):
@@ -62,12 +119,26 @@ class Availability(Strict):
     slots: list[SlotAvailability]
 
 
+def _each_once(ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    if len(set(ids)) != len(ids):
+        raise ValueError("lists the same slot twice")
+    return ids
+
+
 class HoldCreate(Strict):
     resource_id: uuid.UUID
-    slot_ids: list[uuid.UUID] = Field(min_length=1, max_length=100)
-    quantity: int = Field(ge=1, le=1000)
-    customer_ref: str = Field("", max_length=200, description="Your reference; no personal data")
-    ttl_seconds: int | None = Field(None, ge=1, le=86_400, description="Default: 10 minutes")
+    slot_ids: Annotated[list[uuid.UUID], AfterValidator(_each_once)] = Field(
+        min_length=1, max_length=100, json_schema_extra={"uniqueItems": True}
+    )
+    quantity: Integer = Field(ge=1, le=1000)
+    customer_ref: str = Field(
+        "", max_length=200, pattern=_STORABLE, description="Your reference; no personal data"
+    )
+    # (Bounds before the validator, or pydantic documents them as `ge`/`le`.)
+    ttl_seconds: Annotated[int, Field(ge=10, le=3600), BeforeValidator(_a_number)] | None = Field(
+        None,
+        description="How long the places are held unpaid; default 600 (10 minutes)",
+    )
 
 
 class HoldLine(Strict):
@@ -101,8 +172,8 @@ class HoldList(Strict):
 
 
 class CheckoutCreate(Strict):
-    success_url: str | None = Field(None, max_length=2048, pattern=r"^https?://")
-    cancel_url: str | None = Field(None, max_length=2048, pattern=r"^https?://")
+    success_url: str | None = Field(None, max_length=2048, pattern=r"^https?://[^\x00]*$")
+    cancel_url: str | None = Field(None, max_length=2048, pattern=r"^https?://[^\x00]*$")
 
 
 class Checkout(Strict):
@@ -119,7 +190,7 @@ class Checkout(Strict):
 
 
 class Cancel(Strict):
-    reason: str = Field("", max_length=200)
+    reason: str = Field("", max_length=200, pattern=_STORABLE)
     refund: Literal["full", "none"] = Field(
         "full",
         description="full: refund the booking's payment in full at Stripe (the default);"
@@ -143,20 +214,29 @@ class CancelledBooking(Hold):
 
 
 class ResourceCreate(Strict):
-    name: str = Field(min_length=1, max_length=200)
-    time_zone: str = Field(min_length=1, max_length=64, examples=["Europe/Lisbon"])
+    # Not blank: at least one character other than white space.
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")
+    time_zone: TimeZone
     price: Money
-    default_capacity: int = Field(ge=0, le=1_000_000)
+    default_capacity: Integer = Field(ge=0, le=1_000_000)
 
 
 class SlotCreate(Strict):
-    start: Instant
-    end: Instant
-    capacity: int | None = Field(None, ge=0, le=1_000_000, description="Default: the resource's")
+    start: Instant = Field(description=INSTANT)
+    end: Instant = Field(description=f"After `start`. {INSTANT}")
+    capacity: Annotated[int, Field(ge=0, le=1_000_000), BeforeValidator(_a_number)] | None = Field(
+        None,
+        description="Absent or null: the resource's default capacity; 0 is a slot of capacity 0",
+    )
 
 
 class SlotsCreate(Strict):
-    slots: list[SlotCreate] = Field(min_length=1, max_length=1000)
+    # At most what fits in the gateway's body limit (64 KiB by default).
+    slots: list[SlotCreate] = Field(
+        min_length=1,
+        max_length=400,
+        description="All made or none; each `[start, end)` at most once, and not already a slot",
+    )
 
 
 class Slot(Strict):
@@ -175,7 +255,7 @@ class SlotList(Strict):
 
 
 class CapacityUpdate(Strict):
-    capacity: int = Field(ge=0, le=1_000_000)
+    capacity: Integer = Field(ge=0, le=1_000_000)
 
 
 class Problem(BaseModel):

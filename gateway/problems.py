@@ -37,6 +37,7 @@ _TITLES = {
     401: "Unauthenticated",
     403: "Forbidden",
     404: "Not found",
+    405: "Method not allowed",
     409: "Conflict",
     413: "Request body too large",
     415: "Unsupported media type",
@@ -46,6 +47,19 @@ _TITLES = {
     503: "Service unavailable",
     504: "Timed out",
 }
+
+
+# Values the API hands out and takes back unchanged (a page cursor, a stream
+# position): a bad one is a malformed request (400), while a value the caller
+# chose that breaks a rule is an invalid one (422). By gRPC field name, the
+# HTTP parameter each comes from.
+_OPAQUE_FIELDS = {"page_token": "query.cursor"}
+OPAQUE_PARAMETERS = frozenset({"query.cursor", "header.last-event-id"})
+
+
+def invalid_argument_status(fields: list[str]) -> int:
+    """400 when only opaque values are wrong, 422 otherwise."""
+    return 400 if fields and all(f in OPAQUE_PARAMETERS for f in fields) else 422
 
 
 class ProblemError(Exception):
@@ -118,5 +132,10 @@ def from_grpc(error: grpc.aio.AioRpcError) -> ProblemError:
         detail = "a service did not answer in time; retry"
     elif details.code is grpc.StatusCode.UNAVAILABLE and not details.reason:
         detail = "a service is unavailable; retry"
-    errors = [{"field": field, "detail": text} for field, text in details.field_violations]
+    errors = [
+        {"field": _OPAQUE_FIELDS.get(field, field), "detail": text}
+        for field, text in details.field_violations
+    ]
+    if details.code is grpc.StatusCode.INVALID_ARGUMENT:
+        status = invalid_argument_status([e["field"] for e in errors])
     return ProblemError(status, reason, detail, errors=errors, headers=headers)

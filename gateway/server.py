@@ -15,7 +15,7 @@ from gateway.keys import KeyRepository
 from gateway.metrics import GatewayMetrics
 from gateway.ratelimit import RateLimiter
 from gateway.readiness import Readiness
-from gateway.stream import AvailabilityHub
+from gateway.stream import AvailabilityHub, SharedReads, StreamQuota
 from holdfast.platform.config import load
 from holdfast.platform.db import create_pool
 from holdfast.platform.db_watch import DatabaseWatcher
@@ -81,6 +81,8 @@ class GatewayApp:
             hub=self.hub,
             metrics=self.metrics,
             readiness=self.readiness,
+            streams=StreamQuota(s.sse_max_streams_per_key),
+            stream_reads=SharedReads(),
         )
         self.hub.start()
         self.http = HttpHost(

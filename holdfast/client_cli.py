@@ -86,7 +86,7 @@ async def _slots_create(args: argparse.Namespace, stubs: Stubs, md: Any) -> Mess
     specs = [
         inventory_pb2.SlotSpec(
             time_range=_range(start + n * every, start + n * every + length),
-            capacity=args.capacity,
+            capacity=args.capacity,  # None (not given) leaves it unset: the default
         )
         for n in range(args.count)
     ]
@@ -434,7 +434,7 @@ def add_client_commands(commands: Any) -> None:
     p.add_argument("--minutes", type=int, default=60, help="length of each slot")
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--every-minutes", type=int, default=0, help="spacing (default: --minutes)")
-    p.add_argument("--capacity", type=int, default=0, help="0: the resource's default")
+    p.add_argument("--capacity", type=int, help="default: the resource's default capacity")
     p = action(slots, "list", _slots_list, paging)
     p.add_argument("resource")
 

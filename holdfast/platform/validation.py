@@ -42,6 +42,8 @@ class Violations:
             self.add(field, "is required")
         elif len(value) > max_length:
             self.add(field, f"must be at most {max_length} characters")
+        elif "\x00" in value:  # Postgres text cannot hold it
+            self.add(field, "must not contain NUL characters")
         return value
 
     def int_range(self, field: str, value: int, low: int, high: int) -> int:

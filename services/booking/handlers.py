@@ -66,9 +66,12 @@ def request_key(violations: Violations, method: str, request: Message) -> Reques
 
 
 class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
-    def __init__(self, inventory: Inventory, settings: BookingSettings) -> None:
+    def __init__(
+        self, inventory: Inventory, settings: BookingSettings, pages: pagination.PageTokens
+    ) -> None:
         self._inventory = inventory
         self._settings = settings
+        self._pages = pages
 
     async def CreateResource(
         self, request: inventory_pb2.CreateResourceRequest, context: Context
@@ -117,14 +120,15 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         tenant = tenant_of(context)
         v = Violations()
         size = pagination.page_size(v, request.page_size)
-        after = pagination.decode_token(v, request.page_token, "resources")
+        after = self._pages.decode(v, request.page_token, "ListResources", tenant)
         v.raise_if_any()
         found = await self._inventory.list_resources(tenant, after, size + 1)
-        page, token = pagination.split_page(
+        page, token = self._pages.split_page(
             found,
             size,
-            lambda r: pagination.Cursor(r.created_at.isoformat(), str(r.id)),
-            "resources",
+            lambda r: pagination.Cursor(r.created_at, str(r.id)),
+            "ListResources",
+            tenant,
         )
         return inventory_pb2.ListResourcesResponse(
             resources=[convert.resource(r) for r in page], next_page_token=token
@@ -144,9 +148,11 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         new_slots: list[NewSlot] = []
         for i, spec in enumerate(request.slots[:limit]):
             window = v.time_range(f"slots[{i}].time_range", *read_time_range(spec.time_range))
-            v.int_range(f"slots[{i}].capacity", spec.capacity, 0, MAX_CAPACITY)
+            capacity = spec.capacity if spec.HasField("capacity") else None
+            if capacity is not None:
+                v.int_range(f"slots[{i}].capacity", capacity, 0, MAX_CAPACITY)
             if window:
-                new_slots.append(NewSlot(window[0], window[1], spec.capacity or None))
+                new_slots.append(NewSlot(window[0], window[1], capacity))
         if len({(s.starts_at, s.ends_at) for s in new_slots}) != len(new_slots):
             v.add("slots", "lists the same time range twice")
         key = request_key(v, "CreateSlots", request)
@@ -174,13 +180,13 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         if request.HasField("time_range"):
             window = v.time_range("time_range", *read_time_range(request.time_range))
         size = pagination.page_size(v, request.page_size)
-        filters = [request.resource_id, str(window)]
-        after = pagination.decode_token(v, request.page_token, filters)
+        filters = [tenant, str(resource_id), str(window)]
+        after = self._pages.decode(v, request.page_token, "ListSlots", filters)
         v.raise_if_any()
         assert resource_id is not None
         found = await self._inventory.list_slots(tenant, resource_id, window, after, size + 1)
-        page, token = pagination.split_page(
-            found, size, lambda s: pagination.Cursor(s.starts_at.isoformat(), str(s.id)), filters
+        page, token = self._pages.split_page(
+            found, size, lambda s: pagination.Cursor(s.starts_at, str(s.id)), "ListSlots", filters
         )
         return inventory_pb2.ListSlotsResponse(
             slots=[convert.slot(s) for s in page], next_page_token=token
@@ -219,11 +225,16 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
 
 class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
     def __init__(
-        self, reservations: Reservations, payments: Payments, settings: BookingSettings
+        self,
+        reservations: Reservations,
+        payments: Payments,
+        settings: BookingSettings,
+        pages: pagination.PageTokens,
     ) -> None:
         self._reservations = reservations
         self._payments = payments
         self._settings = settings
+        self._pages = pages
 
     def _ttl(self, v: Violations, request: booking_pb2.CreateHoldRequest) -> timedelta:
         s = self._settings
@@ -415,14 +426,15 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
                 statuses.append(status)
         resource_id = v.uuid("resource_id", request.resource_id, required=False)
         filters = HoldFilter(tuple(sorted(set(statuses))), resource_id)
-        fingerprint = [[s.value for s in filters.statuses], str(resource_id)]
-        after = pagination.decode_token(v, request.page_token, fingerprint)
+        fingerprint = [tenant, [s.value for s in filters.statuses], str(resource_id)]
+        after = self._pages.decode(v, request.page_token, "ListBookings", fingerprint)
         v.raise_if_any()
         found = await self._reservations.list_holds(tenant, filters, after, size + 1)
-        page, token = pagination.split_page(
+        page, token = self._pages.split_page(
             found,
             size,
-            lambda h: pagination.Cursor(h.created_at.isoformat(), str(h.id)),
+            lambda h: pagination.Cursor(h.created_at, str(h.id)),
+            "ListBookings",
             fingerprint,
         )
         return booking_pb2.ListBookingsResponse(

@@ -775,8 +775,8 @@ class BookingRepository:
                 LIMIT $4
                 """,
                 tenant_id,
-                after.sort_time() if after else None,
-                uuid.UUID(after.id) if after else None,
+                after.time if after else None,
+                after.uuid if after else None,
                 limit,
             )
         return [_resource(row) for row in rows]
@@ -806,8 +806,8 @@ class BookingRepository:
                 resource_id,
                 window[0] if window else None,
                 window[1] if window else None,
-                after.sort_time() if after else None,
-                uuid.UUID(after.id) if after else None,
+                after.time if after else None,
+                after.uuid if after else None,
                 limit,
             )
         return [_slot(row) for row in rows]
@@ -880,8 +880,8 @@ class BookingRepository:
                 tenant_id,
                 [s.value for s in filters.statuses] or None,
                 filters.resource_id,
-                after.sort_time() if after else None,
-                uuid.UUID(after.id) if after else None,
+                after.time if after else None,
+                after.uuid if after else None,
                 limit,
             )
             line_rows = await conn.fetch(

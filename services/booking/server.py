@@ -13,6 +13,7 @@ from holdfast.platform.db import create_pool
 from holdfast.platform.db_watch import DatabaseWatcher
 from holdfast.platform.grpc_server import GrpcHost
 from holdfast.platform.metrics import MetricsServer, PoolMetrics
+from holdfast.platform.pagination import PageTokens, page_token_secret
 from holdfast.platform.redis import create_redis
 from holdfast.platform.service import run_service
 from holdfast.platform.streams import ChangeMessage
@@ -102,8 +103,9 @@ class BookingApp:
         self.payments = Payments(
             repository, payment_repository, reservations, self.stripe.client, s, self.metrics
         )
-        booking = BookingHandler(reservations, self.payments, s)
-        inventory = InventoryHandler(Inventory(repository), s)
+        pages = PageTokens(await page_token_secret(self.pool, "booking"))
+        booking = BookingHandler(reservations, self.payments, s, pages)
+        inventory = InventoryHandler(Inventory(repository), s, pages)
 
         def register(server: object) -> None:
             booking_pb2_grpc.add_BookingServiceServicer_to_server(booking, server)

@@ -40,6 +40,10 @@ def event_message(row: asyncpg.Record, *, with_payload: bool) -> pb.StripeEvent:
     return message
 
 
+def _is_event_id(value: str) -> bool:
+    return value.startswith("evt_") and len(value) <= MAX_EVENT_ID
+
+
 def _event_id(request_event_id: str) -> str:
     v = Violations()
     v.text("event_id", request_event_id, max_length=MAX_EVENT_ID)
@@ -50,9 +54,15 @@ def _event_id(request_event_id: str) -> str:
 
 
 class WebhookAdminHandler(webhook_admin_pb2_grpc.WebhookAdminServiceServicer):
-    def __init__(self, events: EventRepository, on_replayed: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        events: EventRepository,
+        on_replayed: Callable[[], None],
+        pages: pagination.PageTokens,
+    ) -> None:
         self._events = events
         self._on_replayed = on_replayed
+        self._pages = pages
 
     async def ListEvents(
         self, request: pb.ListEventsRequest, context: Context
@@ -68,13 +78,16 @@ class WebhookAdminHandler(webhook_admin_pb2_grpc.WebhookAdminServiceServicer):
                 statuses.append(name.removeprefix("EVENT_STATUS_"))
         v.text("type", request.type, max_length=100, required=False)
         filters = [sorted(statuses), request.type]
-        after = pagination.decode_token(v, request.page_token, filters)
+        after = self._pages.decode(
+            v, request.page_token, "ListEvents", filters, id_is_valid=_is_event_id
+        )
         v.raise_if_any()
         rows = await self._events.list(statuses, request.type, after, size + 1)
-        page, token = pagination.split_page(
+        page, token = self._pages.split_page(
             rows,
             size,
-            lambda r: pagination.Cursor(r["received_at"].isoformat(), r["event_id"]),
+            lambda r: pagination.Cursor(r["received_at"], r["event_id"]),
+            "ListEvents",
             filters,
         )
         return pb.ListEventsResponse(

@@ -159,7 +159,7 @@ class EventRepository:
                 """,
                 list(statuses) or None,
                 event_type,
-                after.sort_time() if after else None,
+                after.time if after else None,
                 after.id if after else "",
                 limit,
             )

@@ -16,6 +16,7 @@ from holdfast.platform.db_watch import DatabaseWatcher
 from holdfast.platform.grpc_server import GrpcHost, open_channel
 from holdfast.platform.http_server import HttpHost
 from holdfast.platform.metrics import MetricsServer, PoolMetrics
+from holdfast.platform.pagination import PageTokens, page_token_secret
 from holdfast.platform.service import run_service
 from holdfast.platform.stripe_api import StripeConnection
 from holdfast.webhooks.v1 import webhook_admin_pb2, webhook_admin_pb2_grpc
@@ -85,7 +86,8 @@ class WebhooksApp:
         )
         processor = EventProcessor(events, booking, self.stripe.client, s, self.metrics)
         self.processor = processor
-        admin = WebhookAdminHandler(events, on_replayed=processor.wake)
+        pages = PageTokens(await page_token_secret(self.pool, "webhooks"))
+        admin = WebhookAdminHandler(events, processor.wake, pages)
 
         def register(server: object) -> None:
             webhook_admin_pb2_grpc.add_WebhookAdminServiceServicer_to_server(admin, server)

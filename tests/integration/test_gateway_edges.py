@@ -497,3 +497,31 @@ async def test_a_request_id_that_cannot_travel_on_is_replaced(
     assert made.encode() != request_id
     assert made.isascii()
     assert made.isprintable()
+
+
+# --- methods ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/v1/holds/{id}", "GET, DELETE, OPTIONS"),
+        ("/v1/resources", "GET, POST, OPTIONS"),
+        ("/v1/slots/{id}", "PATCH, OPTIONS"),
+        ("/v1/slots/{id}/close", "POST, OPTIONS"),
+    ],
+)
+async def test_options_and_unsupported_methods_name_every_method_a_path_answers(
+    api: httpx.AsyncClient, path: str, allowed: str
+) -> None:
+    """RFC 9110: a 405 carries Allow; OPTIONS says what the path answers. No
+    key is needed to ask, as for a CORS preflight."""
+    target = path.format(id=uuid.uuid4())
+
+    options = await api.options(target)
+    put = await api.put(target, json={})
+
+    assert options.status_code == 204, options.text
+    assert options.headers["Allow"] == allowed
+    problem_of(put, 405, "METHOD_NOT_ALLOWED")
+    assert put.headers["Allow"] == allowed

@@ -1,31 +1,34 @@
-"""Fuzzing the gateway from its own OpenAPI document (schemathesis): for every
-operation, requests that fit the schema and requests that do not, with a key
-that has every scope. No answer may be a 5xx, and every answer must be one
-the document promises: a documented status, content type and body.
+"""Fuzzing the gateway from its own OpenAPI document with schemathesis, as
+its command line runs it: every phase (the document's examples, coverage of
+each parameter's edges, random requests that fit the schema and that do not,
+and stateful sequences that follow the document's links: make a resource,
+its slots, hold one, read, pay for or release the hold...) and every check.
+Every answer must be one the document promises (status, headers, content
+type, body, SSE events), schema-valid requests must be taken and invalid
+ones refused, unsupported methods answered 405 with `Allow`, OPTIONS with
+`Allow`, a missing key 401, and a deleted thing gone.
 
-The gateway serves from the test's event loop, so schemathesis (synchronous,
-over `requests`) runs in a thread against it. Examples are bounded and
-derandomized: the same cases every run, in a few seconds. The SSE stream
-never ends, so it is left to test_gateway_stream.
+The one exception is in tests/support/schemathesis_hooks.py: requests
+refused for a rule the document states in words because JSON Schema cannot
+(start before end, a cursor the service issued...), each checked narrowly.
 
-Schemathesis's check that schema-valid data is accepted is left out: much
-of what the services refuse cannot be said in a schema (a cursor this
-service did not issue, a time zone that does not exist, a window longer than
-62 days, start after end), and those are rightly 422s.
+The gateway serves from the test's event loop; schemathesis runs beside it
+as a process, with a fixed seed (the same cases every run) and a bounded
+number of examples: HOLDFAST_FUZZ_EXAMPLES (default 10 per operation) and
+HOLDFAST_FUZZ_STATEFUL_STEPS raise them for a longer hunt, e.g.
+
+    HOLDFAST_FUZZ_EXAMPLES=300 HOLDFAST_FUZZ_STATEFUL_STEPS=200 \
+        holdfast testenv -- pytest tests/integration/test_gateway_fuzz.py
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import os
+import sys
+from pathlib import Path
 
 import httpx
-import hypothesis
-import schemathesis
-from hypothesis import HealthCheck, Phase, given
-from schemathesis import GenerationMode
-from schemathesis.core.result import Err
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from gateway.keys import SCOPES, KeyRepository
 from services.availability.server import AvailabilityApp
@@ -33,54 +36,88 @@ from services.booking.server import BookingApp
 from tests.integration.conftest import running_gateway
 from tests.support.gateway import key_for
 
-EXAMPLES_PER_OPERATION = 20
-FUZZ = hypothesis.settings(
-    max_examples=EXAMPLES_PER_OPERATION,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=list(HealthCheck),
-)
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = int(os.environ.get("HOLDFAST_FUZZ_EXAMPLES", "10"))
+STATEFUL_STEPS = int(os.environ.get("HOLDFAST_FUZZ_STATEFUL_STEPS", "10"))
+STATEFUL_SCENARIOS = int(os.environ.get("HOLDFAST_FUZZ_STATEFUL_SCENARIOS", "30"))
+
+CONFIG = """
+base-url = "{base_url}"
+seed = 20311
+# One at a time: hypothesis's lambda descriptions are not thread-safe (a
+# worker thread once failed in its AST cache).
+workers = 1
+request-timeout = 10
+# An availability stream never ends: its first event is read, then it is left.
+max-stream-events = 1
+hooks = "tests.support.schemathesis_hooks"
+headers = {{ Authorization = "{authorization}" }}
+
+[generation]
+max-examples = {examples}
+
+# No crash store in the working tree: the seed makes every run the same.
+[cache]
+enabled = false
+
+[checks]
+# 413: a body past the gateway's size limit is refused before it is read,
+# as surely as a 422 (the document lists it).
+negative_data_rejection.expected-statuses = [
+    400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 428, 429
+]
+
+# A resumed stream with nothing new sends heartbeats only (comments, not
+# events): it is read for a second, then left.
+[[operations]]
+include-name = "GET /v1/resources/{{resource_id}}/availability/stream"
+request-timeout = 1.0
+
+[phases.stateful]
+max-steps = {stateful_steps}
+
+[phases.stateful.generation]
+max-examples = {scenarios}
+"""
 
 
-def fuzz(base_url: str, headers: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-    """The operations fuzzed, and what went wrong, by operation and mode."""
-    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json", timeout=10)
-    fuzzed: list[str] = []
-    failures: dict[str, str] = {}
-    for result in schema.get_all_operations():
-        if isinstance(result, Err):
-            failures[str(result.err())] = "the document does not describe it well enough to test"
-            continue
-        operation = result.ok()
-        if operation.path.endswith("/stream"):
-            continue
-        fuzzed.append(operation.label)
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-
-            @FUZZ
-            @given(case=operation.as_strategy(generation_mode=mode))
-            def check(case: schemathesis.Case[Any]) -> None:
-                case.call_and_validate(
-                    base_url=base_url,
-                    headers=headers,
-                    excluded_checks=[positive_data_acceptance],
-                    timeout=10,
-                )
-
-            try:
-                check()
-            except (Exception, BaseExceptionGroup) as error:  # all are reported, not the first
-                failures[f"{operation.label} ({mode.value})"] = _shortened(str(error))
-    return fuzzed, failures
-
-
-def _shortened(report: str, width: int = 300) -> str:
-    """A failure report with its long lines (generated strings) cut."""
-    return "\n".join(
-        line if len(line) <= width else f"{line[:width]}..." for line in report.splitlines()
+async def schemathesis_run(base_url: str, authorization: str, workdir: Path) -> tuple[int, str]:
+    config = workdir / "schemathesis.toml"
+    config.write_text(
+        CONFIG.format(
+            base_url=base_url,
+            authorization=authorization,
+            examples=EXAMPLES,
+            stateful_steps=STATEFUL_STEPS,
+            scenarios=STATEFUL_SCENARIOS,
+        )
     )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "--config-file",
+        str(config),
+        "--no-color",
+        "run",
+        f"{base_url}/openapi.json",
+        "--checks",
+        "all",
+        # Replaced by the hooks' version, which knows the rules stated in words.
+        "--exclude-checks",
+        "positive_data_acceptance",
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--report-dir",
+        str(workdir / "report"),
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, output.decode(errors="replace")
 
 
 async def test_every_answer_is_one_the_openapi_document_promises(
@@ -89,6 +126,7 @@ async def test_every_answer_is_one_the_openapi_document_promises(
     availability_app: AvailabilityApp,
     keys: KeyRepository,
     tenant: str,
+    tmp_path: Path,
 ) -> None:
     auth = await key_for(keys, tenant)
     # Limits high enough that the fuzzer tests the API, not the rate limiter.
@@ -98,12 +136,15 @@ async def test_every_answer_is_one_the_openapi_document_promises(
         f"127.0.0.1:{availability_app.port}",
         rate_limit_per_key=100_000,
         rate_limit_per_address=100_000,
+        sse_max_streams_per_key=1000,
     ) as gateway:
-        fuzzed, failures = await asyncio.to_thread(fuzz, f"http://127.0.0.1:{gateway.port}", auth)
+        code, report = await schemathesis_run(
+            f"http://127.0.0.1:{gateway.port}", auth["Authorization"], tmp_path
+        )
 
-    assert "POST /v1/holds" in fuzzed
-    assert len(fuzzed) >= 13, fuzzed
-    assert not failures, "\n\n".join(f"== {name}\n{text}" for name, text in failures.items())
+    assert code == 0, report
+    assert "Stateful" in report, report
+    assert "Selected: 16/16" in report, report
 
 
 async def test_the_document_says_how_to_authenticate_and_what_errors_look_like(

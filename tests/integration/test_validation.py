@@ -104,7 +104,9 @@ async def test_unknown_slot_is_not_found(client: BookingClient) -> None:
     assert (error.code, error.reason) == (grpc.StatusCode.NOT_FOUND, "SLOT_NOT_FOUND")
 
 
-def slot_spec(start_hours: int, end_hours: int, capacity: int = 0) -> inventory_pb2.SlotSpec:
+def slot_spec(
+    start_hours: int, end_hours: int, capacity: int | None = None
+) -> inventory_pb2.SlotSpec:
     return inventory_pb2.SlotSpec(
         time_range=time_range(
             BASE_TIME + timedelta(hours=start_hours), BASE_TIME + timedelta(hours=end_hours)

@@ -65,8 +65,13 @@ class BookingClient:
         return resource
 
     async def slots(
-        self, resource_id: str, count: int = 1, capacity: int = 0, start: datetime = BASE_TIME
+        self,
+        resource_id: str,
+        count: int = 1,
+        capacity: int | None = None,
+        start: datetime = BASE_TIME,
     ) -> list[inventory_pb2.Slot]:
+        """`count` slots of an hour each; `capacity` None: the resource's default."""
         specs = [
             inventory_pb2.SlotSpec(
                 time_range=time_range(start + timedelta(hours=i), start + timedelta(hours=i + 1)),

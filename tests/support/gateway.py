@@ -107,7 +107,19 @@ class EventStream:
                     events.append(event)
         return events
 
-    async def _read_event(self, stop_at_comment: bool = False) -> Event | None:
+    async def until_end(self, within: float = 20.0) -> list[Event]:
+        """The events up to the end of the stream, which must come `within`."""
+        events: list[Event] = []
+        async with asyncio.timeout(within):
+            while (event := await self._read_event(end_ok=True)) is not None:
+                events.append(event)
+        return events
+
+    async def _read_event(
+        self, stop_at_comment: bool = False, end_ok: bool = False
+    ) -> Event | None:
+        """The next event; None at a comment if `stop_at_comment`, and at the
+        end of the stream if `end_ok` (which otherwise fails the test)."""
         if self._lines is None:
             self._lines = self.response.aiter_lines()
         current = Event()
@@ -131,4 +143,6 @@ class EventStream:
                 current.id = value
             elif name == "data":
                 current.data = f"{current.data}\n{value}" if current.data else value
+        if end_ok:
+            return None
         raise AssertionError("the event stream ended")

@@ -1,24 +1,62 @@
+from datetime import UTC, datetime
+
+import pytest
+
 from holdfast.platform import pagination
+from holdfast.platform.errors import DomainError
 from holdfast.platform.validation import Violations
 
+SECRET = b"s" * 32
+CURSOR = pagination.Cursor(
+    datetime(2031, 6, 1, 9, 0, 0, 123456, tzinfo=UTC), "b7a3c1de-0000-4000-8000-000000000001"
+)
 
-def test_token_round_trips_with_the_same_filters() -> None:
-    cursor = pagination.Cursor("2031-06-01T09:00:00+00:00", "b7a3c1de-0000-4000-8000-000000000001")
-    token = pagination.encode_token(cursor, ["CONFIRMED", "r1"])
+
+def refusal(tokens: pagination.PageTokens, token: str, listing: str, filters: object) -> str:
+    violations = Violations()
+    assert tokens.decode(violations, token, listing, filters) is None
+    with pytest.raises(DomainError) as raised:
+        violations.raise_if_any()
+    [violation] = raised.value.violations
+    assert violation.field == "page_token"
+    return str(violation.description)
+
+
+def test_token_round_trips_with_the_same_list_and_filters() -> None:
+    tokens = pagination.PageTokens(SECRET)
+    token = tokens.encode(CURSOR, "ListBookings", ["t1", ["CONFIRMED"]])
     violations = Violations()
 
-    assert pagination.decode_token(violations, token, ["CONFIRMED", "r1"]) == cursor
+    assert tokens.decode(violations, token, "ListBookings", ["t1", ["CONFIRMED"]]) == CURSOR
     assert not violations
 
 
-def test_token_is_refused_with_other_filters_or_when_forged() -> None:
-    token = pagination.encode_token(pagination.Cursor("2031-06-01T09:00:00+00:00", "x"), ["a"])
-    other, forged = Violations(), Violations()
+def test_token_is_refused_for_another_list_or_filters() -> None:
+    tokens = pagination.PageTokens(SECRET)
+    token = tokens.encode(CURSOR, "ListBookings", ["t1"])
 
-    assert pagination.decode_token(other, token, ["b"]) is None
-    assert pagination.decode_token(forged, token[:-3] + "!!!", ["a"]) is None
-    assert other
-    assert forged
+    assert refusal(tokens, token, "ListBookings", ["t2"]) == (
+        "belongs to another list, tenant or other filters"
+    )
+    assert refusal(tokens, token, "ListResources", ["t1"]) == (
+        "belongs to another list, tenant or other filters"
+    )
+
+
+def test_token_signed_with_another_secret_or_garbled_is_refused() -> None:
+    ours, theirs = pagination.PageTokens(SECRET), pagination.PageTokens(b"t" * 32)
+    token = theirs.encode(CURSOR, "ListBookings", [])
+
+    for garbled in (token, token[:-3] + "!!!", token[:10], "", "A" * 5000, "é"):
+        if garbled:
+            assert refusal(ours, garbled, "ListBookings", []) == (
+                "is not a token this service issued"
+            )
+
+
+def test_a_short_secret_is_refused() -> None:
+    with pytest.raises(ValueError, match="16 bytes"):
+        pagination.PageTokens(b"short")
 
 
 def test_page_size_defaults_and_caps() -> None:

@@ -27,7 +27,7 @@ from holdfast.common.v1 import money_pb2 as holdfast_dot_common_dot_v1_dot_money
 from holdfast.common.v1 import time_range_pb2 as holdfast_dot_common_dot_v1_dot_time__range__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#holdfast/booking/v1/inventory.proto\x12\x13holdfast.booking.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eholdfast/common/v1/money.proto\x1a#holdfast/common/v1/time_range.proto\"\xb5\x01\n\x08Resource\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\ttime_zone\x18\x03 \x01(\t\x12(\n\x05price\x18\x04 \x01(\x0b\x32\x19.holdfast.common.v1.Money\x12\x18\n\x10\x64\x65\x66\x61ult_capacity\x18\x05 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc3\x01\n\x04Slot\x12\x0f\n\x07slot_id\x18\x01 \x01(\t\x12\x13\n\x0bresource_id\x18\x02 \x01(\t\x12\x31\n\ntime_range\x18\x03 \x01(\x0b\x32\x1d.holdfast.common.v1.TimeRange\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x05\x12\x0c\n\x04held\x18\x05 \x01(\x05\x12\x0e\n\x06\x62ooked\x18\x06 \x01(\x05\x12\x11\n\tavailable\x18\x07 \x01(\x05\x12\x0e\n\x06\x63losed\x18\x08 \x01(\x08\x12\x0f\n\x07version\x18\t \x01(\x03\"\x90\x01\n\x15\x43reateResourceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\ttime_zone\x18\x02 \x01(\t\x12(\n\x05price\x18\x03 \x01(\x0b\x32\x19.holdfast.common.v1.Money\x12\x18\n\x10\x64\x65\x66\x61ult_capacity\x18\x04 \x01(\x05\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"I\n\x16\x43reateResourceResponse\x12/\n\x08resource\x18\x01 \x01(\x0b\x32\x1d.holdfast.booking.v1.Resource\")\n\x12GetResourceRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\"F\n\x13GetResourceResponse\x12/\n\x08resource\x18\x01 \x01(\x0b\x32\x1d.holdfast.booking.v1.Resource\"=\n\x14ListResourcesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x15ListResourcesResponse\x12\x30\n\tresources\x18\x01 \x03(\x0b\x32\x1d.holdfast.booking.v1.Resource\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"O\n\x08SlotSpec\x12\x31\n\ntime_range\x18\x01 \x01(\x0b\x32\x1d.holdfast.common.v1.TimeRange\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\x05\"k\n\x12\x43reateSlotsRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12,\n\x05slots\x18\x02 \x03(\x0b\x32\x1d.holdfast.booking.v1.SlotSpec\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"?\n\x13\x43reateSlotsResponse\x12(\n\x05slots\x18\x01 \x03(\x0b\x32\x19.holdfast.booking.v1.Slot\"\x81\x01\n\x10ListSlotsRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x31\n\ntime_range\x18\x02 \x01(\x0b\x32\x1d.holdfast.common.v1.TimeRange\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"V\n\x11ListSlotsResponse\x12(\n\x05slots\x18\x01 \x03(\x0b\x32\x19.holdfast.booking.v1.Slot\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x19UpdateSlotCapacityRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\x05\"E\n\x1aUpdateSlotCapacityResponse\x12\'\n\x04slot\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Slot\"#\n\x10\x43loseSlotRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\t\"<\n\x11\x43loseSlotResponse\x12\'\n\x04slot\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Slot\"$\n\x11ReopenSlotRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\t\"=\n\x12ReopenSlotResponse\x12\'\n\x04slot\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Slot2\xb7\x06\n\x10InventoryService\x12i\n\x0e\x43reateResource\x12*.holdfast.booking.v1.CreateResourceRequest\x1a+.holdfast.booking.v1.CreateResourceResponse\x12`\n\x0bGetResource\x12\'.holdfast.booking.v1.GetResourceRequest\x1a(.holdfast.booking.v1.GetResourceResponse\x12\x66\n\rListResources\x12).holdfast.booking.v1.ListResourcesRequest\x1a*.holdfast.booking.v1.ListResourcesResponse\x12`\n\x0b\x43reateSlots\x12\'.holdfast.booking.v1.CreateSlotsRequest\x1a(.holdfast.booking.v1.CreateSlotsResponse\x12Z\n\tListSlots\x12%.holdfast.booking.v1.ListSlotsRequest\x1a&.holdfast.booking.v1.ListSlotsResponse\x12u\n\x12UpdateSlotCapacity\x12..holdfast.booking.v1.UpdateSlotCapacityRequest\x1a/.holdfast.booking.v1.UpdateSlotCapacityResponse\x12Z\n\tCloseSlot\x12%.holdfast.booking.v1.CloseSlotRequest\x1a&.holdfast.booking.v1.CloseSlotResponse\x12]\n\nReopenSlot\x12&.holdfast.booking.v1.ReopenSlotRequest\x1a\'.holdfast.booking.v1.ReopenSlotResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#holdfast/booking/v1/inventory.proto\x12\x13holdfast.booking.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eholdfast/common/v1/money.proto\x1a#holdfast/common/v1/time_range.proto\"\xb5\x01\n\x08Resource\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\ttime_zone\x18\x03 \x01(\t\x12(\n\x05price\x18\x04 \x01(\x0b\x32\x19.holdfast.common.v1.Money\x12\x18\n\x10\x64\x65\x66\x61ult_capacity\x18\x05 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc3\x01\n\x04Slot\x12\x0f\n\x07slot_id\x18\x01 \x01(\t\x12\x13\n\x0bresource_id\x18\x02 \x01(\t\x12\x31\n\ntime_range\x18\x03 \x01(\x0b\x32\x1d.holdfast.common.v1.TimeRange\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x05\x12\x0c\n\x04held\x18\x05 \x01(\x05\x12\x0e\n\x06\x62ooked\x18\x06 \x01(\x05\x12\x11\n\tavailable\x18\x07 \x01(\x05\x12\x0e\n\x06\x63losed\x18\x08 \x01(\x08\x12\x0f\n\x07version\x18\t \x01(\x03\"\x90\x01\n\x15\x43reateResourceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\ttime_zone\x18\x02 \x01(\t\x12(\n\x05price\x18\x03 \x01(\x0b\x32\x19.holdfast.common.v1.Money\x12\x18\n\x10\x64\x65\x66\x61ult_capacity\x18\x04 \x01(\x05\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"I\n\x16\x43reateResourceResponse\x12/\n\x08resource\x18\x01 \x01(\x0b\x32\x1d.holdfast.booking.v1.Resource\")\n\x12GetResourceRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\"F\n\x13GetResourceResponse\x12/\n\x08resource\x18\x01 \x01(\x0b\x32\x1d.holdfast.booking.v1.Resource\"=\n\x14ListResourcesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x15ListResourcesResponse\x12\x30\n\tresources\x18\x01 \x03(\x0b\x32\x1d.holdfast.booking.v1.Resource\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"a\n\x08SlotSpec\x12\x31\n\ntime_range\x18\x01 \x01(\x0b\x32\x1d.holdfast.common.v1.TimeRange\x12\x15\n\x08\x63\x61pacity\x18\x02 \x01(\x05H\x00\x88\x01\x01\x42\x0b\n\t_capacity\"k\n\x12\x43reateSlotsRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12,\n\x05slots\x18\x02 \x03(\x0b\x32\x1d.holdfast.booking.v1.SlotSpec\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"?\n\x13\x43reateSlotsResponse\x12(\n\x05slots\x18\x01 \x03(\x0b\x32\x19.holdfast.booking.v1.Slot\"\x81\x01\n\x10ListSlotsRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x31\n\ntime_range\x18\x02 \x01(\x0b\x32\x1d.holdfast.common.v1.TimeRange\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"V\n\x11ListSlotsResponse\x12(\n\x05slots\x18\x01 \x03(\x0b\x32\x19.holdfast.booking.v1.Slot\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x19UpdateSlotCapacityRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\x05\"E\n\x1aUpdateSlotCapacityResponse\x12\'\n\x04slot\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Slot\"#\n\x10\x43loseSlotRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\t\"<\n\x11\x43loseSlotResponse\x12\'\n\x04slot\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Slot\"$\n\x11ReopenSlotRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\t\"=\n\x12ReopenSlotResponse\x12\'\n\x04slot\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Slot2\xb7\x06\n\x10InventoryService\x12i\n\x0e\x43reateResource\x12*.holdfast.booking.v1.CreateResourceRequest\x1a+.holdfast.booking.v1.CreateResourceResponse\x12`\n\x0bGetResource\x12\'.holdfast.booking.v1.GetResourceRequest\x1a(.holdfast.booking.v1.GetResourceResponse\x12\x66\n\rListResources\x12).holdfast.booking.v1.ListResourcesRequest\x1a*.holdfast.booking.v1.ListResourcesResponse\x12`\n\x0b\x43reateSlots\x12\'.holdfast.booking.v1.CreateSlotsRequest\x1a(.holdfast.booking.v1.CreateSlotsResponse\x12Z\n\tListSlots\x12%.holdfast.booking.v1.ListSlotsRequest\x1a&.holdfast.booking.v1.ListSlotsResponse\x12u\n\x12UpdateSlotCapacity\x12..holdfast.booking.v1.UpdateSlotCapacityRequest\x1a/.holdfast.booking.v1.UpdateSlotCapacityResponse\x12Z\n\tCloseSlot\x12%.holdfast.booking.v1.CloseSlotRequest\x1a&.holdfast.booking.v1.CloseSlotResponse\x12]\n\nReopenSlot\x12&.holdfast.booking.v1.ReopenSlotRequest\x1a\'.holdfast.booking.v1.ReopenSlotResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,27 +51,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTRESOURCESRESPONSE']._serialized_start=944
   _globals['_LISTRESOURCESRESPONSE']._serialized_end=1042
   _globals['_SLOTSPEC']._serialized_start=1044
-  _globals['_SLOTSPEC']._serialized_end=1123
-  _globals['_CREATESLOTSREQUEST']._serialized_start=1125
-  _globals['_CREATESLOTSREQUEST']._serialized_end=1232
-  _globals['_CREATESLOTSRESPONSE']._serialized_start=1234
-  _globals['_CREATESLOTSRESPONSE']._serialized_end=1297
-  _globals['_LISTSLOTSREQUEST']._serialized_start=1300
-  _globals['_LISTSLOTSREQUEST']._serialized_end=1429
-  _globals['_LISTSLOTSRESPONSE']._serialized_start=1431
-  _globals['_LISTSLOTSRESPONSE']._serialized_end=1517
-  _globals['_UPDATESLOTCAPACITYREQUEST']._serialized_start=1519
-  _globals['_UPDATESLOTCAPACITYREQUEST']._serialized_end=1581
-  _globals['_UPDATESLOTCAPACITYRESPONSE']._serialized_start=1583
-  _globals['_UPDATESLOTCAPACITYRESPONSE']._serialized_end=1652
-  _globals['_CLOSESLOTREQUEST']._serialized_start=1654
-  _globals['_CLOSESLOTREQUEST']._serialized_end=1689
-  _globals['_CLOSESLOTRESPONSE']._serialized_start=1691
-  _globals['_CLOSESLOTRESPONSE']._serialized_end=1751
-  _globals['_REOPENSLOTREQUEST']._serialized_start=1753
-  _globals['_REOPENSLOTREQUEST']._serialized_end=1789
-  _globals['_REOPENSLOTRESPONSE']._serialized_start=1791
-  _globals['_REOPENSLOTRESPONSE']._serialized_end=1852
-  _globals['_INVENTORYSERVICE']._serialized_start=1855
-  _globals['_INVENTORYSERVICE']._serialized_end=2678
+  _globals['_SLOTSPEC']._serialized_end=1141
+  _globals['_CREATESLOTSREQUEST']._serialized_start=1143
+  _globals['_CREATESLOTSREQUEST']._serialized_end=1250
+  _globals['_CREATESLOTSRESPONSE']._serialized_start=1252
+  _globals['_CREATESLOTSRESPONSE']._serialized_end=1315
+  _globals['_LISTSLOTSREQUEST']._serialized_start=1318
+  _globals['_LISTSLOTSREQUEST']._serialized_end=1447
+  _globals['_LISTSLOTSRESPONSE']._serialized_start=1449
+  _globals['_LISTSLOTSRESPONSE']._serialized_end=1535
+  _globals['_UPDATESLOTCAPACITYREQUEST']._serialized_start=1537
+  _globals['_UPDATESLOTCAPACITYREQUEST']._serialized_end=1599
+  _globals['_UPDATESLOTCAPACITYRESPONSE']._serialized_start=1601
+  _globals['_UPDATESLOTCAPACITYRESPONSE']._serialized_end=1670
+  _globals['_CLOSESLOTREQUEST']._serialized_start=1672
+  _globals['_CLOSESLOTREQUEST']._serialized_end=1707
+  _globals['_CLOSESLOTRESPONSE']._serialized_start=1709
+  _globals['_CLOSESLOTRESPONSE']._serialized_end=1769
+  _globals['_REOPENSLOTREQUEST']._serialized_start=1771
+  _globals['_REOPENSLOTREQUEST']._serialized_end=1807
+  _globals['_REOPENSLOTRESPONSE']._serialized_start=1809
+  _globals['_REOPENSLOTRESPONSE']._serialized_end=1870
+  _globals['_INVENTORYSERVICE']._serialized_start=1873
+  _globals['_INVENTORYSERVICE']._serialized_end=2696
 # @@protoc_insertion_point(module_scope)

@@ -252,20 +252,24 @@ class SlotSpec(_message.Message):
     TIME_RANGE_FIELD_NUMBER: _builtins.int
     CAPACITY_FIELD_NUMBER: _builtins.int
     capacity: _builtins.int
-    """0 means the resource's default capacity."""
+    """Unset means the resource's default capacity; 0 is a slot of capacity 0
+    (listed, but never bookable until its capacity is raised).
+    """
     @_builtins.property
     def time_range(self) -> _time_range_pb2.TimeRange: ...
     def __init__(
         self,
         *,
         time_range: _time_range_pb2.TimeRange | None = ...,
-        capacity: _builtins.int = ...,
+        capacity: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["time_range", b"time_range"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_capacity", b"_capacity", "capacity", b"capacity", "time_range", b"time_range"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "time_range", b"time_range"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_capacity", b"_capacity", "capacity", b"capacity", "time_range", b"time_range"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__capacity: _TypeAlias = _typing.Literal["capacity"]  # noqa: Y015
+    _WhichOneofArgType__capacity: _TypeAlias = _typing.Literal["_capacity", b"_capacity"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__capacity) -> _WhichOneofReturnType__capacity | None: ...
 
 Global___SlotSpec: _TypeAlias = SlotSpec  # noqa: Y015
 

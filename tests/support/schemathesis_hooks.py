@@ -1,0 +1,99 @@
+"""Schemathesis hooks for the gateway's fuzz test (loaded by the CLI through
+its `hooks` setting): schemathesis's positive_data_acceptance check, minus
+the requests that are refused for a rule the OpenAPI document states in
+words because JSON Schema cannot say it. Each exception is narrow: it needs
+both the request to break the rule and the answer to name exactly that rule.
+
+- a cursor (`query.cursor`) is the service's own signed token: a schema can
+  give its alphabet and length, not which strings were issued (400);
+- a `Last-Event-ID` is two numbers of at most 2^64 - 1: the pattern bounds
+  the digits (20), not the value (400);
+- an availability window has `start < end` at most 62 days apart, and each
+  slot to create `start < end` with no `[start, end)` twice in one request:
+  relations between fields (422).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import schemathesis
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+MAX_WINDOW = timedelta(days=62)
+UINT64_MAX = 2**64 - 1
+
+
+def _time(value: object) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _fields(response: Any) -> list[str]:
+    try:
+        body = response.json()
+    except ValueError:
+        return []
+    if not isinstance(body, dict):  # an event stream's events
+        return []
+    return [str(error.get("field")) for error in body.get("errors", [])]
+
+
+def _a_stream_position(value: str) -> bool:
+    """Two numbers of at most 2^64 - 1: what the stream's ids are. (Values
+    schemathesis takes from other answers along inferred links, such as a
+    lone "0", are sent as valid although the header's pattern forbids them.)"""
+    parts = value.split("-")
+    return len(parts) == 2 and all(p.isdigit() and int(p) <= UINT64_MAX for p in parts)
+
+
+def _breaks_a_window_rule(start: object, end: object, max_length: timedelta | None) -> bool:
+    begins, ends = _time(start), _time(end)
+    if begins is None or ends is None:
+        return False
+    return ends <= begins or (max_length is not None and ends - begins > max_length)
+
+
+def refused_for_a_rule_no_schema_states(response: Any, case: Any) -> bool:
+    fields = _fields(response)
+    if not fields:
+        return False
+    status = response.status_code
+    if status == 400 and fields == ["query.cursor"]:
+        return bool((case.query or {}).get("cursor"))
+    if status == 400 and fields == ["header.last-event-id"]:
+        return not _a_stream_position(str((case.headers or {}).get("Last-Event-ID", "")))
+    if status == 422 and fields == ["time_range"]:
+        query = case.query or {}
+        return _breaks_a_window_rule(query.get("start"), query.get("end"), MAX_WINDOW)
+    if status == 422 and case.operation.path.endswith("/slots"):
+        slots = case.body.get("slots") if isinstance(case.body, dict) else None
+        if not isinstance(slots, list) or not all(isinstance(s, dict) for s in slots):
+            return False
+        return all(_slot_rule_broken(field, slots) for field in fields)
+    return False
+
+
+def _slot_rule_broken(field: str, slots: list[dict[str, Any]]) -> bool:
+    if field == "slots":  # the same [start, end) twice
+        ranges = [(_time(s.get("start")), _time(s.get("end"))) for s in slots]
+        return len(set(ranges)) < len(ranges)
+    if field.startswith("slots[") and field.endswith("].time_range"):
+        index = int(field[len("slots[") : -len("].time_range")])
+        slot = slots[index] if index < len(slots) else {}
+        return _breaks_a_window_rule(slot.get("start"), slot.get("end"), None)
+    return False
+
+
+@schemathesis.check
+def positive_data_accepted_unless_a_stated_rule_refuses_it(
+    ctx: Any, response: Any, case: Any
+) -> bool | None:
+    if refused_for_a_rule_no_schema_states(response, case):
+        return None
+    result: bool | None = positive_data_acceptance(ctx, response, case)
+    return result
