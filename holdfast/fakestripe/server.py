@@ -63,6 +63,7 @@ class FakeStripe:
             self.app, self.config.host, self.config.port, grace_seconds=_GRACEFUL_STOP_SECONDS
         )
         self._bound_port = 0
+        self._down = False
         self._sweeper = BackgroundTask("fake-stripe-expiry", self._expire_lapsed_sessions)
 
     # --- running ------------------------------------------------------------
@@ -201,10 +202,14 @@ class FakeStripe:
         """Stops listening, as when Stripe is unreachable: connections are
         refused, requests in flight get no answer. Objects, events and
         deliveries stay; `come_back()` listens on the same port again."""
+        self._down = True
         await self._http.stop()
 
     async def come_back(self) -> None:
-        """Listens again, on the port it had, after `go_down()`."""
+        """Listens again, on the port it had, after `go_down()` (if it went down)."""
+        if not self._down:
+            return
+        self._down = False
         self._http = HttpHost(
             self.app, self.config.host, self._bound_port, grace_seconds=_GRACEFUL_STOP_SECONDS
         )

@@ -63,10 +63,6 @@ class PaymentActions:
         self._paused_until = 0.0
         self._task = BackgroundTask("payment-actions", self._run)
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._running)
-
     async def start_due(self) -> int:
         """Claims as many due actions as there are free places and starts
         them; returns how many it started."""

@@ -13,7 +13,6 @@ service's relay may take these rows.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -66,17 +65,7 @@ async def stripe_recovers(env: Env) -> AsyncIterator[None]:
     """Each test starts, and leaves, with Stripe up and quick."""
     yield
     env.fake.slow_down(0)
-    if not await _listening(env.fake):
-        await env.fake.come_back()
-
-
-async def _listening(fake: FakeStripe) -> bool:
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", fake.port)
-    except OSError:
-        return False
-    writer.close()
-    return True
+    await env.fake.come_back()
 
 
 @asynccontextmanager
