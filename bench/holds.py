@@ -38,6 +38,7 @@ from typing import Any
 
 import asyncpg
 import grpc
+from google.protobuf.duration_pb2 import Duration
 
 from bench.stats import Latencies
 from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
@@ -207,11 +208,18 @@ class ServiceClient(Channels):
             ids.extend(s.slot_id for s in response.slots)
         return ids
 
-    def holder(self, resource_id: str, slot_ids: Sequence[str]) -> HoldCall:
-        """A call that holds one unit of slot `i mod len(slot_ids)` on channel `i mod n`."""
+    def holder(
+        self, resource_id: str, slot_ids: Sequence[str], ttl: Duration | None = None
+    ) -> HoldCall:
+        """A call that holds one unit of slot `i mod len(slot_ids)` on channel
+        `i mod n`, for `ttl` (the service's default if None)."""
         requests = [
             booking_pb2.CreateHoldRequest(
-                resource_id=resource_id, slot_ids=[slot_id], quantity=1, customer_ref="bench"
+                resource_id=resource_id,
+                slot_ids=[slot_id],
+                quantity=1,
+                customer_ref="bench",
+                ttl=ttl,
             )
             for slot_id in slot_ids
         ]

@@ -596,7 +596,7 @@ def add_client_commands(commands: Any) -> None:
         render=_print_event,
         service=admin,
         scope=timing,
-        help_text="one event, with the payload Stripe sent",
+        help_text="one event, with what is kept of its payload (no personal data)",
     )
     p.add_argument("event", metavar="EVENT_ID", help="a Stripe event id (evt_...)")
     p = action(

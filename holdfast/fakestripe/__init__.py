@@ -3,8 +3,9 @@
 The real `stripe` client works against it with only its API base changed:
 Stripe's object shapes, error format and idempotency keys, and signed webhook
 events sent the way Stripe sends them (plus duplicates, reordering, delays
-and retries on request). Tests run it in-process (`FakeStripe`); `make up`
-runs it as `python -m holdfast.fakestripe` when no Stripe key is set.
+and retries on request), and Stripe slow or down on request. Tests run it
+in-process (`FakeStripe`); `make up` runs it as `python -m holdfast.fakestripe`
+when no Stripe key is set.
 """
 
 from holdfast.fakestripe.config import (
@@ -19,7 +20,7 @@ from holdfast.fakestripe.errors import StripeError
 from holdfast.fakestripe.events import CHECKOUT_EVENTS
 from holdfast.fakestripe.server import FakeStripe
 from holdfast.fakestripe.signing import signature, signature_header
-from holdfast.fakestripe.store import RecordedRequest
+from holdfast.fakestripe.store import RecordedRequest, StartedRequest
 
 __all__ = [
     "CHECKOUT_EVENTS",
@@ -32,6 +33,7 @@ __all__ = [
     "FakeStripeSettings",
     "RecordedRequest",
     "RetryPolicy",
+    "StartedRequest",
     "StripeError",
     "signature",
     "signature_header",

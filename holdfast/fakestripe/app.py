@@ -20,6 +20,7 @@ account.py), so concurrent requests with one key cannot both execute.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -41,7 +42,7 @@ from holdfast.fakestripe.expansion import expand
 from holdfast.fakestripe.forms import FormError, parse_form
 from holdfast.fakestripe.objects import JsonObject, new_request_id
 from holdfast.fakestripe.pages import page_routes
-from holdfast.fakestripe.store import IdempotencyRecord, RecordedRequest
+from holdfast.fakestripe.store import IdempotencyRecord, RecordedRequest, StartedRequest
 
 if TYPE_CHECKING:
     from holdfast.fakestripe.server import FakeStripe
@@ -102,9 +103,23 @@ class StripeApi:
     async def _handle(self, request: Request, operation: Operation) -> Response:
         request_id = new_request_id()
         method, path = request.method, request.url.path
+        key = request.headers.get("idempotency-key") if method == "POST" else None
+        started = StartedRequest(request_id, method, path, key, time.time())
+        self.store.in_flight[request_id] = started
+        try:
+            # Stripe on a slow day: the request is taken up (and answered) late.
+            if self.fake.api_latency > 0:
+                await asyncio.sleep(self.fake.api_latency)
+            return await self._answer(request, operation, request_id, key)
+        finally:
+            del self.store.in_flight[request_id]
+
+    async def _answer(
+        self, request: Request, operation: Operation, request_id: str, key: str | None
+    ) -> Response:
+        method, path = request.method, request.url.path
         body = await request.body()
         api_key = _api_key(request)
-        key = request.headers.get("idempotency-key") if method == "POST" else None
         params: dict[str, Any] = {}
         headers = {"Request-Id": request_id, "Stripe-Version": self._version(request)}
         if key is not None:

@@ -108,6 +108,10 @@ def control_routes(fake: FakeStripe) -> list[BaseRoute]:
             )
         }
 
+    async def latency(request: Request, body: dict[str, Any]) -> Any:
+        fake.slow_down(_number(body, "seconds", 0.0))
+        return {"seconds": fake.api_latency, "in_flight": [asdict(r) for r in fake.in_flight()]}
+
     async def reset(request: Request, body: dict[str, Any]) -> Any:
         fake.reset()
         return {"reset": True}
@@ -127,6 +131,7 @@ def control_routes(fake: FakeStripe) -> list[BaseRoute]:
         route("/webhook_endpoint", webhook),
         route("/clock/advance", advance),
         route("/sign", sign),
+        route("/latency", latency),
         route("/reset", reset),
     ]
 

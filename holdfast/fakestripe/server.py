@@ -28,7 +28,7 @@ from holdfast.fakestripe.config import FakeStripeConfig
 from holdfast.fakestripe.delivery import DeliveryAttempt, WebhookEndpoint, WebhookSender
 from holdfast.fakestripe.objects import JsonObject
 from holdfast.fakestripe.signing import signature_header
-from holdfast.fakestripe.store import RecordedRequest, Store, snapshot
+from holdfast.fakestripe.store import RecordedRequest, StartedRequest, Store, snapshot
 from holdfast.platform.background import BackgroundTask
 from holdfast.platform.http_server import HttpHost
 
@@ -56,10 +56,14 @@ class FakeStripe:
             deliver=lambda event: self.sender.send([event]),
             api_version=self.config.api_version,
         )
+        # Seconds every API request waits before it is taken up (slow_down).
+        self.api_latency = 0.0
         self.app = build_app(self)
         self._http = HttpHost(
             self.app, self.config.host, self.config.port, grace_seconds=_GRACEFUL_STOP_SECONDS
         )
+        self._bound_port = 0
+        self._down = False
         self._sweeper = BackgroundTask("fake-stripe-expiry", self._expire_lapsed_sessions)
 
     # --- running ------------------------------------------------------------
@@ -72,6 +76,7 @@ class FakeStripe:
         except BaseException:
             await self.sender.close()
             raise
+        self._bound_port = self._http.port
         self._sweeper.start()
         log.info("fake Stripe listening on %s", self.base_url)
         return self.base_url
@@ -96,9 +101,9 @@ class FakeStripe:
 
     @property
     def port(self) -> int:
-        if not self._http.port:
+        if not self._bound_port:
             raise RuntimeError("the fake Stripe is not started")
-        return self._http.port
+        return self._bound_port
 
     @property
     def base_url(self) -> str:
@@ -169,6 +174,47 @@ class FakeStripe:
         self.clock.advance(seconds)
         return [snapshot(event) for event in self.account.expire_lapsed()]
 
+    # --- Stripe having a bad day ---------------------------------------------
+
+    def slow_down(self, seconds: float) -> None:
+        """From now on every API request is taken up and answered `seconds`
+        late (0: at once again), as when Stripe is slow; the `/_fake/`
+        controls stay quick. `in_flight()` lists the requests held up."""
+        if seconds < 0:
+            raise ValueError("seconds must not be negative")
+        self.api_latency = seconds
+
+    def in_flight(
+        self, *, method: str | None = None, path: str | None = None
+    ) -> list[StartedRequest]:
+        """API requests received and not answered yet, oldest first."""
+        return sorted(
+            (
+                r
+                for r in self.store.in_flight.values()
+                if (method is None or r.method == method.upper())
+                and (path is None or r.path == path)
+            ),
+            key=lambda r: r.at,
+        )
+
+    async def go_down(self) -> None:
+        """Stops listening, as when Stripe is unreachable: connections are
+        refused, requests in flight get no answer. Objects, events and
+        deliveries stay; `come_back()` listens on the same port again."""
+        self._down = True
+        await self._http.stop()
+
+    async def come_back(self) -> None:
+        """Listens again, on the port it had, after `go_down()` (if it went down)."""
+        if not self._down:
+            return
+        self._down = False
+        self._http = HttpHost(
+            self.app, self.config.host, self._bound_port, grace_seconds=_GRACEFUL_STOP_SECONDS
+        )
+        await self._http.start()
+
     # --- deliveries ---------------------------------------------------------
 
     async def deliver(self, *event_ids: str, copies: int = 1, delay: float = 0.0) -> None:
@@ -228,10 +274,12 @@ class FakeStripe:
 
     def reset(self) -> None:
         """Forgets every object, event, idempotency key, request and attempt;
-        the clock goes back to real time. Configuration stays."""
+        the clock goes back to real time and answers come at once again.
+        Configuration stays."""
         self.store.clear()
         self.sender.forget()
         self.clock.reset()
+        self.api_latency = 0.0
 
     async def _expire_lapsed_sessions(self) -> None:
         while True:

@@ -56,6 +56,17 @@ class RecordedRequest:
     at: float
 
 
+@dataclass(frozen=True)
+class StartedRequest:
+    """An API request received and not answered yet (see FakeStripe.slow_down)."""
+
+    request_id: str
+    method: str
+    path: str
+    idempotency_key: str | None
+    at: float
+
+
 @dataclass
 class Store:
     sessions: dict[str, JsonObject] = field(default_factory=dict)
@@ -68,6 +79,8 @@ class Store:
     # Scoped by API key, as Stripe scopes keys to the account and mode.
     idempotency: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
     requests: list[RecordedRequest] = field(default_factory=list)
+    # By request id, while each is being answered.
+    in_flight: dict[str, StartedRequest] = field(default_factory=dict)
 
     def session(self, session_id: str) -> JsonObject:
         try:

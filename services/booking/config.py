@@ -37,10 +37,24 @@ class BookingSettings(PlatformSettings, StripeSettings):
     relay_lease_seconds: float = Field(30.0, gt=0)
     relay_retry_base_seconds: float = Field(0.2, gt=0)
     relay_retry_max_seconds: float = Field(10.0, gt=0)
-    # Published rows are kept this long (for operators), then deleted, a batch
-    # every prune interval.
+    # Payment actions (expiring the Stripe checkout of a hold that lapsed or
+    # was released) run apart from the relay, so a slow or down Stripe never
+    # delays availability messages: this many calls at once, each given up
+    # after the timeout (shorter than the lease, so no other replica starts it
+    # meanwhile) and retried with backoff; due actions are looked for every
+    # poll interval. While Stripe fails, no new action starts until the
+    # backoff has passed.
+    payment_action_concurrency: int = Field(4, gt=0)
+    payment_action_timeout_seconds: float = Field(25.0, gt=0)
+    payment_action_poll_interval_seconds: float = Field(1.0, gt=0)
+    payment_action_retry_base_seconds: float = Field(1.0, gt=0)
+    payment_action_retry_max_seconds: float = Field(60.0, gt=0)
+    # Published rows are kept this long (for operators), then deleted: every
+    # prune interval, batch after batch until less than a batch is left (a
+    # pass stops after an interval's time, and the next one goes on).
     outbox_retention_seconds: float = Field(3600.0, ge=0)
-    outbox_prune_interval_seconds: float = Field(60.0, gt=0)
+    outbox_prune_interval_seconds: float = Field(10.0, gt=0)
+    outbox_prune_batch_size: int = Field(5000, gt=0)
     # Stream entries beyond this many are trimmed (approximately); consumers
     # further behind than that drop their caches.
     stream_max_length: int = Field(100_000, gt=0)
@@ -81,4 +95,13 @@ class BookingSettings(PlatformSettings, StripeSettings):
             problem = url_problem(getattr(self, name).replace("{HOLD_ID}", sample))
             if problem is not None:
                 raise ValueError(f"HOLDFAST_{name.upper()} {problem}")
+        return self
+
+    @model_validator(mode="after")
+    def _payment_actions_end_within_their_lease(self) -> Self:
+        if self.payment_action_timeout_seconds >= self.relay_lease_seconds:
+            raise ValueError(
+                "need PAYMENT_ACTION_TIMEOUT_SECONDS < RELAY_LEASE_SECONDS: an action still"
+                " running when its lease ends would be started again by another replica"
+            )
         return self

@@ -57,7 +57,7 @@ class BookingMetrics:
         )
         self.outbox_published = Counter(
             "holdfast_outbox_published",
-            "Outbox rows published to their stream",
+            "Outbox messages published to their stream",
             registry=self.registry,
         )
         self.outbox_publish_failures = Counter(
@@ -67,12 +67,29 @@ class BookingMetrics:
         )
         self.outbox_backlog = Gauge(
             "holdfast_outbox_backlog",
-            "Outbox rows not yet published",
+            "Outbox messages (for the streams) not yet published",
             registry=self.registry,
         )
         self.outbox_oldest_pending_seconds = Gauge(
             "holdfast_outbox_oldest_pending_seconds",
-            "Age of the oldest unpublished outbox row",
+            "Age of the oldest unpublished outbox message",
+            registry=self.registry,
+        )
+        self.payment_actions = Counter(
+            "holdfast_payment_actions",
+            "Payment actions at Stripe (expiring checkouts) by outcome: done, dropped"
+            " (refused for good, e.g. payments off), retried (Stripe failed or was too slow)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.payment_actions_backlog = Gauge(
+            "holdfast_payment_actions_backlog",
+            "Payment actions not yet carried out (waiting, in flight or backing off)",
+            registry=self.registry,
+        )
+        self.payment_actions_oldest_pending_seconds = Gauge(
+            "holdfast_payment_actions_oldest_pending_seconds",
+            "Age of the oldest payment action not yet carried out",
             registry=self.registry,
         )
         self.outbox_pruned = Counter(

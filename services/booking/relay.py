@@ -10,9 +10,9 @@ and the rows are published again. Delivery is therefore at-least-once, and
 consumers must be (and are) idempotent.
 
 Rows of the payments topic are not messages but actions at Stripe (expire the
-checkout of a lapsed hold): the relay carries them out itself, with the row's
-dedupe key as Stripe's idempotency key, so they too happen after the commit
-and are retried until Stripe answers.
+checkout of a lapsed hold): the relay never claims them. They are carried out
+by services.booking.payment_actions, apart, so that however slow Stripe is,
+the relay only ever waits for Postgres and Redis.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
-from collections.abc import Awaitable, Callable
 
 import asyncpg
 from opentelemetry.trace import Span, SpanKind
@@ -30,25 +28,17 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from holdfast.platform.background import BackgroundTask
-from holdfast.platform.errors import DomainError, ErrorKind
-from holdfast.platform.streams import PAYMENTS_TOPIC, ChangeMessage, stream_key
-from holdfast.platform.telemetry import ending, start_caused_span, working_in
+from holdfast.platform.errors import DomainError
+from holdfast.platform.streams import ChangeMessage, stream_key
+from holdfast.platform.telemetry import ending, start_caused_span
 from services.booking.config import BookingSettings
 from services.booking.metrics import BookingMetrics
 from services.booking.repository import OutboxRepository
 
 log = logging.getLogger(__name__)
 
-# The backlog gauge is refreshed at most this often.
-_BACKLOG_INTERVAL_SECONDS = 1.0
-_PRUNE_BATCH = 5000
 
-
-# Carries out one payments-topic row at Stripe (see services.booking.payments).
-PaymentAction = Callable[[ChangeMessage], Awaitable[None]]
-
-
-def _message(row: asyncpg.Record) -> ChangeMessage:
+def outbox_message(row: asyncpg.Record) -> ChangeMessage:
     return ChangeMessage(
         topic=row["topic"],
         message_key=row["message_key"],
@@ -61,8 +51,9 @@ def _message(row: asyncpg.Record) -> ChangeMessage:
     )
 
 
-def _publish_span(row: asyncpg.Record) -> Span:
-    """Publishing a row continues the trace of the change that wrote it."""
+def publish_span(row: asyncpg.Record) -> Span:
+    """Publishing a row (or carrying out its action) continues the trace of
+    the change that wrote it."""
     return start_caused_span(
         f"outbox.publish {row['topic']}",
         correlation_id=row["correlation_id"],
@@ -84,17 +75,13 @@ class OutboxRelay:
         redis: Redis,
         settings: BookingSettings,
         metrics: BookingMetrics,
-        payment_action: PaymentAction,
     ) -> None:
-        self._payment_action = payment_action
         self._outbox = outbox
         self._redis = redis
         self._settings = settings
         self._metrics = metrics
         self._wake = asyncio.Event()
         self._task = BackgroundTask("outbox-relay", self._run)
-        self._backlog_checked = 0.0
-        self._pruned_at = 0.0
         # Rows published whose marking failed (the database went away in
         # between): marked first thing when it is back, rather than left to
         # their lease and published again that much later.
@@ -105,12 +92,9 @@ class OutboxRelay:
         self._wake.set()
 
     async def publish_once(self) -> int:
-        """Publishes one batch of due rows; returns how many were handled.
-
-        Stream topics go to Redis in one pipeline; payment actions are carried
-        out one by one. Rows that failed are rescheduled with backoff, and a
-        Redis failure is raised after that so the loop backs off too.
-        """
+        """Publishes one batch of due messages in one pipeline; returns how
+        many. If Redis fails, the rows are rescheduled with backoff and the
+        error is raised so the loop backs off too."""
         s = self._settings
         if self._unmarked:
             await self._outbox.mark_published(self._unmarked)
@@ -118,63 +102,39 @@ class OutboxRelay:
         rows = await self._outbox.claim_due(s.relay_batch_size, s.relay_lease_seconds)
         if not rows:
             return 0
-        to_stream = [row for row in rows if row["topic"] != PAYMENTS_TOPIC]
-        actions = [row for row in rows if row["topic"] == PAYMENTS_TOPIC]
-        done: list[int] = []
-        redis_error: RedisError | None = None
-        if to_stream:
-            try:
-                await self._append_to_streams(to_stream)
-                done += [row["id"] for row in to_stream]
-            except RedisError as error:
-                redis_error = error
-                await self._failed([row["id"] for row in to_stream], error)
-        for row in actions:
-            try:
-                with working_in(_publish_span(row), row["correlation_id"]):
-                    await self._payment_action(_message(row))
-                done.append(row["id"])
-            except DomainError as error:
-                if error.kind is not ErrorKind.UNAVAILABLE:
-                    # Nothing a retry would change (e.g. payments turned off).
-                    log.warning("payment action %s dropped: %s", row["dedupe_key"], error)
-                    done.append(row["id"])
-                else:
-                    await self._failed([row["id"]], error)
-        if done:
-            self._metrics.outbox_published.inc(len(done))
-            try:
-                await self._outbox.mark_published(done)
-            except DomainError:
-                self._unmarked += done
-                raise
-        if redis_error is not None:
-            raise redis_error
+        ids = [row["id"] for row in rows]
+        try:
+            await self._append_to_streams(rows)
+        except RedisError as error:
+            self._metrics.outbox_publish_failures.inc(len(ids))
+            await self._outbox.mark_failed(
+                ids,
+                f"{type(error).__name__}: {error}",
+                s.relay_retry_base_seconds,
+                s.relay_retry_max_seconds,
+            )
+            raise
+        self._metrics.outbox_published.inc(len(ids))
+        try:
+            await self._outbox.mark_published(ids)
+        except DomainError:
+            self._unmarked += ids
+            raise
         return len(rows)
 
     async def _append_to_streams(self, rows: list[asyncpg.Record]) -> None:
         s = self._settings
-        spans = [_publish_span(row) for row in rows]
+        spans = [publish_span(row) for row in rows]
         with ending(spans, "not published; retried later"):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for row in rows:
                     pipe.xadd(
                         stream_key(s, row["topic"]),
-                        _message(row).to_fields(),  # type: ignore[arg-type]
+                        outbox_message(row).to_fields(),  # type: ignore[arg-type]
                         maxlen=s.stream_max_length,
                         approximate=True,
                     )
                 await pipe.execute()
-
-    async def _failed(self, ids: list[int], error: Exception) -> None:
-        s = self._settings
-        self._metrics.outbox_publish_failures.inc(len(ids))
-        await self._outbox.mark_failed(
-            ids,
-            f"{type(error).__name__}: {error}",
-            s.relay_retry_base_seconds,
-            s.relay_retry_max_seconds,
-        )
 
     async def drain(self) -> int:
         """Publishes batches until no due row is left; returns how many."""
@@ -184,20 +144,6 @@ class OutboxRelay:
             total += published
             if published < self._settings.relay_batch_size:
                 return total
-
-    async def _housekeeping(self) -> None:
-        now = time.monotonic()
-        if now - self._backlog_checked >= _BACKLOG_INTERVAL_SECONDS:
-            self._backlog_checked = now
-            pending, oldest = await self._outbox.backlog()
-            self._metrics.outbox_backlog.set(pending)
-            self._metrics.outbox_oldest_pending_seconds.set(oldest)
-        if now - self._pruned_at >= self._settings.outbox_prune_interval_seconds:
-            self._pruned_at = now
-            pruned = await self._outbox.prune_published(
-                self._settings.outbox_retention_seconds, _PRUNE_BATCH
-            )
-            self._metrics.outbox_pruned.inc(pruned)
 
     async def _run(self) -> None:
         s = self._settings
@@ -209,7 +155,6 @@ class OutboxRelay:
                 if retry_delay:
                     log.info("outbox relay: Redis is back, publishing again")
                 retry_delay = 0.0
-                await self._housekeeping()
             except RedisError as error:
                 if not retry_delay:
                     log.warning("outbox relay: Redis unavailable, keeping messages: %s", error)

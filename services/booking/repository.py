@@ -953,26 +953,41 @@ class BookingRepository:
         return pruned
 
 
+# The outbox holds two queues, claimed apart (each with its own index, see
+# migration 0009): messages for the Redis streams, which the relay publishes,
+# and actions at Stripe, which the payment actions carry out.
+_MESSAGES = f"topic <> '{PAYMENTS_TOPIC}'"
+_ACTIONS = f"topic = '{PAYMENTS_TOPIC}'"
+
+
 class OutboxRepository:
     """The relay's side of the outbox: claim due rows, record how publishing went.
 
-    Claiming takes a lease instead of holding a transaction open while Redis is
-    called: rows are marked as attempted and not due again until the lease
-    runs out, so another relay (another replica) skips them; if this relay
-    dies before recording the outcome, the rows become due again and are
-    published again (at-least-once).
+    Claiming takes a lease instead of holding a transaction open while Redis
+    (or Stripe) is called: rows are marked as attempted and not due again
+    until the lease runs out, so another relay (another replica) skips them;
+    if this relay dies before recording the outcome, the rows become due
+    again and are published again (at-least-once).
     """
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
     async def claim_due(self, batch_size: int, lease_seconds: float) -> list[asyncpg.Record]:
+        """Due messages for the streams (every topic but payments)."""
+        return await self._claim(_MESSAGES, batch_size, lease_seconds)
+
+    async def claim_due_actions(self, limit: int, lease_seconds: float) -> list[asyncpg.Record]:
+        """Due payment actions (the payments topic)."""
+        return await self._claim(_ACTIONS, limit, lease_seconds)
+
+    async def _claim(self, queue: str, limit: int, lease_seconds: float) -> list[asyncpg.Record]:
         async with database_errors():
             rows: list[asyncpg.Record] = await self._pool.fetch(
-                """
+                f"""
                 WITH due AS (
                     SELECT id FROM outbox
-                    WHERE published_at IS NULL AND next_attempt_at <= now()
+                    WHERE published_at IS NULL AND {queue} AND next_attempt_at <= now()
                     ORDER BY next_attempt_at, id
                     LIMIT $1
                     FOR UPDATE SKIP LOCKED
@@ -984,7 +999,7 @@ class OutboxRepository:
                           o.dedupe_key, o.traceparent, o.correlation_id, o.created_at,
                           o.attempts
                 """,
-                batch_size,
+                limit,
                 lease_seconds,
             )
         return sorted(rows, key=lambda row: row["id"])
@@ -1017,19 +1032,39 @@ class OutboxRepository:
                 max_seconds,
             )
 
+    async def release(self, ids: Sequence[int]) -> None:
+        """Gives claimed rows back, due at once: their claimer stops (a
+        shutdown) without knowing how they went, and another replica should
+        not wait for the lease to take them."""
+        async with database_errors():
+            await self._pool.execute(
+                "UPDATE outbox SET next_attempt_at = now()"
+                " WHERE id = ANY($1::bigint[]) AND published_at IS NULL",
+                list(ids),
+            )
+
     async def backlog(self) -> tuple[int, float]:
-        """How many rows wait to be published, and the age in seconds of the oldest."""
+        """How many messages wait to be published, and the age in seconds of the oldest."""
+        return await self._backlog(_MESSAGES)
+
+    async def actions_backlog(self) -> tuple[int, float]:
+        """How many payment actions wait to be carried out, and the age of the oldest."""
+        return await self._backlog(_ACTIONS)
+
+    async def _backlog(self, queue: str) -> tuple[int, float]:
         async with database_errors():
             row = await self._pool.fetchrow(
-                """
+                f"""
                 SELECT count(*) AS pending,
                        coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest
-                FROM outbox WHERE published_at IS NULL
+                FROM outbox WHERE published_at IS NULL AND {queue}
                 """
             )
         return int(row["pending"]), float(row["oldest"])
 
     async def prune_published(self, older_than_seconds: float, batch_size: int) -> int:
+        """Deletes up to a batch of rows published before the retention; how many.
+        Replicas pruning at once take different rows (SKIP LOCKED)."""
         async with database_errors():
             pruned: int = await self._pool.fetchval(
                 """
@@ -1037,6 +1072,7 @@ class OutboxRepository:
                     SELECT id FROM outbox
                     WHERE published_at < now() - make_interval(secs => $1)
                     LIMIT $2
+                    FOR UPDATE SKIP LOCKED
                 ), deleted AS (
                     DELETE FROM outbox o USING old WHERE o.id = old.id RETURNING 1
                 )

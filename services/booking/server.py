@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import asyncpg
@@ -22,6 +23,8 @@ from services.booking.config import BookingSettings
 from services.booking.handlers import BookingHandler, InventoryHandler
 from services.booking.inventory import Inventory
 from services.booking.metrics import BookingMetrics
+from services.booking.outbox_upkeep import OutboxUpkeep
+from services.booking.payment_actions import PaymentActions
 from services.booking.payments import Payments
 from services.booking.reconciler import Reconciler
 from services.booking.relay import OutboxRelay
@@ -55,6 +58,8 @@ class BookingApp:
         self.host: GrpcHost | None = None
         self.sweeper: HoldSweeper | None = None
         self.relay: OutboxRelay | None = None
+        self.payment_actions: PaymentActions | None = None
+        self.outbox_upkeep: OutboxUpkeep | None = None
         self.payments: Payments | None = None
         self.reconciler: Reconciler | None = None
         self.stripe = StripeConnection(settings)
@@ -93,10 +98,11 @@ class BookingApp:
         self.pool = await create_pool(
             s, "holdfast-booking", extra_settings={"lock_timeout": str(s.lock_timeout_ms)}
         )
-        relay = OutboxRelay(
-            OutboxRepository(self.pool), self.redis, s, self.metrics, self._payment_action
-        )
+        outbox = OutboxRepository(self.pool)
+        relay = OutboxRelay(outbox, self.redis, s, self.metrics)
         self.relay = relay
+        self.payment_actions = PaymentActions(outbox, s, self.metrics, self._payment_action)
+        self.outbox_upkeep = OutboxUpkeep(outbox, s, self.metrics)
         repository = BookingRepository(self.pool, after_commit=relay.wake)
         reservations = Reservations(repository, self.metrics)
         payment_repository = PaymentRepository(self.pool)
@@ -122,6 +128,8 @@ class BookingApp:
         )
         self.metrics_server.start()
         self.relay.start()
+        self.payment_actions.start()
+        self.outbox_upkeep.start()
         await self.host.start()
         self.database.start()
         self.sweeper = HoldSweeper(
@@ -135,8 +143,12 @@ class BookingApp:
         self.reconciler.start()
 
     async def stop(self) -> None:
-        if self.host is not None:
-            await self.host.stop()
+        # Calls to Stripe in flight get the same grace as the calls being
+        # drained, at the same time, so a slow Stripe never stretches a stop.
+        draining = [self.host.stop()] if self.host is not None else []
+        if self.payment_actions is not None:
+            draining.append(self.payment_actions.stop(self.settings.shutdown_grace_seconds))
+        await asyncio.gather(*draining)
         await self.database.stop()
         if self.sweeper is not None:
             await self.sweeper.stop()
@@ -144,6 +156,8 @@ class BookingApp:
             await self.reconciler.stop()
         if self.relay is not None:
             await self.relay.stop()
+        if self.outbox_upkeep is not None:
+            await self.outbox_upkeep.stop()
         if self.pool is not None:
             await self.pool.close()
         await self.redis.aclose()

@@ -31,6 +31,15 @@ class WebhooksSettings(PlatformSettings, StripeSettings):
     processor_max_attempts: int = Field(8, gt=0)
     processor_retry_base_seconds: float = Field(1.0, gt=0)
     processor_retry_max_seconds: float = Field(300.0, gt=0)
+    # Applied and ignored events are deleted this many days after receipt
+    # (their payloads lost personal data when they were applied: see
+    # services.webhooks.redaction). At least 4: an event id must outlive
+    # Stripe's redeliveries (up to 3 days) to keep deduplicating them. Dead
+    # letters stay until replayed and applied.
+    stripe_event_retention_days: int = Field(30, ge=4)
+    # How often the inbox is swept for events to delete (and for final events
+    # stored before redaction existed, which are redacted then).
+    stripe_event_sweep_interval_seconds: float = Field(3600.0, gt=0)
 
     @field_validator("stripe_webhook_secrets")
     @classmethod

@@ -13,6 +13,7 @@ from holdfast.platform.proto_time import timestamp
 from holdfast.platform.validation import Violations
 from holdfast.webhooks.v1 import webhook_admin_pb2 as pb
 from holdfast.webhooks.v1 import webhook_admin_pb2_grpc
+from services.webhooks.redaction import redact
 from services.webhooks.repository import EventRepository
 
 Context: TypeAlias = Any  # grpc.aio.ServicerContext; grpc ships no type hints
@@ -31,7 +32,8 @@ def event_message(row: asyncpg.Record, *, with_payload: bool) -> pb.StripeEvent:
         create_time=timestamp(row["created_at"]),
         receive_time=timestamp(row["received_at"]),
         correlation_id=row["correlation_id"],
-        payload=row["payload"] if with_payload else "",
+        # Only ever the allow-listed fields, even before the event is final.
+        payload=redact(row["payload"]) if with_payload else "",
     )
     if row["processed_at"] is not None:
         message.process_time.CopyFrom(timestamp(row["processed_at"]))

@@ -57,3 +57,14 @@ class WebhooksMetrics:
             "Payments refunded because they could not become bookings",
             registry=self.registry,
         )
+        self.events_redacted = Counter(
+            "holdfast_webhook_events_redacted",
+            "Final events whose payload was cut down to the allow-list by the sweep"
+            " (stored before redaction existed); others are redacted as they are applied",
+            registry=self.registry,
+        )
+        self.events_deleted = Counter(
+            "holdfast_webhook_events_deleted",
+            "Applied or ignored events deleted after the retention",
+            registry=self.registry,
+        )

@@ -11,11 +11,19 @@ import asyncpg
 
 from holdfast.platform.db import database_unavailable
 from holdfast.platform.pagination import Cursor
+from services.webhooks.redaction import redact
 
 _LIST_COLUMNS = (
     "event_id, type, object_id, created_at, status, outcome, attempts, last_error,"
     " next_attempt_at, received_at, processed_at, correlation_id"
 )
+
+
+# An event in one of these states is never applied again unless replayed:
+# its payload keeps only the allow-listed fields (services.webhooks.redaction).
+FINAL_STATUSES = ("APPLIED", "IGNORED", "DEAD")
+# Deleted after the retention; a dead letter waits for an operator instead.
+_EXPIRING_STATUSES = "('APPLIED', 'IGNORED')"
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,9 @@ class Claim:
         self.row = row
 
     async def finish(self, outcome: Outcome, retry_base: float, retry_max: float) -> None:
+        """Records the outcome; a final one (not FAILED) also redacts the
+        payload: a retry still has the body as received, nothing after it does."""
+        final = outcome.status in FINAL_STATUSES
         await self._conn.execute(
             """
             UPDATE stripe_events
@@ -54,7 +65,9 @@ class Claim:
                 processed_at = CASE WHEN $2 IN ('APPLIED', 'IGNORED') THEN now() END,
                 next_attempt_at = now() + make_interval(
                     secs => least($6, $5 * power(2, least(attempts, 30) - 1))
-                            * (0.75 + random() / 2))
+                            * (0.75 + random() / 2)),
+                payload = coalesce($7, payload),
+                redacted_at = CASE WHEN $7 IS NULL THEN redacted_at ELSE now() END
             WHERE event_id = $1
             """,
             self.row["event_id"],
@@ -63,6 +76,7 @@ class Claim:
             outcome.error,
             retry_base,
             retry_max,
+            redact(self.row["payload"]) if final else None,
         )
 
 
@@ -179,6 +193,50 @@ class EventRepository:
                 event_id,
             )
         return row
+
+    async def redact_final(self, batch_size: int) -> int:
+        """Redacts a batch of final events whose payload is still as received
+        (stored before redaction existed); returns how many."""
+        async with database_unavailable(), self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """
+                SELECT event_id, payload FROM stripe_events
+                WHERE redacted_at IS NULL AND status IN ('APPLIED', 'IGNORED', 'DEAD')
+                ORDER BY received_at
+                LIMIT $1
+                FOR UPDATE SKIP LOCKED
+                """,
+                batch_size,
+            )
+            await conn.executemany(
+                "UPDATE stripe_events SET payload = $2, redacted_at = now() WHERE event_id = $1",
+                [(row["event_id"], redact(row["payload"])) for row in rows],
+            )
+        return len(rows)
+
+    async def delete_expired(self, retention_days: int, batch_size: int) -> int:
+        """Deletes a batch of applied or ignored events received more than
+        `retention_days` ago, oldest first; returns how many."""
+        async with database_unavailable():
+            deleted: int = await self._pool.fetchval(
+                f"""
+                WITH old AS (
+                    SELECT event_id FROM stripe_events
+                    WHERE status IN {_EXPIRING_STATUSES}
+                      AND received_at < now() - make_interval(days => $1)
+                    ORDER BY received_at
+                    LIMIT $2
+                    FOR UPDATE SKIP LOCKED
+                ), deleted AS (
+                    DELETE FROM stripe_events e USING old
+                    WHERE e.event_id = old.event_id RETURNING 1
+                )
+                SELECT count(*) FROM deleted
+                """,
+                retention_days,
+                batch_size,
+            )
+        return deleted
 
     async def dead_letters(self) -> int:
         async with database_unavailable():

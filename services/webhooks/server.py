@@ -26,6 +26,7 @@ from services.webhooks.metrics import WebhooksMetrics
 from services.webhooks.processor import EventProcessor
 from services.webhooks.receiver import create_receiver
 from services.webhooks.repository import EventRepository
+from services.webhooks.retention import InboxRetention
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class WebhooksApp:
         self.stripe = StripeConnection(settings)
         self.booking_channel: grpc.aio.Channel | None = None
         self.processor: EventProcessor | None = None
+        self.retention: InboxRetention | None = None
         self.http: HttpHost | None = None
         self.host: GrpcHost | None = None
         self.metrics_server = MetricsServer(
@@ -103,6 +105,8 @@ class WebhooksApp:
         )
         self.metrics_server.start()
         processor.start()
+        self.retention = InboxRetention(events, s, self.metrics)
+        self.retention.start()
         self.http = HttpHost(
             create_receiver(s, events, self.metrics, processor.wake),
             s.webhooks_http_host,
@@ -121,6 +125,8 @@ class WebhooksApp:
         await self.database.stop()
         if self.processor is not None:
             await self.processor.stop()
+        if self.retention is not None:
+            await self.retention.stop()
         if self.booking_channel is not None:
             await self.booking_channel.close()
         if self.pool is not None:

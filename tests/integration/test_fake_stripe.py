@@ -20,9 +20,11 @@ from holdfast.fakestripe import (
     FakeStripe,
     FakeStripeConfig,
     RetryPolicy,
+    StartedRequest,
     StripeError,
 )
 from holdfast.fakestripe.objects import shape
+from tests.support.availability import eventually
 from tests.support.stripe import (
     STRIPE_CLIENT_WARNING,
     WebhookReceiver,
@@ -590,6 +592,57 @@ def test_sign_makes_headers_stripe_accepts_or_rejects_as_asked(fake: FakeStripe)
     wrong = fake.sign(payload, secret="whsec_someone_else")
     with pytest.raises(stripe.SignatureVerificationError):
         stripe.Webhook.construct_event(payload, wrong, secret)
+
+
+# --- Stripe slow or down -------------------------------------------------------
+
+
+async def test_a_slowed_down_stripe_holds_requests_in_flight_then_answers(
+    fake: FakeStripe, client: stripe.StripeClient
+) -> None:
+    session = await create_session(client)
+    path = f"/v1/checkout/sessions/{session.id}/expire"
+    fake.slow_down(0.5)
+
+    expiring = asyncio.create_task(
+        client.v1.checkout.sessions.expire_async(session.id, options={"idempotency_key": "exp-1"})
+    )
+    [started] = await _eventually_in_flight(fake, path)
+    # Not taken up yet: nothing has happened at "Stripe" so far.
+    assert (started.method, started.idempotency_key) == ("POST", "exp-1")
+    assert fake.requests(path=path) == []
+    assert fake.store.sessions[session.id]["status"] == "open"
+    async with httpx.AsyncClient(base_url=f"{fake.base_url}/_fake") as http:
+        control = await http.post("/latency", json={"seconds": 0.5})  # controls stay quick
+    assert [r["path"] for r in control.json()["in_flight"]] == [path]
+
+    expired = await expiring
+    assert expired.status == "expired"
+    assert fake.in_flight() == []
+    fake.reset()
+    assert fake.api_latency == 0.0
+
+
+async def test_a_stripe_that_went_down_refuses_connections_until_it_comes_back(
+    fake: FakeStripe, client: stripe.StripeClient
+) -> None:
+    session = await create_session(client)
+    base_url = fake.base_url
+
+    await fake.go_down()
+    with pytest.raises(stripe.APIConnectionError):
+        await client.v1.checkout.sessions.retrieve_async(session.id)
+    await fake.come_back()
+
+    assert fake.base_url == base_url  # the same port again, and nothing forgotten
+    assert (await client.v1.checkout.sessions.retrieve_async(session.id)).id == session.id
+
+
+async def _eventually_in_flight(fake: FakeStripe, path: str) -> list[StartedRequest]:
+    async def in_flight() -> list[StartedRequest]:
+        return fake.in_flight(path=path)
+
+    return await eventually(in_flight, bool)
 
 
 # --- controls over HTTP and the hosted page -----------------------------------

@@ -173,3 +173,31 @@ async def test_published_rows_are_pruned_after_the_retention(
 
         assert await rows() == 2  # slots created, hold created
         await eventually(rows, lambda n: n == 0)
+
+
+async def test_one_prune_pass_deletes_batch_after_batch_until_caught_up(
+    own_database: str, tenant: str
+) -> None:
+    # More published rows than a batch (5000) twice over, all past the
+    # retention: what two minutes of holds leave at several hundred a second.
+    rows = 12_000
+    async with asyncpg.create_pool(own_database, min_size=1, max_size=2) as db:
+        await db.execute(
+            """
+            INSERT INTO outbox (topic, message_key, tenant_id, payload, dedupe_key,
+                                published_at)
+            SELECT 'availability', 'r', $1, '{}', $1 || ':' || i, now() - interval '2 hours'
+            FROM generate_series(1, $2) i
+            """,
+            tenant,
+            rows,
+        )
+        # One pass only (the next is an hour away): it must not stop at a batch.
+        async with running_booking(own_database, outbox_prune_interval_seconds=3600) as app:
+
+            async def left() -> int:
+                count: int = await db.fetchval("SELECT count(*) FROM outbox")
+                return count
+
+            await eventually(left, lambda n: n == 0, within=30)
+            assert sample(app, "holdfast_outbox_pruned_total") == rows

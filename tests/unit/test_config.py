@@ -2,6 +2,7 @@ import pytest
 
 from holdfast.platform.config import load
 from services.booking.config import BookingSettings
+from services.webhooks.config import WebhooksSettings
 
 
 def test_missing_database_url_fails_fast_with_its_variable_name(
@@ -58,3 +59,30 @@ def test_checkout_urls_stripe_would_refuse_stop_the_service_at_start(
         load(BookingSettings)
 
     assert variable in capsys.readouterr().err
+
+
+def test_a_payment_action_must_end_within_its_lease(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOLDFAST_DATABASE_URL", "postgresql://localhost/x")
+    monkeypatch.setenv("HOLDFAST_REDIS_URL", "redis://localhost/0")
+    monkeypatch.setenv("HOLDFAST_PAYMENT_ACTION_TIMEOUT_SECONDS", "30")
+
+    with pytest.raises(SystemExit):
+        load(BookingSettings)
+
+    assert "PAYMENT_ACTION_TIMEOUT_SECONDS < RELAY_LEASE_SECONDS" in capsys.readouterr().err
+
+
+def test_stripe_events_outlive_stripe_s_redeliveries(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOLDFAST_DATABASE_URL", "postgresql://localhost/x")
+    monkeypatch.setenv("HOLDFAST_REDIS_URL", "redis://localhost/0")
+    monkeypatch.setenv("HOLDFAST_STRIPE_WEBHOOK_SECRETS", "whsec_x")
+    monkeypatch.setenv("HOLDFAST_STRIPE_EVENT_RETENTION_DAYS", "3")
+
+    with pytest.raises(SystemExit):
+        load(WebhooksSettings)
+
+    assert "HOLDFAST_STRIPE_EVENT_RETENTION_DAYS" in capsys.readouterr().err

@@ -82,7 +82,11 @@ class StripeEvent(_message.Message):
     last_error: _builtins.str
     correlation_id: _builtins.str
     payload: _builtins.str
-    """The body as Stripe sent it (JSON)."""
+    """Stripe's event (JSON) without personal data: only the fields applying
+    it and auditing the payment need (ids, type, amounts, currency,
+    statuses, times, holdfast's metadata); names, emails, phones and
+    addresses are never shown, nor kept once the event is final.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property

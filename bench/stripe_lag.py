@@ -1,0 +1,440 @@
+"""Invalidation lag while Stripe is normal, slow and down, side by side
+(ARCHITECTURE.md section 15: commit -> visible p99 < 10 ms, "also while
+Stripe is slow").
+
+    holdfast testenv -- python -m bench.stripe_lag [--rounds 200]
+    python -m bench.stripe_lag --database-url DSN --redis-url URL
+
+A fake Stripe runs in this process; booking and availability services of the
+bench's own run as processes (bench.local_services: a fresh database, their
+own Redis prefix), the booking service paying through the fake with the
+default Stripe client settings (10 s timeout, 2 retries). Holds with an open
+checkout are made while Stripe is normal; then, for each condition in turn:
+
+- normal: Stripe answers at once;
+- slow: every Stripe answer comes `--slow-seconds` (10) late;
+- down: Stripe refuses connections;
+
+rounds go, one every `--interval-ms`: read the slot's availability (so it is
+cached), release a hold whose checkout is open (one transaction writes the
+availability message and the action "expire this checkout at Stripe"), then
+GetAvailability back to back until the release shows. The lag is from
+ReleaseHold's answer to the first answer showing it; and, exactly, from the
+release's commit (the outbox row's clock_timestamp) to its message arriving
+on the Redis stream, read by this process: the relay's part. Every release adds a
+Stripe action, so while Stripe is slow or down they pile up (in flight,
+failing, backing off) as the rounds go on: the case the target names. The
+availability service's own histogram (commit -> invalidation applied) is
+read around each condition, and the booking service's payment action
+counters too.
+
+At the end Stripe recovers and the bench waits until every session was
+expired at Stripe. The last line printed is one JSON object with every
+figure. Exit status 1 means a release never showed or showed wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import platform
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import grpc
+from redis.asyncio import Redis
+
+from bench.availability import AvailabilityClient, Metrics, Samples, ServiceLag
+from bench.holds import BASE_TIME, CALL_TIMEOUT_SECONDS, ServiceClient
+from bench.local_services import ServiceProcess, engine_urls, fresh_database
+from bench.stats import Latencies
+from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc
+from holdfast.fakestripe import FakeStripe, FakeStripeConfig
+from holdfast.platform.context import TENANT_ID_KEY
+from holdfast.platform.streams import AVAILABILITY_TOPIC
+
+LAG_P99_TARGET_MS = 10.0
+CONDITIONS = ("normal", "slow", "down")
+ACTIONS_METRIC = "holdfast_payment_actions_total"
+RECOVERY_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Options:
+    database_url: str
+    redis_url: str
+    rounds: int
+    warmup: int
+    interval_ms: float
+    slow_seconds: float
+    keep_logs: bool
+
+
+@dataclass
+class Condition:
+    name: str
+    lags: list[float] = field(default_factory=list)
+    # Commit -> on the stream, of each release's message.
+    stream_lags: list[float] = field(default_factory=list)
+    wrong: list[str] = field(default_factory=list)
+    service: ServiceLag | None = None
+    actions: dict[str, int] = field(default_factory=dict)
+
+    def figures(self) -> dict[str, Any]:
+        lat = Latencies.of(self.lags)
+        return {
+            "rounds": len(self.lags) + len(self.wrong),
+            "wrong": self.wrong,
+            **{k: round(v, 3) for k, v in asdict(lat).items()},
+            "on_stream": {
+                k: round(v, 3) for k, v in asdict(Latencies.of(self.stream_lags)).items()
+            },
+            "service": asdict(self.service) if self.service else None,
+            "payment_actions": self.actions,
+        }
+
+
+@dataclass(frozen=True)
+class Round:
+    slot_id: str
+    start: datetime
+    hold_id: str
+    session_id: str
+
+
+class LagRounds:
+    def __init__(
+        self,
+        client: ServiceClient,
+        booking: booking_pb2_grpc.BookingServiceStub,
+        availability: AvailabilityClient,
+        resource_id: str,
+        options: Options,
+    ) -> None:
+        self.client = client
+        self.booking = booking
+        self.availability = availability
+        self.metadata = ((TENANT_ID_KEY, client.tenant),)
+        self.resource_id = resource_id
+        self.options = options
+
+    async def prepare(self, first_hour: int, count: int) -> list[Round]:
+        """`count` holds, one per slot, each with an open checkout."""
+        slot_ids = await self.client.slots(self.resource_id, first_hour + count, 10)
+        rounds = []
+        for hour in range(first_hour, first_hour + count):
+            hold = await self.booking.CreateHold(
+                booking_pb2.CreateHoldRequest(
+                    resource_id=self.resource_id,
+                    slot_ids=[slot_ids[hour]],
+                    quantity=1,
+                    customer_ref="bench",
+                ),
+                metadata=self.metadata,
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+            checkout = await self.booking.StartCheckout(
+                booking_pb2.StartCheckoutRequest(hold_id=hold.hold.hold_id),
+                metadata=self.metadata,
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+            rounds.append(
+                Round(
+                    slot_ids[hour],
+                    BASE_TIME + timedelta(hours=hour),
+                    hold.hold.hold_id,
+                    checkout.checkout.session_id,
+                )
+            )
+        return rounds
+
+    async def held(self, one: Round) -> int:
+        answer = await self.availability.get(
+            self.resource_id, one.start, one.start + timedelta(hours=1)
+        )
+        [slot] = answer.slots
+        return slot.held
+
+    async def run(self, condition: Condition, rounds: Sequence[Round]) -> None:
+        interval = self.options.interval_ms / 1000
+        for one in rounds:
+            started = time.perf_counter()
+            if await self.held(one) != 1:  # cached now, showing the hold
+                condition.wrong.append(f"hold {one.hold_id} did not show before its release")
+                continue
+            await self.booking.ReleaseHold(
+                booking_pb2.ReleaseHoldRequest(hold_id=one.hold_id),
+                metadata=self.metadata,
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+            released = time.perf_counter()
+            while await self.held(one) != 0:
+                if time.perf_counter() - released > CALL_TIMEOUT_SECONDS:
+                    condition.wrong.append(f"the release of {one.hold_id} never showed")
+                    break
+            else:
+                condition.lags.append(time.perf_counter() - released)
+            await asyncio.sleep(max(0.0, started + interval - time.perf_counter()))
+
+
+def _actions(delta: Samples) -> dict[str, int]:
+    prefix = f"{ACTIONS_METRIC}{{outcome="
+    return {
+        name.removeprefix(prefix).rstrip("}"): round(value)
+        for name, value in sorted(delta.items())
+        if name.startswith(prefix)
+    }
+
+
+class StreamWatch:
+    """Reads the availability stream as a consumer would, and notes when each
+    release's message arrived, against its commit time."""
+
+    def __init__(self, redis: Redis, key: str, tenant: str) -> None:
+        self._redis = redis
+        self._key = key
+        self._tenant = tenant.encode()
+        self.arrived: dict[str, float] = {}  # hold id -> seconds after commit
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._read())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _read(self) -> None:
+        last: str | bytes = "$"
+        while True:
+            found = cast(
+                "list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]",
+                await self._redis.xread({self._key: last}, count=500, block=1000),
+            )
+            for _, entries in found or []:
+                for entry_id, fields in entries:
+                    now = time.time()
+                    last = entry_id
+                    dedupe = fields[b"dedupe"].decode()
+                    if fields[b"tenant"] == self._tenant and dedupe.startswith("hold.released:"):
+                        written = datetime.fromisoformat(fields[b"written_at"].decode())
+                        self.arrived[dedupe.partition(":")[2]] = now - written.timestamp()
+
+
+async def set_condition(fake: FakeStripe, name: str, slow_seconds: float) -> None:
+    if name == "slow":
+        fake.slow_down(slow_seconds)
+    elif name == "down":
+        fake.slow_down(0)
+        await fake.go_down()
+
+
+async def expired_at_stripe(fake: FakeStripe, rounds: Sequence[Round]) -> int:
+    return sum(fake.store.sessions[r.session_id]["status"] == "expired" for r in rounds)
+
+
+async def measure(options: Options, workdir: Path) -> tuple[list[Condition], dict[str, Any]]:
+    tenant = f"bench-{secrets.token_hex(4)}"
+    async with (
+        FakeStripe(FakeStripeConfig()) as fake,
+        fresh_database(options.database_url, "stripe_lag") as database_url,
+    ):
+        prefix = f"bench-{secrets.token_hex(4)}"
+        common = {
+            "database_url": database_url,
+            "redis_url": options.redis_url,
+            "redis_prefix": prefix,
+        }
+        redis = Redis.from_url(options.redis_url)
+        watch = StreamWatch(redis, f"{prefix}:stream:{AVAILABILITY_TOPIC}", tenant)
+        booking = ServiceProcess.start(
+            "services.booking",
+            "booking",
+            workdir / "booking.log",
+            {**common, "stripe_api_key": fake.api_key, "stripe_api_base": fake.base_url},
+        )
+        availability = ServiceProcess.start(
+            "services.availability", "availability", workdir / "availability.log", common
+        )
+        client = ServiceClient(booking.target, tenant, 1)
+        reader = AvailabilityClient(availability.target, tenant, 1)
+        channel = grpc.aio.insecure_channel(booking.target)
+        try:
+            await booking.wait_until_serving()
+            await availability.wait_until_serving()
+            await client.connect()
+            await reader.connect()
+            if not await reader.wait_until_cache_live(15.0):
+                raise SystemExit("the availability cache never went live")
+            watch.start()
+            rounds = LagRounds(
+                client,
+                booking_pb2_grpc.BookingServiceStub(channel),
+                reader,
+                await client.resource(10),
+                options,
+            )
+            n, warmup = options.rounds, options.warmup
+            prepared = await rounds.prepare(0, warmup + n * len(CONDITIONS))
+            # Opens connections, fills pools, runs each code path once.
+            await rounds.run(Condition("warm-up"), prepared[:warmup])
+            prepared = prepared[warmup:]
+            availability_metrics = Metrics(availability.metrics_url)
+            booking_metrics = Metrics(booking.metrics_url)
+            results = []
+            for i, name in enumerate(CONDITIONS):
+                await set_condition(fake, name, options.slow_seconds)
+                condition = Condition(name)
+                before = await availability_metrics.read(), await booking_metrics.read()
+                await rounds.run(condition, prepared[i * n : (i + 1) * n])
+                condition.service = ServiceLag.of(
+                    Metrics.delta(before[0], await availability_metrics.read())
+                )
+                condition.actions = _actions(Metrics.delta(before[1], await booking_metrics.read()))
+                await asyncio.sleep(0.5)  # the last messages' arrival noted
+                condition.stream_lags = [
+                    watch.arrived[r.hold_id]
+                    for r in prepared[i * n : (i + 1) * n]
+                    if r.hold_id in watch.arrived
+                ]
+                results.append(condition)
+                print(f"  {name}: {len(condition.lags)} rounds", file=sys.stderr)
+            # Stripe recovers: every checkout released above ends expired at Stripe.
+            fake.slow_down(0)
+            await fake.come_back()
+            recovered = time.perf_counter()
+            while await expired_at_stripe(fake, prepared) < len(prepared):
+                if time.perf_counter() - recovered > RECOVERY_SECONDS:
+                    break
+                await asyncio.sleep(0.5)
+            recovery = {
+                "sessions": len(prepared),
+                "expired_at_stripe": await expired_at_stripe(fake, prepared),
+                "seconds_after_recovery": round(time.perf_counter() - recovered, 1),
+                "expire_requests_answered": len(
+                    [r for r in fake.requests() if r.path.endswith("/expire")]
+                ),
+            }
+        finally:
+            await watch.stop()
+            await redis.aclose()
+            await channel.close()
+            await client.close()
+            await reader.close()
+            await booking.stop()
+            await availability.stop()
+    return results, recovery
+
+
+def report(options: Options, results: list[Condition], recovery: dict[str, Any]) -> dict[str, Any]:
+    print(
+        f"holdfast invalidation lag while Stripe is slow or down\n"
+        f"  {os.cpu_count()} CPUs, Python {platform.python_version()}; {options.rounds} rounds"
+        f" per condition, one every {options.interval_ms:g} ms; slow = every Stripe answer"
+        f" {options.slow_seconds:g} s late; down = connections refused\n"
+    )
+    print(
+        f"  {'':<15}{'release -> visible (ms)':^36}  {'commit -> on stream (ms)':^36}\n"
+        f"  {'stripe':<8}{'rounds':>7}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}"
+        f"  {'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}{'service p99':>13}"
+        f"  payment actions meanwhile"
+    )
+    for c in results:
+        p = Latencies.of(c.lags)
+        service = c.service
+        bucket = (
+            f"<= {service.p99_bucket_ms:g}"
+            if service and service.p99_bucket_ms is not None
+            else "-"
+        )
+        actions = ", ".join(f"{k} {v}" for k, v in c.actions.items()) or "none finished"
+        q = Latencies.of(c.stream_lags)
+        print(
+            f"  {c.name:<8}{len(c.lags):7d}{p.p50_ms:9.2f}{p.p95_ms:9.2f}{p.p99_ms:9.2f}"
+            f"{p.max_ms:9.2f}  {q.p50_ms:9.2f}{q.p95_ms:9.2f}{q.p99_ms:9.2f}{q.max_ms:9.2f}"
+            f"{bucket:>13}  {actions}"
+        )
+        for wrong in c.wrong:
+            print(f"    WRONG: {wrong}")
+    worst = max((Latencies.of(c.lags).p99_ms for c in results if c.lags), default=float("nan"))
+    print(
+        f"\n  release -> visible: ReleaseHold answered -> GetAvailability shows it (one poll's"
+        f" resolution); commit -> on stream: the outbox row's commit time -> its message"
+        f" read here from Redis; service p99: the bucket of the availability service's"
+        f" commit -> applied histogram. Worst release -> visible p99 {worst:.2f} ms"
+        f" (target < {LAG_P99_TARGET_MS:g} ms)."
+    )
+    print(
+        f"  after Stripe recovered: {recovery['expired_at_stripe']} of {recovery['sessions']}"
+        f" sessions expired at Stripe within {recovery['seconds_after_recovery']} s\n"
+    )
+    return {
+        "bench": "stripe_lag",
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "options": {
+            "rounds": options.rounds,
+            "warmup": options.warmup,
+            "interval_ms": options.interval_ms,
+            "slow_seconds": options.slow_seconds,
+        },
+        "conditions": {c.name: c.figures() for c in results},
+        "recovery": recovery,
+    }
+
+
+def parse(argv: Sequence[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", help="a Postgres server to make a database on")
+    parser.add_argument("--redis-url")
+    parser.add_argument("--rounds", type=int, default=200, help="per condition")
+    parser.add_argument("--warmup", type=int, default=20, help="rounds first, not counted")
+    parser.add_argument("--interval-ms", type=float, default=50.0, help="between round starts")
+    parser.add_argument("--slow-seconds", type=float, default=10.0)
+    parser.add_argument("--keep-logs", action="store_true", help="print where the logs are")
+    args = parser.parse_args(argv)
+    database_url, redis_url = engine_urls(args.database_url, args.redis_url)
+    return Options(
+        database_url,
+        redis_url,
+        args.rounds,
+        args.warmup,
+        args.interval_ms,
+        args.slow_seconds,
+        args.keep_logs,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse(argv)
+    # Going down drops the fake Stripe's requests in flight; uvicorn logs each.
+    logging.getLogger("uvicorn.error").disabled = True
+    logs = Path(tempfile.mkdtemp(prefix="hf-stripe-lag-"))
+    try:
+        results, recovery = asyncio.run(measure(options, logs))
+    finally:
+        if options.keep_logs:
+            print(f"service logs in {logs}", file=sys.stderr)
+        else:
+            shutil.rmtree(logs, ignore_errors=True)
+    figures = report(options, results, recovery)
+    print(json.dumps(figures))
+    return 1 if any(c.wrong for c in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
