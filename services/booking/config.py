@@ -32,9 +32,12 @@ class BookingSettings(PlatformSettings, StripeSettings):
     # left by a replica that died or waiting for a retry.
     relay_poll_interval_seconds: float = Field(1.0, gt=0)
     relay_batch_size: int = Field(200, gt=0)
-    # A claimed row is published again by any relay after this long if the
-    # claimer never said how it went (it died): at-least-once delivery.
-    relay_lease_seconds: float = Field(30.0, gt=0)
+    # A claimed message is published again by any relay after this long if
+    # its claimer never said how it went (it died): at-least-once delivery.
+    # Short, so a dead replica's claims delay availability only briefly; it
+    # must outlast one publish (the Redis timeout, twice with the retry). A
+    # restarted relay does not wait: it releases the claims it finds.
+    relay_lease_seconds: float = Field(5.0, gt=0)
     relay_retry_base_seconds: float = Field(0.2, gt=0)
     relay_retry_max_seconds: float = Field(10.0, gt=0)
     # Payment actions (expiring the Stripe checkout of a hold that lapsed or
@@ -46,6 +49,7 @@ class BookingSettings(PlatformSettings, StripeSettings):
     # backoff has passed.
     payment_action_concurrency: int = Field(4, gt=0)
     payment_action_timeout_seconds: float = Field(25.0, gt=0)
+    payment_action_lease_seconds: float = Field(30.0, gt=0)
     payment_action_poll_interval_seconds: float = Field(1.0, gt=0)
     payment_action_retry_base_seconds: float = Field(1.0, gt=0)
     payment_action_retry_max_seconds: float = Field(60.0, gt=0)
@@ -99,9 +103,18 @@ class BookingSettings(PlatformSettings, StripeSettings):
 
     @model_validator(mode="after")
     def _payment_actions_end_within_their_lease(self) -> Self:
-        if self.payment_action_timeout_seconds >= self.relay_lease_seconds:
+        if self.payment_action_timeout_seconds >= self.payment_action_lease_seconds:
             raise ValueError(
-                "need PAYMENT_ACTION_TIMEOUT_SECONDS < RELAY_LEASE_SECONDS: an action still"
-                " running when its lease ends would be started again by another replica"
+                "need PAYMENT_ACTION_TIMEOUT_SECONDS < PAYMENT_ACTION_LEASE_SECONDS: an action"
+                " still running when its lease ends would be started again by another replica"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _messages_are_published_within_their_lease(self) -> Self:
+        if self.relay_lease_seconds <= 2 * self.redis_timeout_seconds:
+            raise ValueError(
+                "need RELAY_LEASE_SECONDS > 2 * REDIS_TIMEOUT_SECONDS: a publish still"
+                " waiting for Redis when its lease ends would be published again meanwhile"
             )
         return self

@@ -7,9 +7,10 @@ Redis only); this runs the action, with the row's dedupe key as Stripe's
 idempotency key. The two never wait for each other, so a slow or unreachable
 Stripe delays only the actions, never an invalidation.
 
-Up to `payment_action_concurrency` actions run at once, each claimed under the
-relay's lease and given up after `payment_action_timeout_seconds` (shorter
-than the lease, so no other replica starts it meanwhile). An action Stripe
+Up to `payment_action_concurrency` actions run at once, each claimed under a
+lease (`payment_action_lease_seconds`) and given up after
+`payment_action_timeout_seconds` (shorter than the lease, so no other replica
+starts it meanwhile). An action Stripe
 did not answer is rescheduled with backoff, and while Stripe keeps failing no
 new action starts until a growing pause has passed: a Stripe outage costs a
 few calls, not one per row per poll. On stop, calls in flight get the
@@ -70,7 +71,7 @@ class PaymentActions:
         free = s.payment_action_concurrency - len(self._running)
         if free <= 0 or asyncio.get_running_loop().time() < self._paused_until:
             return 0
-        rows = await self._outbox.claim_due_actions(free, s.relay_lease_seconds)
+        rows = await self._outbox.claim_due_actions(free, s.payment_action_lease_seconds)
         for row in rows:
             row_id: int = row["id"]
             task = asyncio.create_task(self._carry_out(row), name=f"payment-action-{row_id}")

@@ -148,9 +148,17 @@ class OutboxRelay:
     async def _run(self) -> None:
         s = self._settings
         retry_delay = 0.0
+        claims_released = False
         while True:
             self._wake.clear()
             try:
+                if not claims_released:
+                    # Claims left by a relay that died (this one, before a
+                    # restart) are published now rather than after their lease.
+                    released = await self._outbox.release_claimed_messages()
+                    claims_released = True
+                    if released:
+                        log.info("outbox relay: released %d claims left unfinished", released)
                 await self.drain()
                 if retry_delay:
                     log.info("outbox relay: Redis is back, publishing again")

@@ -1043,6 +1043,29 @@ class OutboxRepository:
                 list(ids),
             )
 
+    async def release_claimed_messages(self) -> int:
+        """Makes every message claimed but not yet published due at once.
+
+        A relay calls it as it starts: claims it finds were made by a relay
+        that died (this replica before a restart, most likely) and would
+        otherwise wait out their lease. A live replica's claims are released
+        too; they may then be published twice, which consumers take in their
+        stride (delivery is at-least-once). Rows waiting for a retry after a
+        failure keep their backoff."""
+        async with database_errors():
+            released: int = await self._pool.fetchval(
+                f"""
+                WITH released AS (
+                    UPDATE outbox SET next_attempt_at = now()
+                    WHERE published_at IS NULL AND {_MESSAGES} AND attempts > 0
+                      AND last_error IS NULL AND next_attempt_at > now()
+                    RETURNING 1
+                )
+                SELECT count(*) FROM released
+                """
+            )
+        return released
+
     async def backlog(self) -> tuple[int, float]:
         """How many messages wait to be published, and the age in seconds of the oldest."""
         return await self._backlog(_MESSAGES)

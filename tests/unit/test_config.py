@@ -67,11 +67,14 @@ def test_a_payment_action_must_end_within_its_lease(
     monkeypatch.setenv("HOLDFAST_DATABASE_URL", "postgresql://localhost/x")
     monkeypatch.setenv("HOLDFAST_REDIS_URL", "redis://localhost/0")
     monkeypatch.setenv("HOLDFAST_PAYMENT_ACTION_TIMEOUT_SECONDS", "30")
+    monkeypatch.setenv("HOLDFAST_PAYMENT_ACTION_LEASE_SECONDS", "30")
 
     with pytest.raises(SystemExit):
         load(BookingSettings)
 
-    assert "PAYMENT_ACTION_TIMEOUT_SECONDS < RELAY_LEASE_SECONDS" in capsys.readouterr().err
+    assert (
+        "PAYMENT_ACTION_TIMEOUT_SECONDS < PAYMENT_ACTION_LEASE_SECONDS" in capsys.readouterr().err
+    )
 
 
 def test_stripe_events_outlive_stripe_s_redeliveries(
