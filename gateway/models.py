@@ -171,9 +171,22 @@ class HoldList(Strict):
     next_cursor: str | None
 
 
+# What Stripe takes as a success or cancel URL (holdfast.platform.stripe_limits
+# .url_problem, which the booking service applies): an absolute http(s) URL
+# with a host, no spaces or control characters. What a pattern cannot state
+# is that it must parse: a port of at most 65535, a valid IPv6 address.
+_CTL = r"\s\x00-\x1f\x7f"
+CHECKOUT_URL = (
+    rf"^https?://([^{_CTL}/?#@]*@)?"  # user info
+    rf"(\[[0-9A-Fa-f:.]+\]|[^{_CTL}/?#@:\[\]]+)"  # the host
+    r"(:[0-9]*)?"
+    rf"([/?#][^{_CTL}]*)?$"
+)
+
+
 class CheckoutCreate(Strict):
-    success_url: str | None = Field(None, max_length=2048, pattern=r"^https?://[^\x00]*$")
-    cancel_url: str | None = Field(None, max_length=2048, pattern=r"^https?://[^\x00]*$")
+    success_url: str | None = Field(None, max_length=2048, pattern=CHECKOUT_URL)
+    cancel_url: str | None = Field(None, max_length=2048, pattern=CHECKOUT_URL)
 
 
 class Checkout(Strict):

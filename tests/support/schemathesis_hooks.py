@@ -10,7 +10,9 @@ both the request to break the rule and the answer to name exactly that rule.
   the digits (20), not the value (400);
 - an availability window has `start < end` at most 62 days apart, and each
   slot to create `start < end` with no `[start, end)` twice in one request:
-  relations between fields (422).
+  relations between fields (422);
+- a checkout URL must parse (a port of at most 65535, a valid IPv6 address
+  in brackets): the pattern bounds its characters, not their values (422).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 
 import schemathesis
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+from holdfast.platform.stripe_limits import url_problem
 
 MAX_WINDOW = timedelta(days=62)
 UINT64_MAX = 2**64 - 1
@@ -70,6 +74,9 @@ def refused_for_a_rule_no_schema_states(response: Any, case: Any) -> bool:
     if status == 422 and fields == ["time_range"]:
         query = case.query or {}
         return _breaks_a_window_rule(query.get("start"), query.get("end"), MAX_WINDOW)
+    if status == 422 and set(fields) <= {"success_url", "cancel_url"}:
+        body = case.body if isinstance(case.body, dict) else {}
+        return all(url_problem(str(body.get(f))) == "must be a valid URL" for f in fields)
     if status == 422 and case.operation.path.endswith("/slots"):
         slots = case.body.get("slots") if isinstance(case.body, dict) else None
         if not isinstance(slots, list) or not all(isinstance(s, dict) for s in slots):
