@@ -180,13 +180,22 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
     return replayed
 
 
+def _detail(item: Any) -> str:
+    """What is wrong with one field: our validators' own words as they wrote
+    them (pydantic puts "Value error, " before them), pydantic's otherwise."""
+    cause = (item.get("ctx") or {}).get("error")
+    if item.get("type") == "value_error" and isinstance(cause, ValueError):
+        return str(cause)
+    return str(item.get("msg"))
+
+
 def _validation_problem(error: RequestValidationError) -> ProblemError:
     fields = []
     for item in error.errors():
         if item.get("type") == "json_invalid":
             return ProblemError(400, "MALFORMED_JSON", "the body is not valid JSON")
         location = [str(part) for part in item.get("loc", ()) if part != "body"]
-        fields.append({"field": ".".join(location) or "body", "detail": str(item.get("msg"))})
+        fields.append({"field": ".".join(location) or "body", "detail": _detail(item)})
     names = [f["field"] for f in fields]
     return ProblemError(
         invalid_argument_status(names),

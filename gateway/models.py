@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 import zoneinfo
 from datetime import UTC, datetime
@@ -184,9 +185,29 @@ CHECKOUT_URL = (
 )
 
 
+_CHECKOUT_URL = re.compile(CHECKOUT_URL)
+
+
+def _checkout_url(value: str) -> str:
+    if not _CHECKOUT_URL.fullmatch(value):
+        raise ValueError(
+            "must be an absolute http:// or https:// URL with a host, without spaces,"
+            " e.g. https://shop.example/done"
+        )
+    return value
+
+
+CheckoutUrl = Annotated[
+    str,
+    Field(max_length=2048),
+    AfterValidator(_checkout_url),
+    WithJsonSchema({"type": "string", "maxLength": 2048, "pattern": CHECKOUT_URL}),
+]
+
+
 class CheckoutCreate(Strict):
-    success_url: str | None = Field(None, max_length=2048, pattern=CHECKOUT_URL)
-    cancel_url: str | None = Field(None, max_length=2048, pattern=CHECKOUT_URL)
+    success_url: CheckoutUrl | None = None
+    cancel_url: CheckoutUrl | None = None
 
 
 class Checkout(Strict):

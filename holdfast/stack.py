@@ -63,6 +63,7 @@ WEBHOOK_PATH = "/stripe/webhook"
 # With these set, `up` uses that Stripe account and starts no fake.
 STRIPE_KEY_ENV = "HOLDFAST_STRIPE_API_KEY"
 STRIPE_SECRETS_ENV = "HOLDFAST_STRIPE_WEBHOOK_SECRETS"
+STRIPE_API_BASE = "https://api.stripe.com"
 READY_LINE = "holdfast is up"
 # In the state dir while `holdfast up` runs: the stack's URLs (and the demo
 # tenant's API key) as shell exports.
@@ -237,6 +238,10 @@ def plan_stack(args: argparse.Namespace, environ: Mapping[str, str]) -> Stack:
             "HOLDFAST_GATEWAY_PORT": str(args.gateway_port),
             "HOLDFAST_BOOKING_TARGET": booking.target,
             "HOLDFAST_AVAILABILITY_TARGET": availability.target,
+            # So /readyz reports whether the Stripe the services use answers.
+            "HOLDFAST_STRIPE_API_BASE": stripe_env.get("HOLDFAST_STRIPE_API_BASE")
+            or environ.get("HOLDFAST_STRIPE_API_BASE")
+            or STRIPE_API_BASE,
         },
         ready_paths=GATEWAY_READY_PATHS,
     )

@@ -445,6 +445,7 @@ def test_up_seeds_the_demo_tenant_serves_holds_their_availability_and_payment_an
                 "availability": "up",
                 "postgres": "up",
                 "redis": "up",
+                "stripe": "up",  # the fake Stripe `make up` runs
             }
             listed = gateway.get("/v1/resources")
             assert listed.status_code == 200, listed.text

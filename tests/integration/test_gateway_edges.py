@@ -89,6 +89,9 @@ async def test_a_field_the_service_refuses_is_named(
 
     body = problem_of(response, 422)
     assert "time_zone" in [e["field"] for e in body["errors"]], body
+    # Said in our words, as written: not pydantic's "Value error, ..." around them.
+    [detail] = [e["detail"] for e in body["errors"] if e["field"] == "time_zone"]
+    assert detail == "must be an IANA time zone name, e.g. Europe/Lisbon"
 
 
 async def test_an_invalid_uuid_in_the_path_is_a_422(

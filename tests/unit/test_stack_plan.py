@@ -46,7 +46,18 @@ def test_the_gateway_starts_last_so_it_stops_first_and_calls_this_stacks_service
         "HOLDFAST_GATEWAY_PORT": "8090",
         "HOLDFAST_BOOKING_TARGET": "127.0.0.1:50061",
         "HOLDFAST_AVAILABILITY_TARGET": "127.0.0.1:50062",
+        # The fake Stripe the services use, for /readyz.
+        "HOLDFAST_STRIPE_API_BASE": "http://127.0.0.1:12111",
     }
+
+
+def test_with_a_stripe_account_the_gateway_reports_on_stripe_itself() -> None:
+    environ = {"HOLDFAST_STRIPE_API_KEY": "sk_test_x", "HOLDFAST_STRIPE_WEBHOOK_SECRETS": "whsec_x"}
+    stack = plan_stack(_args(), environ)
+
+    assert stack.fake_stripe is None
+    assert stack.gateway.settings is not None
+    assert stack.gateway.settings["HOLDFAST_STRIPE_API_BASE"] == "https://api.stripe.com"
 
 
 def test_a_gateway_port_given_to_another_service_too_is_refused() -> None:
