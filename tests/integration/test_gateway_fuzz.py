@@ -14,10 +14,14 @@ refused for a rule the document states in words because JSON Schema cannot
 
 The gateway serves from the test's event loop; schemathesis runs beside it
 as a process, with a fixed seed (the same cases every run) and a bounded
-number of examples: HOLDFAST_FUZZ_EXAMPLES (default 10 per operation) and
-HOLDFAST_FUZZ_STATEFUL_STEPS raise them for a longer hunt, e.g.
+number of examples, small enough for every `make test` (the coverage phase,
+every case the document defines, is always whole):
+HOLDFAST_FUZZ_EXAMPLES (default 5 per operation),
+HOLDFAST_FUZZ_STATEFUL_SCENARIOS (default 20) and HOLDFAST_FUZZ_STATEFUL_STEPS
+(default 10) raise them for a longer hunt, e.g.
 
-    HOLDFAST_FUZZ_EXAMPLES=300 HOLDFAST_FUZZ_STATEFUL_STEPS=200 \
+    HOLDFAST_FUZZ_EXAMPLES=300 HOLDFAST_FUZZ_STATEFUL_SCENARIOS=200 \
+    HOLDFAST_FUZZ_STATEFUL_STEPS=200 \
         holdfast testenv -- pytest tests/integration/test_gateway_fuzz.py
 """
 
@@ -37,9 +41,9 @@ from tests.integration.conftest import running_gateway
 from tests.support.gateway import key_for
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = int(os.environ.get("HOLDFAST_FUZZ_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("HOLDFAST_FUZZ_EXAMPLES", "5"))
 STATEFUL_STEPS = int(os.environ.get("HOLDFAST_FUZZ_STATEFUL_STEPS", "10"))
-STATEFUL_SCENARIOS = int(os.environ.get("HOLDFAST_FUZZ_STATEFUL_SCENARIOS", "30"))
+STATEFUL_SCENARIOS = int(os.environ.get("HOLDFAST_FUZZ_STATEFUL_SCENARIOS", "20"))
 
 CONFIG = """
 base-url = "{base_url}"
