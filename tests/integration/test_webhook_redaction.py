@@ -91,7 +91,9 @@ async def test_an_applied_event_keeps_no_personal_data_and_the_admin_api_shows_n
 async def test_a_failing_event_keeps_its_body_until_final_but_the_admin_api_never_shows_it(
     own_database: str, tenant: str
 ) -> None:
-    async with stack(own_database, tenant, processor_max_attempts=50) as (
+    async with stack(
+        own_database, tenant, processor_max_attempts=50, booking_call_timeout_seconds=1.0
+    ) as (
         client,
         proxy,
         webhooks,
