@@ -92,13 +92,21 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.kill()
 
 
-@pytest.fixture
-async def postgres_server() -> AsyncIterator[PostgresServer]:
-    """A Postgres of the test's own, started, to stop and start again at will
-    (the run's shared Postgres is never stopped)."""
+@pytest.fixture(scope="module")
+async def _module_postgres_server() -> AsyncIterator[PostgresServer]:
     server = PostgresServer()
     try:
-        await server.start()
         yield server
     finally:
         await server.close()
+
+
+@pytest.fixture
+async def postgres_server(_module_postgres_server: PostgresServer) -> PostgresServer:
+    """A Postgres of the test module's own, started, which a test may stop and
+    start again at will (the run's shared Postgres is never stopped). The next
+    test finds it started again; each makes its databases anew
+    (`create_database` replaces one a previous test left)."""
+    if not _module_postgres_server.running:
+        await _module_postgres_server.start()
+    return _module_postgres_server

@@ -188,11 +188,14 @@ class PostgresServer:
             await asyncio.to_thread(shutil.rmtree, self.folder, ignore_errors=True)
 
     async def create_database(self, name: str, *, migrated: bool = False) -> str:
-        """Creates database `name` (migrated to the project's schema if asked);
-        returns its URL."""
+        """Creates database `name` (migrated to the project's schema if asked),
+        in place of one of that name an earlier test left; returns its URL."""
         admin = await asyncpg.connect(self.url(), timeout=_SQL_TIMEOUT)
         try:
             # CREATE DATABASE takes no parameters; the name is the test's own.
+            await admin.execute(
+                f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', timeout=_SQL_TIMEOUT
+            )
             await admin.execute(f'CREATE DATABASE "{name}"', timeout=_SQL_TIMEOUT)
         finally:
             await admin.close(timeout=_SQL_TIMEOUT)
