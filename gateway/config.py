@@ -20,11 +20,14 @@ class GatewaySettings(PlatformSettings):
     max_body_bytes: int = Field(64 * 1024, gt=0)
     # Comma-separated origins allowed by CORS ("" = none, "*" = any).
     cors_origins: str = ""
-    # Rate limits (GCRA in Redis): requests per second, of which a full
-    # second's worth may come at once, per API key (unless the key has its
+    # Rate limits (GCRA in Redis): requests per period, of which a full
+    # period's worth may come at once, per API key (unless the key has its
     # own) and per client address.
     rate_limit_per_key: int = Field(50, gt=0)
     rate_limit_per_address: int = Field(100, gt=0)
+    # The period the limits count in: a second, unless an operator wants,
+    # say, 6000 a minute (a burst of up to 6000) rather than 100 a second.
+    rate_limit_period_seconds: float = Field(1.0, gt=0)
     # When Redis cannot be asked: "open" lets requests through (availability
     # over protection; counted in holdfast_gateway_rate_limit_unchecked),
     # "closed" refuses them with 503.

@@ -42,12 +42,12 @@ class Gateway:
     redis_retry_seconds: float = 1.0
     _redis_down_until: float = field(default=0.0, init=False)
 
-    async def limit(self, kind: str, bucket: str, per_second: int, response: Response) -> None:
+    async def limit(self, kind: str, bucket: str, limit: int, response: Response) -> None:
         """One request against a bucket; 429 with Retry-After when spent."""
         try:
             if time.monotonic() < self._redis_down_until:
                 raise RedisError("Redis failed moments ago; not asked again yet")
-            decision = await self.limiter.check(f"{kind}:{bucket}", per_second)
+            decision = await self.limiter.check(f"{kind}:{bucket}", limit)
         except RedisError:
             self._redis_down_until = max(
                 self._redis_down_until, time.monotonic() + self.redis_retry_seconds

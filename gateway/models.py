@@ -176,7 +176,10 @@ class HoldList(Strict):
 # .url_problem, which the booking service applies): an absolute http(s) URL
 # with a host, no spaces or control characters. What a pattern cannot state
 # is that it must parse: a port of at most 65535, a valid IPv6 address.
-_CTL = r"\s\x00-\x1f\x7f"
+# The spaces are named one by one (what Python's str.isspace calls one): \s
+# means other characters to ECMA-262, OpenAPI's dialect, than to Python or to
+# the validator's Rust regex (U+0085, say).
+_CTL = r"\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 CHECKOUT_URL = (
     rf"^https?://([^{_CTL}/?#@]*@)?"  # user info
     rf"(\[[0-9A-Fa-f:.]+\]|[^{_CTL}/?#@:\[\]]+)"  # the host

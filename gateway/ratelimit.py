@@ -57,21 +57,25 @@ class Decision:
 
 
 class RateLimiter:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    """`period_seconds`: the time each limit counts requests in (a second
+    unless set otherwise); a bucket refills by one request every period / limit."""
+
+    def __init__(self, redis: Redis, prefix: str, period_seconds: float = 1.0) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._period_ms = period_seconds * 1000
         self._script = redis.register_script(_GCRA)
 
-    async def check(self, bucket: str, per_second: int) -> Decision:
-        """One request against `bucket`, allowed `per_second` with a burst of
-        as many. Raises RedisError when Redis cannot answer."""
-        interval = 1000 / per_second
+    async def check(self, bucket: str, limit: int) -> Decision:
+        """One request against `bucket`, allowed `limit` per period with a
+        burst of as many. Raises RedisError when Redis cannot answer."""
+        interval = self._period_ms / limit
         allowed, retry_ms, remaining, reset_ms = await self._script(
-            keys=[f"{self._prefix}:{bucket}"], args=[interval, per_second]
+            keys=[f"{self._prefix}:{bucket}"], args=[interval, limit]
         )
         return Decision(
             allowed=bool(allowed),
-            limit=per_second,
+            limit=limit,
             remaining=int(remaining),
             retry_after=float(retry_ms) / 1000,
             reset_after=float(reset_ms) / 1000,

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
+import grpc
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from google.protobuf.duration_pb2 import Duration
@@ -186,6 +187,11 @@ _UINT64_MAX = 2**64 - 1
 _RETRY_MS = 10_000
 # When a stream's place is refused, when to ask again.
 _STREAM_RETRY_AFTER_SECONDS = 5
+# A change's numbers that could not be read for one of these reasons (the
+# availability service or its database away, or too slow) are read again
+# this much later; the stream carries on meanwhile.
+_READ_AGAIN = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+_READ_AGAIN_SECONDS = 1.0
 
 
 def _stream_id(value: str | None) -> str | None:
@@ -369,15 +375,28 @@ async def _availability_events(
         clock = asyncio.get_running_loop()
         next_heartbeat = clock.time() + settings.sse_heartbeat_seconds
         next_key_check = clock.time() + key_check_seconds
+        # When a change's numbers could not be read, when to try again (a
+        # newer change is tried at once).
+        read_again_at: float | None = None
         while True:
-            if pending_id is not None:
-                change_id, current = await gw.stream_reads.read(window_key, pending_id, read)
-                yield _sse("availability", current.model_dump_json(), change_id)
-                pending_id = None
-                next_heartbeat = clock.time() + settings.sse_heartbeat_seconds
+            if pending_id is not None and read_again_at is None:
+                try:
+                    change_id, current = await gw.stream_reads.read(window_key, pending_id, read)
+                except grpc.aio.AioRpcError as error:
+                    if error.code() not in _READ_AGAIN:
+                        raise
+                    # The availability service (or its database) is away for
+                    # now: the stream stays open and the change waits.
+                    read_again_at = clock.time() + _READ_AGAIN_SECONDS
+                else:
+                    yield _sse("availability", current.model_dump_json(), change_id)
+                    pending_id = None
+                    next_heartbeat = clock.time() + settings.sse_heartbeat_seconds
+            wake_at = min(next_heartbeat, next_key_check, read_again_at or next_heartbeat)
             try:
-                async with asyncio.timeout_at(min(next_heartbeat, next_key_check)):
+                async with asyncio.timeout_at(wake_at):
                     pending_id = await changes.get()
+                    read_again_at = None
             except TimeoutError:
                 pass
             now = clock.time()
@@ -387,9 +406,12 @@ async def _availability_events(
                     ended = json.dumps({"reason": refused.reason, "detail": refused.detail})
                     yield f"retry: {_RETRY_MS}\n" + _sse("closed", ended)
                     return
-            if now >= next_heartbeat and pending_id is None:
+            # No heartbeat when an event is about to go instead.
+            if now >= next_heartbeat and (pending_id is None or read_again_at is not None):
                 yield ": heartbeat\n\n"
                 next_heartbeat = now + settings.sse_heartbeat_seconds
+            if read_again_at is not None and now >= read_again_at:
+                read_again_at = None
 
 
 # --- holds -------------------------------------------------------------------

@@ -66,7 +66,7 @@ class GatewayApp:
             self.stream_redis, stream_key(s, AVAILABILITY_TOPIC), _STREAM_BLOCK_MS
         )
         keys = KeyRepository(self.pool)
-        limiter = RateLimiter(self.redis, redis_key(s, "ratelimit"))
+        limiter = RateLimiter(self.redis, redis_key(s, "ratelimit"), s.rate_limit_period_seconds)
         self.readiness = Readiness(s, self.downstream, keys, limiter)
         gateway = Gateway(
             settings=s,

@@ -108,8 +108,7 @@ class StripeApi:
         self.store.in_flight[request_id] = started
         try:
             # Stripe on a slow day: the request is taken up (and answered) late.
-            if self.fake.api_latency > 0:
-                await asyncio.sleep(self.fake.api_latency)
+            await self.fake.held_up(asyncio.get_running_loop().time())
             return await self._answer(request, operation, request_id, key)
         finally:
             del self.store.in_flight[request_id]

@@ -17,6 +17,7 @@ refuse (paying an expired session).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 from types import TracebackType
@@ -58,6 +59,7 @@ class FakeStripe:
         )
         # Seconds every API request waits before it is taken up (slow_down).
         self.api_latency = 0.0
+        self._latency_changed = asyncio.Event()
         self.app = build_app(self)
         self._http = HttpHost(
             self.app, self.config.host, self.config.port, grace_seconds=_GRACEFUL_STOP_SECONDS
@@ -179,10 +181,25 @@ class FakeStripe:
     def slow_down(self, seconds: float) -> None:
         """From now on every API request is taken up and answered `seconds`
         late (0: at once again), as when Stripe is slow; the `/_fake/`
-        controls stay quick. `in_flight()` lists the requests held up."""
+        controls stay quick. `in_flight()` lists the requests held up.
+
+        Requests held up already go by the new latency too: `seconds` after
+        they came, at once if that has passed. A test can so keep Stripe
+        silent for longer than it runs, and let it answer when it is done."""
         if seconds < 0:
             raise ValueError("seconds must not be negative")
         self.api_latency = seconds
+        self._latency_changed.set()
+        self._latency_changed = asyncio.Event()
+
+    async def held_up(self, since: float) -> None:
+        """Returns when a request that came at `since` (the event loop's
+        time) is due by the latency as it is, or as it is set meanwhile."""
+        loop = asyncio.get_running_loop()
+        while (left := since + self.api_latency - loop.time()) > 0:
+            changed = self._latency_changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), left)
 
     def in_flight(
         self, *, method: str | None = None, path: str | None = None
@@ -279,7 +296,7 @@ class FakeStripe:
         self.store.clear()
         self.sender.forget()
         self.clock.reset()
-        self.api_latency = 0.0
+        self.slow_down(0.0)
 
     async def _expire_lapsed_sessions(self) -> None:
         while True:

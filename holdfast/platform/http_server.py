@@ -20,10 +20,66 @@ from starlette.types import ASGIApp
 log = logging.getLogger(__name__)
 
 
+# How often a stopping server looks whether its connections are done.
+_DRAIN_POLL_SECONDS = 0.01
+
+
 class _EmbeddedServer(uvicorn.Server):
+    """uvicorn's server, told to stop by `stop_now` and noticing it at once:
+    uvicorn itself looks every 0.1 s, and polls its connections as slowly
+    while it drains, which made every stop take 0.15-0.3 s even with nothing
+    to drain (services, and tests, start and stop servers often)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._stop_asked = asyncio.Event()
+
+    def stop_now(self) -> None:
+        self.should_exit = True
+        self._stop_asked.set()
+
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+    async def main_loop(self) -> None:
+        # on_tick refreshes the Date header when its counter is a multiple of
+        # 10 (once a second at uvicorn's 0.1 s ticks): here, once a second too.
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 10) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_asked.wait(), 1.0)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # As uvicorn 0.54's, polling faster and without its fixed 0.1 s pause.
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        try:
+            await asyncio.wait_for(self._drained(), self.config.timeout_graceful_shutdown)
+        except TimeoutError:
+            log.error(
+                "cancelling %d request(s) still running after the graceful shutdown time",
+                len(self.server_state.tasks),
+            )
+            for task in self.server_state.tasks:
+                task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+        if not self.force_exit:
+            await self.lifespan.shutdown()
+
+    async def _drained(self) -> None:
+        """Returns once the responses in flight are sent and their
+        connections closed."""
+        state = self.server_state
+        # uvicorn signals nothing when its last connection closes: polled.
+        while (state.connections or state.tasks) and not self.force_exit:  # noqa: ASYNC110
+            await asyncio.sleep(_DRAIN_POLL_SECONDS)
+        for server in self.servers:
+            await server.wait_closed()
 
 
 class HttpHost:
@@ -91,7 +147,7 @@ class HttpHost:
             return
         task, server = self._task, self._server
         self._task = self._server = None
-        server.should_exit = True
+        server.stop_now()
         try:
             await asyncio.wait_for(asyncio.shield(task), self._grace + 1)
         except TimeoutError:

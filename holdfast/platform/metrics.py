@@ -7,12 +7,15 @@ replicas side by side) count separately.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from threading import Thread
-from wsgiref.simple_server import WSGIServer
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import asyncpg
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -77,8 +80,25 @@ class PoolMetrics(Collector):
         yield maximum
 
 
+# How soon the serving thread notices a stop (socketserver's default, 0.5 s,
+# made every stop of a service wait that long, its event loop blocked).
+_STOP_POLL_SECONDS = 0.02
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """A scrape is not worth a log line."""
+
+
+def _server_class(host: str, port: int) -> type[WSGIServer]:
+    """A threading WSGI server of the address family `host` is (IPv4 or 6)."""
+    family = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)[0][0]
+    return type("MetricsWSGIServer", (ThreadingWSGIServer,), {"address_family": family})
+
+
 class MetricsServer:
-    """Serves one registry as Prometheus text on `/metrics` from a thread."""
+    """Serves one registry as Prometheus text on `/metrics` from a thread
+    (as prometheus_client's start_http_server does, quicker to stop)."""
 
     def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
         self._registry = registry
@@ -92,10 +112,22 @@ class MetricsServer:
         """Starts serving unless the port is -1; returns the bound port (0 when off)."""
         if self._port < 0:
             return 0
-        self._server, self._thread = start_http_server(
-            self._port, addr=self._host, registry=self._registry
+        server = make_server(
+            self._host,
+            self._port,
+            make_wsgi_app(self._registry),
+            _server_class(self._host, self._port),
+            handler_class=_QuietHandler,
         )
-        self.port = self._server.server_port
+        thread = Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": _STOP_POLL_SECONDS},
+            name="metrics-http",
+            daemon=True,
+        )
+        thread.start()
+        self._server, self._thread = server, thread
+        self.port = server.server_port
         return self.port
 
     def stop(self) -> None:

@@ -153,17 +153,23 @@ class InvalidationConsumer:
         after_outage = False
         delay = 0.0
         connected = False
+        # The first read after (re)connecting does not block: what it finds
+        # (less than a batch: caught up) makes the consumer live at once,
+        # rather than after a blocking read's wait for news.
+        block: int | None = None
         while True:
             try:
                 if not connected:
                     self.last_id = await self._starting_point(after_outage)
                     connected = True
+                    block = None
                 response = cast(
                     "list[tuple[bytes, list[Entry]]]",
                     await self._redis.xread(
-                        {self._stream: self.last_id}, count=self._batch_size, block=self._block_ms
+                        {self._stream: self.last_id}, count=self._batch_size, block=block
                     ),
                 )
+                block = self._block_ms
                 entries = response[0][1] if response else []
                 if entries:
                     await self._apply(entries)

@@ -623,6 +623,32 @@ async def test_a_slowed_down_stripe_holds_requests_in_flight_then_answers(
     assert fake.api_latency == 0.0
 
 
+async def test_requests_held_up_are_answered_when_stripe_speeds_up(
+    fake: FakeStripe, client: stripe.StripeClient
+) -> None:
+    """A test can keep Stripe silent for as long as it needs (a latency
+    longer than the test) and let it answer the moment it is done: the
+    requests held up go by the latency set last."""
+    session = await create_session(client)
+    path = f"/v1/checkout/sessions/{session.id}/expire"
+    fake.slow_down(3600)
+    expiring = asyncio.create_task(
+        client.v1.checkout.sessions.expire_async(session.id, options={"idempotency_key": "exp-1"})
+    )
+    await _eventually_in_flight(fake, path)
+    fake.slow_down(1800)  # still well in the future for the held request
+    await asyncio.sleep(0.1)
+    still_held = fake.in_flight(path=path)
+
+    fake.slow_down(0)
+    async with asyncio.timeout(5):  # not an hour
+        expired = await expiring
+
+    assert [r.idempotency_key for r in still_held] == ["exp-1"]
+    assert expired.status == "expired"
+    assert fake.in_flight() == []
+
+
 async def test_a_stripe_that_went_down_refuses_connections_until_it_comes_back(
     fake: FakeStripe, client: stripe.StripeClient
 ) -> None:

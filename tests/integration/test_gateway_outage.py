@@ -81,7 +81,7 @@ async def test_keys_read_before_the_outage_keep_their_answer_within_the_grace(
     known = await key_for(key_store, _tenant())
     revoked = await key_for(key_store, _tenant())
     expiring = await key_for(
-        key_store, _tenant(), expires_at=datetime.now(UTC) + timedelta(seconds=5)
+        key_store, _tenant(), expires_at=datetime.now(UTC) + timedelta(seconds=3)
     )
     never_used = await key_for(key_store, _tenant())
     async with gateway_on_key_store(key_outage_grace_seconds=300) as (gateway, api):

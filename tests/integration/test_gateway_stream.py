@@ -2,11 +2,12 @@
 change pushed within seconds, heartbeats while nothing changes, and
 `Last-Event-ID` resumption (the missed change at once, or nothing).
 
-The test gateway sends a heartbeat every second; reading "until the next
-heartbeat" is how a test says "at once" without a clock."""
+The test gateway sends a heartbeat every half second; reading "until the
+next heartbeat" is how a test says "at once" without a clock."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -27,7 +28,9 @@ from tests.integration.conftest import running_availability, running_booking, ru
 from tests.support.availability import eventually, settled
 from tests.support.booking import BookingClient
 from tests.support.gateway import Event, EventStream, key_for, problem_of
+from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
+from tests.support.tcp_proxy import TcpProxy
 
 WINDOW = {"start": "2031-05-31T00:00:00Z", "end": "2031-06-30T00:00:00Z"}
 RESOURCE = {
@@ -332,6 +335,66 @@ async def test_a_stream_asked_for_while_redis_is_down_is_a_503(
         )
 
     problem_of(response, 503)
+
+
+def availability_answers(app: AvailabilityApp, code: str) -> float:
+    """GetAvailability calls the availability service answered with `code`."""
+    return sum(
+        s.value
+        for family in app.metrics.registry.collect()
+        for s in family.samples
+        if s.name == "holdfast_grpc_requests_total"
+        and "GetAvailability" in s.labels["method"]
+        and s.labels["code"] == code
+    )
+
+
+async def test_a_stream_carries_on_while_a_change_cannot_be_read(
+    postgres_server: PostgresServer, redis_server: RedisServer, tenant: str
+) -> None:
+    """The availability service's database goes away just as a change comes:
+    its numbers cannot be read (the service answers UNAVAILABLE), so the
+    stream sends heartbeats meanwhile, and the numbers once they can be read,
+    over the same connection."""
+    database = await postgres_server.create_database("holdfast", migrated=True)
+    proxy = TcpProxy("127.0.0.1", postgres_server.port)
+    own = {"redis_url": redis_server.url}
+    async with (
+        proxy,
+        running_booking(database, **own) as booking,
+        running_availability(
+            database.replace(f":{postgres_server.port}/", f":{proxy.port}/"), **own
+        ) as availability,
+        running_gateway(
+            database, f"127.0.0.1:{booking.port}", f"127.0.0.1:{availability.port}", **own
+        ) as gateway,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.port}", timeout=10) as api,
+        asyncpg.create_pool(database, min_size=1, max_size=2) as db,
+    ):
+        auth = await key_for(KeyRepository(db), tenant)
+        resource, slot = await resource_with_slot(api, auth)
+        await settled(availability, db, tenant)
+        async with subscribed(api, resource, auth) as stream:
+            first = await stream.next_event()
+            await proxy.cut()
+            refused_before = availability_answers(availability, "UNAVAILABLE")
+            await hold(api, auth, resource, slot)
+            # The gateway reads the change, fails, and reads it again a second
+            # later, failing again; the stream sends heartbeats all along.
+            while_away: list[Event] = []
+            heartbeats = len(stream.comments)
+            async with asyncio.timeout(30):
+                while availability_answers(availability, "UNAVAILABLE") < refused_before + 2:
+                    while_away += await stream.until(comments=1)
+            heartbeats = len(stream.comments) - heartbeats
+            await proxy.start()
+            after = await stream.next_event(within=15)
+
+    assert held(first) == 0
+    assert heartbeats >= 2  # a second of failed reads: two heartbeats at least
+    assert while_away == []
+    assert held(after) == 1
+    assert stream_position(after.id or "") > stream_position(first.id or "")
 
 
 # --- keys, caps and the cost of a change -------------------------------------

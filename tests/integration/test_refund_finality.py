@@ -321,7 +321,8 @@ async def test_racing_paths_either_book_the_payment_or_refund_it_never_both(
 ) -> None:
     """While a place frees, the payment arrives by several paths at once:
     every time, it becomes the booking or it is refunded, never both."""
-    lates = [await late_payment(stack, shop) for _ in range(6)]
+    # Each on a resource of its own: made at once, they lapse together.
+    lates = await asyncio.gather(*(late_payment(stack, shop) for _ in range(6)))
 
     async def race(late: LatePayment) -> None:
         apply = booking_pb2.ApplyPaymentRequest(

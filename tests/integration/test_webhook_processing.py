@@ -61,7 +61,9 @@ async def stack(
 async def test_events_wait_while_the_booking_service_is_down(
     own_database: str, tenant: str
 ) -> None:
-    async with stack(own_database, tenant, processor_max_attempts=50) as (
+    async with stack(
+        own_database, tenant, processor_max_attempts=50, booking_call_timeout_seconds=1.0
+    ) as (
         client,
         proxy,
         webhooks,
@@ -77,7 +79,7 @@ async def test_events_wait_while_the_booking_service_is_down(
         response = await http.post(WEBHOOK, content=body, headers=headers)
         assert response.status_code == 200  # stored; applying it waits
 
-        # Each attempt waits up to the call deadline (2 s here) for the service.
+        # Each attempt waits up to the call deadline (1 s here) for the service.
         failing = await eventually(
             lambda: row_of(db, str(sent["id"])), lambda r: r["attempts"] >= 2, within=15
         )

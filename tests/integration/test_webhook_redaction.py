@@ -91,7 +91,9 @@ async def test_an_applied_event_keeps_no_personal_data_and_the_admin_api_shows_n
 async def test_a_failing_event_keeps_its_body_until_final_but_the_admin_api_never_shows_it(
     own_database: str, tenant: str
 ) -> None:
-    async with stack(own_database, tenant, processor_max_attempts=50) as (
+    async with stack(
+        own_database, tenant, processor_max_attempts=50, booking_call_timeout_seconds=1.0
+    ) as (
         client,
         proxy,
         webhooks,
@@ -187,11 +189,10 @@ async def test_the_sweep_redacts_older_final_events_and_deletes_them_after_the_r
             )
         # Nothing for the processor to do: the failing event is due tomorrow.
         async with running_webhooks(own_database, "127.0.0.1:1") as webhooks:
-            await eventually(
-                lambda: _metric(webhooks, "holdfast_webhook_events_deleted_total"),
-                lambda n: n == 2,
-            )
-            assert sample(webhooks, "holdfast_webhook_events_redacted_total") == 2
+            # A sweep deletes first and redacts after: it is over when both
+            # counts are in (the deleted count alone comes while it redacts).
+            swept = await eventually(lambda: _swept(webhooks), lambda counts: counts == (2, 2))
+        assert swept == (2, 2)  # (deleted, redacted)
         rows = {
             row["event_id"]: row
             for row in await db.fetch("SELECT event_id, payload, redacted_at FROM stripe_events")
@@ -208,5 +209,8 @@ async def test_the_sweep_redacts_older_final_events_and_deletes_them_after_the_r
     )
 
 
-async def _metric(app: WebhooksApp, name: str) -> float:
-    return sample(app, name)
+async def _swept(app: WebhooksApp) -> tuple[float, float]:
+    return (
+        sample(app, "holdfast_webhook_events_deleted_total"),
+        sample(app, "holdfast_webhook_events_redacted_total"),
+    )

@@ -12,12 +12,15 @@ both the request to break the rule and the answer to name exactly that rule.
   slot to create `start < end` with no `[start, end)` twice in one request:
   relations between fields (422);
 - a checkout URL must parse (a port of at most 65535, a valid IPv6 address
-  in brackets): the pattern bounds its characters, not their values (422).
+  in brackets): the pattern bounds its characters, not their values (422);
+- a time is within years 1 to 9999 once in UTC (0001-01-01T01:00:00+02:00
+  is not): `date-time` bounds its form, not its value (422).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import schemathesis
@@ -35,6 +38,34 @@ def _time(value: object) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else None
+
+
+def _out_of_range_in_utc(value: object) -> bool:
+    parsed = _time(value)
+    if parsed is None:
+        return False
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:
+        return True
+    return False
+
+
+# The fields a time is refused in: a window's ends, a new slot's.
+_QUERY_TIME = re.compile(r"^query\.(start|end)$")
+_SLOT_TIME = re.compile(r"^slots\.(\d+)\.(start|end)$")
+
+
+def _time_out_of_range(field: str, case: Any) -> bool:
+    if match := _QUERY_TIME.match(field):
+        return _out_of_range_in_utc((case.query or {}).get(match.group(1)))
+    if match := _SLOT_TIME.match(field):
+        slots = case.body.get("slots") if isinstance(case.body, dict) else None
+        index = int(match.group(1))
+        if not isinstance(slots, list) or index >= len(slots) or not isinstance(slots[index], dict):
+            return False
+        return _out_of_range_in_utc(slots[index].get(match.group(2)))
+    return False
 
 
 def _fields(response: Any) -> list[str]:
@@ -67,6 +98,8 @@ def refused_for_a_rule_no_schema_states(response: Any, case: Any) -> bool:
     if not fields:
         return False
     status = response.status_code
+    if status == 422 and all(_time_out_of_range(field, case) for field in fields):
+        return True
     if status == 400 and fields == ["query.cursor"]:
         return bool((case.query or {}).get("cursor"))
     if status == 400 and fields == ["header.last-event-id"]:

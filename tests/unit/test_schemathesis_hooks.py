@@ -1,0 +1,89 @@
+"""The fuzz test's exceptions (tests/support/schemathesis_hooks.py): a
+request refused for a rule the OpenAPI document states in words is excused
+only when it breaks that rule and the answer names exactly the fields that
+break it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.support.schemathesis_hooks import refused_for_a_rule_no_schema_states
+
+FAR_EAST_YEAR_ONE = "0001-01-01T01:22:38+17:38"  # year 0 once in UTC
+FINE = "2031-06-01T09:00:00Z"
+
+
+@dataclass
+class Answer:
+    status_code: int
+    fields: list[str]
+
+    def json(self) -> Any:
+        return {"errors": [{"field": name, "detail": "..."} for name in self.fields]}
+
+
+@dataclass
+class Operation:
+    path: str
+
+
+@dataclass
+class Case:
+    path: str
+    body: Any = None
+    query: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def operation(self) -> Operation:
+        return Operation(self.path)
+
+
+SLOTS = "/v1/resources/{resource_id}/slots"
+WINDOW = "/v1/resources/{resource_id}/availability"
+
+
+@pytest.mark.parametrize(
+    ("answer", "case"),
+    [
+        pytest.param(
+            Answer(422, ["slots.1.start"]),
+            Case(SLOTS, {"slots": [{"start": FINE, "end": FINE}, {"start": FAR_EAST_YEAR_ONE}]}),
+            id="a-slot",
+        ),
+        pytest.param(
+            Answer(422, ["query.end"]),
+            Case(WINDOW, query={"start": FINE, "end": "9999-12-31T23:00:00-05:00"}),
+            id="a-window",
+        ),
+    ],
+)
+def test_a_time_out_of_range_once_in_utc_is_excused(answer: Answer, case: Case) -> None:
+    assert refused_for_a_rule_no_schema_states(answer, case)
+
+
+@pytest.mark.parametrize(
+    ("answer", "case"),
+    [
+        pytest.param(
+            Answer(422, ["slots.0.start"]),
+            Case(SLOTS, {"slots": [{"start": FINE, "end": FINE}]}),
+            id="the-time-is-fine",
+        ),
+        pytest.param(
+            Answer(422, ["slots.0.start", "slots.0.end"]),
+            Case(SLOTS, {"slots": [{"start": FAR_EAST_YEAR_ONE, "end": FINE}]}),
+            id="another-field-named-too",
+        ),
+        pytest.param(
+            Answer(400, ["query.start"]),
+            Case(WINDOW, query={"start": FAR_EAST_YEAR_ONE, "end": FINE}),
+            id="not-a-422",
+        ),
+    ],
+)
+def test_anything_else_is_not(answer: Answer, case: Case) -> None:
+    assert not refused_for_a_rule_no_schema_states(answer, case)
