@@ -60,8 +60,8 @@ from bench.holds import (
     outcome_of_status,
 )
 from bench.stats import Latencies
-from holdfast.availability.v1 import availability_pb2, availability_pb2_grpc
-from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc
+from holdfast.contracts.availability.v1 import availability_pb2, availability_pb2_grpc
+from holdfast.contracts.booking.v1 import booking_pb2, booking_pb2_grpc
 from holdfast.platform.context import TENANT_ID_KEY
 from holdfast.platform.grpc_errors import details_of
 from holdfast.platform.proto_time import time_range

@@ -41,8 +41,13 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 
 from bench.stats import Latencies
-from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
-from holdfast.common.v1 import money_pb2
+from holdfast.contracts.booking.v1 import (
+    booking_pb2,
+    booking_pb2_grpc,
+    inventory_pb2,
+    inventory_pb2_grpc,
+)
+from holdfast.contracts.common.v1 import money_pb2
 from holdfast.platform.context import TENANT_ID_KEY, correlation_id_var, new_correlation_id
 from holdfast.platform.db import create_pool
 from holdfast.platform.errors import DomainError

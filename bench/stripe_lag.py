@@ -60,7 +60,7 @@ from bench.availability import AvailabilityClient, Metrics, Samples, ServiceLag
 from bench.holds import BASE_TIME, CALL_TIMEOUT_SECONDS, ServiceClient
 from bench.local_services import ServiceProcess, engine_urls, fresh_database
 from bench.stats import Latencies
-from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc
+from holdfast.contracts.booking.v1 import booking_pb2, booking_pb2_grpc
 from holdfast.fakestripe import FakeStripe, FakeStripeConfig
 from holdfast.platform.context import TENANT_ID_KEY
 from holdfast.platform.streams import AVAILABILITY_TOPIC

@@ -64,7 +64,7 @@ from bench.holds import (
     outcome_of_status,
 )
 from bench.stats import Latencies
-from holdfast.booking.v1 import booking_pb2
+from holdfast.contracts.booking.v1 import booking_pb2
 from holdfast.fakestripe.account import CUSTOMER_NAME, DEFAULT_CUSTOMER_EMAIL
 from holdfast.fakestripe.config import API_VERSION, DEFAULT_WEBHOOK_SECRET
 from holdfast.fakestripe.delivery import USER_AGENT

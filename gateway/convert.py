@@ -8,9 +8,9 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway import models
-from holdfast.availability.v1 import availability_pb2
-from holdfast.booking.v1 import booking_pb2, inventory_pb2
-from holdfast.common.v1 import money_pb2
+from holdfast.contracts.availability.v1 import availability_pb2
+from holdfast.contracts.booking.v1 import booking_pb2, inventory_pb2
+from holdfast.contracts.common.v1 import money_pb2
 
 
 def _time(value: Timestamp) -> datetime:

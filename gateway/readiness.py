@@ -38,8 +38,8 @@ from gateway.config import GatewaySettings
 from gateway.downstream import Downstream
 from gateway.keys import KeyRepository
 from gateway.ratelimit import RateLimiter
-from holdfast.availability.v1 import availability_pb2
-from holdfast.booking.v1 import booking_pb2
+from holdfast.contracts.availability.v1 import availability_pb2
+from holdfast.contracts.booking.v1 import booking_pb2
 
 CHECK_TIMEOUT_SECONDS = 1.0
 

@@ -26,9 +26,9 @@ from gateway.auth import Principal
 from gateway.context import Gateway, gateway_of, requires
 from gateway.problems import ProblemError
 from gateway.stream import TooManyStreams
-from holdfast.availability.v1 import availability_pb2
-from holdfast.booking.v1 import booking_pb2, inventory_pb2
-from holdfast.common.v1 import money_pb2
+from holdfast.contracts.availability.v1 import availability_pb2
+from holdfast.contracts.booking.v1 import booking_pb2, inventory_pb2
+from holdfast.contracts.common.v1 import money_pb2
 from holdfast.platform.proto_time import time_range
 
 # Operation ids are the functions' names: stable, and what links name.

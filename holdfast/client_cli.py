@@ -26,11 +26,16 @@ from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 
-from holdfast.availability.v1 import availability_pb2, availability_pb2_grpc
-from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
-from holdfast.common.v1 import money_pb2, time_range_pb2
+from holdfast.contracts.availability.v1 import availability_pb2, availability_pb2_grpc
+from holdfast.contracts.booking.v1 import (
+    booking_pb2,
+    booking_pb2_grpc,
+    inventory_pb2,
+    inventory_pb2_grpc,
+)
+from holdfast.contracts.common.v1 import money_pb2, time_range_pb2
+from holdfast.contracts.webhooks.v1 import webhook_admin_pb2, webhook_admin_pb2_grpc
 from holdfast.platform.grpc_errors import details_of
-from holdfast.webhooks.v1 import webhook_admin_pb2, webhook_admin_pb2_grpc
 
 # Without --end, `holdfast availability` covers this many days from --start
 # (default now): every slot `holdfast up` seeds, whose last night starts 14

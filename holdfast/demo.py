@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from holdfast.booking.v1 import inventory_pb2, inventory_pb2_grpc
-from holdfast.common.v1 import money_pb2, time_range_pb2
+from holdfast.contracts.booking.v1 import inventory_pb2, inventory_pb2_grpc
+from holdfast.contracts.common.v1 import money_pb2, time_range_pb2
 
 DEMO_TENANT = "demo"
 DEMO_METADATA = (("x-tenant-id", DEMO_TENANT),)

@@ -1,5 +1,14 @@
 """Generates the Python code for protos/ (`make protos`), or checks it is current.
 
+protoc writes a proto's code where its package says (`holdfast/booking/v1/`);
+here it is moved under `holdfast/contracts/` (`holdfast.contracts.booking.v1`),
+so that the generated contracts have a folder of their own, apart from the
+services and the shared library, and the imports between generated modules
+are rewritten to match. Only import lines (and the module name protoc gives
+the message classes) are rewritten: the serialized descriptors, and with
+them the wire names (`holdfast.booking.v1.BookingService`), are untouched.
+(protoletariat does such rewriting, but pins protobuf below 6.)
+
 Generated files are committed so that the services run without grpcio-tools;
 `--check` regenerates into a scratch folder and fails when anything differs,
 which is how `make test` catches a proto edited without regenerating.
@@ -9,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import re
 import sys
 import tempfile
 from importlib import resources
@@ -21,34 +31,68 @@ PROTOS = ROOT / "protos"
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi", "__init__.py")
 
 
+# Where the generated packages go, as a package and as a folder.
+CONTRACTS = "holdfast.contracts"
+CONTRACTS_INIT = '''"""The API contracts in Python: generated from protos/ by `make protos`.
+
+Never edited by hand (`make test` fails when they are stale). The wire names
+stay the protos' own: `holdfast.booking.v1.BookingService` is served from
+`holdfast.contracts.booking.v1.booking_pb2_grpc`.
+"""
+'''
+# `from holdfast.common.v1 import money_pb2 as ...`, `import holdfast.common.v1.money_pb2`,
+# and the module name in `BuildTopDescriptorsAndMessages(DESCRIPTOR, 'holdfast.x.v1.y_pb2', ...)`.
+_IMPORT = re.compile(r"^(from |import )holdfast\.(?=\w+\.v\d+\b)", re.MULTILINE)
+_MODULE_NAME = re.compile(r"(BuildTopDescriptorsAndMessages\(DESCRIPTOR, ')holdfast\.")
+# In stubs (.pyi) types are spelt in full: `holdfast.common.v1.money_pb2.Money`.
+_STUB_REFERENCE = re.compile(r"(?<![\w.])holdfast\.(?=\w+\.v\d+\.\w+_pb2\b)")
+
+
+def _relocated(text: str, stub: bool) -> str:
+    text = _IMPORT.sub(rf"\g<1>{CONTRACTS}.", text)
+    text = _MODULE_NAME.sub(rf"\g<1>{CONTRACTS}.", text)
+    return _STUB_REFERENCE.sub(f"{CONTRACTS}.", text) if stub else text
+
+
 def generate(out_dir: Path) -> list[Path]:
-    """Runs protoc for every .proto file; returns the generated files, relative."""
+    """Runs protoc for every .proto file and places the code under
+    holdfast/contracts/ in `out_dir`; returns the generated files, relative."""
     proto_files = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
     well_known = str(resources.files("grpc_tools") / "_proto")
     bin_dir = Path(sys.executable).parent
-    args = [
-        "protoc",
-        f"--plugin=protoc-gen-mypy={bin_dir / 'protoc-gen-mypy'}",
-        f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}",
-        f"-I{PROTOS}",
-        f"-I{well_known}",
-        f"--python_out={out_dir}",
-        f"--mypy_out={out_dir}",
-        f"--grpc_python_out={out_dir}",
-        f"--mypy_grpc_out={out_dir}",
-        *proto_files,
-    ]
-    if protoc.main(args) != 0:
-        raise SystemExit("protoc failed")
-    outputs: list[Path] = []
-    for proto in proto_files:
-        stem = Path(proto).with_suffix("")
-        outputs += [stem.parent / f"{stem.name}{suffix}" for suffix in GENERATED_SUFFIXES[:4]]
-        # Every folder that received code becomes a package.
-        for folder in stem.parents:
-            if folder != Path("."):
-                (out_dir / folder / "__init__.py").touch()
-                outputs.append(folder / "__init__.py")
+    with tempfile.TemporaryDirectory() as raw_dir:
+        raw = Path(raw_dir)
+        args = [
+            "protoc",
+            f"--plugin=protoc-gen-mypy={bin_dir / 'protoc-gen-mypy'}",
+            f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}",
+            f"-I{PROTOS}",
+            f"-I{well_known}",
+            f"--python_out={raw}",
+            f"--mypy_out={raw}",
+            f"--grpc_python_out={raw}",
+            f"--mypy_grpc_out={raw}",
+            *proto_files,
+        ]
+        if protoc.main(args) != 0:
+            raise SystemExit("protoc failed")
+        contracts = Path(*CONTRACTS.split("."))
+        outputs: list[Path] = []
+        for proto in proto_files:
+            stem = Path(proto).with_suffix("")  # holdfast/booking/v1/booking
+            placed = contracts / stem.relative_to("holdfast")
+            for suffix in GENERATED_SUFFIXES[:4]:
+                source = raw / stem.parent / f"{stem.name}{suffix}"
+                target = out_dir / placed.parent / f"{placed.name}{suffix}"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(_relocated(source.read_text(), suffix.endswith(".pyi")))
+                outputs.append(target.relative_to(out_dir))
+            # Every folder that received code becomes a package.
+            for folder in placed.parents:
+                if folder not in (Path("."), Path("holdfast")):
+                    init = out_dir / folder / "__init__.py"
+                    init.write_text(CONTRACTS_INIT if folder == contracts else "")
+                    outputs.append(folder / "__init__.py")
     return sorted(set(outputs))
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from holdfast.common.v1 import time_range_pb2
+from holdfast.contracts.common.v1 import time_range_pb2
 
 
 def timestamp(value: datetime) -> Timestamp:

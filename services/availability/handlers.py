@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 
 import grpc
 
-from holdfast.availability.v1 import availability_pb2, availability_pb2_grpc
-from holdfast.common.v1 import time_range_pb2
+from holdfast.contracts.availability.v1 import availability_pb2, availability_pb2_grpc
+from holdfast.contracts.common.v1 import time_range_pb2
 from holdfast.platform.proto_time import read_time_range
 from holdfast.platform.streams import stream_position
 from holdfast.platform.tenancy import tenant_of

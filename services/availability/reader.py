@@ -17,7 +17,7 @@ from datetime import datetime
 import asyncpg
 from redis.exceptions import RedisError
 
-from holdfast.availability.v1 import availability_pb2
+from holdfast.contracts.availability.v1 import availability_pb2
 from holdfast.platform.errors import DomainError, ErrorKind, FieldViolation, not_found
 from holdfast.platform.proto_time import time_range, timestamp
 from services.availability.cache import LocalCache, ResourceKey, SharedCache, SharedRead

@@ -8,7 +8,7 @@ import asyncpg
 from grpc_health.v1 import health_pb2
 from redis.asyncio import Redis
 
-from holdfast.availability.v1 import availability_pb2, availability_pb2_grpc
+from holdfast.contracts.availability.v1 import availability_pb2, availability_pb2_grpc
 from holdfast.platform.config import load
 from holdfast.platform.db import create_pool
 from holdfast.platform.db_watch import DatabaseWatcher

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from holdfast.booking.v1 import booking_pb2, inventory_pb2
-from holdfast.common.v1 import money_pb2
+from holdfast.contracts.booking.v1 import booking_pb2, inventory_pb2
+from holdfast.contracts.common.v1 import money_pb2
 from holdfast.platform.proto_time import time_range, timestamp
 from services.booking.domain import Checkout, Hold, HoldStatus, Refund, Resource, Slot
 

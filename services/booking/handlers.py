@@ -14,7 +14,12 @@ from typing import Any, TypeAlias
 
 from google.protobuf.message import Message
 
-from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
+from holdfast.contracts.booking.v1 import (
+    booking_pb2,
+    booking_pb2_grpc,
+    inventory_pb2,
+    inventory_pb2_grpc,
+)
 from holdfast.platform import pagination
 from holdfast.platform.proto_time import read_time_range
 from holdfast.platform.stripe_limits import url_problem

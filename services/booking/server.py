@@ -8,7 +8,12 @@ import logging
 import asyncpg
 from redis.asyncio import Redis
 
-from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
+from holdfast.contracts.booking.v1 import (
+    booking_pb2,
+    booking_pb2_grpc,
+    inventory_pb2,
+    inventory_pb2_grpc,
+)
 from holdfast.platform.config import load
 from holdfast.platform.db import create_pool
 from holdfast.platform.db_watch import DatabaseWatcher

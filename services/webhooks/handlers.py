@@ -7,12 +7,12 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from holdfast.contracts.webhooks.v1 import webhook_admin_pb2 as pb
+from holdfast.contracts.webhooks.v1 import webhook_admin_pb2_grpc
 from holdfast.platform import pagination
 from holdfast.platform.errors import failed_precondition, not_found
 from holdfast.platform.proto_time import timestamp
 from holdfast.platform.validation import Violations
-from holdfast.webhooks.v1 import webhook_admin_pb2 as pb
-from holdfast.webhooks.v1 import webhook_admin_pb2_grpc
 from services.webhooks.redaction import redact
 from services.webhooks.repository import EventRepository
 

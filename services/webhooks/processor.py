@@ -28,7 +28,7 @@ import grpc
 import stripe
 from opentelemetry.trace import SpanKind
 
-from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc
+from holdfast.contracts.booking.v1 import booking_pb2, booking_pb2_grpc
 from holdfast.platform.background import BackgroundTask
 from holdfast.platform.context import TENANT_ID_KEY
 from holdfast.platform.errors import DomainError

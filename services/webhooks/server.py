@@ -9,7 +9,8 @@ from typing import cast
 import asyncpg
 import grpc
 
-from holdfast.booking.v1 import booking_pb2_grpc
+from holdfast.contracts.booking.v1 import booking_pb2_grpc
+from holdfast.contracts.webhooks.v1 import webhook_admin_pb2, webhook_admin_pb2_grpc
 from holdfast.platform.config import load
 from holdfast.platform.db import create_pool
 from holdfast.platform.db_watch import DatabaseWatcher
@@ -19,7 +20,6 @@ from holdfast.platform.metrics import MetricsServer, PoolMetrics
 from holdfast.platform.pagination import PageTokens, page_token_secret
 from holdfast.platform.service import run_service
 from holdfast.platform.stripe_api import StripeConnection
-from holdfast.webhooks.v1 import webhook_admin_pb2, webhook_admin_pb2_grpc
 from services.webhooks.config import WebhooksSettings
 from services.webhooks.handlers import WebhookAdminHandler
 from services.webhooks.metrics import WebhooksMetrics

@@ -34,10 +34,15 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from holdfast.availability.v1 import availability_pb2, availability_pb2_grpc
-from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
+from holdfast.contracts.availability.v1 import availability_pb2, availability_pb2_grpc
+from holdfast.contracts.booking.v1 import (
+    booking_pb2,
+    booking_pb2_grpc,
+    inventory_pb2,
+    inventory_pb2_grpc,
+)
+from holdfast.contracts.webhooks.v1 import webhook_admin_pb2, webhook_admin_pb2_grpc
 from holdfast.platform.proto_time import time_range
-from holdfast.webhooks.v1 import webhook_admin_pb2, webhook_admin_pb2_grpc
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ import grpc
 import pytest
 from redis.asyncio import Redis
 
-from holdfast.availability.v1 import availability_pb2
+from holdfast.contracts.availability.v1 import availability_pb2
 from holdfast.platform.proto_time import time_range
 from services.availability.server import AvailabilityApp
 from tests.integration.conftest import running_availability

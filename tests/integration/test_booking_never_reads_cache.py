@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncpg
 from redis.asyncio import Redis
 
-from holdfast.booking.v1 import booking_pb2
+from holdfast.contracts.booking.v1 import booking_pb2
 from tests.integration.conftest import own_booking_app
 from tests.support.availability import eventually
 from tests.support.booking import outcome

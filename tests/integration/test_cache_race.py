@@ -17,7 +17,7 @@ from datetime import datetime
 
 import asyncpg
 
-from holdfast.availability.v1 import availability_pb2
+from holdfast.contracts.availability.v1 import availability_pb2
 from services.availability.reader import AvailabilityReader, span_of
 from services.availability.repository import AvailabilityRepository
 from services.availability.server import AvailabilityApp

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from gateway.keys import KeyRepository
-from holdfast.booking.v1 import booking_pb2
+from holdfast.contracts.booking.v1 import booking_pb2
 from holdfast.engines import free_port
 from tests.integration.conftest import own_booking_app
 from tests.support.booking import BookingClient

@@ -24,7 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.keys import KeyRepository
 from gateway.server import GatewayApp
-from holdfast.booking.v1 import booking_pb2
+from holdfast.contracts.booking.v1 import booking_pb2
 from holdfast.engines import free_port
 from holdfast.platform.db import database_error
 from holdfast.platform.errors import ErrorKind

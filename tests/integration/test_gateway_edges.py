@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from gateway.keys import KeyRepository
-from holdfast.booking.v1 import booking_pb2
+from holdfast.contracts.booking.v1 import booking_pb2
 from holdfast.engines import free_port
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp

@@ -9,7 +9,7 @@ import asyncpg
 import grpc
 import pytest
 
-from holdfast.booking.v1 import booking_pb2
+from holdfast.contracts.booking.v1 import booking_pb2
 from tests.integration.conftest import own_booking_app
 from tests.support.booking import BookingClient, error_of
 from tests.support.db import audit_actions, slot_row

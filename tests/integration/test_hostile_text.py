@@ -8,8 +8,8 @@ import grpc
 import httpx
 
 from gateway.keys import KeyRepository
-from holdfast.booking.v1 import inventory_pb2
-from holdfast.common.v1 import money_pb2
+from holdfast.contracts.booking.v1 import inventory_pb2
+from holdfast.contracts.common.v1 import money_pb2
 from tests.support.booking import BookingClient, error_of
 from tests.support.gateway import key_for, problem_of
 

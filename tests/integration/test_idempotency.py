@@ -9,8 +9,8 @@ import uuid
 import asyncpg
 import grpc
 
-from holdfast.booking.v1 import inventory_pb2
-from holdfast.common.v1 import money_pb2
+from holdfast.contracts.booking.v1 import inventory_pb2
+from holdfast.contracts.common.v1 import money_pb2
 from services.booking.server import BookingApp
 from tests.support.booking import BookingClient, error_of
 from tests.support.db import count_rows, slot_row

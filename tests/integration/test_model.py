@@ -13,7 +13,7 @@ import grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from holdfast.booking.v1 import booking_pb2, inventory_pb2
+from holdfast.contracts.booking.v1 import booking_pb2, inventory_pb2
 from holdfast.platform.grpc_errors import details_of
 from services.booking.server import BookingApp
 from tests.support.booking import BASE_TIME, BookingClient, outcome

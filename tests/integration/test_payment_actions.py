@@ -23,7 +23,7 @@ import grpc
 import pytest
 from redis.asyncio import Redis
 
-from holdfast.booking.v1 import booking_pb2
+from holdfast.contracts.booking.v1 import booking_pb2
 from holdfast.fakestripe import FakeStripe, StartedRequest
 from holdfast.platform.streams import AVAILABILITY_TOPIC, stream_key
 from services.booking.server import BookingApp

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from gateway.keys import KeyRepository
-from holdfast.booking.v1 import booking_pb2
+from holdfast.contracts.booking.v1 import booking_pb2
 from tests.integration.conftest import running_booking
 from tests.support.availability import AvailabilityClient, eventually
 from tests.support.booking import BookingClient, error_of

@@ -17,7 +17,7 @@ import asyncpg
 import grpc
 import pytest
 
-from holdfast.booking.v1 import booking_pb2
+from holdfast.contracts.booking.v1 import booking_pb2
 from holdfast.fakestripe import FakeStripe
 from services.booking.server import BookingApp
 from tests.integration.conftest import running_booking

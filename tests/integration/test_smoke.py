@@ -1,4 +1,4 @@
-from holdfast.booking.v1 import booking_pb2
+from holdfast.contracts.booking.v1 import booking_pb2
 from tests.support.booking import BookingClient
 
 

@@ -13,8 +13,8 @@ import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
-from holdfast.booking.v1 import booking_pb2, inventory_pb2
-from holdfast.common.v1 import money_pb2
+from holdfast.contracts.booking.v1 import booking_pb2, inventory_pb2
+from holdfast.contracts.common.v1 import money_pb2
 from holdfast.platform.proto_time import time_range
 from tests.support.booking import BASE_TIME, BookingClient, error_of
 from tests.support.db import count_rows

@@ -12,8 +12,8 @@ import asyncpg
 import grpc
 import httpx
 
-from holdfast.webhooks.v1 import webhook_admin_pb2 as pb
-from holdfast.webhooks.v1 import webhook_admin_pb2_grpc
+from holdfast.contracts.webhooks.v1 import webhook_admin_pb2 as pb
+from holdfast.contracts.webhooks.v1 import webhook_admin_pb2_grpc
 from services.webhooks.server import WebhooksApp
 from tests.integration.conftest import running_booking, running_webhooks
 from tests.support.availability import eventually

@@ -15,9 +15,9 @@ from typing import Any, cast
 import asyncpg
 import grpc
 
-from holdfast.booking.v1 import booking_pb2
-from holdfast.webhooks.v1 import webhook_admin_pb2 as pb
-from holdfast.webhooks.v1 import webhook_admin_pb2_grpc
+from holdfast.contracts.booking.v1 import booking_pb2
+from holdfast.contracts.webhooks.v1 import webhook_admin_pb2 as pb
+from holdfast.contracts.webhooks.v1 import webhook_admin_pb2_grpc
 from services.webhooks.server import WebhooksApp
 from tests.integration.conftest import running_webhooks
 from tests.integration.test_webhook_processing import WEBHOOK, stack

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 import asyncpg
 import grpc
 
-from holdfast.availability.v1 import availability_pb2, availability_pb2_grpc
+from holdfast.contracts.availability.v1 import availability_pb2, availability_pb2_grpc
 from holdfast.platform.proto_time import time_range
 from holdfast.platform.streams import AVAILABILITY_TOPIC, stream_key, stream_position
 from tests.support.booking import BASE_TIME

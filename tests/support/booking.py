@@ -10,8 +10,13 @@ from typing import cast
 import grpc
 from google.protobuf.duration_pb2 import Duration
 
-from holdfast.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2, inventory_pb2_grpc
-from holdfast.common.v1 import money_pb2
+from holdfast.contracts.booking.v1 import (
+    booking_pb2,
+    booking_pb2_grpc,
+    inventory_pb2,
+    inventory_pb2_grpc,
+)
+from holdfast.contracts.common.v1 import money_pb2
 from holdfast.platform.grpc_errors import ErrorDetails, details_of
 from holdfast.platform.proto_time import time_range
 

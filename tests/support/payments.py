@@ -14,7 +14,7 @@ import grpc
 import httpx
 
 from gateway.server import GatewayApp
-from holdfast.booking.v1 import booking_pb2
+from holdfast.contracts.booking.v1 import booking_pb2
 from holdfast.fakestripe import FakeStripe, FakeStripeConfig, RetryPolicy
 from holdfast.fakestripe.events import CHECKOUT_EVENTS
 from services.availability.server import AvailabilityApp

@@ -5,7 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from holdfast.booking.v1 import inventory_pb2 as _inventory_pb2
+from holdfast.contracts.booking.v1 import inventory_pb2 as _inventory_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from holdfast.booking.v1 import inventory_pb2 as holdfast_dot_booking_dot_v1_dot_inventory__pb2
+from holdfast.contracts.booking.v1 import inventory_pb2 as holdfast_dot_booking_dot_v1_dot_inventory__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

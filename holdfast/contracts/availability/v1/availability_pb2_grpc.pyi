@@ -5,7 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from holdfast.availability.v1 import availability_pb2 as _availability_pb2
+from holdfast.contracts.availability.v1 import availability_pb2 as _availability_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from holdfast.availability.v1 import availability_pb2 as holdfast_dot_availability_dot_v1_dot_availability__pb2
+from holdfast.contracts.availability.v1 import availability_pb2 as holdfast_dot_availability_dot_v1_dot_availability__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

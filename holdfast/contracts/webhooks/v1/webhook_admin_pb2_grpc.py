@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from holdfast.webhooks.v1 import webhook_admin_pb2 as holdfast_dot_webhooks_dot_v1_dot_webhook__admin__pb2
+from holdfast.contracts.webhooks.v1 import webhook_admin_pb2 as holdfast_dot_webhooks_dot_v1_dot_webhook__admin__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
