@@ -48,12 +48,12 @@ lint: venv
 	$(BIN)/mypy
 
 # Tests get HOLDFAST_TEST_DATABASE_URL / HOLDFAST_TEST_REDIS_URL from the
-# environment, else `holdfast testenv` starts embedded engines for them.
+# environment, else `python -m devtools testenv` starts embedded engines for them.
 test: venv check-protos buf lint
-	$(BIN)/holdfast testenv -- $(BIN)/pytest -q
+	$(BIN)/python -m devtools testenv -- $(BIN)/pytest -q
 
 up: venv
-	$(BIN)/holdfast up $(UP_ARGS)
+	$(BIN)/python -m devtools up $(UP_ARGS)
 
 # Against the stack `make up` runs in another terminal: it writes its URLs to
 # .state/up.env while it is up.

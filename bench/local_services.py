@@ -5,7 +5,7 @@ For benchmarks that must choose what the services talk to (a fake Stripe the
 benchmark makes slow or unreachable) or how they are configured (a short
 outbox retention), which a shared `make up` stack cannot offer. Postgres and
 Redis are given by URL, or taken from the environment `make up` or
-`holdfast testenv` sets.
+`python -m devtools testenv` sets.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from holdfast.engines import free_port, tail
+from devtools.engines import free_port, tail
 from holdfast.migrate import migrate
 
 STARTUP_SECONDS = 30.0
@@ -35,7 +35,7 @@ STOP_SECONDS = 30.0
 
 def engine_urls(database_url: str | None, redis_url: str | None) -> tuple[str, str]:
     """The URLs given, else HOLDFAST_DATABASE_URL / HOLDFAST_REDIS_URL (`make
-    up`'s .state/up.env), else the HOLDFAST_TEST_* ones (`holdfast testenv`)."""
+    up`'s .state/up.env), else the HOLDFAST_TEST_* ones (`python -m devtools testenv`)."""
     env = os.environ
     database = (
         database_url or env.get("HOLDFAST_DATABASE_URL") or env.get("HOLDFAST_TEST_DATABASE_URL")
@@ -44,7 +44,7 @@ def engine_urls(database_url: str | None, redis_url: str | None) -> tuple[str, s
     if not database or not redis:
         raise SystemExit(
             "no Postgres or Redis: pass --database-url and --redis-url, or run under"
-            " `holdfast testenv -- ...` (or with `make up`'s .state/up.env sourced)"
+            " `python -m devtools testenv -- ...` (or with `make up`'s .state/up.env sourced)"
         )
     return database, redis
 

@@ -1,7 +1,7 @@
 """Does outbox pruning keep up with the write rate? Holds at a fixed rate for
 minutes on end, while the outbox's size is sampled.
 
-    holdfast testenv -- python -m bench.outbox_growth [--rate 400] [--minutes 10]
+    python -m devtools testenv -- python -m bench.outbox_growth [--rate 400] [--minutes 10]
     python -m bench.outbox_growth --database-url DSN --redis-url URL
 
 A booking service of the bench's own runs as a process (bench.local_services:

@@ -2,7 +2,7 @@
 (ARCHITECTURE.md section 15: commit -> visible p99 < 10 ms, "also while
 Stripe is slow").
 
-    holdfast testenv -- python -m bench.stripe_lag [--rounds 200]
+    python -m devtools testenv -- python -m bench.stripe_lag [--rounds 200]
     python -m bench.stripe_lag --database-url DSN --redis-url URL
 
 A fake Stripe runs in this process; booking and availability services of the
@@ -60,8 +60,8 @@ from bench.availability import AvailabilityClient, Metrics, Samples, ServiceLag
 from bench.holds import BASE_TIME, CALL_TIMEOUT_SECONDS, ServiceClient
 from bench.local_services import ServiceProcess, engine_urls, fresh_database
 from bench.stats import Latencies
+from devtools.fakestripe import FakeStripe, FakeStripeConfig
 from holdfast.contracts.booking.v1 import booking_pb2, booking_pb2_grpc
-from holdfast.fakestripe import FakeStripe, FakeStripeConfig
 from holdfast.platform.context import TENANT_ID_KEY
 from holdfast.platform.streams import AVAILABILITY_TOPIC
 

@@ -64,13 +64,13 @@ from bench.holds import (
     outcome_of_status,
 )
 from bench.stats import Latencies
+from devtools.fakestripe.account import CUSTOMER_NAME, DEFAULT_CUSTOMER_EMAIL
+from devtools.fakestripe.config import API_VERSION, DEFAULT_WEBHOOK_SECRET
+from devtools.fakestripe.delivery import USER_AGENT
+from devtools.fakestripe.events import build_event, payload
+from devtools.fakestripe.objects import build, new_id, new_session_id
+from devtools.fakestripe.signing import signature_header
 from holdfast.contracts.booking.v1 import booking_pb2
-from holdfast.fakestripe.account import CUSTOMER_NAME, DEFAULT_CUSTOMER_EMAIL
-from holdfast.fakestripe.config import API_VERSION, DEFAULT_WEBHOOK_SECRET
-from holdfast.fakestripe.delivery import USER_AGENT
-from holdfast.fakestripe.events import build_event, payload
-from holdfast.fakestripe.objects import build, new_id, new_session_id
-from holdfast.fakestripe.signing import signature_header
 from holdfast.platform.grpc_errors import details_of
 
 EVENT_TYPE = "checkout.session.completed"

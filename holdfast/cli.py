@@ -1,5 +1,6 @@
-"""The `holdfast` command line: migrations, the local stack, a client for its
-services, and the gateway's tenants and API keys."""
+"""The `holdfast` command line, for operators: migrations, tenants and API
+keys, the webhook inbox, and a client for the services. (The local stack is
+development's: `python -m devtools up | testenv`.)"""
 
 from __future__ import annotations
 
@@ -26,25 +27,13 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    # `up` and `testenv` own their whole argument lists (testenv passes a command on).
-    if argv[:1] == ["up"]:
-        from holdfast.stack import up_main
-
-        return up_main(argv[1:])
-    if argv[:1] == ["testenv"]:
-        from holdfast.stack import testenv_main
-
-        return testenv_main(argv[1:])
-
     parser = argparse.ArgumentParser(prog="holdfast", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("--database-url", help="defaults to HOLDFAST_DATABASE_URL")
     migrate.set_defaults(run=_migrate)
-    commands.add_parser("up", help="start the local stack (what `make up` runs)")
     add_client_commands(commands)
     add_admin_commands(commands)
-    commands.add_parser("testenv", help="run a command with test Postgres/Redis URLs set")
     args = parser.parse_args(argv)
     try:
         code: int = args.run(args)

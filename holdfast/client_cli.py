@@ -13,9 +13,6 @@ import contextlib
 import json
 import os
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,11 +35,9 @@ from holdfast.contracts.webhooks.v1 import webhook_admin_pb2, webhook_admin_pb2_
 from holdfast.platform.grpc_errors import details_of
 
 # Without --end, `holdfast availability` covers this many days from --start
-# (default now): every slot `holdfast up` seeds, whose last night starts 14
+# (default now): every slot `python -m devtools up` seeds, whose last night starts 14
 # days after today.
 DEFAULT_AVAILABILITY_DAYS = 15
-# Where `make up` runs the fake Stripe (holdfast.fakestripe) by default.
-DEFAULT_FAKE_STRIPE_URL = "http://127.0.0.1:12111"
 HOLD_STATUSES = ("held", "confirmed", "cancelled", "refunded", "released", "expired")
 EVENT_STATUSES = ("pending", "failed", "applied", "ignored", "dead")
 
@@ -213,52 +208,6 @@ async def _webhooks_replay(args: argparse.Namespace, stubs: Stubs, md: Any) -> M
     request = webhook_admin_pb2.ReplayEventRequest(event_id=args.event)
     response: Message = await stubs.webhooks.ReplayEvent(request, metadata=md)
     return response
-
-
-def _pay(args: argparse.Namespace) -> int:
-    """`holdfast pay`: the customer pays a checkout session on the local fake Stripe."""
-    base = args.fake_stripe.rstrip("/")
-    session = urllib.parse.quote(args.session, safe="")
-    request = urllib.request.Request(  # noqa: S310 - an http(s) URL the user gave
-        f"{base}/_fake/checkout/sessions/{session}/pay",
-        data=json.dumps({"async_payment": False, "deliver": True}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    # No proxy: the fake runs on this machine, whatever http_proxy says.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=args.timeout) as response:
-            event = json.load(response)
-    except urllib.error.HTTPError as error:
-        print(
-            f"error: the fake Stripe answered {error.code}: {_stripe_error(error)}", file=sys.stderr
-        )
-        return 1
-    except (OSError, ValueError) as error:
-        reason = getattr(error, "reason", error)
-        print(
-            f"error: no fake Stripe answered at {base} ({reason}). `holdfast pay` only works"
-            " with the local fake Stripe, which `make up` starts when HOLDFAST_STRIPE_API_KEY is"
-            " not set; with a real Stripe key, pay on the checkout's url.",
-            file=sys.stderr,
-        )
-        return 1
-    paid = event["data"]["object"]
-    print(f"session   {paid['id']}  {paid['status']}, {paid['payment_status']}")
-    print(f"payment   {paid.get('payment_intent') or '-'}")
-    print(f"event     {event['id']}  {event['type']}, sent to the fake's webhook endpoint")
-    return 0
-
-
-def _stripe_error(error: urllib.error.HTTPError) -> str:
-    """The message of a Stripe-style error body, else the body itself."""
-    body = error.read().decode(errors="replace")
-    try:
-        message = json.loads(body)["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        return body.strip() or str(error.reason)
-    return str(message)
 
 
 def _instant(text: str) -> datetime:
@@ -541,30 +490,6 @@ def add_client_commands(commands: Any) -> None:
     p.set_defaults(
         command=_availability, render=_print_slot_lines, run=lambda args: asyncio.run(_call(args))
     )
-
-    p = commands.add_parser(
-        "pay",
-        help="the customer pays a checkout session: local fake Stripe only",
-        description="Plays the customer paying SESSION_ID by card on the local fake Stripe"
-        " (holdfast.fakestripe, which `make up` starts when HOLDFAST_STRIPE_API_KEY is not set):"
-        " the session completes and the fake sends checkout.session.completed to the webhook"
-        " service, which confirms the hold. Only for the fake; with a real Stripe key, open the"
-        " checkout's url and pay there (test card 4242 4242 4242 4242).",
-    )
-    p.add_argument(
-        "session",
-        metavar="SESSION_ID",
-        help="a checkout session id (cs_...), from `holdfast holds checkout`",
-    )
-    p.add_argument(
-        "--fake-stripe",
-        default=os.environ.get("HOLDFAST_FAKE_STRIPE_URL", DEFAULT_FAKE_STRIPE_URL),
-        metavar="URL",
-        help="the fake Stripe's address (env HOLDFAST_FAKE_STRIPE_URL;"
-        f" default {DEFAULT_FAKE_STRIPE_URL})",
-    )
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds")
-    p.set_defaults(run=_pay)
 
     admin = argparse.ArgumentParser(add_help=False)
     admin.add_argument(

@@ -1,7 +1,7 @@
 """Test fixtures shared by every suite: the test database and its URL.
 
 `make test` provides HOLDFAST_TEST_DATABASE_URL (and the Redis URL), either
-from the environment or from embedded engines it starts (`holdfast testenv`).
+from the environment or from embedded engines it starts (`python -m devtools testenv`).
 """
 
 from __future__ import annotations

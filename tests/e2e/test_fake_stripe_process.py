@@ -1,4 +1,4 @@
-"""`python -m holdfast.fakestripe` as `make up` runs it: configured by the
+"""`python -m devtools.fakestripe` as `make up` runs it: configured by the
 environment and flags, serving the real stripe client, sending signed events,
 stopping cleanly on SIGTERM."""
 
@@ -15,7 +15,7 @@ import httpx
 import pytest
 import stripe
 
-from holdfast.engines import free_port, stop_child
+from devtools.engines import free_port, stop_child
 from tests.support.stack import wait_until_listening
 from tests.support.stripe import STRIPE_CLIENT_WARNING, WebhookReceiver, session_params
 
@@ -27,7 +27,7 @@ SECRET = "whsec_e2e_fake"
 def start_fake(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "holdfast.fakestripe", *args],
+            [sys.executable, "-m", "devtools.fakestripe", *args],
             env={**os.environ, **env},
             stdout=sink,
             stderr=subprocess.STDOUT,

@@ -12,8 +12,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from devtools.engines import free_port
 from holdfast.contracts.booking.v1 import booking_pb2
-from holdfast.engines import free_port
 from tests.support.booking import BookingClient
 from tests.support.processes import service_env, start_service, wait_until_serving
 

@@ -1,11 +1,11 @@
-"""`holdfast up` (what `make up` runs) on a machine with nothing configured.
+"""`python -m devtools up` (what `make up` runs) on a machine with nothing configured.
 
 The stack runs as a separate process exactly as a developer starts it: no
 database, Redis or Stripe settings in the environment, so it must bring its
 embedded engines, migrate, start the booking, availability and webhook
 services, the fake Stripe and the HTTP gateway, and seed the demo tenant and
 its API key; a client then holds through real gRPC, sees the hold in the
-availability service, pays for it on the fake Stripe (`holdfast pay`) and sees
+availability service, pays for it on the fake Stripe (`python -m devtools pay`) and sees
 the webhook turn it into a booking; another holds and releases over HTTP with
 the demo key from up.env; and Ctrl-C must leave nothing running.
 """
@@ -57,7 +57,7 @@ DEMO = (("x-tenant-id", "demo"),)
 AVAILABILITY_SERVICE = "holdfast.availability.v1.AvailabilityService"
 WEBHOOKS_SERVICE = "holdfast.webhooks.v1.WebhookAdminService"
 CACHE_HEALTH = "holdfast.availability.cache"
-# Settings that would change what `holdfast up` starts or where it looks.
+# Settings that would change what `python -m devtools up` starts or where it looks.
 UNSET = (
     "HOLDFAST_DATABASE_URL",
     "HOLDFAST_REDIS_URL",
@@ -71,7 +71,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Ports:
-    """Free ports for everything `holdfast up` listens on, so that services
+    """Free ports for everything `python -m devtools up` listens on, so that services
     others run on this machine (on the default ports) are never in the way."""
 
     booking: int
@@ -130,7 +130,7 @@ def _start(state_dir: Path, ports: Ports, output: Path) -> RunningStack:
     env = {name: value for name, value in os.environ.items() if name not in UNSET}
     with output.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "holdfast.cli", "up", "--state-dir", str(state_dir),
+            [sys.executable, "-m", "devtools", "up", "--state-dir", str(state_dir),
              *ports.args()],
             env=env,
             stdin=subprocess.DEVNULL,
@@ -141,7 +141,7 @@ def _start(state_dir: Path, ports: Ports, output: Path) -> RunningStack:
     while "holdfast is up" not in output.read_text():
         if process.poll() is not None or time.monotonic() > deadline:
             _kill(process)
-            pytest.fail(f"`holdfast up` did not come up:\n{output.read_text()}")
+            pytest.fail(f"`python -m devtools up` did not come up:\n{output.read_text()}")
         time.sleep(0.2)
     redis = re.search(r"redis://127\.0\.0\.1:(\d+)/", output.read_text())
     assert redis, output.read_text()
@@ -157,7 +157,9 @@ def _stop(stack: RunningStack, signum: signal.Signals) -> int:
         return stack.process.wait(STOP_DEADLINE)
     except subprocess.TimeoutExpired:
         _kill(stack.process)
-        pytest.fail(f"`holdfast up` did not stop on {signum.name}:\n{stack.output.read_text()}")
+        pytest.fail(
+            f"`python -m devtools up` did not stop on {signum.name}:\n{stack.output.read_text()}"
+        )
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
@@ -254,9 +256,10 @@ def _availability(channel: Any, resource_id: str) -> dict[str, tuple[int, int, i
 
 
 def _pay(ports: Ports, session_id: str) -> str:
-    """`holdfast pay`: the customer pays on the fake Stripe; returns the payment intent."""
+    """`python -m devtools pay`: the customer pays on the fake Stripe; returns the payment
+    intent."""
     paid = subprocess.run(
-        [sys.executable, "-m", "holdfast.cli", "pay", session_id,
+        [sys.executable, "-m", "devtools", "pay", session_id,
          "--fake-stripe", f"http://127.0.0.1:{ports.fake_stripe}"],
         capture_output=True,
         text=True,

@@ -26,8 +26,8 @@ import asyncpg
 import httpx
 import pytest
 
-from holdfast.engines import free_port
-from holdfast.fakestripe import DEFAULT_API_KEY
+from devtools.engines import free_port
+from devtools.fakestripe import DEFAULT_API_KEY
 from tests.support.availability import eventually
 from tests.support.faults import (
     UNLIMITED_GATEWAY,

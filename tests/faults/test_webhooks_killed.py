@@ -23,7 +23,7 @@ import asyncpg
 import httpx
 import pytest
 
-from holdfast.engines import free_port
+from devtools.engines import free_port
 from tests.support.availability import eventually
 from tests.support.faults import (
     UNLIMITED_GATEWAY,

@@ -22,10 +22,10 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from devtools.engines import free_port
 from gateway.keys import KeyRepository
 from gateway.server import GatewayApp
 from holdfast.contracts.booking.v1 import booking_pb2
-from holdfast.engines import free_port
 from holdfast.platform.db import database_error
 from holdfast.platform.errors import ErrorKind
 from holdfast.platform.grpc_errors import ErrorDetails

@@ -15,7 +15,7 @@ import pytest
 import stripe
 from stripe.params import RefundCreateParams
 
-from holdfast.fakestripe import (
+from devtools.fakestripe import (
     CHECKOUT_EVENTS,
     FakeStripe,
     FakeStripeConfig,
@@ -23,7 +23,7 @@ from holdfast.fakestripe import (
     StartedRequest,
     StripeError,
 )
-from holdfast.fakestripe.objects import shape
+from devtools.fakestripe.objects import shape
 from tests.support.availability import eventually
 from tests.support.stripe import (
     STRIPE_CLIENT_WARNING,

@@ -13,9 +13,9 @@ import grpc
 import httpx
 import pytest
 
+from devtools.engines import free_port
 from gateway.keys import KeyRepository
 from holdfast.contracts.booking.v1 import booking_pb2
-from holdfast.engines import free_port
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
 from tests.integration.conftest import running_gateway

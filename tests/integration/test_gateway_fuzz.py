@@ -22,7 +22,7 @@ HOLDFAST_FUZZ_STATEFUL_SCENARIOS (default 20) and HOLDFAST_FUZZ_STATEFUL_STEPS
 
     HOLDFAST_FUZZ_EXAMPLES=300 HOLDFAST_FUZZ_STATEFUL_SCENARIOS=200 \
     HOLDFAST_FUZZ_STATEFUL_STEPS=200 \
-        holdfast testenv -- pytest tests/integration/test_gateway_fuzz.py
+        python -m devtools testenv -- pytest tests/integration/test_gateway_fuzz.py
 """
 
 from __future__ import annotations

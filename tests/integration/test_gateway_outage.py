@@ -16,10 +16,10 @@ import asyncpg
 import httpx
 import pytest
 
+from devtools.engines import free_port
+from devtools.fakestripe import FakeStripe
 from gateway.keys import KeyRepository
 from gateway.server import GatewayApp
-from holdfast.engines import free_port
-from holdfast.fakestripe import FakeStripe
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
 from tests.integration.conftest import running_gateway

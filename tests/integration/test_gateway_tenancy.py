@@ -18,8 +18,8 @@ import grpc
 import httpx
 import pytest
 
+from devtools.fakestripe import FakeStripe, FakeStripeConfig
 from gateway.keys import KeyRepository
-from holdfast.fakestripe import FakeStripe, FakeStripeConfig
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
 from tests.integration.conftest import running_booking, running_gateway

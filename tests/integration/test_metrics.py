@@ -8,7 +8,7 @@ import urllib.request
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from holdfast.fakestripe.objects import new_id
+from devtools.fakestripe.objects import new_id
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
 from services.webhooks.server import WebhooksApp

@@ -23,8 +23,8 @@ import grpc
 import pytest
 from redis.asyncio import Redis
 
+from devtools.fakestripe import FakeStripe, StartedRequest
 from holdfast.contracts.booking.v1 import booking_pb2
-from holdfast.fakestripe import FakeStripe, StartedRequest
 from holdfast.platform.streams import AVAILABILITY_TOPIC, stream_key
 from services.booking.server import BookingApp
 from tests.conftest import fresh_database

@@ -17,8 +17,8 @@ import asyncpg
 import grpc
 import pytest
 
+from devtools.fakestripe import FakeStripe
 from holdfast.contracts.booking.v1 import booking_pb2
-from holdfast.fakestripe import FakeStripe
 from services.booking.server import BookingApp
 from tests.integration.conftest import running_booking
 from tests.support.booking import BookingClient

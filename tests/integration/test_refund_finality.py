@@ -24,10 +24,10 @@ from typing import Any
 import grpc
 import pytest
 
+from devtools.engines import free_port
 from holdfast.contracts.booking.v1 import booking_pb2
 from holdfast.contracts.webhooks.v1 import webhook_admin_pb2 as admin_pb
 from holdfast.contracts.webhooks.v1 import webhook_admin_pb2_grpc
-from holdfast.engines import free_port
 from tests.integration.conftest import own_booking_app
 from tests.support.availability import eventually
 from tests.support.booking import BookingClient, error_of

@@ -9,9 +9,9 @@ import grpc
 import httpx
 import pytest
 
+from devtools.fakestripe.objects import new_id
 from holdfast.contracts.webhooks.v1 import webhook_admin_pb2 as pb
 from holdfast.contracts.webhooks.v1 import webhook_admin_pb2_grpc
-from holdfast.fakestripe.objects import new_id
 from services.webhooks.server import WebhooksApp
 from tests.support.availability import eventually
 from tests.support.booking import error_of

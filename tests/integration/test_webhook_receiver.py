@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from holdfast.fakestripe.objects import new_id
+from devtools.fakestripe.objects import new_id
 from tests.support.availability import eventually
 from tests.support.booking import BookingClient
 from tests.support.db import audit_actions

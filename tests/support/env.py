@@ -17,7 +17,7 @@ def _required(variable: str) -> str:
     if not url:
         pytest.exit(
             f"{variable} is not set: run the tests with `make test`"
-            " or `holdfast testenv -- pytest`",
+            " or `python -m devtools testenv -- pytest`",
             returncode=2,
         )
     return url

@@ -13,10 +13,10 @@ import asyncpg
 import grpc
 import httpx
 
+from devtools.fakestripe import FakeStripe, FakeStripeConfig, RetryPolicy
+from devtools.fakestripe.events import CHECKOUT_EVENTS
 from gateway.server import GatewayApp
 from holdfast.contracts.booking.v1 import booking_pb2
-from holdfast.fakestripe import FakeStripe, FakeStripeConfig, RetryPolicy
-from holdfast.fakestripe.events import CHECKOUT_EVENTS
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
 from services.webhooks.server import WebhooksApp

@@ -48,7 +48,7 @@ from typing import Literal
 
 import asyncpg
 
-from holdfast.engines import free_port
+from devtools.engines import free_port
 from holdfast.migrate import migrate
 
 StopMode = Literal["fast", "immediate"]

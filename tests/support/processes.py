@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from holdfast.engines import tail
+from devtools.engines import tail
 from tests.support.env import REDIS_PREFIX, redis_url
 
 

@@ -6,7 +6,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from holdfast.engines import free_port, start_redis_server
+from devtools.engines import free_port, start_redis_server
 
 
 class RedisServer:

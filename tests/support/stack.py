@@ -20,9 +20,9 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from devtools.engines import free_port, stop_child, tail
+from devtools.fakestripe import DEFAULT_API_KEY, DEFAULT_WEBHOOK_SECRET
 from gateway.keys import SCOPES, KeyRepository
-from holdfast.engines import free_port, stop_child, tail
-from holdfast.fakestripe import DEFAULT_API_KEY, DEFAULT_WEBHOOK_SECRET
 from tests.support.availability import eventually
 from tests.support.processes import service_env, start_service, wait_until_serving
 
@@ -204,7 +204,7 @@ async def running_stack(
 
         start(
             "fake-stripe",
-            "holdfast.fakestripe",
+            "devtools.fakestripe",
             {
                 "HOLDFAST_FAKE_STRIPE_PORT": str(ports["stripe"]),
                 "HOLDFAST_FAKE_STRIPE_WEBHOOK_URL": webhook_url,

@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from stripe.params.checkout import SessionCreateParams
 
-from holdfast.fakestripe import FakeStripe
+from devtools.fakestripe import FakeStripe
 from holdfast.platform.http_server import HttpHost
 
 STRIPE_CLIENT_WARNING = (

@@ -8,9 +8,9 @@ import json
 import time
 from typing import Any
 
-from holdfast.fakestripe.events import build_event, payload
-from holdfast.fakestripe.objects import build, new_id
-from holdfast.fakestripe.signing import signature_header
+from devtools.fakestripe.events import build_event, payload
+from devtools.fakestripe.objects import build, new_id
+from devtools.fakestripe.signing import signature_header
 
 SECRET = "whsec_test_current"
 OLD_SECRET = "whsec_test_previous"

@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from holdfast.engines import free_port
+from devtools.engines import free_port
 
 # Runs before each chunk is passed on (and may wait).
 _Gate = Callable[[bytes], Awaitable[None]]

@@ -26,10 +26,10 @@ import yaml
 from prometheus_client import CollectorRegistry
 from pydantic_settings import BaseSettings
 
+from devtools.fakestripe.config import FakeStripeSettings
+from devtools.stack import WEBHOOK_PATH
 from gateway.config import GatewaySettings
 from gateway.server import GatewayApp
-from holdfast.fakestripe.config import FakeStripeSettings
-from holdfast.stack import WEBHOOK_PATH
 from services.availability.config import AvailabilitySettings
 from services.availability.server import SERVICE_NAME as AVAILABILITY_SERVICE
 from services.availability.server import AvailabilityApp
@@ -309,9 +309,31 @@ def test_no_secret_values_are_committed() -> None:
 # --- images ---------------------------------------------------------------------
 
 
+def _dockerfile_stages() -> dict[str, tuple[str, str]]:
+    """Each stage of the Dockerfile by name: (what it is FROM, its text)."""
+    text = (DEPLOY / "Dockerfile").read_text()
+    stages = {}
+    for stage in re.split(r"^FROM ", text, flags=re.MULTILINE)[1:]:
+        parent, _, name = stage.splitlines()[0].split()
+        stages[name] = (parent, stage)
+    return stages
+
+
+def _stage_chain(name: str) -> list[str]:
+    """The text of a stage and of every stage it is built FROM, itself first."""
+    stages = _dockerfile_stages()
+    chain = []
+    while name in stages:
+        parent, text = stages[name]
+        chain.append(text)
+        name = parent
+    return chain
+
+
 def _dockerfile_images() -> list[str]:
-    lines = (DEPLOY / "Dockerfile").read_text().splitlines()
-    return [line.split()[1] for line in lines if line.startswith("FROM ")]
+    """The images the Dockerfile starts from (not its own stages)."""
+    stages = _dockerfile_stages()
+    return [parent for parent, _ in stages.values() if parent not in stages]
 
 
 def _all_images() -> Iterator[tuple[str, str]]:
@@ -349,10 +371,9 @@ def test_the_services_run_the_image_of_this_version() -> None:
 
 
 def test_dockerfile_builds_a_non_root_image_that_writes_no_bytecode() -> None:
-    text = (DEPLOY / "Dockerfile").read_text()
-    stages = re.split(r"^FROM ", text, flags=re.MULTILINE)[1:]
-    assert len(stages) >= 2, "a builder stage and a runtime stage"
-    runtime = stages[-1]
+    # The last stage is what a plain `docker build` makes: the production image.
+    assert list(_dockerfile_stages())[-1] == "runtime"
+    runtime = "".join(_stage_chain("runtime"))
     user = re.findall(r"^USER (\S+)", runtime, flags=re.MULTILINE)
     assert user, "the runtime stage sets USER"
     uid = user[-1].split(":")[0]
@@ -365,6 +386,20 @@ def test_dockerfile_builds_a_non_root_image_that_writes_no_bytecode() -> None:
     for deployment in [*_objects("Deployment"), *_objects("Job")]:
         pod = deployment["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsUser"] == int(uid)
+
+
+def test_the_production_image_carries_no_development_code() -> None:
+    """The services, the gateway and the shared library; not devtools (the
+    local stack, the embedded engines, the fake Stripe), which has an image
+    of its own for compose."""
+    builder = "".join(_stage_chain("builder"))
+    copied = " ".join(re.findall(r"^COPY (?!--from)(.+) \S+$", builder, re.M))
+    assert {"holdfast", "services", "gateway"} <= set(copied.split())
+    assert "devtools" not in copied
+    assert "devtools" in "".join(_stage_chain("fake-stripe-builder"))
+    fake = _compose_service("fake-stripe")
+    assert fake["build"]["target"] == "fake-stripe"
+    assert fake["image"] != _compose_service("booking")["image"]
 
 
 def test_dockerignore_lets_in_what_the_package_is_built_from() -> None:

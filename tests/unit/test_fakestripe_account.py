@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from holdfast.fakestripe.account import Account, RequestContext
-from holdfast.fakestripe.clock import Clock
-from holdfast.fakestripe.delivery import RetryPolicy, WebhookEndpoint
-from holdfast.fakestripe.errors import StripeError
-from holdfast.fakestripe.events import CHECKOUT_EVENTS
-from holdfast.fakestripe.objects import JsonObject, build, shape
-from holdfast.fakestripe.store import Store
-from holdfast.fakestripe.validation import session_params
+from devtools.fakestripe.account import Account, RequestContext
+from devtools.fakestripe.clock import Clock
+from devtools.fakestripe.delivery import RetryPolicy, WebhookEndpoint
+from devtools.fakestripe.errors import StripeError
+from devtools.fakestripe.events import CHECKOUT_EVENTS
+from devtools.fakestripe.objects import JsonObject, build, shape
+from devtools.fakestripe.store import Store
+from devtools.fakestripe.validation import session_params
 
 KINDS = ["checkout.session", "payment_intent", "charge", "refund", "event"]
 

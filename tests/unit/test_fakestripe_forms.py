@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from stripe._encode import _api_encode
 
-from holdfast.fakestripe.forms import FormError, parse_form
+from devtools.fakestripe.forms import FormError, parse_form
 
 
 def encode(params: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ import time
 import pytest
 import stripe
 
-from holdfast.fakestripe.signing import signature, signature_header
+from devtools.fakestripe.signing import signature, signature_header
 
 SECRET = "whsec_test_secret"
 PAYLOAD = b'{\n  "id": "evt_1",\n  "object": "event"\n}'

@@ -1,4 +1,4 @@
-"""What `holdfast up` plans to run, and the walkthrough it prints, without running it."""
+"""What `python -m devtools up` plans to run, and the walkthrough it prints, without running it."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from holdfast.engines import Engines, StackError
-from holdfast.stack import _check_ports, _print_banner, plan_stack
+from devtools.engines import Engines, StackError
+from devtools.stack import _check_ports, _print_banner, plan_stack
 
 PORTS = {
     "booking_port": 50051,

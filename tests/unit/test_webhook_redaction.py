@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from holdfast.fakestripe.events import build_event, payload
-from holdfast.fakestripe.objects import shape
+from devtools.fakestripe.events import build_event, payload
+from devtools.fakestripe.objects import shape
 from services.webhooks.redaction import redact
 from tests.support.stripe_events import API_VERSION, personal_data_in, with_customer
 

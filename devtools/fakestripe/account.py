@@ -16,12 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from holdfast.fakestripe import validation
-from holdfast.fakestripe.clock import Clock
-from holdfast.fakestripe.delivery import WebhookEndpoint
-from holdfast.fakestripe.errors import StripeError, invalid_param
-from holdfast.fakestripe.events import build_event, is_enabled
-from holdfast.fakestripe.objects import (
+from devtools.fakestripe import validation
+from devtools.fakestripe.clock import Clock
+from devtools.fakestripe.delivery import WebhookEndpoint
+from devtools.fakestripe.errors import StripeError, invalid_param
+from devtools.fakestripe.events import build_event, is_enabled
+from devtools.fakestripe.objects import (
     JsonObject,
     build,
     card_details,
@@ -30,7 +30,7 @@ from holdfast.fakestripe.objects import (
     random_string,
     sepa_debit_details,
 )
-from holdfast.fakestripe.store import SessionState, Store, snapshot
+from devtools.fakestripe.store import SessionState, Store, snapshot
 
 # The customer of every payment: Stripe's own test persona.
 CUSTOMER_NAME = "Jenny Rosen"

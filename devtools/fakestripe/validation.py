@@ -15,7 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from holdfast.fakestripe.errors import StripeError, invalid_param, missing_param, unknown_param
+from devtools.fakestripe.errors import StripeError, invalid_param, missing_param, unknown_param
 from holdfast.platform.stripe_limits import MAX_AMOUNT, minimum_charge, url_problem
 
 # Stripe's own bounds (the amounts and URLs Stripe takes: stripe_limits).

@@ -1,4 +1,4 @@
-"""The demo tenant `holdfast up` shows, seeded through the public API like any
+"""The demo tenant `python -m devtools up` shows, seeded through the public API like any
 client would, and its API key for the gateway."""
 
 from __future__ import annotations

@@ -18,10 +18,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from holdfast.fakestripe.errors import StripeError
+from devtools.fakestripe.errors import StripeError
 
 if TYPE_CHECKING:
-    from holdfast.fakestripe.server import FakeStripe
+    from devtools.fakestripe.server import FakeStripe
 
 Control = Callable[[Request, dict[str, Any]], Awaitable[Any]]
 

@@ -1,10 +1,10 @@
-"""The local stack: `holdfast up` (`make up`) and `holdfast testenv` (`make test`).
+"""The local stack: `python -m devtools up` (`make up`) and `... testenv` (`make test`).
 
-Both need a Postgres and a Redis, which holdfast.engines provides, configured
+Both need a Postgres and a Redis, which devtools.engines provides, configured
 or embedded; `up` then migrates, runs the booking, availability and webhook
 services (and, without a Stripe key, the local fake Stripe) and the HTTP
 gateway as child processes, seeds the demo tenant and gives it an API key
-(holdfast.demo).
+(devtools.demo).
 
 This module supervises processes rather than serving requests, so it is plain
 blocking code that reads top to bottom; Ctrl-C and SIGTERM both raise
@@ -36,7 +36,7 @@ from typing import TextIO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from holdfast.demo import (
+from devtools.demo import (
     DEMO_KEY_FILE,
     DEMO_TENANT,
     ensure_demo_key,
@@ -44,10 +44,10 @@ from holdfast.demo import (
     seed_demo,
     write_private,
 )
-from holdfast.engines import TESTENV, UP, Engines, StackError, engines, stop_child, tail
-from holdfast.fakestripe.config import DEFAULT_API_KEY as FAKE_STRIPE_API_KEY
-from holdfast.fakestripe.config import DEFAULT_PORT as DEFAULT_FAKE_STRIPE_PORT
-from holdfast.fakestripe.config import DEFAULT_WEBHOOK_SECRET as FAKE_STRIPE_WEBHOOK_SECRET
+from devtools.engines import TESTENV, UP, Engines, StackError, engines, stop_child, tail
+from devtools.fakestripe.config import DEFAULT_API_KEY as FAKE_STRIPE_API_KEY
+from devtools.fakestripe.config import DEFAULT_PORT as DEFAULT_FAKE_STRIPE_PORT
+from devtools.fakestripe.config import DEFAULT_WEBHOOK_SECRET as FAKE_STRIPE_WEBHOOK_SECRET
 from holdfast.migrate import migrate
 
 DEFAULT_BOOKING_PORT = 50051
@@ -65,7 +65,7 @@ STRIPE_KEY_ENV = "HOLDFAST_STRIPE_API_KEY"
 STRIPE_SECRETS_ENV = "HOLDFAST_STRIPE_WEBHOOK_SECRETS"
 STRIPE_API_BASE = "https://api.stripe.com"
 READY_LINE = "holdfast is up"
-# In the state dir while `holdfast up` runs: the stack's URLs (and the demo
+# In the state dir while `python -m devtools up` runs: the stack's URLs (and the demo
 # tenant's API key) as shell exports.
 ENV_FILE = "up.env"
 # The gateway is ready once these answer 200, in this order: it runs, then
@@ -80,7 +80,7 @@ READY_TIMEOUT = 30.0
 
 @dataclass(frozen=True)
 class Service:
-    """One process `holdfast up` runs as a child: `python -m <module>`."""
+    """One process `python -m devtools up` runs as a child: `python -m <module>`."""
 
     # In messages, and its log's name (<state dir>/<name>.log).
     name: str
@@ -142,7 +142,7 @@ def grpc_service(
 
 @dataclass(frozen=True)
 class Stack:
-    """What `holdfast up` runs, besides the engines."""
+    """What `python -m devtools up` runs, besides the engines."""
 
     booking: Service
     availability: Service
@@ -161,7 +161,7 @@ class Stack:
 
 
 def plan_stack(args: argparse.Namespace, environ: Mapping[str, str]) -> Stack:
-    """The services for `args` (holdfast up's ports), and how they reach Stripe.
+    """The services for `args` (python -m devtools up's ports), and how they reach Stripe.
 
     Without HOLDFAST_STRIPE_API_KEY in the environment, the local fake Stripe
     stands in, with its fixed test key and signing secret, sending its events
@@ -186,7 +186,7 @@ def plan_stack(args: argparse.Namespace, environ: Mapping[str, str]) -> Stack:
     else:
         fake = Service(
             "fake-stripe",
-            "holdfast.fakestripe",
+            "devtools.fakestripe",
             args.fake_stripe_port,
             None,
             settings={
@@ -249,7 +249,7 @@ def plan_stack(args: argparse.Namespace, environ: Mapping[str, str]) -> Stack:
 
 
 # ---------------------------------------------------------------------------
-# `holdfast testenv -- CMD ARGS...`
+# `python -m devtools testenv -- CMD ARGS...`
 
 
 def testenv_main(argv: list[str]) -> int:
@@ -259,8 +259,8 @@ def testenv_main(argv: list[str]) -> int:
     else:
         options, command = [], argv
     parser = argparse.ArgumentParser(
-        prog="holdfast testenv",
-        usage="holdfast testenv [--state-dir DIR] -- CMD [ARGS...]",
+        prog="python -m devtools testenv",
+        usage="python -m devtools testenv [--state-dir DIR] -- CMD [ARGS...]",
         description="Runs CMD with HOLDFAST_TEST_DATABASE_URL and HOLDFAST_TEST_REDIS_URL set,"
         " starting embedded engines for whichever is not set already.",
     )
@@ -280,7 +280,7 @@ def testenv_main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         return 130
     except StackError as exc:
-        print(f"holdfast testenv: {exc}", file=sys.stderr)
+        print(f"python -m devtools testenv: {exc}", file=sys.stderr)
         return 1
 
 
@@ -309,12 +309,12 @@ def _exit_code(returncode: int) -> int:
 
 
 # ---------------------------------------------------------------------------
-# `holdfast up`
+# `python -m devtools up`
 
 
 def up_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="holdfast up",
+        prog="python -m devtools up",
         description="Runs the local stack in the foreground: engines, migrations, the booking,"
         " availability and webhook services, the local fake Stripe (unless"
         f" {STRIPE_KEY_ENV} is set), the HTTP gateway, and a demo tenant with an API key."
@@ -378,7 +378,7 @@ def up_main(argv: list[str]) -> int:
         print("holdfast stopped", flush=True)
         return 0
     except StackError as exc:
-        print(f"holdfast up: {exc}", file=sys.stderr)
+        print(f"python -m devtools up: {exc}", file=sys.stderr)
         return 1
 
 
@@ -399,7 +399,7 @@ def _check_ports(stack: Stack) -> None:
 
     A service on a taken port would exit at once, but not before its health
     check could have been answered by whatever holds the port (another
-    `holdfast up`, say), so we look first. Ports can still be taken between
+    `python -m devtools up`, say), so we look first. Ports can still be taken between
     this check and the services binding them; the services then exit and
     we report it.
     """
@@ -413,9 +413,9 @@ def _check_ports(stack: Stack) -> None:
     if taken:
         listed = ", ".join(f"{port} ({owners[port]})" for port in taken)
         raise StackError(
-            f"port in use: {listed}. Stop what listens there (another `holdfast up`?) or move"
+            f"port in use: {listed}. Stop what listens there (another `make up`?) or move"
             ' the stack with UP_ARGS, e.g. make up UP_ARGS="--booking-port 50061"'
-            " (`holdfast up --help` lists the port flags)"
+            " (`python -m devtools up --help` lists the port flags)"
         )
 
 

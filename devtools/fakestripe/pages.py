@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from holdfast.fakestripe.account import Account
-from holdfast.fakestripe.errors import StripeError
-from holdfast.fakestripe.objects import JsonObject
+from devtools.fakestripe.account import Account
+from devtools.fakestripe.errors import StripeError
+from devtools.fakestripe.objects import JsonObject
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 
-from holdfast.fakestripe.objects import JsonObject, build, new_id
-from holdfast.fakestripe.store import snapshot
+from devtools.fakestripe.objects import JsonObject, build, new_id
+from devtools.fakestripe.store import snapshot
 
 # What the project's webhook endpoint listens to; `charge.refunded` and the
 # payment_intent/charge events are created too but sent only when enabled.

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from holdfast.fakestripe.objects import JsonObject
-from holdfast.fakestripe.store import Store, snapshot
-from holdfast.fakestripe.validation import not_expandable
+from devtools.fakestripe.objects import JsonObject
+from devtools.fakestripe.store import Store, snapshot
+from devtools.fakestripe.validation import not_expandable
 
 
 def expand(obj: JsonObject, paths: Iterable[str], store: Store) -> JsonObject:

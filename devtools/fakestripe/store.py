@@ -12,8 +12,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from holdfast.fakestripe.errors import no_such
-from holdfast.fakestripe.objects import JsonObject
+from devtools.fakestripe.errors import no_such
+from devtools.fakestripe.objects import JsonObject
 
 
 @dataclass

@@ -34,18 +34,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from holdfast.fakestripe import validation
-from holdfast.fakestripe.account import RequestContext
-from holdfast.fakestripe.controls import control_routes
-from holdfast.fakestripe.errors import StripeError, invalid_param, unrecognized_url
-from holdfast.fakestripe.expansion import expand
-from holdfast.fakestripe.forms import FormError, parse_form
-from holdfast.fakestripe.objects import JsonObject, new_request_id
-from holdfast.fakestripe.pages import page_routes
-from holdfast.fakestripe.store import IdempotencyRecord, RecordedRequest, StartedRequest
+from devtools.fakestripe import validation
+from devtools.fakestripe.account import RequestContext
+from devtools.fakestripe.controls import control_routes
+from devtools.fakestripe.errors import StripeError, invalid_param, unrecognized_url
+from devtools.fakestripe.expansion import expand
+from devtools.fakestripe.forms import FormError, parse_form
+from devtools.fakestripe.objects import JsonObject, new_request_id
+from devtools.fakestripe.pages import page_routes
+from devtools.fakestripe.store import IdempotencyRecord, RecordedRequest, StartedRequest
 
 if TYPE_CHECKING:
-    from holdfast.fakestripe.server import FakeStripe
+    from devtools.fakestripe.server import FakeStripe
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 ALL_METHODS = ["GET", "POST", "DELETE", "PUT", "PATCH"]

@@ -1,6 +1,6 @@
-"""`python -m holdfast.fakestripe`: the fake Stripe as a process of its own.
+"""`python -m devtools.fakestripe`: the fake Stripe as a process of its own.
 
-    python -m holdfast.fakestripe --port 12111 --api-key sk_test_... \\
+    python -m devtools.fakestripe --port 12111 --api-key sk_test_... \\
         --webhook-url http://127.0.0.1:8080/stripe/webhook --webhook-secret whsec_...
 
 Every flag has a `HOLDFAST_FAKE_STRIPE_*` variable (flags win); see
@@ -17,8 +17,8 @@ from typing import Any
 import uvloop
 from pydantic import ValidationError
 
-from holdfast.fakestripe.config import FakeStripeSettings
-from holdfast.fakestripe.server import FakeStripe
+from devtools.fakestripe.config import FakeStripeSettings
+from devtools.fakestripe.server import FakeStripe
 from holdfast.platform.logging import configure_logging
 from holdfast.platform.service import run_until_signalled
 
@@ -26,7 +26,7 @@ from holdfast.platform.service import run_until_signalled
 def parse_args(argv: list[str]) -> dict[str, Any]:
     """The flags given, as FakeStripeSettings fields (absent flags: None)."""
     parser = argparse.ArgumentParser(
-        prog="python -m holdfast.fakestripe",
+        prog="python -m devtools.fakestripe",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

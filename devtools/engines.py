@@ -97,7 +97,7 @@ def engines(profile: EngineProfile, state_dir: Path) -> Iterator[Engines]:
 def _state_lock(state_dir: Path, name: str) -> Iterator[None]:
     """Makes this process the only user of the embedded engines in `state_dir`.
 
-    Without it a second `holdfast up` would reuse the first one's Postgres,
+    Without it a second `python -m devtools up` would reuse the first one's Postgres,
     start another Redis, and stop the shared Postgres when it exits. Holding the
     lock also means any server found running in the folder is a leftover of a
     killed run, so it is ours to stop.
@@ -228,7 +228,7 @@ def _wait_for_redis(process: subprocess.Popen[bytes], port: int, log: Path) -> N
 
 
 # ---------------------------------------------------------------------------
-# Child processes: the embedded Redis here, the booking service in holdfast.stack.
+# Child processes: the embedded Redis here, the booking service in devtools.stack.
 
 
 def free_port() -> int:

@@ -22,14 +22,14 @@ import logging
 from collections.abc import Iterable
 from types import TracebackType
 
-from holdfast.fakestripe.account import Account, RequestContext
-from holdfast.fakestripe.app import build_app
-from holdfast.fakestripe.clock import Clock
-from holdfast.fakestripe.config import FakeStripeConfig
-from holdfast.fakestripe.delivery import DeliveryAttempt, WebhookEndpoint, WebhookSender
-from holdfast.fakestripe.objects import JsonObject
-from holdfast.fakestripe.signing import signature_header
-from holdfast.fakestripe.store import RecordedRequest, StartedRequest, Store, snapshot
+from devtools.fakestripe.account import Account, RequestContext
+from devtools.fakestripe.app import build_app
+from devtools.fakestripe.clock import Clock
+from devtools.fakestripe.config import FakeStripeConfig
+from devtools.fakestripe.delivery import DeliveryAttempt, WebhookEndpoint, WebhookSender
+from devtools.fakestripe.objects import JsonObject
+from devtools.fakestripe.signing import signature_header
+from devtools.fakestripe.store import RecordedRequest, StartedRequest, Store, snapshot
 from holdfast.platform.background import BackgroundTask
 from holdfast.platform.http_server import HttpHost
 

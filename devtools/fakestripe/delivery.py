@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from holdfast.fakestripe.events import payload
-from holdfast.fakestripe.objects import JsonObject
-from holdfast.fakestripe.signing import signature_header
+from devtools.fakestripe.events import payload
+from devtools.fakestripe.objects import JsonObject
+from devtools.fakestripe.signing import signature_header
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from holdfast.fakestripe.delivery import RetryPolicy
-from holdfast.fakestripe.events import CHECKOUT_EVENTS
+from devtools.fakestripe.delivery import RetryPolicy
+from devtools.fakestripe.events import CHECKOUT_EVENTS
 
 DEFAULT_API_KEY = "sk_test_holdfast_fake"
 DEFAULT_WEBHOOK_SECRET = "whsec_holdfast_fake"  # noqa: S105 - a public local default
@@ -50,7 +50,7 @@ class FakeStripeConfig:
 
 
 class FakeStripeSettings(BaseSettings):
-    """`HOLDFAST_FAKE_STRIPE_*`, for `python -m holdfast.fakestripe`."""
+    """`HOLDFAST_FAKE_STRIPE_*`, for `python -m devtools.fakestripe`."""
 
     model_config = SettingsConfigDict(env_prefix="HOLDFAST_FAKE_STRIPE_", extra="ignore")
 
