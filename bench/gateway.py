@@ -12,7 +12,7 @@ the --seconds after that count. A hold taken is always released, even after
 the time is up.
 
 Set-up: a fresh tenant `bench-xxxxxxxx` and one API key with every scope,
-made in Postgres with gateway.keys.KeyRepository as `holdfast keys create`
+made in Postgres with holdfast.tenancy.keys.KeyRepository as `holdfast keys create`
 does, with a per-key rate far above what the bench can send, so the per-key
 limit never throttles it. The per-address limit counts each client address:
 every user sends an X-Forwarded-For of its own (a 10.x.y.z address), which
@@ -68,7 +68,8 @@ from bench.availability import Metrics, Samples, cache_levels
 from bench.holds import BASE_TIME
 from bench.stats import Latencies
 from bench.webhooks import CpuWatch, _cpu_seconds
-from gateway.keys import SCOPES, KeyRepository
+from holdfast.tenancy import SCOPES
+from holdfast.tenancy.keys import KeyRepository
 
 OK = "OK"
 WRONG = "WRONG"

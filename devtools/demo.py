@@ -17,6 +17,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from holdfast.contracts.booking.v1 import inventory_pb2, inventory_pb2_grpc
 from holdfast.contracts.common.v1 import money_pb2, time_range_pb2
+from holdfast.tenancy import SCOPES
+from holdfast.tenancy.keys import KeyRepository
 
 DEMO_TENANT = "demo"
 DEMO_METADATA = (("x-tenant-id", DEMO_TENANT),)
@@ -54,8 +56,6 @@ def ensure_demo_key(database_url: str, key_file: Path) -> DemoKey:
 
 async def _keep_or_make_key(database_url: str, saved: str) -> str | None:
     """None if `saved` is a good demo key in this database, else a new key."""
-    from gateway.keys import SCOPES, KeyRepository
-
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1, timeout=SQL_TIMEOUT)
     assert pool is not None
     try:

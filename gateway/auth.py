@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from gateway.keys import ApiKey, KeyRepository
 from gateway.problems import ProblemError
 from holdfast.platform.errors import DomainError, ErrorKind
+from holdfast.tenancy.keys import ApiKey, KeyRepository
 
 log = logging.getLogger(__name__)
 

@@ -36,10 +36,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.config import GatewaySettings
 from gateway.downstream import Downstream
-from gateway.keys import KeyRepository
 from gateway.ratelimit import RateLimiter
 from holdfast.contracts.availability.v1 import availability_pb2
 from holdfast.contracts.booking.v1 import booking_pb2
+from holdfast.tenancy.keys import KeyRepository
 
 CHECK_TIMEOUT_SECONDS = 1.0
 

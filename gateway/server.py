@@ -11,7 +11,6 @@ from gateway.auth import Authenticator
 from gateway.config import GatewaySettings
 from gateway.context import Gateway
 from gateway.downstream import Downstream
-from gateway.keys import KeyRepository
 from gateway.metrics import GatewayMetrics
 from gateway.ratelimit import RateLimiter
 from gateway.readiness import Readiness
@@ -24,6 +23,7 @@ from holdfast.platform.metrics import PoolMetrics
 from holdfast.platform.redis import create_redis, redis_key
 from holdfast.platform.service import run_service
 from holdfast.platform.streams import AVAILABILITY_TOPIC, stream_key
+from holdfast.tenancy.keys import KeyRepository
 
 log = logging.getLogger(__name__)
 

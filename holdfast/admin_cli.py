@@ -13,29 +13,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from holdfast.tenancy import DEFAULT_SCOPES, KEY_PREFIX, SCOPES, is_tenant_id
+
 if TYPE_CHECKING:
     import asyncpg
 
-    from gateway.keys import ApiKey, KeyRepository
+    from holdfast.tenancy.keys import ApiKey, KeyRepository
 
 DATABASE_URL_ENV = "HOLDFAST_DATABASE_URL"
-# What tenants.id accepts (the migration's CHECK), said before Postgres says it.
-TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-# gateway.keys.SCOPES, spelled out so that `holdfast --help` need not import the
-# gateway (a unit test keeps the two the same).
-SCOPES = ("availability:read", "holds:write", "bookings:read", "bookings:write", "inventory:admin")
-# Without --scope a key gets what a storefront needs; inventory:admin must be asked for.
-DEFAULT_SCOPES = ("availability:read", "holds:write", "bookings:read", "bookings:write")
-# A key's public prefix, as `keys list` shows it and the gateway logs it (api-key:<prefix>).
-# A whole key (hf_<prefix>_<secret>) names its prefix too.
-KEY_PREFIX = re.compile(r"^(?:hf_)?([a-z0-9]{12})(?:_[A-Za-z0-9_-]+)?$")
 CONNECT_TIMEOUT = 10.0
 
 
@@ -118,7 +109,7 @@ async def _with_repository(
 ) -> int:
     import asyncpg
 
-    from gateway.keys import KeyRepository
+    from holdfast.tenancy.keys import KeyRepository
 
     try:
         pool = await asyncpg.create_pool(
@@ -163,7 +154,7 @@ async def _require_tenant(keys: KeyRepository, tenant: str) -> None:
 
 async def _tenants_create(args: argparse.Namespace) -> int:
     tenant: str = args.tenant
-    if not TENANT_ID.match(tenant):
+    if not is_tenant_id(tenant):
         raise AdminError(
             f"{tenant!r} is not a tenant id: 1 to 63 characters of a-z, 0-9, '_' and '-',"
             " starting with a letter or digit"

@@ -12,14 +12,10 @@ import grpc
 
 from holdfast.platform.context import TENANT_ID_KEY
 from holdfast.platform.errors import DomainError, ErrorKind
+from holdfast.tenancy import TENANT_ID_RULE, is_tenant_id
 
 ACTOR_KEY = "x-actor"
-_TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _ACTOR = re.compile(r"^[\w.:@-]{1,100}$")
-
-
-def is_tenant_id(value: str) -> bool:
-    return bool(_TENANT_ID.match(value))
 
 
 def tenant_of(context: grpc.aio.ServicerContext) -> str:
@@ -31,11 +27,11 @@ def tenant_of(context: grpc.aio.ServicerContext) -> str:
             "TENANT_REQUIRED",
             f"every call must name its tenant in the {TENANT_ID_KEY} metadata",
         )
-    if not _TENANT_ID.match(tenant):
+    if not is_tenant_id(tenant):
         raise DomainError(
             ErrorKind.INVALID_ARGUMENT,
             "TENANT_ID_MALFORMED",
-            f"{TENANT_ID_KEY} must be 1-63 lower-case letters, digits, '-' or '_'",
+            f"{TENANT_ID_KEY} must be {TENANT_ID_RULE}",
         )
     return tenant
 

@@ -34,7 +34,8 @@ from holdfast.platform.context import TENANT_ID_KEY
 from holdfast.platform.errors import DomainError
 from holdfast.platform.grpc_errors import details_of
 from holdfast.platform.telemetry import start_caused_span, working_in
-from holdfast.platform.tenancy import ACTOR_KEY, is_tenant_id
+from holdfast.platform.tenancy import ACTOR_KEY
+from holdfast.tenancy import is_tenant_id
 from services.webhooks.config import WebhooksSettings
 from services.webhooks.metrics import WebhooksMetrics
 from services.webhooks.repository import Claim, EventRepository, Outcome

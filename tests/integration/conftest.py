@@ -13,8 +13,8 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.config import GatewaySettings
-from gateway.keys import KeyRepository
 from gateway.server import GatewayApp
+from holdfast.tenancy.keys import KeyRepository
 from services.availability.config import AvailabilitySettings
 from services.availability.server import AvailabilityApp
 from services.booking.config import BookingSettings

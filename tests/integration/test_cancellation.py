@@ -24,8 +24,8 @@ import httpx
 import pytest
 
 from devtools.engines import free_port
-from gateway.keys import KeyRepository
 from holdfast.contracts.booking.v1 import booking_pb2
+from holdfast.tenancy.keys import KeyRepository
 from tests.integration.conftest import own_booking_app
 from tests.support.booking import BookingClient
 from tests.support.db import audit_actions

@@ -23,13 +23,13 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devtools.engines import free_port
-from gateway.keys import KeyRepository
 from gateway.server import GatewayApp
 from holdfast.contracts.booking.v1 import booking_pb2
 from holdfast.platform.db import database_error
 from holdfast.platform.errors import ErrorKind
 from holdfast.platform.grpc_errors import ErrorDetails
 from holdfast.platform.streams import AVAILABILITY_TOPIC, stream_key
+from holdfast.tenancy.keys import KeyRepository
 from services.availability.server import SERVICE_NAME as AVAILABILITY_SERVICE
 from services.availability.server import AvailabilityApp
 from services.booking.server import SERVICE_NAMES as BOOKING_SERVICES

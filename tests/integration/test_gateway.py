@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from gateway.keys import KeyRepository
+from holdfast.tenancy.keys import KeyRepository
 from tests.support.booking import BookingClient
 from tests.support.gateway import key_for
 

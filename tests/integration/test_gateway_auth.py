@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from gateway.keys import SCOPES, KeyRepository
+from holdfast.tenancy import SCOPES
+from holdfast.tenancy.keys import KeyRepository
 from tests.support.gateway import Call, key_for, problem_of
 
 WINDOW = {"start": "2031-05-31T00:00:00Z", "end": "2031-06-30T00:00:00Z"}

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from devtools.engines import free_port
-from gateway.keys import KeyRepository
 from holdfast.contracts.booking.v1 import booking_pb2
+from holdfast.tenancy.keys import KeyRepository
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
 from tests.integration.conftest import running_gateway

@@ -35,7 +35,8 @@ from pathlib import Path
 
 import httpx
 
-from gateway.keys import SCOPES, KeyRepository
+from holdfast.tenancy import SCOPES
+from holdfast.tenancy.keys import KeyRepository
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
 from tests.integration.conftest import running_gateway

@@ -9,7 +9,7 @@ import uuid
 import asyncpg
 import httpx
 
-from gateway.keys import KeyRepository
+from holdfast.tenancy.keys import KeyRepository
 from tests.support.booking import BookingClient
 from tests.support.gateway import key_for, problem_of
 

@@ -18,8 +18,8 @@ import pytest
 
 from devtools.engines import free_port
 from devtools.fakestripe import FakeStripe
-from gateway.keys import KeyRepository
 from gateway.server import GatewayApp
+from holdfast.tenancy.keys import KeyRepository
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
 from tests.integration.conftest import running_gateway

@@ -20,8 +20,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from gateway.keys import KeyRepository
 from holdfast.platform.streams import AVAILABILITY_TOPIC, stream_key, stream_position
+from holdfast.tenancy.keys import KeyRepository
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
 from tests.integration.conftest import running_availability, running_booking, running_gateway

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from devtools.fakestripe import FakeStripe, FakeStripeConfig
-from gateway.keys import KeyRepository
+from holdfast.tenancy.keys import KeyRepository
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
 from tests.integration.conftest import running_booking, running_gateway

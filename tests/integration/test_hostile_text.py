@@ -7,9 +7,9 @@ import asyncpg
 import grpc
 import httpx
 
-from gateway.keys import KeyRepository
 from holdfast.contracts.booking.v1 import inventory_pb2
 from holdfast.contracts.common.v1 import money_pb2
+from holdfast.tenancy.keys import KeyRepository
 from tests.support.booking import BookingClient, error_of
 from tests.support.gateway import key_for, problem_of
 

@@ -22,11 +22,11 @@ import httpx
 import pytest
 
 from devtools.fakestripe.objects import new_id
-from gateway.keys import KeyRepository
 from holdfast.contracts.booking.v1 import booking_pb2, inventory_pb2
 from holdfast.contracts.webhooks.v1 import webhook_admin_pb2 as pb
 from holdfast.contracts.webhooks.v1 import webhook_admin_pb2_grpc
 from holdfast.platform.proto_time import time_range
+from holdfast.tenancy.keys import KeyRepository
 from services.webhooks.server import WebhooksApp
 from tests.support.booking import BASE_TIME, BookingClient, error_of
 from tests.support.gateway import key_for, problem_of

@@ -17,8 +17,8 @@ import grpc
 import httpx
 import pytest
 
-from gateway.keys import KeyRepository
 from holdfast.contracts.booking.v1 import booking_pb2
+from holdfast.tenancy.keys import KeyRepository
 from tests.integration.conftest import running_booking
 from tests.support.availability import AvailabilityClient, eventually
 from tests.support.booking import BookingClient, error_of

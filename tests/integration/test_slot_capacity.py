@@ -10,9 +10,9 @@ import asyncpg
 import grpc
 import httpx
 
-from gateway.keys import KeyRepository
 from holdfast.contracts.booking.v1 import inventory_pb2
 from holdfast.platform.proto_time import time_range
+from holdfast.tenancy.keys import KeyRepository
 from tests.support.booking import BASE_TIME, BookingClient, error_of
 from tests.support.gateway import key_for, problem_of
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from gateway.keys import SCOPES, KeyRepository
+from holdfast.tenancy import SCOPES
+from holdfast.tenancy.keys import KeyRepository
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "reason", "correlation_id"}
 

@@ -22,7 +22,8 @@ import httpx
 
 from devtools.engines import free_port, stop_child, tail
 from devtools.fakestripe import DEFAULT_API_KEY, DEFAULT_WEBHOOK_SECRET
-from gateway.keys import SCOPES, KeyRepository
+from holdfast.tenancy import SCOPES
+from holdfast.tenancy.keys import KeyRepository
 from tests.support.availability import eventually
 from tests.support.processes import service_env, start_service, wait_until_serving
 

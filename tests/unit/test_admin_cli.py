@@ -6,16 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway import keys
 from holdfast import admin_cli
-from holdfast.admin_cli import DEFAULT_SCOPES, KEY_PREFIX, SCOPES, AdminError, expiry, parse_scopes
+from holdfast.admin_cli import AdminError, expiry, parse_scopes
 from holdfast.cli import main
+from holdfast.tenancy import DEFAULT_SCOPES, KEY_PREFIX, SCOPES
 
 NOW = datetime(2030, 5, 1, 12, tzinfo=UTC)
 
 
-def test_the_cli_knows_the_gateways_scopes() -> None:
-    assert SCOPES == keys.SCOPES
+def test_a_key_gets_every_scope_but_inventory_admin_unless_it_asks() -> None:
     assert set(DEFAULT_SCOPES) == set(SCOPES) - {"inventory:admin"}
 
 

@@ -1,4 +1,4 @@
-"""Tenants and API keys: making, finding, checking and revoking them.
+"""Tenants and API keys in Postgres: making, finding, checking and revoking them.
 
 A key reads `hf_<prefix>_<secret>`. The prefix (public, unique) finds the
 row; the secret is compared by its SHA-256 in constant time. The secret is
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -18,9 +17,7 @@ from datetime import datetime
 import asyncpg
 
 from holdfast.platform.db import database_unavailable
-
-SCOPES = ("availability:read", "holds:write", "bookings:read", "bookings:write", "inventory:admin")
-_KEY = re.compile(r"^hf_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$")
+from holdfast.tenancy import KEY
 
 
 @dataclass(frozen=True)
@@ -53,7 +50,7 @@ def _hash(secret: str) -> bytes:
 
 def split_token(token: str) -> tuple[str, str] | None:
     """(prefix, secret) of a well-formed key, else None."""
-    match = _KEY.match(token)
+    match = KEY.match(token)
     return (match.group(1), match.group(2)) if match else None
 
 
