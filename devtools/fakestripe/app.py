@@ -27,7 +27,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -42,10 +42,8 @@ from devtools.fakestripe.expansion import expand
 from devtools.fakestripe.forms import FormError, parse_form
 from devtools.fakestripe.objects import JsonObject, new_request_id
 from devtools.fakestripe.pages import page_routes
+from devtools.fakestripe.simulation import StripeSimulation
 from devtools.fakestripe.store import IdempotencyRecord, RecordedRequest, StartedRequest
-
-if TYPE_CHECKING:
-    from devtools.fakestripe.server import FakeStripe
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 ALL_METHODS = ["GET", "POST", "DELETE", "PUT", "PATCH"]
@@ -63,7 +61,7 @@ class ApiCall:
 Operation = Callable[[ApiCall], JsonObject]
 
 
-def build_app(fake: FakeStripe) -> Starlette:
+def build_app(fake: StripeSimulation) -> Starlette:
     api = StripeApi(fake)
     routes: list[BaseRoute] = [
         Route("/v1/checkout/sessions", api.endpoint(api.create_session), methods=["POST"]),
@@ -89,7 +87,7 @@ def build_app(fake: FakeStripe) -> Starlette:
 
 
 class StripeApi:
-    def __init__(self, fake: FakeStripe) -> None:
+    def __init__(self, fake: StripeSimulation) -> None:
         self.fake = fake
         self.store = fake.store
         self.account = fake.account

@@ -12,21 +12,19 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from devtools.fakestripe.errors import StripeError
-
-if TYPE_CHECKING:
-    from devtools.fakestripe.server import FakeStripe
+from devtools.fakestripe.simulation import StripeSimulation
 
 Control = Callable[[Request, dict[str, Any]], Awaitable[Any]]
 
 
-def control_routes(fake: FakeStripe) -> list[BaseRoute]:
+def control_routes(fake: StripeSimulation) -> list[BaseRoute]:
     async def pay(request: Request, body: dict[str, Any]) -> Any:
         return await fake.pay(
             request.path_params["id"],

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from holdfast import admin_cli
-from holdfast.admin_cli import AdminError, expiry, parse_scopes
+from holdfast.cli import admin as admin_cli
+from holdfast.cli.admin import AdminError, expiry, parse_scopes
 from holdfast.cli import main
 from holdfast.tenancy import DEFAULT_SCOPES, KEY_PREFIX, SCOPES
 

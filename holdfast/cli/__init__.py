@@ -9,8 +9,8 @@ import asyncio
 import os
 import sys
 
-from holdfast.admin_cli import add_admin_commands
-from holdfast.client_cli import add_client_commands
+from holdfast.cli.admin import add_admin_commands
+from holdfast.cli.client import add_client_commands
 
 
 def _migrate(args: argparse.Namespace) -> int:
