@@ -78,7 +78,9 @@ def _allowed(importer: str, imported: str) -> bool:
 def _graph() -> dict[str, set[str]]:
     modules = _modules()
     return {
-        module: {name for name in _imports(module, path, modules) if name in modules and name != module}
+        module: {
+            name for name in _imports(module, path, modules) if name in modules and name != module
+        }
         for module, path in modules.items()
     }
 
