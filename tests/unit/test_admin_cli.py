@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from holdfast.cli import admin as admin_cli
-from holdfast.cli.admin import AdminError, expiry, parse_scopes
 from holdfast.cli import main
+from holdfast.cli.admin import AdminError, expiry, parse_scopes
 from holdfast.tenancy import DEFAULT_SCOPES, KEY_PREFIX, SCOPES
 
 NOW = datetime(2030, 5, 1, 12, tzinfo=UTC)
