@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 
+from holdfast.platform.backoff import backoff_seconds_sql
 from holdfast.platform.context import current_correlation_id
 from holdfast.platform.db import database_unavailable, is_recovery_conflict
 from holdfast.platform.errors import aborted
@@ -958,6 +959,9 @@ class BookingRepository:
 # and actions at Stripe, which the payment actions carry out.
 _MESSAGES = f"topic <> '{PAYMENTS_TOPIC}'"
 _ACTIONS = f"topic = '{PAYMENTS_TOPIC}'"
+# A failed delivery is tried again after base ($3) * 2^(tries - 1) seconds, at
+# most $4, jittered so that failures do not return as one burst.
+_OUTBOX_RETRY_DELAY = backoff_seconds_sql("attempts", base="$3", cap="$4", jitter=True)
 
 
 class OutboxRepository:
@@ -1018,12 +1022,10 @@ class OutboxRepository:
         """Schedules another attempt with exponential backoff and jitter."""
         async with database_errors():
             await self._pool.execute(
-                """
+                f"""
                 UPDATE outbox
                 SET last_error = $2,
-                    next_attempt_at = now() + make_interval(
-                        secs => least($4, $3 * power(2, least(attempts, 30) - 1))
-                                * (0.75 + random() / 2))
+                    next_attempt_at = now() + make_interval(secs => {_OUTBOX_RETRY_DELAY})
                 WHERE id = ANY($1::bigint[])
                 """,
                 list(ids),
@@ -1155,7 +1157,8 @@ def _due(row: asyncpg.Record) -> DueCheckout:
 
 # The reconciler's backoff: the n-th look at an attempt (or try of a refund)
 # comes base * 2^(n-1) seconds after the previous one, at most max seconds.
-_BACKOFF = "least($3::float8, $2::float8 * power(2, least({n}, 30)))"
+_CHECK_DELAY = backoff_seconds_sql("c.checks + 1", base="$2", cap="$3")
+_REFUND_RETRY_DELAY = backoff_seconds_sql("r.attempts + 1", base="$2", cap="$3")
 
 
 class PaymentRepository:
@@ -1238,7 +1241,6 @@ class PaymentRepository:
         crowd out another's. Claiming schedules each one's next look with
         exponential backoff, so what cannot settle yet makes way for the rest
         (and a second reconciler replica skips what this one claimed)."""
-        backoff = _BACKOFF.format(n="c.checks")
         async with database_errors():
             rows = await self._pool.fetch(
                 f"""
@@ -1256,7 +1258,7 @@ class PaymentRepository:
                 )
                 UPDATE checkouts c
                 SET checks = c.checks + 1,
-                    next_check_at = now() + make_interval(secs => {backoff})
+                    next_check_at = now() + make_interval(secs => {_CHECK_DELAY})
                 FROM picked p, holds h
                 WHERE c.hold_id = p.hold_id AND c.attempt = p.attempt AND h.id = c.hold_id
                   AND c.status IN ('CREATING', 'OPEN') AND c.next_check_at <= now()
@@ -1275,7 +1277,6 @@ class PaymentRepository:
         """Up to `limit` PENDING refunds whose retry time has come (their maker
         crashed or could not reach Stripe), oldest first, each one's next try
         scheduled with exponential backoff."""
-        backoff = _BACKOFF.format(n="r.attempts")
         async with database_errors():
             rows = await self._pool.fetch(
                 f"""
@@ -1288,7 +1289,7 @@ class PaymentRepository:
                 )
                 UPDATE refunds r
                 SET attempts = r.attempts + 1,
-                    next_attempt_at = now() + make_interval(secs => {backoff})
+                    next_attempt_at = now() + make_interval(secs => {_REFUND_RETRY_DELAY})
                 FROM due WHERE r.payment_ref = due.payment_ref
                 RETURNING r.*
                 """,

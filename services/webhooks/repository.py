@@ -9,6 +9,7 @@ from datetime import datetime
 
 import asyncpg
 
+from holdfast.platform.backoff import backoff_seconds_sql
 from holdfast.platform.db import database_unavailable
 from holdfast.platform.pagination import Cursor
 from services.webhooks.redaction import redact
@@ -24,6 +25,11 @@ _LIST_COLUMNS = (
 FINAL_STATUSES = ("APPLIED", "IGNORED", "DEAD")
 # Deleted after the retention; a dead letter waits for an operator instead.
 _EXPIRING_STATUSES = "('APPLIED', 'IGNORED')"
+
+
+# A failed event is tried again after base ($5) * 2^(tries - 1) seconds, at
+# most $6, jittered.
+_RETRY_DELAY = backoff_seconds_sql("attempts", base="$5", cap="$6", jitter=True)
 
 
 @dataclass(frozen=True)
@@ -59,13 +65,11 @@ class Claim:
         payload: a retry still has the body as received, nothing after it does."""
         final = outcome.status in FINAL_STATUSES
         await self._conn.execute(
-            """
+            f"""
             UPDATE stripe_events
             SET status = $2, outcome = $3, last_error = $4,
                 processed_at = CASE WHEN $2 IN ('APPLIED', 'IGNORED') THEN now() END,
-                next_attempt_at = now() + make_interval(
-                    secs => least($6, $5 * power(2, least(attempts, 30) - 1))
-                            * (0.75 + random() / 2)),
+                next_attempt_at = now() + make_interval(secs => {_RETRY_DELAY}),
                 payload = coalesce($7, payload),
                 redacted_at = CASE WHEN $7 IS NULL THEN redacted_at ELSE now() END
             WHERE event_id = $1
