@@ -26,8 +26,8 @@ from holdfast.contracts.booking.v1 import booking_pb2
 from holdfast.platform.grpc_errors import details_of
 from holdfast.tenancy import is_tenant_id
 from services.webhooks.booking_calls import BookingCalls
+from services.webhooks.inbox import Outcome
 from services.webhooks.metrics import WebhooksMetrics
-from services.webhooks.repository import Outcome
 
 StripeObject = dict[str, Any]
 

@@ -36,8 +36,9 @@ from holdfast.platform.telemetry import start_caused_span, working_in
 from services.webhooks.booking_calls import BookingCalls
 from services.webhooks.config import WebhooksSettings
 from services.webhooks.events import HANDLERS, NOT_HANDLED, Effects, Unapplicable
+from services.webhooks.inbox import Outcome
 from services.webhooks.metrics import WebhooksMetrics
-from services.webhooks.repository import Claim, EventRepository, Outcome
+from services.webhooks.repository import Claim, EventRepository
 from services.webhooks.tracing import caused_by
 
 log = logging.getLogger(__name__)
@@ -88,25 +89,24 @@ class EventProcessor:
             return True
 
     async def _process(self, claim: Claim) -> None:
-        row = claim.row
-        event_type: str = row["type"]
+        event = claim.event
+        event_type = event.type
         started = time.perf_counter()
-        event = json.loads(row["payload"])
-        obj: dict[str, Any] = event["data"]["object"]
-        cause = caused_by(obj, row["correlation_id"])
+        obj: dict[str, Any] = json.loads(event.payload)["data"]["object"]
+        cause = caused_by(obj, event.correlation_id)
         span = start_caused_span(
             "stripe.event.apply",
             correlation_id=cause.correlation_id,
             links=cause.links,
             kind=SpanKind.CONSUMER,
             attributes={
-                "stripe.event.id": row["event_id"],
+                "stripe.event.id": event.event_id,
                 "stripe.event.type": event_type,
-                "holdfast.attempt": row["attempt"],
+                "holdfast.attempt": event.attempt,
             },
         )
         with working_in(span, cause.correlation_id):
-            outcome = await self._outcome_of(event_type, obj, row["attempt"])
+            outcome = await self._outcome_of(event_type, obj, event.attempt)
             span.set_attribute("holdfast.outcome", outcome.status)
         s = self._settings
         await claim.finish(outcome, s.processor_retry_base_seconds, s.processor_retry_max_seconds)
@@ -116,7 +116,7 @@ class EventProcessor:
             self._metrics.retries.inc()
         elif outcome.status == "DEAD":
             self._metrics.dead_letters.inc()
-            log.error("stripe event %s dead-lettered: %s", row["event_id"], outcome.error)
+            log.error("stripe event %s dead-lettered: %s", event.event_id, outcome.error)
 
     async def _outcome_of(self, event_type: str, obj: dict[str, Any], attempt: int) -> Outcome:
         try:

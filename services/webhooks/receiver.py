@@ -27,8 +27,9 @@ from starlette.routing import Route
 from holdfast.platform.context import CORRELATION_ID_KEY, REQUEST_ID_KEY, correlation_id_from
 from holdfast.platform.telemetry import correlation_scope
 from services.webhooks.config import WebhooksSettings
+from services.webhooks.inbox import NewEvent
 from services.webhooks.metrics import WebhooksMetrics
-from services.webhooks.repository import EventRepository, NewEvent
+from services.webhooks.repository import EventRepository
 from services.webhooks.tracing import Cause, caused_by
 from services.webhooks.verification import BadSignature, verify
 
