@@ -19,6 +19,7 @@ from holdfast.platform.config import load
 from holdfast.platform.db import create_pool
 from holdfast.platform.db_watch import DatabaseWatcher
 from holdfast.platform.http_server import HttpHost
+from holdfast.platform.lifecycle import Lifecycle
 from holdfast.platform.metrics import PoolMetrics
 from holdfast.platform.redis import create_redis, redis_key
 from holdfast.platform.service import run_service
@@ -52,6 +53,9 @@ class GatewayApp:
         self.database = DatabaseWatcher(
             settings, "holdfast-gateway", pool=lambda: self.pool, registry=self.metrics.registry
         )
+        self.parts = Lifecycle()
+        self.parts.add("stream redis", stop=self.stream_redis.aclose)
+        self.parts.add("redis", stop=self.redis.aclose)
 
     @property
     def port(self) -> int:
@@ -61,13 +65,16 @@ class GatewayApp:
     async def start(self) -> None:
         s = self.settings
         self.pool = await create_pool(s, "holdfast-gateway")
+        self.parts.add("database pool", stop=self.pool.close)
         self.downstream = Downstream(s.booking_target, s.availability_target)
+        self.parts.add("downstream", stop=self.downstream.close)
         self.hub = AvailabilityHub(
             self.stream_redis, stream_key(s, AVAILABILITY_TOPIC), _STREAM_BLOCK_MS
         )
         keys = KeyRepository(self.pool)
         limiter = RateLimiter(self.redis, redis_key(s, "ratelimit"), s.rate_limit_period_seconds)
         self.readiness = Readiness(s, self.downstream, keys, limiter)
+        self.parts.add("readiness", stop=self.readiness.close)
         gateway = Gateway(
             settings=s,
             auth=Authenticator(
@@ -84,7 +91,6 @@ class GatewayApp:
             streams=StreamQuota(s.sse_max_streams_per_key),
             stream_reads=SharedReads(),
         )
-        self.hub.start()
         self.http = HttpHost(
             create_app(gateway),
             s.gateway_host,
@@ -92,23 +98,14 @@ class GatewayApp:
             s.shutdown_grace_seconds,
             trusted_proxies=s.trusted_proxies,
         )
-        await self.http.start()
-        self.database.start()
+        # Stopped in reverse: the requests drain first, the clients close last.
+        self.parts.add("availability hub", start=self.hub.start, stop=self.hub.stop)
+        self.parts.add("database watcher", start=self.database.start, stop=self.database.stop)
+        self.parts.add("requests", start=self.http.start, stop=self.http.stop)
+        await self.parts.start()
 
     async def stop(self) -> None:
-        if self.http is not None:
-            await self.http.stop()
-        await self.database.stop()
-        if self.hub is not None:
-            await self.hub.stop()
-        if self.readiness is not None:
-            await self.readiness.close()
-        if self.downstream is not None:
-            await self.downstream.close()
-        if self.pool is not None:
-            await self.pool.close()
-        await self.redis.aclose()
-        await self.stream_redis.aclose()
+        await self.parts.stop()
 
 
 def main() -> None:

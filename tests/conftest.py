@@ -6,17 +6,15 @@ from the environment or from embedded engines it starts (`python -m devtools tes
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from holdfast.migrate import migrate
 from tests.support import env
+from tests.support.databases import drop_templates, fresh_database
 from tests.support.env import REDIS_PREFIX
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
@@ -27,57 +25,10 @@ def database_url() -> str:
     return env.database_url()
 
 
-# Per server (its URL), a database migrated once this run, which each new
-# database copies (CREATE DATABASE ... TEMPLATE): a copy takes a fraction of
-# the time migrating takes. Nothing connects to it once it is migrated (a
-# database cannot be copied while it has sessions).
-_templates: dict[str, str] = {}
-
-
-async def _migrated_template(database_url: str) -> str:
-    if database_url not in _templates:
-        name = f"holdfast_test_template_{uuid.uuid4().hex[:10]}"
-        admin = await asyncpg.connect(database_url, timeout=10)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        await migrate(env.with_database(database_url, name))
-        _templates[database_url] = name
-    return _templates[database_url]
-
-
 @pytest.fixture(scope="session", autouse=True)
 async def _drop_templates() -> AsyncIterator[None]:
     yield
-    for database_url, name in _templates.items():
-        admin = await asyncpg.connect(database_url, timeout=10)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
-@asynccontextmanager
-async def fresh_database(database_url: str) -> AsyncIterator[str]:
-    """A new database, migrated (a copy of one migrated from scratch this
-    run), dropped afterwards."""
-    name = f"holdfast_test_{uuid.uuid4().hex[:10]}"
-    template = await _migrated_template(database_url)
-    admin = await asyncpg.connect(database_url, timeout=10)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    finally:
-        await admin.close()
-    url = env.with_database(database_url, name)
-    try:
-        yield url
-    finally:
-        admin = await asyncpg.connect(database_url, timeout=10)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    await drop_templates()
 
 
 @pytest.fixture(scope="session")

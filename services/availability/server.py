@@ -13,6 +13,7 @@ from holdfast.platform.config import load
 from holdfast.platform.db import create_pool
 from holdfast.platform.db_watch import DatabaseWatcher
 from holdfast.platform.grpc_server import GrpcHost
+from holdfast.platform.lifecycle import Lifecycle
 from holdfast.platform.metrics import MetricsServer, PoolMetrics
 from holdfast.platform.redis import create_redis
 from holdfast.platform.service import run_service
@@ -70,6 +71,10 @@ class AvailabilityApp:
             pool=lambda: self.pool,
             registry=self.metrics.registry,
         )
+        self.parts = Lifecycle()
+        self.parts.add("metrics", start=self.metrics_server.start, stop=self.metrics_server.stop)
+        self.parts.add("stream redis", stop=self.stream_redis.aclose)
+        self.parts.add("redis", stop=self.redis.aclose)
 
     @property
     def port(self) -> int:
@@ -105,6 +110,7 @@ class AvailabilityApp:
             # It only reads: let Postgres enforce that.
             extra_settings={"default_transaction_read_only": "on"},
         )
+        self.parts.add("database pool", stop=self.pool.close)
         self.reader = AvailabilityReader(
             AvailabilityRepository(self.pool),
             self.shared,
@@ -113,24 +119,7 @@ class AvailabilityApp:
             s.max_slots_per_resource,
             self._cache_live,
         )
-        handler = AvailabilityHandler(self.reader, s, self._applied_change_id)
-
-        def register(server: object) -> None:
-            availability_pb2_grpc.add_AvailabilityServiceServicer_to_server(handler, server)
-
-        self.host = GrpcHost(
-            service_names=(SERVICE_NAME,),
-            register=register,
-            error_domain=ERROR_DOMAIN,
-            host=s.grpc_host,
-            port=s.availability_port,
-            grace_seconds=s.shutdown_grace_seconds,
-            metrics=self.metrics.rpc,
-        )
-        self.metrics_server.start()
-        await self.host.start()
-        await self.host.health.set(CACHE_HEALTH, health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.database.start()
+        self.host = self._grpc_host(AvailabilityHandler(self.reader, s, self._applied_change_id))
         self.consumer = InvalidationConsumer(
             self.stream_redis,
             stream_key(s, AVAILABILITY_TOPIC),
@@ -142,19 +131,36 @@ class AvailabilityApp:
             retry_max_seconds=s.consumer_retry_max_seconds,
             on_live_change=self._cache_live_changed,
         )
-        self.consumer.start()
+        # Stopped in reverse: the calls drain first, the clients close last.
+        # NOT_SERVING until the consumer has caught up.
+        self.parts.add("cache health", start=self._cache_not_serving)
+        self.parts.add("invalidations", start=self.consumer.start, stop=self.consumer.stop)
+        self.parts.add("database watcher", start=self.database.start, stop=self.database.stop)
+        self.parts.add("calls", start=self.host.start, stop=self.host.stop)
+        await self.parts.start()
+
+    def _grpc_host(self, handler: AvailabilityHandler) -> GrpcHost:
+        s = self.settings
+
+        def register(server: object) -> None:
+            availability_pb2_grpc.add_AvailabilityServiceServicer_to_server(handler, server)
+
+        return GrpcHost(
+            service_names=(SERVICE_NAME,),
+            register=register,
+            error_domain=ERROR_DOMAIN,
+            host=s.grpc_host,
+            port=s.availability_port,
+            grace_seconds=s.shutdown_grace_seconds,
+            metrics=self.metrics.rpc,
+        )
+
+    async def _cache_not_serving(self) -> None:
+        assert self.host is not None
+        await self.host.health.set(CACHE_HEALTH, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     async def stop(self) -> None:
-        if self.host is not None:
-            await self.host.stop()
-        await self.database.stop()
-        if self.consumer is not None:
-            await self.consumer.stop()
-        if self.pool is not None:
-            await self.pool.close()
-        await self.redis.aclose()
-        await self.stream_redis.aclose()
-        self.metrics_server.stop()
+        await self.parts.stop()
 
 
 def main() -> None:

@@ -17,8 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from holdfast.platform.background import BackgroundTask
-from holdfast.platform.errors import DomainError
+from holdfast.platform.periodic import PeriodicTask
 from services.booking.config import BookingSettings
 from services.booking.metrics import BookingMetrics
 from services.booking.repository import OutboxRepository
@@ -36,8 +35,23 @@ class OutboxUpkeep:
         self._outbox = outbox
         self._settings = settings
         self._metrics = metrics
-        self._gauges = BackgroundTask("outbox-backlog", self._watch_backlog)
-        self._pruner = BackgroundTask("outbox-pruner", self._prune)
+        self._gauges = PeriodicTask(
+            "outbox-backlog",
+            self.count_backlog,
+            interval=BACKLOG_INTERVAL_SECONDS,
+            log=log,
+            skipped="outbox backlog not counted",
+            # Anything else must not end the watcher either: the gauges would freeze.
+            failed="outbox backlog not counted",
+        )
+        self._pruner = PeriodicTask(
+            "outbox-pruner",
+            self.prune_once,
+            interval=settings.outbox_prune_interval_seconds,
+            log=log,
+            skipped="outbox pruning skipped",
+            failed="outbox pruning failed",
+        )
 
     async def count_backlog(self) -> None:
         pending, oldest = await self._outbox.backlog()
@@ -63,27 +77,6 @@ class OutboxUpkeep:
             self._metrics.outbox_pruned.inc(pruned)
             if pruned < s.outbox_prune_batch_size or loop.time() >= ends:
                 return total
-
-    async def _watch_backlog(self) -> None:
-        while True:
-            try:
-                await self.count_backlog()
-            except DomainError as error:
-                log.warning("outbox backlog not counted: %s", error)
-            except Exception:
-                # Anything else must not end the watcher: the gauges would freeze.
-                log.exception("outbox backlog not counted")
-            await asyncio.sleep(BACKLOG_INTERVAL_SECONDS)
-
-    async def _prune(self) -> None:
-        while True:
-            try:
-                await self.prune_once()
-            except DomainError as error:
-                log.warning("outbox pruning skipped: %s", error)
-            except Exception:
-                log.exception("outbox pruning failed")
-            await asyncio.sleep(self._settings.outbox_prune_interval_seconds)
 
     def start(self) -> None:
         self._gauges.start()

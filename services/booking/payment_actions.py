@@ -28,8 +28,8 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from holdfast.platform.background import BackgroundTask
 from holdfast.platform.errors import DomainError, ErrorKind, unavailable
+from holdfast.platform.periodic import PeriodicTask
 from holdfast.platform.streams import ChangeMessage
 from holdfast.platform.telemetry import working_in
 from services.booking.config import BookingSettings
@@ -62,7 +62,17 @@ class PaymentActions:
         # time) no new one starts because of them.
         self._failures = 0
         self._paused_until = 0.0
-        self._task = BackgroundTask("payment-actions", self._run)
+        # Looked for again every poll interval, and whenever a place frees up
+        # (more may be due than there were places).
+        self._task = PeriodicTask(
+            "payment-actions",
+            self.start_due,
+            interval=settings.payment_action_poll_interval_seconds,
+            log=log,
+            skipped="payment actions: database unavailable",
+            failed="payment actions failed",
+            wake=self._place_freed,
+        )
 
     async def start_due(self) -> int:
         """Claims as many due actions as there are free places and starts
@@ -139,22 +149,6 @@ class PaymentActions:
             s.payment_action_retry_base_seconds,
             s.payment_action_retry_max_seconds,
         )
-
-    async def _run(self) -> None:
-        s = self._settings
-        while True:
-            self._place_freed.clear()
-            try:
-                await self.start_due()
-            except DomainError as error:
-                log.warning("payment actions: database unavailable: %s", error)
-            except Exception:
-                log.exception("payment actions failed")
-            # Looked for again every poll interval, and whenever a place frees
-            # up (more may be due than there were places).
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(s.payment_action_poll_interval_seconds):
-                    await self._place_freed.wait()
 
     def start(self) -> None:
         self._task.start()

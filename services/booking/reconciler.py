@@ -15,11 +15,10 @@ making a refund twice is a no-op.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-from holdfast.platform.background import BackgroundTask
 from holdfast.platform.errors import DomainError
+from holdfast.platform.periodic import PeriodicTask
 from services.booking.config import BookingSettings
 from services.booking.payments import RECONCILER_ACTOR, Payments
 from services.booking.repository import PaymentRepository
@@ -34,7 +33,14 @@ class Reconciler:
         self._payments = payments
         self._repository = repository
         self._settings = settings
-        self._task = BackgroundTask("payment-reconciler", self._run)
+        self._task = PeriodicTask(
+            "payment-reconciler",
+            self.run_once,
+            interval=settings.reconciler_interval_seconds,
+            log=log,
+            skipped="reconciliation skipped",
+            failed="reconciliation failed",
+        )
 
     async def run_once(self) -> int:
         """One pass; returns how many attempts and refunds it looked at. One
@@ -62,16 +68,6 @@ class Reconciler:
                     "reconciling checkout of hold %s failed: %s", checkout.checkout.hold_id, error
                 )
         return len(refunds) + len(due)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except DomainError as error:
-                log.warning("reconciliation skipped: %s", error)
-            except Exception:
-                log.exception("reconciliation failed")
-            await asyncio.sleep(self._settings.reconciler_interval_seconds)
 
     def start(self) -> None:
         self._task.start()

@@ -18,6 +18,7 @@ from holdfast.platform.config import load
 from holdfast.platform.db import create_pool
 from holdfast.platform.db_watch import DatabaseWatcher
 from holdfast.platform.grpc_server import GrpcHost
+from holdfast.platform.lifecycle import Lifecycle
 from holdfast.platform.metrics import MetricsServer, PoolMetrics
 from holdfast.platform.pagination import PageTokens, page_token_secret
 from holdfast.platform.redis import create_redis
@@ -47,11 +48,12 @@ ERROR_DOMAIN = "booking.holdfast"
 
 
 class BookingApp:
-    """The booking service's parts, started and stopped in the right order.
+    """The booking service's parts, started and stopped in the right order
+    (`parts`: see start).
 
-    `redis` is the client the relay publishes with; the service makes one
-    from its settings unless given one (the tests hand it one that counts
-    what is sent). The booking path itself never reads Redis.
+        `redis` is the client the relay publishes with; the service makes one
+        from its settings unless given one (the tests hand it one that counts
+        what is sent). The booking path itself never reads Redis.
     """
 
     def __init__(self, settings: BookingSettings, redis: Redis | None = None) -> None:
@@ -78,6 +80,10 @@ class BookingApp:
             pool=lambda: self.pool,
             registry=self.metrics.registry,
         )
+        self.parts = Lifecycle()
+        self.parts.add("metrics", start=self.metrics_server.start, stop=self.metrics_server.stop)
+        self.parts.add("stripe", stop=self.stripe.close)
+        self.parts.add("redis", stop=self.redis.aclose)
 
     async def _database_changed(self, available: bool) -> None:
         # Without its database the service can answer nothing but UNAVAILABLE.
@@ -103,26 +109,48 @@ class BookingApp:
         self.pool = await create_pool(
             s, "holdfast-booking", extra_settings={"lock_timeout": str(s.lock_timeout_ms)}
         )
+        self.parts.add("database pool", stop=self.pool.close)
         outbox = OutboxRepository(self.pool)
-        relay = OutboxRelay(outbox, self.redis, s, self.metrics)
-        self.relay = relay
+        self.relay = OutboxRelay(outbox, self.redis, s, self.metrics)
         self.payment_actions = PaymentActions(outbox, s, self.metrics, self._payment_action)
         self.outbox_upkeep = OutboxUpkeep(outbox, s, self.metrics)
-        repository = BookingRepository(self.pool, after_commit=relay.wake)
+        repository = BookingRepository(self.pool, after_commit=self.relay.wake)
         reservations = Reservations(repository, self.metrics)
         payment_repository = PaymentRepository(self.pool)
         self.payments = Payments(
             repository, payment_repository, reservations, self.stripe.client, s, self.metrics
         )
         pages = PageTokens(await page_token_secret(self.pool, "booking"))
-        booking = BookingHandler(reservations, self.payments, s, pages)
-        inventory = InventoryHandler(Inventory(repository), s, pages)
+        self.host = self._grpc_host(
+            BookingHandler(reservations, self.payments, s, pages),
+            InventoryHandler(Inventory(repository), s, pages),
+        )
+        self.sweeper = HoldSweeper(
+            reservations,
+            s.sweeper_interval_seconds,
+            s.sweeper_batch_size,
+            s.request_id_retention_hours,
+        )
+        self.reconciler = Reconciler(self.payments, payment_repository, s)
+        # Stopped in reverse: the calls drain first, the clients close last.
+        self.parts.add(
+            "outbox upkeep", start=self.outbox_upkeep.start, stop=self.outbox_upkeep.stop
+        )
+        self.parts.add("outbox relay", start=self.relay.start, stop=self.relay.stop)
+        self.parts.add("reconciler", start=self.reconciler.start, stop=self.reconciler.stop)
+        self.parts.add("hold sweeper", start=self.sweeper.start, stop=self.sweeper.stop)
+        self.parts.add("database watcher", start=self.database.start, stop=self.database.stop)
+        self.parts.add("calls", start=self._serve, stop=self._drain)
+        await self.parts.start()
+
+    def _grpc_host(self, booking: BookingHandler, inventory: InventoryHandler) -> GrpcHost:
+        s = self.settings
 
         def register(server: object) -> None:
             booking_pb2_grpc.add_BookingServiceServicer_to_server(booking, server)
             inventory_pb2_grpc.add_InventoryServiceServicer_to_server(inventory, server)
 
-        self.host = GrpcHost(
+        return GrpcHost(
             service_names=SERVICE_NAMES,
             register=register,
             error_domain=ERROR_DOMAIN,
@@ -131,43 +159,24 @@ class BookingApp:
             grace_seconds=s.shutdown_grace_seconds,
             metrics=self.metrics.rpc,
         )
-        self.metrics_server.start()
-        self.relay.start()
-        self.payment_actions.start()
-        self.outbox_upkeep.start()
-        await self.host.start()
-        self.database.start()
-        self.sweeper = HoldSweeper(
-            reservations,
-            s.sweeper_interval_seconds,
-            s.sweeper_batch_size,
-            s.request_id_retention_hours,
-        )
-        self.sweeper.start()
-        self.reconciler = Reconciler(self.payments, payment_repository, s)
-        self.reconciler.start()
 
-    async def stop(self) -> None:
+    async def _serve(self) -> None:
+        assert self.host is not None
+        assert self.payment_actions is not None
+        self.payment_actions.start()
+        await self.host.start()
+
+    async def _drain(self) -> None:
         # Calls to Stripe in flight get the same grace as the calls being
         # drained, at the same time, so a slow Stripe never stretches a stop.
-        draining = [self.host.stop()] if self.host is not None else []
-        if self.payment_actions is not None:
-            draining.append(self.payment_actions.stop(self.settings.shutdown_grace_seconds))
-        await asyncio.gather(*draining)
-        await self.database.stop()
-        if self.sweeper is not None:
-            await self.sweeper.stop()
-        if self.reconciler is not None:
-            await self.reconciler.stop()
-        if self.relay is not None:
-            await self.relay.stop()
-        if self.outbox_upkeep is not None:
-            await self.outbox_upkeep.stop()
-        if self.pool is not None:
-            await self.pool.close()
-        await self.redis.aclose()
-        await self.stripe.close()
-        self.metrics_server.stop()
+        assert self.host is not None
+        assert self.payment_actions is not None
+        await asyncio.gather(
+            self.host.stop(), self.payment_actions.stop(self.settings.shutdown_grace_seconds)
+        )
+
+    async def stop(self) -> None:
+        await self.parts.stop()
 
 
 def main() -> None:

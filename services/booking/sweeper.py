@@ -6,11 +6,9 @@ Safe with several booking replicas: each pass takes a batch of due holds with
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-from holdfast.platform.background import BackgroundTask
-from holdfast.platform.errors import DomainError
+from holdfast.platform.periodic import PeriodicTask
 from services.booking.reservations import Reservations
 
 log = logging.getLogger(__name__)
@@ -25,10 +23,17 @@ class HoldSweeper:
         request_id_retention_hours: int,
     ) -> None:
         self._reservations = reservations
-        self._interval = interval
         self._batch_size = batch_size
         self._retention_hours = request_id_retention_hours
-        self._task = BackgroundTask("hold-sweeper", self._run)
+        self._task = PeriodicTask(
+            "hold-sweeper",
+            self._sweep,
+            interval=interval,
+            log=log,
+            # Busy slots or a database blip: the next pass catches up.
+            skipped="hold sweep skipped",
+            failed="hold sweep failed",
+        )
 
     async def sweep_once(self) -> int:
         """Expires every due hold, batch after batch, and forgets a batch of
@@ -43,19 +48,10 @@ class HoldSweeper:
         await self._reservations.forget_old_request_ids(self._retention_hours, self._batch_size)
         return total
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                expired = await self.sweep_once()
-                if expired:
-                    log.info("expired lapsed holds", extra={"count": expired})
-
-            except DomainError as error:
-                # Busy slots or a database blip: the next pass catches up.
-                log.warning("hold sweep skipped: %s", error)
-            except Exception:
-                log.exception("hold sweep failed")
-            await asyncio.sleep(self._interval)
+    async def _sweep(self) -> None:
+        expired = await self.sweep_once()
+        if expired:
+            log.info("expired lapsed holds", extra={"count": expired})
 
     def start(self) -> None:
         self._task.start()

@@ -18,7 +18,6 @@ event is dead-lettered for an operator (`holdfast webhooks replay`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -29,9 +28,8 @@ import stripe
 from opentelemetry.trace import SpanKind
 
 from holdfast.contracts.booking.v1 import booking_pb2_grpc
-from holdfast.platform.background import BackgroundTask
-from holdfast.platform.errors import DomainError
 from holdfast.platform.grpc_errors import details_of
+from holdfast.platform.periodic import PeriodicTask
 from holdfast.platform.telemetry import start_caused_span, working_in
 from services.webhooks.booking_calls import BookingCalls
 from services.webhooks.config import WebhooksSettings
@@ -70,11 +68,31 @@ class EventProcessor:
         self._settings = settings
         self._metrics = metrics
         self._wake = asyncio.Event()
+        poll = settings.processor_poll_interval_seconds
+        # Every worker is woken by an event stored (`wake`), or looks again
+        # after the poll interval.
         self._workers = [
-            BackgroundTask(f"stripe-events-{i}", self._work)
+            PeriodicTask(
+                f"stripe-events-{i}",
+                self._process_all,
+                interval=poll,
+                log=log,
+                skipped="stripe event processing paused",
+                failed="stripe event processing failed",
+                wake=self._wake,
+            )
             for i in range(settings.processor_workers)
         ]
-        self._backlog = BackgroundTask("stripe-dead-letters", self._watch_dead_letters)
+        # Keeps the dead-letter gauge current (what an alert should watch); a
+        # failure must not end the watcher: the gauge would freeze.
+        self._backlog = PeriodicTask(
+            "stripe-dead-letters",
+            self._count_dead_letters,
+            interval=poll,
+            log=log,
+            skipped="dead letters not counted",
+            failed="dead letters not counted",
+        )
 
     def wake(self) -> None:
         """Called when an event was stored: a worker picks it up at once."""
@@ -140,34 +158,14 @@ class EventProcessor:
             return NOT_HANDLED
         return await handler.handle(self._effects, obj)
 
-    async def _work(self) -> None:
-        poll = self._settings.processor_poll_interval_seconds
-        while True:
-            # Cleared before looking, so an event stored while this worker
-            # looks wakes it again at once rather than after the poll interval.
-            self._wake.clear()
-            try:
-                while await self.process_one():
-                    pass
-            except DomainError as error:
-                log.warning("stripe event processing paused: %s", error)
-            except Exception:
-                log.exception("stripe event processing failed")
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(poll):
-                    await self._wake.wait()
+    async def _process_all(self) -> None:
+        # The wake event is cleared before this pass looks (PeriodicTask), so
+        # an event stored meanwhile wakes the worker again at once.
+        while await self.process_one():
+            pass
 
-    async def _watch_dead_letters(self) -> None:
-        """Keeps the dead-letter gauge current: what an alert should watch."""
-        while True:
-            try:
-                self._metrics.dead_letter_backlog.set(await self._events.dead_letters())
-            except DomainError as error:
-                log.warning("dead letters not counted: %s", error)
-            except Exception:
-                # Anything else must not end the watcher: the gauge would freeze.
-                log.exception("dead letters not counted")
-            await asyncio.sleep(self._settings.processor_poll_interval_seconds)
+    async def _count_dead_letters(self) -> None:
+        self._metrics.dead_letter_backlog.set(await self._events.dead_letters())
 
     def start(self) -> None:
         for worker in self._workers:

@@ -7,11 +7,9 @@ different rows (SKIP LOCKED)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-from holdfast.platform.background import BackgroundTask
-from holdfast.platform.errors import DomainError
+from holdfast.platform.periodic import PeriodicTask
 from services.webhooks.config import WebhooksSettings
 from services.webhooks.metrics import WebhooksMetrics
 from services.webhooks.repository import EventRepository
@@ -31,7 +29,14 @@ class InboxRetention:
         self._events = events
         self._settings = settings
         self._metrics = metrics
-        self._task = BackgroundTask("stripe-events-retention", self._run)
+        self._task = PeriodicTask(
+            "stripe-events-retention",
+            self._sweep,
+            interval=settings.stripe_event_sweep_interval_seconds,
+            log=log,
+            skipped="stripe event inbox not swept",
+            failed="stripe event inbox sweep failed",
+        )
 
     async def sweep_once(self) -> tuple[int, int]:
         """Returns how many events it redacted and how many it deleted."""
@@ -53,20 +58,10 @@ class InboxRetention:
                 break
         return redacted, deleted
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                redacted, deleted = await self.sweep_once()
-                if redacted or deleted:
-                    log.info(
-                        "stripe event inbox swept",
-                        extra={"redacted": redacted, "deleted": deleted},
-                    )
-            except DomainError as error:
-                log.warning("stripe event inbox not swept: %s", error)
-            except Exception:
-                log.exception("stripe event inbox sweep failed")
-            await asyncio.sleep(self._settings.stripe_event_sweep_interval_seconds)
+    async def _sweep(self) -> None:
+        redacted, deleted = await self.sweep_once()
+        if redacted or deleted:
+            log.info("stripe event inbox swept", extra={"redacted": redacted, "deleted": deleted})
 
     def start(self) -> None:
         self._task.start()

@@ -16,6 +16,7 @@ from holdfast.platform.db import create_pool
 from holdfast.platform.db_watch import DatabaseWatcher
 from holdfast.platform.grpc_server import GrpcHost, open_channel
 from holdfast.platform.http_server import HttpHost
+from holdfast.platform.lifecycle import Lifecycle
 from holdfast.platform.metrics import MetricsServer, PoolMetrics
 from holdfast.platform.pagination import PageTokens, page_token_secret
 from holdfast.platform.service import run_service
@@ -60,6 +61,9 @@ class WebhooksApp:
             pool=lambda: self.pool,
             registry=self.metrics.registry,
         )
+        self.parts = Lifecycle()
+        self.parts.add("metrics", start=self.metrics_server.start, stop=self.metrics_server.stop)
+        self.parts.add("stripe", stop=self.stripe.close)
 
     async def _database_changed(self, available: bool) -> None:
         # Without the inbox neither the receiver (it answers 503) nor the
@@ -80,8 +84,10 @@ class WebhooksApp:
     async def start(self) -> None:
         s = self.settings
         self.pool = await create_pool(s, "holdfast-webhooks")
+        self.parts.add("database pool", stop=self.pool.close)
         events = EventRepository(self.pool)
         self.booking_channel = open_channel(s.booking_target)
+        self.parts.add("booking channel", stop=self.booking_channel.close)
         booking = cast(
             "booking_pb2_grpc.BookingServiceAsyncStub",
             booking_pb2_grpc.BookingServiceStub(self.booking_channel),
@@ -89,12 +95,31 @@ class WebhooksApp:
         processor = EventProcessor(events, booking, self.stripe.client, s, self.metrics)
         self.processor = processor
         pages = PageTokens(await page_token_secret(self.pool, "webhooks"))
-        admin = WebhookAdminHandler(events, processor.wake, pages)
+        self.host = self._grpc_host(WebhookAdminHandler(events, processor.wake, pages))
+        self.retention = InboxRetention(events, s, self.metrics)
+        self.http = HttpHost(
+            create_receiver(s, events, self.metrics, processor.wake),
+            s.webhooks_http_host,
+            s.webhooks_http_port,
+            s.shutdown_grace_seconds,
+        )
+        # Stopped in reverse: the receiver first (Stripe redelivers what it
+        # could not hand over), then the admin calls drain, then the processor
+        # finishes the event in hand.
+        self.parts.add("inbox retention", start=self.retention.start, stop=self.retention.stop)
+        self.parts.add("event processor", start=processor.start, stop=processor.stop)
+        self.parts.add("database watcher", start=self.database.start, stop=self.database.stop)
+        self.parts.add("admin calls", start=self.host.start, stop=self.host.stop)
+        self.parts.add("receiver", start=self.http.start, stop=self.http.stop)
+        await self.parts.start()
+
+    def _grpc_host(self, admin: WebhookAdminHandler) -> GrpcHost:
+        s = self.settings
 
         def register(server: object) -> None:
             webhook_admin_pb2_grpc.add_WebhookAdminServiceServicer_to_server(admin, server)
 
-        self.host = GrpcHost(
+        return GrpcHost(
             service_names=(SERVICE_NAME,),
             register=register,
             error_domain=ERROR_DOMAIN,
@@ -103,36 +128,9 @@ class WebhooksApp:
             grace_seconds=s.shutdown_grace_seconds,
             metrics=self.metrics.rpc,
         )
-        self.metrics_server.start()
-        processor.start()
-        self.retention = InboxRetention(events, s, self.metrics)
-        self.retention.start()
-        self.http = HttpHost(
-            create_receiver(s, events, self.metrics, processor.wake),
-            s.webhooks_http_host,
-            s.webhooks_http_port,
-            s.shutdown_grace_seconds,
-        )
-        await self.http.start()
-        await self.host.start()
-        self.database.start()
 
     async def stop(self) -> None:
-        if self.http is not None:
-            await self.http.stop()
-        if self.host is not None:
-            await self.host.stop()
-        await self.database.stop()
-        if self.processor is not None:
-            await self.processor.stop()
-        if self.retention is not None:
-            await self.retention.stop()
-        if self.booking_channel is not None:
-            await self.booking_channel.close()
-        if self.pool is not None:
-            await self.pool.close()
-        await self.stripe.close()
-        self.metrics_server.stop()
+        await self.parts.stop()
 
 
 def main() -> None:

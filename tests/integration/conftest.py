@@ -1,10 +1,11 @@
-"""In-process booking and availability services on free ports, and clients for them."""
+"""The integration suite's fixtures: in-process services on free ports,
+shared by the run (built by tests/support/services.py, where a test that
+needs a service of its own finds the same builders), and clients for them."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import asyncpg
 import grpc
@@ -12,64 +13,26 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from gateway.config import GatewaySettings
 from gateway.server import GatewayApp
 from holdfast.tenancy.keys import KeyRepository
-from services.availability.config import AvailabilitySettings
 from services.availability.server import AvailabilityApp
-from services.booking.config import BookingSettings
 from services.booking.server import BookingApp
-from services.webhooks.config import WebhooksSettings
 from services.webhooks.server import WebhooksApp
-from tests.support.availability import AvailabilityClient, wait_until_live
+from tests.support.availability import AvailabilityClient
 from tests.support.booking import BookingClient
-from tests.support.env import REDIS_PREFIX, redis_url
-from tests.support.stripe_events import OLD_SECRET, SECRET
-
-
-def booking_settings(database_url: str, **overrides: object) -> BookingSettings:
-    values: dict[str, object] = {
-        "database_url": database_url,
-        "redis_url": redis_url(),
-        "redis_prefix": REDIS_PREFIX,
-        "booking_port": 0,
-        "booking_metrics_port": 0,
-        "grpc_host": "127.0.0.1",
-        "hold_ttl_min_seconds": 1,
-        # Tests that need the sweeper start their own app (`sweeping_client`);
-        # here it would race tests that expire holds by other means.
-        "sweeper_interval_seconds": 3600,
-        "db_pool_max_size": 20,
-    }
-    values.update(overrides)
-    return BookingSettings(**values)  # type: ignore[arg-type]
-
-
-def availability_settings(database_url: str, **overrides: object) -> AvailabilitySettings:
-    values: dict[str, object] = {
-        "database_url": database_url,
-        "redis_url": redis_url(),
-        "redis_prefix": REDIS_PREFIX,
-        "availability_port": 0,
-        "availability_metrics_port": 0,
-        "grpc_host": "127.0.0.1",
-        # Reads are short; several replicas run at once in some tests and
-        # Postgres allows 100 connections in all.
-        "db_pool_max_size": 5,
-        # Short blocking reads so an outage is noticed, and a stop is quick.
-        "consumer_block_ms": 200,
-        "consumer_retry_max_seconds": 0.5,
-    }
-    values.update(overrides)
-    return AvailabilitySettings(**values)  # type: ignore[arg-type]
+from tests.support.services import (
+    own_booking_app,
+    running_availability,
+    running_booking,
+    running_gateway,
+    running_webhooks,
+)
 
 
 @pytest.fixture(scope="session")
 async def booking_app(migrated_database: str, redis: Redis) -> AsyncIterator[BookingApp]:
-    app = BookingApp(booking_settings(migrated_database))
-    await app.start()
-    yield app
-    await app.stop()
+    async with running_booking(migrated_database) as app:
+        yield app
 
 
 @pytest.fixture(scope="session")
@@ -89,48 +52,11 @@ def client(channel: grpc.aio.Channel, tenant: str) -> BookingClient:
     return BookingClient.on(channel, tenant)
 
 
-@asynccontextmanager
-async def running_booking(database_url: str, **overrides: object) -> AsyncIterator[BookingApp]:
-    """A booking service of the test's own, with other settings."""
-    app = BookingApp(booking_settings(database_url, **overrides))
-    await app.start()
-    try:
-        yield app
-    finally:
-        await app.stop()
-
-
-@asynccontextmanager
-async def own_booking_app(
-    database_url: str, tenant: str, **overrides: object
-) -> AsyncIterator[BookingClient]:
-    """A booking service of the test's own, with other settings, and a client for it."""
-    async with (
-        running_booking(database_url, **overrides) as app,
-        grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel,
-    ):
-        yield BookingClient.on(channel, tenant)
-
-
 @pytest.fixture
 async def sweeping_client(migrated_database: str, tenant: str) -> AsyncIterator[BookingClient]:
     """A client of a booking service whose sweeper runs every 100 ms."""
     async with own_booking_app(migrated_database, tenant, sweeper_interval_seconds=0.1) as client:
         yield client
-
-
-@asynccontextmanager
-async def running_availability(
-    database_url: str, **overrides: object
-) -> AsyncIterator[AvailabilityApp]:
-    """An availability service of the test's own, started and live."""
-    app = AvailabilityApp(availability_settings(database_url, **overrides))
-    await app.start()
-    try:
-        await wait_until_live(app)
-        yield app
-    finally:
-        await app.stop()
 
 
 @pytest.fixture(scope="session")
@@ -155,42 +81,6 @@ def availability(
     return AvailabilityClient.on(availability_channel, tenant)
 
 
-def webhooks_settings(
-    database_url: str, booking_target: str, **overrides: object
-) -> WebhooksSettings:
-    values: dict[str, object] = {
-        "database_url": database_url,
-        "redis_url": redis_url(),
-        "redis_prefix": REDIS_PREFIX,
-        "webhooks_port": 0,
-        "webhooks_http_port": 0,
-        "webhooks_http_host": "127.0.0.1",
-        "webhooks_metrics_port": 0,
-        "grpc_host": "127.0.0.1",
-        "stripe_webhook_secrets": f"{SECRET},{OLD_SECRET}",
-        "booking_target": booking_target,
-        "booking_call_timeout_seconds": 2.0,
-        "processor_poll_interval_seconds": 0.1,
-        "processor_retry_base_seconds": 0.1,
-        "processor_retry_max_seconds": 0.5,
-        "db_pool_max_size": 5,
-    }
-    values.update(overrides)
-    return WebhooksSettings(**values)  # type: ignore[arg-type]
-
-
-@asynccontextmanager
-async def running_webhooks(
-    database_url: str, booking_target: str, **overrides: object
-) -> AsyncIterator[WebhooksApp]:
-    app = WebhooksApp(webhooks_settings(database_url, booking_target, **overrides))
-    await app.start()
-    try:
-        yield app
-    finally:
-        await app.stop()
-
-
 @pytest.fixture(scope="session")
 async def webhooks_app(
     migrated_database: str, booking_app: BookingApp
@@ -205,41 +95,6 @@ async def stripe_http(webhooks_app: WebhooksApp) -> AsyncIterator[httpx.AsyncCli
     base = f"http://127.0.0.1:{webhooks_app.http_port}"
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:
         yield client
-
-
-def gateway_settings(
-    database_url: str, booking_target: str, availability_target: str, **overrides: object
-) -> GatewaySettings:
-    values: dict[str, object] = {
-        "database_url": database_url,
-        "redis_url": redis_url(),
-        "redis_prefix": REDIS_PREFIX,
-        "gateway_host": "127.0.0.1",
-        "gateway_port": 0,
-        "booking_target": booking_target,
-        "availability_target": availability_target,
-        "key_cache_seconds": 0,
-        # Tests read "until the next heartbeat" to say "at once" or "while
-        # nothing happened": a short one keeps them short.
-        "sse_heartbeat_seconds": 0.5,
-        "db_pool_max_size": 5,
-    }
-    values.update(overrides)
-    return GatewaySettings(**values)  # type: ignore[arg-type]
-
-
-@asynccontextmanager
-async def running_gateway(
-    database_url: str, booking_target: str, availability_target: str, **overrides: object
-) -> AsyncIterator[GatewayApp]:
-    app = GatewayApp(
-        gateway_settings(database_url, booking_target, availability_target, **overrides)
-    )
-    await app.start()
-    try:
-        yield app
-    finally:
-        await app.stop()
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,6 @@ from redis.asyncio import Redis
 from holdfast.contracts.availability.v1 import availability_pb2
 from holdfast.platform.proto_time import time_range
 from services.availability.server import AvailabilityApp
-from tests.integration.conftest import running_availability
 from tests.support.availability import (
     WINDOW,
     AvailabilityClient,
@@ -29,6 +28,7 @@ from tests.support.availability import (
 )
 from tests.support.booking import BASE_TIME, BookingClient, error_of
 from tests.support.metrics import sample
+from tests.support.services import running_availability
 
 
 async def shows(

@@ -11,10 +11,10 @@ import asyncpg
 from redis.asyncio import Redis
 
 from holdfast.contracts.booking.v1 import booking_pb2
-from tests.integration.conftest import own_booking_app
 from tests.support.availability import eventually
 from tests.support.booking import outcome
 from tests.support.redis_server import RedisServer
+from tests.support.services import own_booking_app
 
 # What a client may send without reading data: connection set-up and our own
 # statistics calls. Everything else must be an append.

@@ -26,7 +26,6 @@ import pytest
 from devtools.engines import free_port
 from holdfast.contracts.booking.v1 import booking_pb2
 from holdfast.tenancy.keys import KeyRepository
-from tests.integration.conftest import own_booking_app
 from tests.support.booking import BookingClient
 from tests.support.db import audit_actions
 from tests.support.gateway import key_for, problem_of
@@ -38,6 +37,7 @@ from tests.support.payments import (
     settled_row,
     until_status,
 )
+from tests.support.services import own_booking_app
 from tests.support.stripe import stripe_client
 
 

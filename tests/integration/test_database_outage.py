@@ -36,19 +36,19 @@ from services.booking.server import SERVICE_NAMES as BOOKING_SERVICES
 from services.booking.server import BookingApp
 from services.webhooks.server import SERVICE_NAME as WEBHOOKS_SERVICE
 from services.webhooks.server import WebhooksApp
-from tests.integration.conftest import (
-    own_booking_app,
-    running_availability,
-    running_booking,
-    running_gateway,
-    running_webhooks,
-)
 from tests.support.availability import eventually
 from tests.support.booking import BookingClient, error_of, outcome
 from tests.support.gateway import key_for
 from tests.support.metrics import sample
 from tests.support.postgres_server import PostgresServer, StopMode
 from tests.support.redis_server import RedisServer
+from tests.support.services import (
+    own_booking_app,
+    running_availability,
+    running_booking,
+    running_gateway,
+    running_webhooks,
+)
 from tests.support.tcp_proxy import TcpProxy
 
 WINDOW = {"start": "2031-05-31T00:00:00Z", "end": "2031-06-30T00:00:00Z"}

@@ -18,10 +18,10 @@ from holdfast.contracts.booking.v1 import booking_pb2
 from holdfast.tenancy.keys import KeyRepository
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
-from tests.integration.conftest import running_gateway
 from tests.support.availability import eventually
 from tests.support.booking import BookingClient
 from tests.support.gateway import key_for, problem_of
+from tests.support.services import running_gateway
 from tests.support.tcp_proxy import TcpProxy
 
 WINDOW = {"start": "2031-05-31T00:00:00Z", "end": "2031-06-30T00:00:00Z"}

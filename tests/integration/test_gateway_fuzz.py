@@ -39,8 +39,8 @@ from holdfast.tenancy import SCOPES
 from holdfast.tenancy.keys import KeyRepository
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
-from tests.integration.conftest import running_gateway
 from tests.support.gateway import key_for
+from tests.support.services import running_gateway
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = int(os.environ.get("HOLDFAST_FUZZ_EXAMPLES", "5"))

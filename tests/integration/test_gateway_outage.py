@@ -22,11 +22,11 @@ from gateway.server import GatewayApp
 from holdfast.tenancy.keys import KeyRepository
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
-from tests.integration.conftest import running_gateway
 from tests.support.availability import eventually
 from tests.support.gateway import key_for, problem_of
 from tests.support.metrics import sample
 from tests.support.postgres_server import PostgresServer
+from tests.support.services import running_gateway
 
 RunningGateway = Callable[..., AbstractAsyncContextManager[tuple[GatewayApp, httpx.AsyncClient]]]
 

@@ -25,10 +25,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from holdfast.tenancy.keys import KeyRepository
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
-from tests.integration.conftest import running_gateway
 from tests.support.availability import eventually
 from tests.support.gateway import key_for, problem_of
 from tests.support.redis_server import RedisServer
+from tests.support.services import running_gateway
 
 GatewayClient = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 # Limits per hour: no refill while a test runs.

@@ -24,12 +24,12 @@ from holdfast.platform.streams import AVAILABILITY_TOPIC, stream_key, stream_pos
 from holdfast.tenancy.keys import KeyRepository
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
-from tests.integration.conftest import running_availability, running_booking, running_gateway
 from tests.support.availability import eventually, settled
 from tests.support.booking import BookingClient
 from tests.support.gateway import Event, EventStream, key_for, problem_of
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
+from tests.support.services import running_availability, running_booking, running_gateway
 from tests.support.tcp_proxy import TcpProxy
 
 WINDOW = {"start": "2031-05-31T00:00:00Z", "end": "2031-06-30T00:00:00Z"}

@@ -22,9 +22,9 @@ from devtools.fakestripe import FakeStripe, FakeStripeConfig
 from holdfast.tenancy.keys import KeyRepository
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
-from tests.integration.conftest import running_booking, running_gateway
 from tests.support.booking import BookingClient
 from tests.support.gateway import Call, key_for, problem_of
+from tests.support.services import running_booking, running_gateway
 
 WINDOW = {"start": "2031-05-31T00:00:00Z", "end": "2031-06-30T00:00:00Z"}
 

@@ -10,9 +10,9 @@ import grpc
 import pytest
 
 from holdfast.contracts.booking.v1 import booking_pb2
-from tests.integration.conftest import own_booking_app
 from tests.support.booking import BookingClient, error_of
 from tests.support.db import audit_actions, slot_row
+from tests.support.services import own_booking_app
 
 HELD = booking_pb2.HOLD_STATUS_HELD
 CONFIRMED = booking_pb2.HOLD_STATUS_CONFIRMED

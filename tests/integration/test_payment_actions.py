@@ -27,11 +27,11 @@ from devtools.fakestripe import FakeStripe, StartedRequest
 from holdfast.contracts.booking.v1 import booking_pb2
 from holdfast.platform.streams import AVAILABILITY_TOPIC, stream_key
 from services.booking.server import BookingApp
-from tests.conftest import fresh_database
-from tests.integration.conftest import booking_settings, running_booking
 from tests.support.availability import eventually
 from tests.support.booking import BookingClient
+from tests.support.databases import fresh_database
 from tests.support.metrics import sample
+from tests.support.services import booking_settings, running_booking
 from tests.support.stripe import STRIPE_CLIENT_WARNING
 
 pytestmark = pytest.mark.filterwarnings(STRIPE_CLIENT_WARNING)

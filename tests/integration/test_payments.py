@@ -19,7 +19,6 @@ import pytest
 
 from holdfast.contracts.booking.v1 import booking_pb2
 from holdfast.tenancy.keys import KeyRepository
-from tests.integration.conftest import running_booking
 from tests.support.availability import AvailabilityClient, eventually
 from tests.support.booking import BookingClient, error_of
 from tests.support.db import audit_actions
@@ -34,6 +33,7 @@ from tests.support.payments import (
     settled_row,
     until_status,
 )
+from tests.support.services import running_booking
 from tests.support.stripe import stripe_client
 from tests.support.stripe_events import event
 

@@ -18,8 +18,8 @@ from holdfast.platform.context import correlation_id_var
 from holdfast.platform.grpc_server import open_channel
 from services.booking.repository import BookingRepository
 from services.booking.server import BookingApp
-from tests.integration.conftest import own_booking_app
 from tests.support.booking import BookingClient, error_of
+from tests.support.services import own_booking_app
 
 
 async def test_health_reports_each_service_serving(channel: grpc.aio.Channel) -> None:

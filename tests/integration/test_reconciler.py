@@ -20,9 +20,9 @@ import pytest
 from devtools.fakestripe import FakeStripe
 from holdfast.contracts.booking.v1 import booking_pb2
 from services.booking.server import BookingApp
-from tests.integration.conftest import running_booking
 from tests.support.booking import BookingClient
 from tests.support.payments import checkout, hold_status
+from tests.support.services import running_booking
 
 BATCH = 10
 # Every checkout is due at once: the reconciler looks at checkouts this

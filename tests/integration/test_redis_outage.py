@@ -12,10 +12,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.availability.server import CACHE_HEALTH, AvailabilityApp
-from tests.integration.conftest import own_booking_app, running_availability
 from tests.support.availability import AvailabilityClient, SlotCounts, eventually
 from tests.support.metrics import sample
 from tests.support.redis_server import RedisServer
+from tests.support.services import own_booking_app, running_availability
 
 
 async def _pending(db: asyncpg.Pool, tenant: str) -> int:

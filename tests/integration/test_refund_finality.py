@@ -28,7 +28,6 @@ from devtools.engines import free_port
 from holdfast.contracts.booking.v1 import booking_pb2
 from holdfast.contracts.webhooks.v1 import webhook_admin_pb2 as admin_pb
 from holdfast.contracts.webhooks.v1 import webhook_admin_pb2_grpc
-from tests.integration.conftest import own_booking_app
 from tests.support.availability import eventually
 from tests.support.booking import BookingClient, error_of
 from tests.support.db import audit_actions
@@ -41,6 +40,7 @@ from tests.support.payments import (
     settled_row,
     until_status,
 )
+from tests.support.services import own_booking_app
 from tests.support.stripe import stripe_client
 from tests.support.stripe_events import event
 

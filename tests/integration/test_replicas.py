@@ -15,10 +15,10 @@ from redis.asyncio import Redis
 from holdfast.platform.streams import AVAILABILITY_TOPIC, stream_key
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
-from tests.integration.conftest import own_booking_app, running_availability, running_booking
 from tests.support.availability import AvailabilityClient, SlotCounts, eventually, settled
 from tests.support.booking import BookingClient
 from tests.support.metrics import sample
+from tests.support.services import own_booking_app, running_availability, running_booking
 
 RESOURCES = 20
 CAPACITY = 10

@@ -15,11 +15,11 @@ import httpx
 from holdfast.contracts.webhooks.v1 import webhook_admin_pb2 as pb
 from holdfast.contracts.webhooks.v1 import webhook_admin_pb2_grpc
 from services.webhooks.server import WebhooksApp
-from tests.integration.conftest import running_booking, running_webhooks
 from tests.support.availability import eventually
 from tests.support.booking import BookingClient
 from tests.support.env import database_name
 from tests.support.metrics import sample
+from tests.support.services import running_booking, running_webhooks
 from tests.support.stripe_events import checkout_session, event, signed
 from tests.support.tcp_proxy import TcpProxy
 

@@ -19,11 +19,11 @@ from holdfast.contracts.booking.v1 import booking_pb2
 from holdfast.contracts.webhooks.v1 import webhook_admin_pb2 as pb
 from holdfast.contracts.webhooks.v1 import webhook_admin_pb2_grpc
 from services.webhooks.server import WebhooksApp
-from tests.integration.conftest import running_webhooks
 from tests.integration.test_webhook_processing import WEBHOOK, stack
 from tests.support.availability import eventually
 from tests.support.booking import BookingClient
 from tests.support.metrics import sample
+from tests.support.services import running_webhooks
 from tests.support.stripe_events import (
     checkout_session,
     event,

@@ -20,15 +20,15 @@ from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
 from services.webhooks.events import HANDLED_EVENTS
 from services.webhooks.server import WebhooksApp
-from tests.conftest import fresh_database
-from tests.integration.conftest import (
+from tests.support.availability import eventually
+from tests.support.booking import BookingClient
+from tests.support.databases import fresh_database
+from tests.support.services import (
     running_availability,
     running_booking,
     running_gateway,
     running_webhooks,
 )
-from tests.support.availability import eventually
-from tests.support.booking import BookingClient
 from tests.support.stripe_events import SECRET, signed
 from tests.support.tcp_proxy import TcpProxy
 

@@ -22,12 +22,14 @@ import httpx
 
 from devtools.engines import free_port, stop_child, tail
 from devtools.fakestripe import DEFAULT_API_KEY, DEFAULT_WEBHOOK_SECRET
+from holdfast.registry import SERVICES as REGISTRY
+from holdfast.registry import ServiceEntry
 from holdfast.tenancy import SCOPES
 from holdfast.tenancy.keys import KeyRepository
 from tests.support.availability import eventually
 from tests.support.processes import service_env, start_service, wait_until_serving
 
-SERVICES = ("booking", "availability", "webhooks", "gateway")
+SERVICES = tuple(entry.name for entry in REGISTRY)
 # What `ports` may pin: the three gRPC ports, the webhook receiver's HTTP port
 # ("http"), the gateway's and the fake Stripe's.
 PORT_NAMES = ("booking", "availability", "webhooks", "http", "gateway", "stripe")
@@ -144,6 +146,79 @@ async def wait_until_listening(process: subprocess.Popen[bytes], log: Path) -> N
     await eventually(listening, bool, within=30, interval=0.1)
 
 
+def _port_name(entry: ServiceEntry, setting: str) -> str:
+    """Which of PORT_NAMES a port setting is: a service's own port is named
+    after it (the gateway's API too), the webhook receiver's is "http"."""
+    return entry.name if setting == entry.grpc_port or entry.grpc_port is None else "http"
+
+
+# Each service's settings in this stack besides its ports and targets.
+_STACK_SETTINGS: dict[str, dict[str, str]] = {
+    "webhooks": {
+        "webhooks_http_host": "127.0.0.1",
+        "stripe_webhook_secrets": DEFAULT_WEBHOOK_SECRET,
+        "processor_poll_interval_seconds": "0.2",
+    },
+    "gateway": {"gateway_host": "127.0.0.1", "sse_heartbeat_seconds": "1"},
+}
+# The services that call Stripe (the fake one here).
+_STRIPE_USERS = ("booking", "webhooks")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Where each process of a stack listens."""
+
+    ports: dict[str, int]
+    metrics_ports: dict[str, int]
+
+    @property
+    def targets(self) -> dict[str, str]:
+        """The gRPC targets of booking, availability and webhooks."""
+        return {e.name: f"127.0.0.1:{self.ports[e.name]}" for e in REGISTRY if e.grpc_port}
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['gateway']}"
+
+    @property
+    def fake_stripe(self) -> str:
+        return f"http://127.0.0.1:{self.ports['stripe']}"
+
+    @property
+    def webhook_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['http']}/stripe/webhook"
+
+    def settings(self, entry: ServiceEntry) -> dict[str, str]:
+        """`entry`'s ports, the targets it calls, and this stack's settings for it."""
+        own = {
+            setting: str(self.ports[_port_name(entry, setting)])
+            for setting in (entry.grpc_port, entry.http_port)
+            if setting is not None
+        }
+        if entry.metrics_port is not None:
+            own[entry.metrics_port] = str(self.metrics_ports[entry.name])
+        calls = {f"{callee}_target": self.targets[callee] for callee in entry.calls}
+        stripe = (
+            {"stripe_api_key": DEFAULT_API_KEY, "stripe_api_base": self.fake_stripe}
+            if entry.name in _STRIPE_USERS
+            else {}
+        )
+        return {**own, **_STACK_SETTINGS.get(entry.name, {}), **calls, **stripe}
+
+    def readiness(self, entry: ServiceEntry) -> Callable[[Process], Awaitable[None]]:
+        """gRPC health for a gRPC service; the gateway's readiness paths (it
+        asks the others, so it is waited for last)."""
+
+        async def ready(process: Process) -> None:
+            if entry.grpc_port is not None:
+                await wait_until_serving(self.targets[entry.name], process.popen, process.log)
+            for path in entry.ready_paths:
+                await wait_until_ready(f"{self.gateway_url}{path}", process.popen, process.log)
+
+        return ready
+
+
 @asynccontextmanager
 async def running_stack(
     database_url: str,
@@ -161,29 +236,10 @@ async def running_stack(
     {"gateway": {"rate_limit_per_key": "10000"}}), which win over the stack's."""
     unknown = set(ports or {}) - set(PORT_NAMES)
     assert not unknown, f"no such port to pin: {unknown}"
-    ports = {name: free_port() for name in PORT_NAMES} | dict(ports or {})
-    metrics_ports = {name: free_port() for name in ("booking", "availability", "webhooks")}
-    fake_stripe = f"http://127.0.0.1:{ports['stripe']}"
-    stripe = {"stripe_api_key": DEFAULT_API_KEY, "stripe_api_base": fake_stripe}
-
-    def env(name: str, **defaults: str) -> dict[str, str]:
-        if name in metrics_ports:
-            defaults[f"{name}_metrics_port"] = str(metrics_ports[name])
-        chosen = {"redis_url": redis_url, **defaults, **(settings or {}).get(name, {})}
-        return {**service_env(database_url, **chosen), **(extra_env or {})}
-
-    targets = {name: f"127.0.0.1:{ports[name]}" for name in ("booking", "availability", "webhooks")}
-    gateway_url = f"http://127.0.0.1:{ports['gateway']}"
-    webhook_url = f"http://127.0.0.1:{ports['http']}/stripe/webhook"
-
-    def serving(name: str) -> Callable[[Process], Awaitable[None]]:
-        async def ready(process: Process) -> None:
-            await wait_until_serving(targets[name], process.popen, process.log)
-
-        return ready
-
-    async def gateway_ready(process: Process) -> None:
-        await wait_until_ready(f"{gateway_url}/readyz", process.popen, process.log)
+    plan = _Plan(
+        {name: free_port() for name in PORT_NAMES} | dict(ports or {}),
+        {entry.name: free_port() for entry in REGISTRY if entry.metrics_port},
+    )
 
     async def listening(process: Process) -> None:
         await wait_until_listening(process.popen, process.log)
@@ -207,65 +263,32 @@ async def running_stack(
             "fake-stripe",
             "devtools.fakestripe",
             {
-                "HOLDFAST_FAKE_STRIPE_PORT": str(ports["stripe"]),
-                "HOLDFAST_FAKE_STRIPE_WEBHOOK_URL": webhook_url,
+                "HOLDFAST_FAKE_STRIPE_PORT": str(plan.ports["stripe"]),
+                "HOLDFAST_FAKE_STRIPE_WEBHOOK_URL": plan.webhook_url,
                 "HOLDFAST_FAKE_STRIPE_RETRY_BACKOFF_SECONDS": "0.2",
             },
             listening,
         )
-        start(
-            "booking",
-            "services.booking",
-            env("booking", booking_port=str(ports["booking"]), **stripe),
-            serving("booking"),
-        )
-        start(
-            "availability",
-            "services.availability",
-            env("availability", availability_port=str(ports["availability"])),
-            serving("availability"),
-        )
-        start(
-            "webhooks",
-            "services.webhooks",
-            env(
-                "webhooks",
-                webhooks_port=str(ports["webhooks"]),
-                webhooks_http_port=str(ports["http"]),
-                webhooks_http_host="127.0.0.1",
-                stripe_webhook_secrets=DEFAULT_WEBHOOK_SECRET,
-                booking_target=targets["booking"],
-                processor_poll_interval_seconds="0.2",
-                **stripe,
-            ),
-            serving("webhooks"),
-        )
-        start(
-            "gateway",
-            "gateway",
-            env(
-                "gateway",
-                gateway_port=str(ports["gateway"]),
-                gateway_host="127.0.0.1",
-                booking_target=targets["booking"],
-                availability_target=targets["availability"],
-                sse_heartbeat_seconds="1",
-            ),
-            gateway_ready,
-        )
+        for entry in REGISTRY:
+            chosen = {"redis_url": redis_url, **plan.settings(entry)}
+            chosen |= (settings or {}).get(entry.name, {})
+            environment = {**service_env(database_url, **chosen), **(extra_env or {})}
+            start(entry.name, entry.module, environment, plan.readiness(entry))
         # The gateway's readiness asks the others, so it comes last.
         for process in started_by_name.values():
             await process.ready(process)
-        metrics = {name: f"http://127.0.0.1:{port}/metrics" for name, port in metrics_ports.items()}
-        metrics["gateway"] = f"{gateway_url}/metrics"
+        metrics = {
+            name: f"http://127.0.0.1:{port}/metrics" for name, port in plan.metrics_ports.items()
+        }
+        metrics["gateway"] = f"{plan.gateway_url}/metrics"
         yield Stack(
-            gateway_url,
-            fake_stripe,
+            plan.gateway_url,
+            plan.fake_stripe,
             database_url,
             logs,
             metrics,
-            targets,
-            webhook_url,
+            plan.targets,
+            plan.webhook_url,
             started_by_name,
             started,
         )

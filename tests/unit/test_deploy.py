@@ -27,9 +27,11 @@ from prometheus_client import CollectorRegistry
 from pydantic_settings import BaseSettings
 
 from devtools.fakestripe.config import FakeStripeSettings
-from devtools.stack import WEBHOOK_PATH
+from devtools.plan import WEBHOOK_PATH, default_port, settings_class
 from gateway.config import GatewaySettings
 from gateway.server import GatewayApp
+from holdfast import registry as service_registry
+from holdfast.registry import ServiceEntry
 from services.availability.config import AvailabilitySettings
 from services.availability.server import SERVICE_NAME as AVAILABILITY_SERVICE
 from services.availability.server import AvailabilityApp
@@ -51,15 +53,10 @@ PART_OF = {"app.kubernetes.io/part-of": "holdfast"}
 Doc = dict[str, Any]
 
 
-def _default(settings: type[BaseSettings], field: str) -> int:
-    value = settings.model_fields[field].default
-    assert isinstance(value, int), f"{settings.__name__}.{field} has no integer default"
-    return value
-
-
 @dataclass(frozen=True)
 class Service:
-    """One holdfast process as the code defines it."""
+    """One holdfast process as the code defines it (holdfast.registry, with
+    the ports its settings default to)."""
 
     name: str
     module: str
@@ -78,47 +75,36 @@ class Service:
         return grpc | set(self.http_ports) | {self.metrics_port}
 
 
-SERVICES = (
-    Service(
-        "booking",
-        "services.booking",
-        BookingSettings,
-        _default(BookingSettings, "booking_port"),
-        (),
-        _default(BookingSettings, "booking_metrics_port"),
-        BOOKING_SERVICES[0],
-    ),
-    Service(
-        "availability",
-        "services.availability",
-        AvailabilitySettings,
-        _default(AvailabilitySettings, "availability_port"),
-        (),
-        _default(AvailabilitySettings, "availability_metrics_port"),
-        AVAILABILITY_SERVICE,
-    ),
-    Service(
-        "webhooks",
-        "services.webhooks",
-        WebhooksSettings,
-        _default(WebhooksSettings, "webhooks_port"),
-        (_default(WebhooksSettings, "webhooks_http_port"),),
-        _default(WebhooksSettings, "webhooks_metrics_port"),
-        WEBHOOKS_SERVICE,
-    ),
+def _service(entry: ServiceEntry) -> Service:
+    grpc = default_port(entry, entry.grpc_port) if entry.grpc_port else None
+    http = (default_port(entry, entry.http_port),) if entry.http_port else ()
     # The gateway serves /metrics, /healthz and /readyz on its API port.
-    Service(
-        "gateway",
-        "gateway",
-        GatewaySettings,
-        None,
-        (_default(GatewaySettings, "gateway_port"),),
-        _default(GatewaySettings, "gateway_port"),
-    ),
-)
+    metrics_setting = entry.metrics_port or entry.http_port
+    assert metrics_setting is not None, f"{entry.name} serves no /metrics"
+    metrics = default_port(entry, metrics_setting)
+    return Service(
+        entry.name, entry.module, settings_class(entry), grpc, http, metrics, entry.ready_health
+    )
+
+
+SERVICES = tuple(_service(entry) for entry in service_registry.SERVICES)
 BY_NAME = {service.name: service for service in SERVICES}
 # Who calls whose gRPC API (HOLDFAST_<callee>_TARGET).
-GRPC_FLOWS = (("gateway", "booking"), ("gateway", "availability"), ("webhooks", "booking"))
+GRPC_FLOWS = tuple(
+    (entry.name, callee) for entry in service_registry.SERVICES for callee in entry.calls
+)
+
+
+def test_the_registry_names_the_health_entries_the_servers_serve() -> None:
+    assert BY_NAME["booking"].ready_health == BOOKING_SERVICES[0]
+    assert BY_NAME["availability"].ready_health == AVAILABILITY_SERVICE
+    assert BY_NAME["webhooks"].ready_health == WEBHOOKS_SERVICE
+    assert {s.name: s.settings for s in SERVICES} == {
+        "booking": BookingSettings,
+        "availability": AvailabilitySettings,
+        "webhooks": WebhooksSettings,
+        "gateway": GatewaySettings,
+    }
 
 
 def _service_registries() -> list[CollectorRegistry]:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from devtools.banner import print_banner
 from devtools.engines import Engines, StackError
-from devtools.stack import _check_ports, _print_banner, plan_stack
+from devtools.plan import check_ports, plan_stack
 
 PORTS = {
     "booking_port": 50051,
@@ -62,7 +63,7 @@ def test_with_a_stripe_account_the_gateway_reports_on_stripe_itself() -> None:
 
 def test_a_gateway_port_given_to_another_service_too_is_refused() -> None:
     with pytest.raises(StackError, match="port 8081 is given to both webhooks and gateway"):
-        _check_ports(plan_stack(_args(gateway_port=8081), {}))
+        check_ports(plan_stack(_args(gateway_port=8081), {}))
 
 
 def test_the_banner_walks_through_the_http_api_with_the_demo_ids(tmp_path: Path) -> None:
@@ -70,7 +71,7 @@ def test_the_banner_walks_through_the_http_api_with_the_demo_ids(tmp_path: Path)
     found = Engines("postgresql://x/holdfast", "redis://127.0.0.1:1/0", ("here", "there"))
     out = io.StringIO()
 
-    _print_banner(found, tmp_path, stack, True, ("RID", "SID"), True, out, date(2030, 5, 1))
+    print_banner(found, tmp_path, stack, True, ("RID", "SID"), True, out, date(2030, 5, 1))
 
     text = out.getvalue()
     assert "gateway        HTTP http://localhost:8090" in text
