@@ -21,9 +21,9 @@ from holdfast.contracts.booking.v1 import (
     inventory_pb2_grpc,
 )
 from holdfast.platform import pagination
+from holdfast.platform.context import current_actor, current_tenant
 from holdfast.platform.proto_time import read_time_range
 from holdfast.platform.stripe_limits import url_problem
-from holdfast.platform.tenancy import actor_of, tenant_of
 from holdfast.platform.validation import Violations, parse_id
 from services.booking import convert
 from services.booking.config import BookingSettings
@@ -81,7 +81,7 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
     async def CreateResource(
         self, request: inventory_pb2.CreateResourceRequest, context: Context
     ) -> inventory_pb2.CreateResourceResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         name = v.text("name", request.name, max_length=MAX_TEXT)
         if request.time_zone not in _time_zones():
@@ -107,14 +107,14 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
             lambda r: inventory_pb2.CreateResourceResponse(
                 resource=convert.resource(r)
             ).SerializeToString(),
-            actor_of(context, tenant),
+            current_actor(),
         )
         return inventory_pb2.CreateResourceResponse.FromString(blob)
 
     async def GetResource(
         self, request: inventory_pb2.GetResourceRequest, context: Context
     ) -> inventory_pb2.GetResourceResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         resource_id = parse_id("resource_id", request.resource_id)
         resource = await self._inventory.get_resource(tenant, resource_id)
         return inventory_pb2.GetResourceResponse(resource=convert.resource(resource))
@@ -122,7 +122,7 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
     async def ListResources(
         self, request: inventory_pb2.ListResourcesRequest, context: Context
     ) -> inventory_pb2.ListResourcesResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         size = pagination.page_size(v, request.page_size)
         after = self._pages.decode(v, request.page_token, "ListResources", tenant)
@@ -142,7 +142,7 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
     async def CreateSlots(
         self, request: inventory_pb2.CreateSlotsRequest, context: Context
     ) -> inventory_pb2.CreateSlotsResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         resource_id = v.uuid("resource_id", request.resource_id)
         limit = self._settings.max_slots_per_request
@@ -171,14 +171,14 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
             lambda slots: inventory_pb2.CreateSlotsResponse(
                 slots=[convert.slot(s) for s in slots]
             ).SerializeToString(),
-            actor_of(context, tenant),
+            current_actor(),
         )
         return inventory_pb2.CreateSlotsResponse.FromString(blob)
 
     async def ListSlots(
         self, request: inventory_pb2.ListSlotsRequest, context: Context
     ) -> inventory_pb2.ListSlotsResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         resource_id = v.uuid("resource_id", request.resource_id)
         window = None
@@ -200,31 +200,31 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
     async def UpdateSlotCapacity(
         self, request: inventory_pb2.UpdateSlotCapacityRequest, context: Context
     ) -> inventory_pb2.UpdateSlotCapacityResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         slot_id = v.uuid("slot_id", request.slot_id)
         v.int_range("capacity", request.capacity, 0, MAX_CAPACITY)
         v.raise_if_any()
         assert slot_id is not None
         slot = await self._inventory.update_capacity(
-            tenant, slot_id, request.capacity, actor_of(context, tenant)
+            tenant, slot_id, request.capacity, current_actor()
         )
         return inventory_pb2.UpdateSlotCapacityResponse(slot=convert.slot(slot))
 
     async def CloseSlot(
         self, request: inventory_pb2.CloseSlotRequest, context: Context
     ) -> inventory_pb2.CloseSlotResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         slot_id = parse_id("slot_id", request.slot_id)
-        slot = await self._inventory.set_closed(tenant, slot_id, True, actor_of(context, tenant))
+        slot = await self._inventory.set_closed(tenant, slot_id, True, current_actor())
         return inventory_pb2.CloseSlotResponse(slot=convert.slot(slot))
 
     async def ReopenSlot(
         self, request: inventory_pb2.ReopenSlotRequest, context: Context
     ) -> inventory_pb2.ReopenSlotResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         slot_id = parse_id("slot_id", request.slot_id)
-        slot = await self._inventory.set_closed(tenant, slot_id, False, actor_of(context, tenant))
+        slot = await self._inventory.set_closed(tenant, slot_id, False, current_actor())
         return inventory_pb2.ReopenSlotResponse(slot=convert.slot(slot))
 
 
@@ -254,7 +254,7 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
     async def CreateHold(
         self, request: booking_pb2.CreateHoldRequest, context: Context
     ) -> booking_pb2.CreateHoldResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         s = self._settings
         v = Violations()
         resource_id = v.uuid("resource_id", request.resource_id)
@@ -286,14 +286,14 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
             hold_request,
             key,
             lambda h: booking_pb2.CreateHoldResponse(hold=convert.hold(h)).SerializeToString(),
-            actor_of(context, tenant),
+            current_actor(),
         )
         return booking_pb2.CreateHoldResponse.FromString(blob)
 
     async def GetHold(
         self, request: booking_pb2.GetHoldRequest, context: Context
     ) -> booking_pb2.GetHoldResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         hold_id = parse_id("hold_id", request.hold_id)
         hold = await self._reservations.get_hold(tenant, hold_id)
         return booking_pb2.GetHoldResponse(hold=convert.hold(hold))
@@ -301,35 +301,35 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
     async def ReleaseHold(
         self, request: booking_pb2.ReleaseHoldRequest, context: Context
     ) -> booking_pb2.ReleaseHoldResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         hold_id = v.uuid("hold_id", request.hold_id)
         v.text("reason", request.reason, max_length=MAX_TEXT, required=False)
         v.raise_if_any()
         assert hold_id is not None
         hold = await self._reservations.release_hold(
-            tenant, hold_id, request.reason, actor_of(context, tenant)
+            tenant, hold_id, request.reason, current_actor()
         )
         return booking_pb2.ReleaseHoldResponse(hold=convert.hold(hold))
 
     async def ConfirmHold(
         self, request: booking_pb2.ConfirmHoldRequest, context: Context
     ) -> booking_pb2.ConfirmHoldResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         hold_id = v.uuid("hold_id", request.hold_id)
         v.text("payment_ref", request.payment_ref, max_length=MAX_TEXT)
         v.raise_if_any()
         assert hold_id is not None
         hold = await self._reservations.confirm_hold(
-            tenant, hold_id, request.payment_ref, actor_of(context, tenant)
+            tenant, hold_id, request.payment_ref, current_actor()
         )
         return booking_pb2.ConfirmHoldResponse(hold=convert.hold(hold))
 
     async def StartCheckout(
         self, request: booking_pb2.StartCheckoutRequest, context: Context
     ) -> booking_pb2.StartCheckoutResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         hold_id = v.uuid("hold_id", request.hold_id)
         for field in ("success_url", "cancel_url"):
@@ -341,21 +341,21 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         v.raise_if_any()
         assert hold_id is not None
         checkout = await self._payments.start_checkout(
-            tenant, hold_id, request.success_url, request.cancel_url, actor_of(context, tenant)
+            tenant, hold_id, request.success_url, request.cancel_url, current_actor()
         )
         return booking_pb2.StartCheckoutResponse(checkout=convert.checkout(checkout))
 
     async def ApplyPayment(
         self, request: booking_pb2.ApplyPaymentRequest, context: Context
     ) -> booking_pb2.ApplyPaymentResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         hold_id = v.uuid("hold_id", request.hold_id)
         v.text("payment_ref", request.payment_ref, max_length=MAX_TEXT)
         v.raise_if_any()
         assert hold_id is not None
         hold, refund = await self._payments.apply_payment(
-            tenant, hold_id, request.payment_ref, actor_of(context, tenant)
+            tenant, hold_id, request.payment_ref, current_actor()
         )
         if refund is None:
             return booking_pb2.ApplyPaymentResponse(
@@ -370,7 +370,7 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
     async def MarkBookingRefunded(
         self, request: booking_pb2.MarkBookingRefundedRequest, context: Context
     ) -> booking_pb2.MarkBookingRefundedResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         booking_id = v.uuid("booking_id", request.booking_id)
         v.text("payment_ref", request.payment_ref, max_length=MAX_TEXT)
@@ -384,14 +384,14 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
             request.payment_ref,
             request.refund_id,
             request.reason,
-            actor_of(context, tenant),
+            current_actor(),
         )
         return booking_pb2.MarkBookingRefundedResponse(booking=convert.hold(booking))
 
     async def CancelBooking(
         self, request: booking_pb2.CancelBookingRequest, context: Context
     ) -> booking_pb2.CancelBookingResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         booking_id = v.uuid("booking_id", request.booking_id)
         v.text("reason", request.reason, max_length=MAX_TEXT, required=False)
@@ -402,7 +402,7 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         assert booking_id is not None
         assert mode is not None
         booking, refund = await self._payments.cancel_booking(
-            tenant, booking_id, request.reason, mode, actor_of(context, tenant)
+            tenant, booking_id, request.reason, mode, current_actor()
         )
         return booking_pb2.CancelBookingResponse(
             booking=convert.hold(booking), refund=convert.refund(refund) if refund else None
@@ -411,7 +411,7 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
     async def GetBooking(
         self, request: booking_pb2.GetBookingRequest, context: Context
     ) -> booking_pb2.GetBookingResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         booking_id = parse_id("booking_id", request.booking_id)
         booking = await self._reservations.get_hold(tenant, booking_id, "booking")
         return booking_pb2.GetBookingResponse(booking=convert.hold(booking))
@@ -419,7 +419,7 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
     async def ListBookings(
         self, request: booking_pb2.ListBookingsRequest, context: Context
     ) -> booking_pb2.ListBookingsResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         size = pagination.page_size(v, request.page_size)
         statuses = []

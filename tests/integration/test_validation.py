@@ -292,7 +292,10 @@ async def test_calls_without_a_tenant_are_refused(client: BookingClient) -> None
         )
     )
     assert (missing.code, missing.reason) == (grpc.StatusCode.UNAUTHENTICATED, "TENANT_REQUIRED")
-    assert malformed.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert (malformed.code, malformed.reason) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "TENANT_ID_MALFORMED",
+    )
 
 
 async def test_another_tenants_ids_are_not_found(client: BookingClient, db: asyncpg.Pool) -> None:
