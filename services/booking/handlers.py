@@ -10,8 +10,8 @@ import hashlib
 import zoneinfo
 from datetime import timedelta
 from functools import cache
-from typing import Any, TypeAlias
 
+import grpc
 from google.protobuf.message import Message
 
 from holdfast.contracts.booking.v1 import (
@@ -39,7 +39,6 @@ from services.booking.inventory import Inventory
 from services.booking.payments import Payments
 from services.booking.reservations import Reservations
 
-Context: TypeAlias = Any  # grpc.aio.ServicerContext; grpc ships no type hints
 MAX_TEXT = 200
 MAX_URL = 2048
 MAX_REQUEST_ID = 128
@@ -79,7 +78,7 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         self._pages = pages
 
     async def CreateResource(
-        self, request: inventory_pb2.CreateResourceRequest, context: Context
+        self, request: inventory_pb2.CreateResourceRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.CreateResourceResponse:
         tenant = current_tenant()
         v = Violations()
@@ -112,7 +111,7 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         return inventory_pb2.CreateResourceResponse.FromString(blob)
 
     async def GetResource(
-        self, request: inventory_pb2.GetResourceRequest, context: Context
+        self, request: inventory_pb2.GetResourceRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.GetResourceResponse:
         tenant = current_tenant()
         resource_id = parse_id("resource_id", request.resource_id)
@@ -120,7 +119,7 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         return inventory_pb2.GetResourceResponse(resource=convert.resource(resource))
 
     async def ListResources(
-        self, request: inventory_pb2.ListResourcesRequest, context: Context
+        self, request: inventory_pb2.ListResourcesRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.ListResourcesResponse:
         tenant = current_tenant()
         v = Violations()
@@ -140,7 +139,7 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         )
 
     async def CreateSlots(
-        self, request: inventory_pb2.CreateSlotsRequest, context: Context
+        self, request: inventory_pb2.CreateSlotsRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.CreateSlotsResponse:
         tenant = current_tenant()
         v = Violations()
@@ -176,7 +175,7 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         return inventory_pb2.CreateSlotsResponse.FromString(blob)
 
     async def ListSlots(
-        self, request: inventory_pb2.ListSlotsRequest, context: Context
+        self, request: inventory_pb2.ListSlotsRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.ListSlotsResponse:
         tenant = current_tenant()
         v = Violations()
@@ -198,7 +197,7 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         )
 
     async def UpdateSlotCapacity(
-        self, request: inventory_pb2.UpdateSlotCapacityRequest, context: Context
+        self, request: inventory_pb2.UpdateSlotCapacityRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.UpdateSlotCapacityResponse:
         tenant = current_tenant()
         v = Violations()
@@ -212,7 +211,7 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         return inventory_pb2.UpdateSlotCapacityResponse(slot=convert.slot(slot))
 
     async def CloseSlot(
-        self, request: inventory_pb2.CloseSlotRequest, context: Context
+        self, request: inventory_pb2.CloseSlotRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.CloseSlotResponse:
         tenant = current_tenant()
         slot_id = parse_id("slot_id", request.slot_id)
@@ -220,7 +219,7 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         return inventory_pb2.CloseSlotResponse(slot=convert.slot(slot))
 
     async def ReopenSlot(
-        self, request: inventory_pb2.ReopenSlotRequest, context: Context
+        self, request: inventory_pb2.ReopenSlotRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.ReopenSlotResponse:
         tenant = current_tenant()
         slot_id = parse_id("slot_id", request.slot_id)
@@ -252,7 +251,7 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         return ttl
 
     async def CreateHold(
-        self, request: booking_pb2.CreateHoldRequest, context: Context
+        self, request: booking_pb2.CreateHoldRequest, context: grpc.aio.ServicerContext
     ) -> booking_pb2.CreateHoldResponse:
         tenant = current_tenant()
         s = self._settings
@@ -291,7 +290,7 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         return booking_pb2.CreateHoldResponse.FromString(blob)
 
     async def GetHold(
-        self, request: booking_pb2.GetHoldRequest, context: Context
+        self, request: booking_pb2.GetHoldRequest, context: grpc.aio.ServicerContext
     ) -> booking_pb2.GetHoldResponse:
         tenant = current_tenant()
         hold_id = parse_id("hold_id", request.hold_id)
@@ -299,7 +298,7 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         return booking_pb2.GetHoldResponse(hold=convert.hold(hold))
 
     async def ReleaseHold(
-        self, request: booking_pb2.ReleaseHoldRequest, context: Context
+        self, request: booking_pb2.ReleaseHoldRequest, context: grpc.aio.ServicerContext
     ) -> booking_pb2.ReleaseHoldResponse:
         tenant = current_tenant()
         v = Violations()
@@ -313,7 +312,7 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         return booking_pb2.ReleaseHoldResponse(hold=convert.hold(hold))
 
     async def ConfirmHold(
-        self, request: booking_pb2.ConfirmHoldRequest, context: Context
+        self, request: booking_pb2.ConfirmHoldRequest, context: grpc.aio.ServicerContext
     ) -> booking_pb2.ConfirmHoldResponse:
         tenant = current_tenant()
         v = Violations()
@@ -327,7 +326,7 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         return booking_pb2.ConfirmHoldResponse(hold=convert.hold(hold))
 
     async def StartCheckout(
-        self, request: booking_pb2.StartCheckoutRequest, context: Context
+        self, request: booking_pb2.StartCheckoutRequest, context: grpc.aio.ServicerContext
     ) -> booking_pb2.StartCheckoutResponse:
         tenant = current_tenant()
         v = Violations()
@@ -346,7 +345,7 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         return booking_pb2.StartCheckoutResponse(checkout=convert.checkout(checkout))
 
     async def ApplyPayment(
-        self, request: booking_pb2.ApplyPaymentRequest, context: Context
+        self, request: booking_pb2.ApplyPaymentRequest, context: grpc.aio.ServicerContext
     ) -> booking_pb2.ApplyPaymentResponse:
         tenant = current_tenant()
         v = Violations()
@@ -368,7 +367,7 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         )
 
     async def MarkBookingRefunded(
-        self, request: booking_pb2.MarkBookingRefundedRequest, context: Context
+        self, request: booking_pb2.MarkBookingRefundedRequest, context: grpc.aio.ServicerContext
     ) -> booking_pb2.MarkBookingRefundedResponse:
         tenant = current_tenant()
         v = Violations()
@@ -389,7 +388,7 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         return booking_pb2.MarkBookingRefundedResponse(booking=convert.hold(booking))
 
     async def CancelBooking(
-        self, request: booking_pb2.CancelBookingRequest, context: Context
+        self, request: booking_pb2.CancelBookingRequest, context: grpc.aio.ServicerContext
     ) -> booking_pb2.CancelBookingResponse:
         tenant = current_tenant()
         v = Violations()
@@ -409,7 +408,7 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         )
 
     async def GetBooking(
-        self, request: booking_pb2.GetBookingRequest, context: Context
+        self, request: booking_pb2.GetBookingRequest, context: grpc.aio.ServicerContext
     ) -> booking_pb2.GetBookingResponse:
         tenant = current_tenant()
         booking_id = parse_id("booking_id", request.booking_id)
@@ -417,7 +416,7 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         return booking_pb2.GetBookingResponse(booking=convert.hold(booking))
 
     async def ListBookings(
-        self, request: booking_pb2.ListBookingsRequest, context: Context
+        self, request: booking_pb2.ListBookingsRequest, context: grpc.aio.ServicerContext
     ) -> booking_pb2.ListBookingsResponse:
         tenant = current_tenant()
         v = Violations()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeAlias
 
 import asyncpg
+import grpc
 
 from holdfast.contracts.webhooks.v1 import webhook_admin_pb2 as pb
 from holdfast.contracts.webhooks.v1 import webhook_admin_pb2_grpc
@@ -16,7 +16,6 @@ from holdfast.platform.validation import Violations
 from services.webhooks.redaction import redact
 from services.webhooks.repository import EventRepository
 
-Context: TypeAlias = Any  # grpc.aio.ServicerContext; grpc ships no type hints
 MAX_EVENT_ID = 255
 
 
@@ -67,7 +66,7 @@ class WebhookAdminHandler(webhook_admin_pb2_grpc.WebhookAdminServiceServicer):
         self._pages = pages
 
     async def ListEvents(
-        self, request: pb.ListEventsRequest, context: Context
+        self, request: pb.ListEventsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListEventsResponse:
         v = Violations()
         size = pagination.page_size(v, request.page_size)
@@ -96,7 +95,9 @@ class WebhookAdminHandler(webhook_admin_pb2_grpc.WebhookAdminServiceServicer):
             events=[event_message(r, with_payload=False) for r in page], next_page_token=token
         )
 
-    async def GetEvent(self, request: pb.GetEventRequest, context: Context) -> pb.GetEventResponse:
+    async def GetEvent(
+        self, request: pb.GetEventRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetEventResponse:
         event_id = _event_id(request.event_id)
         row = await self._events.get(event_id)
         if row is None:
@@ -104,7 +105,7 @@ class WebhookAdminHandler(webhook_admin_pb2_grpc.WebhookAdminServiceServicer):
         return pb.GetEventResponse(event=event_message(row, with_payload=True))
 
     async def ReplayEvent(
-        self, request: pb.ReplayEventRequest, context: Context
+        self, request: pb.ReplayEventRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReplayEventResponse:
         event_id = _event_id(request.event_id)
         row = await self._events.replay(event_id)
