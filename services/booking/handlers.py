@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import zoneinfo
-from datetime import timedelta
 from functools import cache
 
 import grpc
@@ -36,6 +35,7 @@ from services.booking.domain import (
     RequestKey,
 )
 from services.booking.inventory import Inventory
+from services.booking.limits import HoldTtl
 from services.booking.payments import Payments
 from services.booking.reservations import Reservations
 
@@ -238,17 +238,8 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         self._reservations = reservations
         self._payments = payments
         self._settings = settings
+        self._hold_ttl = HoldTtl.from_settings(settings)
         self._pages = pages
-
-    def _ttl(self, v: Violations, request: booking_pb2.CreateHoldRequest) -> timedelta:
-        s = self._settings
-        if not request.HasField("ttl"):
-            return timedelta(seconds=s.hold_ttl_default_seconds)
-        ttl = request.ttl.ToTimedelta()
-        low, high = s.hold_ttl_min_seconds, s.hold_ttl_max_seconds
-        if not timedelta(seconds=low) <= ttl <= timedelta(seconds=high):
-            v.add("ttl", f"must be between {low}s and {high}s")
-        return ttl
 
     async def CreateHold(
         self, request: booking_pb2.CreateHoldRequest, context: grpc.aio.ServicerContext
@@ -269,7 +260,9 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
             v.add("slot_ids", "lists the same slot twice")
         v.int_range("quantity", request.quantity, 1, s.max_quantity)
         v.text("customer_ref", request.customer_ref, max_length=MAX_TEXT, required=False)
-        ttl = self._ttl(v, request)
+        asked_ttl = request.ttl.ToTimedelta() if request.HasField("ttl") else None
+        if asked_ttl is not None and (problem := self._hold_ttl.problem(asked_ttl)):
+            v.add("ttl", problem)
         key = request_key(v, "CreateHold", request)
         v.raise_if_any()
         assert resource_id is not None
@@ -278,7 +271,7 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
             slot_ids=tuple(slot_id for slot_id in slot_ids if slot_id is not None),
             quantity=request.quantity,
             customer_ref=request.customer_ref,
-            ttl=ttl,
+            ttl=self._hold_ttl.lifetime(asked_ttl),
         )
         blob = await self._reservations.create_hold(
             tenant,
