@@ -1,7 +1,8 @@
 """gRPC handlers: proto requests in, domain calls, proto responses out.
 
-Each handler validates its request completely (every bad field is named in
-one INVALID_ARGUMENT answer) before the domain sees it.
+Each handler reads its request completely, checking it against the booking
+service's limits (services/booking/limits.py), so that every bad field is
+named in one INVALID_ARGUMENT answer before the domain sees it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from holdfast.contracts.booking.v1 import (
 from holdfast.platform import pagination
 from holdfast.platform.context import current_actor, current_tenant
 from holdfast.platform.proto_time import read_time_range
-from holdfast.platform.stripe_limits import url_problem
 from holdfast.platform.validation import Violations, parse_id
 from services.booking import convert
 from services.booking.config import BookingSettings
@@ -35,17 +35,22 @@ from services.booking.domain import (
     RequestKey,
 )
 from services.booking.inventory import Inventory
-from services.booking.limits import HoldTtl
+from services.booking.limits import (
+    DEFAULT_REFUND_MODE,
+    MAX_CAPACITY,
+    MAX_PRICE_MINOR,
+    MAX_TEXT,
+    BookingLimits,
+    check_count,
+    check_each_once,
+    check_return_url,
+)
 from services.booking.payments import Payments
 from services.booking.reservations import Reservations
 
-MAX_TEXT = 200
-MAX_URL = 2048
 MAX_REQUEST_ID = 128
-MAX_CAPACITY = 1_000_000
-MAX_PRICE_MINOR = 10**12
 REFUND_MODES = {
-    booking_pb2.REFUND_MODE_UNSPECIFIED: RefundMode.FULL,  # until tenant policies exist
+    booking_pb2.REFUND_MODE_UNSPECIFIED: DEFAULT_REFUND_MODE,
     booking_pb2.REFUND_MODE_FULL: RefundMode.FULL,
     booking_pb2.REFUND_MODE_NONE: RefundMode.NONE,
 }
@@ -74,7 +79,7 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         self, inventory: Inventory, settings: BookingSettings, pages: pagination.PageTokens
     ) -> None:
         self._inventory = inventory
-        self._settings = settings
+        self._limits = BookingLimits.from_settings(settings)
         self._pages = pages
 
     async def CreateResource(
@@ -144,11 +149,8 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         tenant = current_tenant()
         v = Violations()
         resource_id = v.uuid("resource_id", request.resource_id)
-        limit = self._settings.max_slots_per_request
-        if not request.slots:
-            v.add("slots", "must list at least one slot")
-        elif len(request.slots) > limit:
-            v.add("slots", f"must list at most {limit} slots")
+        limit = self._limits.max_slots_per_request
+        check_count(v, "slots", len(request.slots), limit, "slot")
         new_slots: list[NewSlot] = []
         for i, spec in enumerate(request.slots[:limit]):
             window = v.time_range(f"slots[{i}].time_range", *read_time_range(spec.time_range))
@@ -157,8 +159,7 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
                 v.int_range(f"slots[{i}].capacity", capacity, 0, MAX_CAPACITY)
             if window:
                 new_slots.append(NewSlot(window[0], window[1], capacity))
-        if len({(s.starts_at, s.ends_at) for s in new_slots}) != len(new_slots):
-            v.add("slots", "lists the same time range twice")
+        check_each_once(v, "slots", [(s.starts_at, s.ends_at) for s in new_slots], "time range")
         key = request_key(v, "CreateSlots", request)
         v.raise_if_any()
         assert resource_id is not None
@@ -237,31 +238,24 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
     ) -> None:
         self._reservations = reservations
         self._payments = payments
-        self._settings = settings
-        self._hold_ttl = HoldTtl.from_settings(settings)
+        self._limits = BookingLimits.from_settings(settings)
         self._pages = pages
 
     async def CreateHold(
         self, request: booking_pb2.CreateHoldRequest, context: grpc.aio.ServicerContext
     ) -> booking_pb2.CreateHoldResponse:
         tenant = current_tenant()
-        s = self._settings
+        limits = self._limits
         v = Violations()
         resource_id = v.uuid("resource_id", request.resource_id)
-        if not request.slot_ids:
-            v.add("slot_ids", "must list at least one slot")
-        elif len(request.slot_ids) > s.max_slots_per_hold:
-            v.add("slot_ids", f"must list at most {s.max_slots_per_hold} slots")
-        slot_ids = [
-            v.uuid(f"slot_ids[{i}]", raw)
-            for i, raw in enumerate(request.slot_ids[: s.max_slots_per_hold])
-        ]
-        if len(set(slot_ids)) != len(slot_ids):
-            v.add("slot_ids", "lists the same slot twice")
-        v.int_range("quantity", request.quantity, 1, s.max_quantity)
+        most = limits.max_slots_per_hold
+        check_count(v, "slot_ids", len(request.slot_ids), most, "slot")
+        slot_ids = [v.uuid(f"slot_ids[{i}]", raw) for i, raw in enumerate(request.slot_ids[:most])]
+        check_each_once(v, "slot_ids", slot_ids, "slot")
+        v.int_range("quantity", request.quantity, 1, limits.max_quantity)
         v.text("customer_ref", request.customer_ref, max_length=MAX_TEXT, required=False)
         asked_ttl = request.ttl.ToTimedelta() if request.HasField("ttl") else None
-        if asked_ttl is not None and (problem := self._hold_ttl.problem(asked_ttl)):
+        if asked_ttl is not None and (problem := limits.hold_ttl.problem(asked_ttl)):
             v.add("ttl", problem)
         key = request_key(v, "CreateHold", request)
         v.raise_if_any()
@@ -271,7 +265,7 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
             slot_ids=tuple(slot_id for slot_id in slot_ids if slot_id is not None),
             quantity=request.quantity,
             customer_ref=request.customer_ref,
-            ttl=self._hold_ttl.lifetime(asked_ttl),
+            ttl=limits.hold_ttl.lifetime(asked_ttl),
         )
         blob = await self._reservations.create_hold(
             tenant,
@@ -324,12 +318,8 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         tenant = current_tenant()
         v = Violations()
         hold_id = v.uuid("hold_id", request.hold_id)
-        for field in ("success_url", "cancel_url"):
-            url = getattr(request, field)
-            if len(url) > MAX_URL:
-                v.add(field, f"must be at most {MAX_URL} characters")
-            elif url and (problem := url_problem(url)) is not None:
-                v.add(field, problem)  # Stripe would refuse it: say so now
+        check_return_url(v, "success_url", request.success_url)
+        check_return_url(v, "cancel_url", request.cancel_url)
         v.raise_if_any()
         assert hold_id is not None
         checkout = await self._payments.start_checkout(
