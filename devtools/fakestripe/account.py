@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from devtools.fakestripe import validation
+from devtools.fakestripe.checkout_params import session_params
 from devtools.fakestripe.clock import Clock
 from devtools.fakestripe.delivery import WebhookEndpoint
 from devtools.fakestripe.errors import StripeError, invalid_param
@@ -30,6 +30,7 @@ from devtools.fakestripe.objects import (
     random_string,
     sepa_debit_details,
 )
+from devtools.fakestripe.refund_params import RefundParams, refund_params
 from devtools.fakestripe.store import SessionState, Store, snapshot
 
 # The customer of every payment: Stripe's own test persona.
@@ -70,7 +71,7 @@ class Account:
 
     def create_session(self, params: dict[str, Any], ctx: RequestContext) -> JsonObject:
         now = self.clock.now()
-        p = validation.session_params(params, now)
+        p = session_params(params, now)
         session_id = new_session_id()
         session = build(
             "checkout.session",
@@ -150,74 +151,16 @@ class Account:
                 param="session",
             )
         state = self.store.session_state[session_id]
-        data = state.payment_intent_data
-        now = self.clock.now()
-        amount = int(session["amount_total"])
-        intent_id, charge_id = new_id("pi"), new_id("ch")
-        method_id = new_id("pm")
         email = session["customer_email"] or DEFAULT_CUSTOMER_EMAIL
-        shared = {
-            "amount": amount,
-            "created": now,
-            "currency": session["currency"],
-            "description": data.get("description"),
-            "metadata": dict(data["metadata"]),
-            "payment_method": method_id,
-            "receipt_email": data.get("receipt_email"),
-            "statement_descriptor": data.get("statement_descriptor"),
-            "statement_descriptor_suffix": data.get("statement_descriptor_suffix"),
-            "transfer_group": data.get("transfer_group"),
-        }
-        intent = build(
-            "payment_intent",
-            **shared,
-            id=intent_id,
-            amount_received=0 if async_payment else amount,
-            client_secret=f"{intent_id}_secret_{random_string(25)}",
-            latest_charge=charge_id,
-            payment_method_types=["sepa_debit" if async_payment else "card"],
-            status="processing" if async_payment else "succeeded",
-        )
-        billing = build("charge")["billing_details"]
-        billing.update(email=email, name=CUSTOMER_NAME)
-        charge = build(
-            "charge",
-            **shared,
-            id=charge_id,
-            amount_captured=amount,
-            balance_transaction=new_id("txn"),
-            billing_details=billing,
-            captured=True,
-            paid=not async_payment,
-            payment_intent=intent_id,
-            payment_method_details=sepa_debit_details() if async_payment else card_details(amount),
-            receipt_url=f"{state.base_url}/receipts/{charge_id}",
-            refunds={
-                "data": [],
-                "has_more": False,
-                "object": "list",
-                "total_count": 0,
-                "url": f"/v1/charges/{charge_id}/refunds",
-            },
-            status="pending" if async_payment else "succeeded",
-        )
-        self.store.payment_intents[intent_id] = intent
-        self.store.charges[charge_id] = charge
+        intent, charge = _payment(session, state, self.clock.now(), email, async_payment)
+        self.store.payment_intents[intent["id"]] = intent
+        self.store.charges[charge["id"]] = charge
         session.update(
             status="complete",
             payment_status="unpaid" if async_payment else "paid",
-            payment_intent=intent_id,
+            payment_intent=intent["id"],
             url=None,
-            customer_details={
-                "address": build("charge")["billing_details"]["address"],
-                "business_name": None,
-                "email": email,
-                "individual_name": None,
-                "name": CUSTOMER_NAME,
-                "phone": None,
-                "tax_exempt": "none",
-                "tax_ids": [],
-            },
+            customer_details=_customer_details(email),
         )
         if async_payment:
             self._event("charge.pending", charge, AUTOMATIC)
@@ -272,7 +215,7 @@ class Account:
     # --- refunds ------------------------------------------------------------
 
     def create_refund(self, params: dict[str, Any], ctx: RequestContext) -> JsonObject:
-        p = validation.refund_params(params)
+        p = refund_params(params)
         charge = self._refund_target(p)
         remaining = int(charge["amount"]) - int(charge["amount_refunded"])
         if remaining <= 0:
@@ -319,7 +262,7 @@ class Account:
         self._event("charge.refunded", charge, ctx, previous_attributes=previous)
         return refund
 
-    def _refund_target(self, p: validation.RefundParams) -> JsonObject:
+    def _refund_target(self, p: RefundParams) -> JsonObject:
         """The charge a refund draws on, named directly or by its payment intent."""
         if p.charge is not None:
             charge = self.store.charge(p.charge, param="charge", status=400)
@@ -376,3 +319,76 @@ class Account:
         if listened and deliver:
             self._deliver(event)
         return event
+
+
+def _payment(
+    session: JsonObject, state: SessionState, now: int, email: str, async_payment: bool
+) -> tuple[JsonObject, JsonObject]:
+    """The PaymentIntent and the Charge a checkout's payment creates, with
+    what the session's payment_intent_data asks them to carry."""
+    data = state.payment_intent_data
+    amount = int(session["amount_total"])
+    intent_id, charge_id = new_id("pi"), new_id("ch")
+    shared = {
+        "amount": amount,
+        "created": now,
+        "currency": session["currency"],
+        "description": data.get("description"),
+        "metadata": dict(data["metadata"]),
+        "payment_method": new_id("pm"),
+        "receipt_email": data.get("receipt_email"),
+        "statement_descriptor": data.get("statement_descriptor"),
+        "statement_descriptor_suffix": data.get("statement_descriptor_suffix"),
+        "transfer_group": data.get("transfer_group"),
+    }
+    intent = build(
+        "payment_intent",
+        **shared,
+        id=intent_id,
+        amount_received=0 if async_payment else amount,
+        client_secret=f"{intent_id}_secret_{random_string(25)}",
+        latest_charge=charge_id,
+        payment_method_types=["sepa_debit" if async_payment else "card"],
+        status="processing" if async_payment else "succeeded",
+    )
+    billing = build("charge")["billing_details"]
+    billing.update(email=email, name=CUSTOMER_NAME)
+    charge = build(
+        "charge",
+        **shared,
+        id=charge_id,
+        amount_captured=amount,
+        balance_transaction=new_id("txn"),
+        billing_details=billing,
+        captured=True,
+        paid=not async_payment,
+        payment_intent=intent_id,
+        payment_method_details=sepa_debit_details() if async_payment else card_details(amount),
+        receipt_url=f"{state.base_url}/receipts/{charge_id}",
+        refunds=_no_refunds(charge_id),
+        status="pending" if async_payment else "succeeded",
+    )
+    return intent, charge
+
+
+def _no_refunds(charge_id: str) -> JsonObject:
+    return {
+        "data": [],
+        "has_more": False,
+        "object": "list",
+        "total_count": 0,
+        "url": f"/v1/charges/{charge_id}/refunds",
+    }
+
+
+def _customer_details(email: str) -> JsonObject:
+    return {
+        "address": build("charge")["billing_details"]["address"],
+        "business_name": None,
+        "email": email,
+        "individual_name": None,
+        "name": CUSTOMER_NAME,
+        "phone": None,
+        "tax_exempt": "none",
+        "tax_ids": [],
+    }

@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from devtools.fakestripe import validation
+from devtools.fakestripe import param_checks
 from devtools.fakestripe.account import RequestContext
 from devtools.fakestripe.controls import control_routes
 from devtools.fakestripe.errors import StripeError, invalid_param, unrecognized_url
@@ -216,35 +216,35 @@ class StripeApi:
 
     def create_session(self, call: ApiCall) -> JsonObject:
         session = self.account.create_session(call.params, call.ctx)
-        return expand(session, validation.expand(call.params), self.store)
+        return expand(session, param_checks.expand(call.params), self.store)
 
     def retrieve_session(self, call: ApiCall) -> JsonObject:
-        paths = validation.expand_only(call.params)
+        paths = param_checks.expand_only(call.params)
         return expand(self.account.session(call.path_params["id"]), paths, self.store)
 
     def expire_session(self, call: ApiCall) -> JsonObject:
-        paths = validation.expand_only(call.params)
+        paths = param_checks.expand_only(call.params)
         session, _ = self.account.expire_session(call.path_params["id"], call.ctx)
         return expand(session, paths, self.store)
 
     def retrieve_payment_intent(self, call: ApiCall) -> JsonObject:
-        paths = validation.expand_only(call.params)
+        paths = param_checks.expand_only(call.params)
         return expand(self.store.payment_intent(call.path_params["id"]), paths, self.store)
 
     def retrieve_charge(self, call: ApiCall) -> JsonObject:
-        paths = validation.expand_only(call.params)
+        paths = param_checks.expand_only(call.params)
         return expand(self.store.charge(call.path_params["id"]), paths, self.store)
 
     def create_refund(self, call: ApiCall) -> JsonObject:
         refund = self.account.create_refund(call.params, call.ctx)
-        return expand(refund, validation.expand(call.params), self.store)
+        return expand(refund, param_checks.expand(call.params), self.store)
 
     def retrieve_refund(self, call: ApiCall) -> JsonObject:
-        paths = validation.expand_only(call.params)
+        paths = param_checks.expand_only(call.params)
         return expand(self.store.refund(call.path_params["id"]), paths, self.store)
 
     def retrieve_event(self, call: ApiCall) -> JsonObject:
-        validation.check_known(call.params, ())
+        param_checks.check_known(call.params, ())
         return self.store.event(call.path_params["id"])
 
     def unrecognized(self, call: ApiCall) -> JsonObject:

@@ -25,113 +25,127 @@ Control = Callable[[Request, dict[str, Any]], Awaitable[Any]]
 
 
 def control_routes(fake: StripeSimulation) -> list[BaseRoute]:
-    async def pay(request: Request, body: dict[str, Any]) -> Any:
-        return await fake.pay(
+    return _Controls(fake).routes()
+
+
+class _Controls:
+    """One method per control, each answering a request's JSON body."""
+
+    def __init__(self, fake: StripeSimulation) -> None:
+        self._fake = fake
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            _route("/checkout/sessions/{id}/pay", self.pay),
+            _route("/checkout/sessions/{id}/async_payment", self.async_payment),
+            _route("/checkout/sessions/{id}/expire", self.expire),
+            _route("/events", self.events, "GET"),
+            _route("/events/deliver", self.deliver),
+            _route("/deliveries", self.deliveries, "GET"),
+            _route("/deliveries/wait", self.wait),
+            _route("/requests", self.requests, "GET"),
+            _route("/webhook_endpoint", self.webhook),
+            _route("/clock/advance", self.advance),
+            _route("/sign", self.sign),
+            _route("/latency", self.latency),
+            _route("/reset", self.reset),
+        ]
+
+    async def pay(self, request: Request, body: dict[str, Any]) -> Any:
+        return await self._fake.pay(
             request.path_params["id"],
             async_payment=_flag(body, "async_payment", default=False),
             deliver=_flag(body, "deliver", default=True),
         )
 
-    async def async_payment(request: Request, body: dict[str, Any]) -> Any:
-        return await fake.finish_async_payment(
+    async def async_payment(self, request: Request, body: dict[str, Any]) -> Any:
+        return await self._fake.finish_async_payment(
             request.path_params["id"],
             succeeded=_flag(body, "succeeded", default=True),
             deliver=_flag(body, "deliver", default=True),
         )
 
-    async def expire(request: Request, body: dict[str, Any]) -> Any:
-        return await fake.expire_session(
+    async def expire(self, request: Request, body: dict[str, Any]) -> Any:
+        return await self._fake.expire_session(
             request.path_params["id"], deliver=_flag(body, "deliver", default=True)
         )
 
-    async def events(request: Request, body: dict[str, Any]) -> Any:
-        return _list(fake.events(request.query_params.get("type")))
+    async def events(self, request: Request, body: dict[str, Any]) -> Any:
+        return _list(self._fake.events(request.query_params.get("type")))
 
-    async def deliver(request: Request, body: dict[str, Any]) -> Any:
+    async def deliver(self, request: Request, body: dict[str, Any]) -> Any:
         event_ids = body.get("events")
         if not isinstance(event_ids, list) or not all(isinstance(e, str) for e in event_ids):
             raise StripeError("events must be a list of event ids", param="events")
-        await fake.deliver(
+        await self._fake.deliver(
             *event_ids,
             copies=int(_number(body, "copies", 1)),
             delay=_number(body, "delay", 0.0),
         )
         return {"scheduled": event_ids}
 
-    async def deliveries(request: Request, body: dict[str, Any]) -> Any:
-        attempts = fake.deliveries(request.query_params.get("event_id"))
+    async def deliveries(self, request: Request, body: dict[str, Any]) -> Any:
+        attempts = self._fake.deliveries(request.query_params.get("event_id"))
         return _list([{**asdict(a), "ok": a.ok} for a in attempts])
 
-    async def wait(request: Request, body: dict[str, Any]) -> Any:
+    async def wait(self, request: Request, body: dict[str, Any]) -> Any:
         try:
             async with asyncio.timeout(_number(body, "timeout", 10.0)):
-                await fake.wait_for_deliveries()
+                await self._fake.wait_for_deliveries()
         except TimeoutError:
             raise StripeError(
                 "deliveries still pending", status=504, error_type="api_error"
             ) from None
         return {"idle": True}
 
-    async def requests(request: Request, body: dict[str, Any]) -> Any:
+    async def requests(self, request: Request, body: dict[str, Any]) -> Any:
         q = request.query_params
-        seen = fake.requests(
+        seen = self._fake.requests(
             method=q.get("method"), path=q.get("path"), idempotency_key=q.get("idempotency_key")
         )
         return _list([asdict(r) for r in seen])
 
-    async def webhook(request: Request, body: dict[str, Any]) -> Any:
+    async def webhook(self, request: Request, body: dict[str, Any]) -> Any:
         enabled = body.get("enabled_events")
-        fake.configure_webhook(
+        self._fake.configure_webhook(
             body.get("url"),
             secret=body.get("secret"),
             enabled_events=enabled if isinstance(enabled, list) else None,
         )
-        endpoint = fake.endpoint
+        endpoint = self._fake.endpoint
         return {"url": endpoint.url, "enabled_events": sorted(endpoint.enabled_events)}
 
-    async def advance(request: Request, body: dict[str, Any]) -> Any:
-        expired = await fake.advance_clock(_number(body, "seconds", 0.0))
-        return {"now": fake.clock.now(), "expired": [event["id"] for event in expired]}
+    async def advance(self, request: Request, body: dict[str, Any]) -> Any:
+        expired = await self._fake.advance_clock(_number(body, "seconds", 0.0))
+        return {"now": self._fake.clock.now(), "expired": [event["id"] for event in expired]}
 
-    async def sign(request: Request, body: dict[str, Any]) -> Any:
+    async def sign(self, request: Request, body: dict[str, Any]) -> Any:
         payload = body.get("payload")
         if not isinstance(payload, str):
             raise StripeError("payload must be a string", param="payload")
         timestamp = body.get("timestamp")
         return {
-            "header": fake.sign(
+            "header": self._fake.sign(
                 payload,
                 timestamp=int(timestamp) if timestamp is not None else None,
                 secret=body.get("secret"),
             )
         }
 
-    async def latency(request: Request, body: dict[str, Any]) -> Any:
-        fake.slow_down(_number(body, "seconds", 0.0))
-        return {"seconds": fake.api_latency, "in_flight": [asdict(r) for r in fake.in_flight()]}
+    async def latency(self, request: Request, body: dict[str, Any]) -> Any:
+        self._fake.slow_down(_number(body, "seconds", 0.0))
+        return {
+            "seconds": self._fake.api_latency,
+            "in_flight": [asdict(r) for r in self._fake.in_flight()],
+        }
 
-    async def reset(request: Request, body: dict[str, Any]) -> Any:
-        fake.reset()
+    async def reset(self, request: Request, body: dict[str, Any]) -> Any:
+        self._fake.reset()
         return {"reset": True}
 
-    def route(path: str, control: Control, method: str = "POST") -> Route:
-        return Route(path, _endpoint(control), methods=[method])
 
-    return [
-        route("/checkout/sessions/{id}/pay", pay),
-        route("/checkout/sessions/{id}/async_payment", async_payment),
-        route("/checkout/sessions/{id}/expire", expire),
-        route("/events", events, "GET"),
-        route("/events/deliver", deliver),
-        route("/deliveries", deliveries, "GET"),
-        route("/deliveries/wait", wait),
-        route("/requests", requests, "GET"),
-        route("/webhook_endpoint", webhook),
-        route("/clock/advance", advance),
-        route("/sign", sign),
-        route("/latency", latency),
-        route("/reset", reset),
-    ]
+def _route(path: str, control: Control, method: str = "POST") -> Route:
+    return Route(path, _endpoint(control), methods=[method])
 
 
 def _endpoint(control: Control) -> Callable[[Request], Awaitable[Response]]:

@@ -12,17 +12,13 @@ from collections.abc import Collection
 
 from devtools.fakestripe.objects import JsonObject, build, new_id
 from devtools.fakestripe.store import snapshot
+from services.webhooks.events import HANDLED_EVENTS
 
-# What the project's webhook endpoint listens to; `charge.refunded` and the
-# payment_intent/charge events are created too but sent only when enabled.
-CHECKOUT_EVENTS = frozenset(
-    {
-        "checkout.session.completed",
-        "checkout.session.async_payment_succeeded",
-        "checkout.session.async_payment_failed",
-        "checkout.session.expired",
-    }
-)
+# What the fake's webhook endpoint is sent unless configured otherwise: the
+# checkout sessions' events holdfast handles (services.webhooks.events, the
+# one list). Its other events, `charge.refunded` among them, are created too
+# and sent only when enabled, as the payment tests do (all of HANDLED_EVENTS).
+CHECKOUT_EVENTS = frozenset(t for t in HANDLED_EVENTS if t.startswith("checkout.session."))
 ALL_EVENTS = "*"
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from devtools.fakestripe.objects import JsonObject
+from devtools.fakestripe.param_checks import not_expandable
 from devtools.fakestripe.store import Store, snapshot
-from devtools.fakestripe.validation import not_expandable
 
 
 def expand(obj: JsonObject, paths: Iterable[str], store: Store) -> JsonObject:

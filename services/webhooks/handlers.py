@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import asyncpg
 import grpc
 
 from holdfast.contracts.webhooks.v1 import webhook_admin_pb2 as pb
@@ -13,31 +12,32 @@ from holdfast.platform import pagination
 from holdfast.platform.errors import failed_precondition, not_found
 from holdfast.platform.proto_time import timestamp
 from holdfast.platform.validation import Violations
+from services.webhooks.inbox import WAITING_STATUSES, StoredEvent
 from services.webhooks.redaction import redact
 from services.webhooks.repository import EventRepository
 
 MAX_EVENT_ID = 255
 
 
-def event_message(row: asyncpg.Record, *, with_payload: bool) -> pb.StripeEvent:
+def event_message(event: StoredEvent, *, with_payload: bool) -> pb.StripeEvent:
     message = pb.StripeEvent(
-        event_id=row["event_id"],
-        type=row["type"],
-        object_id=row["object_id"],
-        status=pb.EventStatus.Value(f"EVENT_STATUS_{row['status']}"),
-        outcome=row["outcome"],
-        attempts=row["attempts"],
-        last_error=row["last_error"] or "",
-        create_time=timestamp(row["created_at"]),
-        receive_time=timestamp(row["received_at"]),
-        correlation_id=row["correlation_id"],
+        event_id=event.event_id,
+        type=event.type,
+        object_id=event.object_id,
+        status=pb.EventStatus.Value(f"EVENT_STATUS_{event.status}"),
+        outcome=event.outcome,
+        attempts=event.attempts,
+        last_error=event.last_error or "",
+        create_time=timestamp(event.created_at),
+        receive_time=timestamp(event.received_at),
+        correlation_id=event.correlation_id,
         # Only ever the allow-listed fields, even before the event is final.
-        payload=redact(row["payload"]) if with_payload else "",
+        payload=redact(event.payload) if with_payload and event.payload is not None else "",
     )
-    if row["processed_at"] is not None:
-        message.process_time.CopyFrom(timestamp(row["processed_at"]))
-    if row["status"] in ("PENDING", "FAILED"):
-        message.next_attempt_time.CopyFrom(timestamp(row["next_attempt_at"]))
+    if event.processed_at is not None:
+        message.process_time.CopyFrom(timestamp(event.processed_at))
+    if event.status in WAITING_STATUSES:
+        message.next_attempt_time.CopyFrom(timestamp(event.next_attempt_at))
     return message
 
 
@@ -83,40 +83,40 @@ class WebhookAdminHandler(webhook_admin_pb2_grpc.WebhookAdminServiceServicer):
             v, request.page_token, "ListEvents", filters, id_is_valid=_is_event_id
         )
         v.raise_if_any()
-        rows = await self._events.list(statuses, request.type, after, size + 1)
+        found = await self._events.list(statuses, request.type, after, size + 1)
         page, token = self._pages.split_page(
-            rows,
+            found,
             size,
-            lambda r: pagination.Cursor(r["received_at"], r["event_id"]),
+            lambda e: pagination.Cursor(e.received_at, e.event_id),
             "ListEvents",
             filters,
         )
         return pb.ListEventsResponse(
-            events=[event_message(r, with_payload=False) for r in page], next_page_token=token
+            events=[event_message(e, with_payload=False) for e in page], next_page_token=token
         )
 
     async def GetEvent(
         self, request: pb.GetEventRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetEventResponse:
         event_id = _event_id(request.event_id)
-        row = await self._events.get(event_id)
-        if row is None:
+        event = await self._events.get(event_id)
+        if event is None:
             raise not_found("event", event_id)
-        return pb.GetEventResponse(event=event_message(row, with_payload=True))
+        return pb.GetEventResponse(event=event_message(event, with_payload=True))
 
     async def ReplayEvent(
         self, request: pb.ReplayEventRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReplayEventResponse:
         event_id = _event_id(request.event_id)
-        row = await self._events.replay(event_id)
-        if row is None:
+        replayed = await self._events.replay(event_id)
+        if replayed is None:
             current = await self._events.get(event_id)
             if current is None:
                 raise not_found("event", event_id)
             raise failed_precondition(
                 "EVENT_NOT_REPLAYABLE",
-                f"only FAILED or DEAD events are replayed; this one is {current['status']}",
-                {"status": current["status"]},
+                f"only FAILED or DEAD events are replayed; this one is {current.status}",
+                {"status": current.status},
             )
         self._on_replayed()
-        return pb.ReplayEventResponse(event=event_message(row, with_payload=True))
+        return pb.ReplayEventResponse(event=event_message(replayed, with_payload=True))

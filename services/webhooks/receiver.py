@@ -27,8 +27,9 @@ from starlette.routing import Route
 from holdfast.platform.context import CORRELATION_ID_KEY, REQUEST_ID_KEY, correlation_id_from
 from holdfast.platform.telemetry import correlation_scope
 from services.webhooks.config import WebhooksSettings
+from services.webhooks.inbox import NewEvent
 from services.webhooks.metrics import WebhooksMetrics
-from services.webhooks.repository import EventRepository, NewEvent
+from services.webhooks.repository import EventRepository
 from services.webhooks.tracing import Cause, caused_by
 from services.webhooks.verification import BadSignature, verify
 
@@ -99,23 +100,43 @@ def create_receiver(
     metrics: WebhooksMetrics,
     on_stored: Callable[[], None],
 ) -> Starlette:
-    secrets = settings.webhook_secrets
+    receiver = _Receiver(settings, events, metrics, on_stored)
+    return Starlette(
+        routes=[Route("/stripe/webhook", receiver.stripe_webhook, methods=["POST"])],
+        # Server spans; the ASGI receive/send steps are left out as noise.
+        middleware=[Middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"])],
+    )
 
-    async def stripe_webhook(request: Request) -> Response:
+
+class _Receiver:
+    def __init__(
+        self,
+        settings: WebhooksSettings,
+        events: EventRepository,
+        metrics: WebhooksMetrics,
+        on_stored: Callable[[], None],
+    ) -> None:
+        self._settings = settings
+        self._secrets = settings.webhook_secrets
+        self._events = events
+        self._metrics = metrics
+        self._on_stored = on_stored
+
+    async def stripe_webhook(self, request: Request) -> Response:
         started = time.perf_counter()
         correlation_id = correlation_id_from(
             request.headers.get(REQUEST_ID_KEY), request.headers.get(CORRELATION_ID_KEY)
         )
         with correlation_scope(correlation_id):
-            response = await _receive(request, correlation_id)
-        metrics.acknowledged.labels(str(response.status_code)).observe(
+            response = await self._receive(request, correlation_id)
+        self._metrics.acknowledged.labels(str(response.status_code)).observe(
             time.perf_counter() - started
         )
         return response
 
-    async def _receive(request: Request, correlation_id: str) -> Response:
+    async def _receive(self, request: Request, correlation_id: str) -> Response:
         try:
-            body = await _read_capped(request, settings.webhook_max_body_bytes)
+            body = await _read_capped(request, self._settings.webhook_max_body_bytes)
         except TooLarge:
             return _problem(413, "the body is larger than a Stripe event can be", correlation_id)
         except ClientDisconnect:
@@ -124,8 +145,8 @@ def create_receiver(
             verify(
                 body,
                 request.headers.get("stripe-signature"),
-                secrets,
-                settings.webhook_tolerance_seconds,
+                self._secrets,
+                self._settings.webhook_tolerance_seconds,
             )
             event, cause = _parse(body, correlation_id)
         except BadSignature as error:
@@ -139,19 +160,19 @@ def create_receiver(
             span.add_link(link.context, link.attributes)
         span.set_attributes({"stripe.event.id": event.event_id, "stripe.event.type": event.type})
         with correlation_scope(cause.correlation_id):
-            return await _store(event, cause.correlation_id)
+            return await self._store(event, cause.correlation_id)
 
-    async def _store(event: NewEvent, correlation_id: str) -> Response:
+    async def _store(self, event: NewEvent, correlation_id: str) -> Response:
         try:
-            stored = await events.insert(event)
+            stored = await self._events.insert(event)
         except Exception:
             # Whatever the cause, the event is not safe: 503 makes Stripe
             # deliver it again later.
             log.exception("webhook event %s could not be stored", event.event_id)
             return _problem(503, "the event could not be stored; deliver it again", correlation_id)
         if stored:
-            metrics.received.labels(event.type).inc()
-            on_stored()
+            self._metrics.received.labels(event.type).inc()
+            self._on_stored()
         log.info(
             "stripe event %s received",
             event.event_id,
@@ -161,9 +182,3 @@ def create_receiver(
             {"received": True, "duplicate": not stored},
             headers={"X-Request-Id": correlation_id},
         )
-
-    return Starlette(
-        routes=[Route("/stripe/webhook", stripe_webhook, methods=["POST"])],
-        # Server spans; the ASGI receive/send steps are left out as noise.
-        middleware=[Middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"])],
-    )

@@ -1,17 +1,23 @@
-"""All of the webhook service's SQL: the Stripe event inbox."""
+"""All of the webhook service's SQL: the Stripe event inbox. Rows leave it
+as the types of services.webhooks.inbox."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import datetime
 
 import asyncpg
 
 from holdfast.platform.backoff import backoff_seconds_sql
 from holdfast.platform.db import database_unavailable
 from holdfast.platform.pagination import Cursor
+from services.webhooks.inbox import (
+    FINAL_STATUSES,
+    ClaimedEvent,
+    NewEvent,
+    Outcome,
+    StoredEvent,
+)
 from services.webhooks.redaction import redact
 
 _LIST_COLUMNS = (
@@ -20,9 +26,6 @@ _LIST_COLUMNS = (
 )
 
 
-# An event in one of these states is never applied again unless replayed:
-# its payload keeps only the allow-listed fields (services.webhooks.redaction).
-FINAL_STATUSES = ("APPLIED", "IGNORED", "DEAD")
 # Deleted after the retention; a dead letter waits for an operator instead.
 _EXPIRING_STATUSES = "('APPLIED', 'IGNORED')"
 
@@ -32,33 +35,13 @@ _EXPIRING_STATUSES = "('APPLIED', 'IGNORED')"
 _RETRY_DELAY = backoff_seconds_sql("attempts", base="$5", cap="$6", jitter=True)
 
 
-@dataclass(frozen=True)
-class NewEvent:
-    event_id: str
-    type: str
-    object_id: str
-    created_at: datetime
-    livemode: bool
-    payload: str
-    correlation_id: str
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one attempt at an event ended."""
-
-    status: str  # APPLIED, IGNORED, FAILED or DEAD
-    outcome: str = ""
-    error: str | None = None
-
-
 class Claim:
     """One event claimed for applying: its row is locked, and so is its Stripe
     object (a transaction-scoped advisory lock), until `finish` commits."""
 
-    def __init__(self, conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    def __init__(self, conn: asyncpg.Connection, event: ClaimedEvent) -> None:
         self._conn = conn
-        self.row = row
+        self.event = event
 
     async def finish(self, outcome: Outcome, retry_base: float, retry_max: float) -> None:
         """Records the outcome; a final one (not FAILED) also redacts the
@@ -74,13 +57,13 @@ class Claim:
                 redacted_at = CASE WHEN $7 IS NULL THEN redacted_at ELSE now() END
             WHERE event_id = $1
             """,
-            self.row["event_id"],
+            self.event.event_id,
             outcome.status,
             outcome.outcome,
             outcome.error,
             retry_base,
             retry_max,
-            redact(self.row["payload"]) if final else None,
+            redact(self.event.payload) if final else None,
         )
 
 
@@ -152,21 +135,22 @@ class EventRepository:
                 "UPDATE stripe_events SET attempts = attempts + 1 WHERE event_id = $1",
                 row["event_id"],
             )
-            yield Claim(conn, row)
+            yield Claim(conn, _claimed(row))
 
-    async def get(self, event_id: str) -> asyncpg.Record | None:
+    async def get(self, event_id: str) -> StoredEvent | None:
         async with database_unavailable():
-            row: asyncpg.Record | None = await self._pool.fetchrow(
+            row = await self._pool.fetchrow(
                 f"SELECT {_LIST_COLUMNS}, payload FROM stripe_events WHERE event_id = $1",
                 event_id,
             )
-        return row
+        return None if row is None else _stored(row)
 
     async def list(
         self, statuses: Sequence[str], event_type: str, after: Cursor | None, limit: int
-    ) -> list[asyncpg.Record]:
+    ) -> list[StoredEvent]:
+        """Newest first; without their payloads."""
         async with database_unavailable():
-            rows: list[asyncpg.Record] = await self._pool.fetch(
+            rows = await self._pool.fetch(
                 f"""
                 SELECT {_LIST_COLUMNS} FROM stripe_events
                 WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))
@@ -181,13 +165,13 @@ class EventRepository:
                 after.id if after else "",
                 limit,
             )
-        return rows
+        return [_stored(row) for row in rows]
 
-    async def replay(self, event_id: str) -> asyncpg.Record | None:
+    async def replay(self, event_id: str) -> StoredEvent | None:
         """FAILED or DEAD -> PENDING with a fresh retry budget; None if it was
         not in one of those states (see `get` for which)."""
         async with database_unavailable():
-            row: asyncpg.Record | None = await self._pool.fetchrow(
+            row = await self._pool.fetchrow(
                 f"""
                 UPDATE stripe_events
                 SET status = 'PENDING', attempts = 0, next_attempt_at = now()
@@ -196,7 +180,7 @@ class EventRepository:
                 """,
                 event_id,
             )
-        return row
+        return None if row is None else _stored(row)
 
     async def redact_final(self, batch_size: int) -> int:
         """Redacts a batch of final events whose payload is still as received
@@ -248,3 +232,33 @@ class EventRepository:
                 "SELECT count(*) FROM stripe_events WHERE status = 'DEAD'"
             )
         return count
+
+
+def _claimed(row: asyncpg.Record) -> ClaimedEvent:
+    return ClaimedEvent(
+        event_id=row["event_id"],
+        type=row["type"],
+        object_id=row["object_id"],
+        payload=row["payload"],
+        correlation_id=row["correlation_id"],
+        attempt=row["attempt"],
+    )
+
+
+def _stored(row: asyncpg.Record) -> StoredEvent:
+    """A row of _LIST_COLUMNS, and the payload if it was read."""
+    return StoredEvent(
+        event_id=row["event_id"],
+        type=row["type"],
+        object_id=row["object_id"],
+        created_at=row["created_at"],
+        status=row["status"],
+        outcome=row["outcome"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        next_attempt_at=row["next_attempt_at"],
+        received_at=row["received_at"],
+        processed_at=row["processed_at"],
+        correlation_id=row["correlation_id"],
+        payload=row.get("payload"),
+    )

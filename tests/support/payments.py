@@ -14,11 +14,11 @@ import grpc
 import httpx
 
 from devtools.fakestripe import FakeStripe, FakeStripeConfig, RetryPolicy
-from devtools.fakestripe.events import CHECKOUT_EVENTS
 from gateway.server import GatewayApp
 from holdfast.contracts.booking.v1 import booking_pb2
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
+from services.webhooks.events import HANDLED_EVENTS
 from services.webhooks.server import WebhooksApp
 from tests.conftest import fresh_database
 from tests.integration.conftest import (
@@ -86,7 +86,7 @@ async def payment_stack(
 ) -> AsyncIterator[PaymentStack]:
     fake = FakeStripe(
         FakeStripeConfig(
-            enabled_events=CHECKOUT_EVENTS | {"charge.refunded"},
+            enabled_events=HANDLED_EVENTS,
             retry=RetryPolicy(max_attempts=3, backoff_seconds=0.1, max_backoff_seconds=0.5),
         )
     )

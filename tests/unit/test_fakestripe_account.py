@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from devtools.fakestripe.account import Account, RequestContext
+from devtools.fakestripe.checkout_params import session_params
 from devtools.fakestripe.clock import Clock
 from devtools.fakestripe.delivery import RetryPolicy, WebhookEndpoint
 from devtools.fakestripe.errors import StripeError
 from devtools.fakestripe.events import CHECKOUT_EVENTS
 from devtools.fakestripe.objects import JsonObject, build, shape
 from devtools.fakestripe.store import Store
-from devtools.fakestripe.validation import session_params
 
 KINDS = ["checkout.session", "payment_intent", "charge", "refund", "event"]
 

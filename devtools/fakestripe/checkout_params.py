@@ -1,22 +1,30 @@
-"""Parameter checks for the endpoints the fake serves, with Stripe's messages.
+"""`POST /v1/checkout/sessions`: its parameters, checked as Stripe checks them.
 
-Form values arrive as strings (see forms.py); this is where they become
-integers, booleans and URLs, and where an unknown parameter is refused as
-Stripe refuses it, so a typo fails in the tests instead of in production. A
-parameter Stripe accepts but the fake does not model is accepted and ignored
-(`_IGNORED_SESSION_PARAMS`); one whose behaviour the fake cannot honour
-(prices by id, subscriptions) is refused, rather than silently misbehaving.
+A parameter Stripe accepts but the fake does not model is accepted and
+ignored (`_IGNORED_SESSION_PARAMS`); one whose behaviour the fake cannot
+honour (prices by id, subscriptions) is refused, rather than silently
+misbehaving.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from devtools.fakestripe.errors import StripeError, invalid_param, missing_param, unknown_param
-from holdfast.platform.stripe_limits import MAX_AMOUNT, minimum_charge, url_problem
+from devtools.fakestripe.errors import invalid_param, missing_param
+from devtools.fakestripe.param_checks import (
+    check_known,
+    expand,
+    hash_param,
+    integer,
+    metadata,
+    optional_boolean,
+    optional_string,
+    string_list,
+    url,
+)
+from holdfast.platform.stripe_limits import MAX_AMOUNT, minimum_charge
 
 # Stripe's own bounds (the amounts and URLs Stripe takes: stripe_limits).
 SESSION_MIN_LIFETIME = 30 * 60
@@ -26,11 +34,7 @@ ZERO_DECIMAL = frozenset(
     {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
      "xaf", "xof", "xpf"}
 )  # fmt: skip
-METADATA_MAX_KEYS = 50
-METADATA_MAX_KEY_LENGTH = 40
-METADATA_MAX_VALUE_LENGTH = 500
 MAX_LINE_ITEMS = 100
-REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
 
 _CURRENCY = re.compile(r"^[a-zA-Z]{3}$")
 
@@ -117,20 +121,6 @@ _PAYMENT_INTENT_DATA_PARAMS = frozenset(
         "transfer_data",
     }
 )
-_REFUND_PARAMS = frozenset(
-    {
-        "amount",
-        "charge",
-        "expand",
-        "instructions_email",
-        "metadata",
-        "origin",
-        "payment_intent",
-        "reason",
-        "refund_application_fee",
-        "reverse_transfer",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -161,16 +151,6 @@ class SessionParams:
     expand: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class RefundParams:
-    payment_intent: str | None
-    charge: str | None
-    amount: int | None
-    reason: str | None
-    metadata: dict[str, str]
-    expand: tuple[str, ...]
-
-
 def session_params(params: dict[str, Any], now: int) -> SessionParams:
     """Checks `POST /v1/checkout/sessions` as Stripe does; `now` is the
     creation time `expires_at` is measured from."""
@@ -188,25 +168,7 @@ def session_params(params: dict[str, Any], now: int) -> SessionParams:
     if ui_mode not in (None, "hosted"):
         raise invalid_param("The fake Stripe supports ui_mode=hosted only.", "ui_mode")
     items = line_items(params)
-    currencies = {item.currency for item in items}
-    if len(currencies) > 1:
-        raise invalid_param("All line items must be in the same currency.", "line_items")
-    total = sum(item.unit_amount * item.quantity for item in items)
-    minimum = minimum_charge(items[0].currency)
-    if total < minimum:
-        shown = _amount(minimum, items[0].currency)
-        raise invalid_param(
-            "The Checkout Session's total amount due must add up to at least"
-            f" {shown} {items[0].currency}",
-            "line_items",
-            "amount_too_small",
-        )
-    if total > MAX_AMOUNT:
-        raise invalid_param(
-            f"The Checkout Session's total amount due must be no more than {MAX_AMOUNT}.",
-            "line_items",
-            "amount_too_large",
-        )
+    total = _total(items)
     expires_at = expiry(params, now)
     intent_data = payment_intent_data(params)
     return SessionParams(
@@ -227,6 +189,30 @@ def session_params(params: dict[str, Any], now: int) -> SessionParams:
         billing_address_collection=optional_string(params, "billing_address_collection"),
         expand=expand(params),
     )
+
+
+def _total(items: tuple[LineItem, ...]) -> int:
+    """The amount due, in one currency, within what Stripe charges."""
+    currencies = {item.currency for item in items}
+    if len(currencies) > 1:
+        raise invalid_param("All line items must be in the same currency.", "line_items")
+    total = sum(item.unit_amount * item.quantity for item in items)
+    minimum = minimum_charge(items[0].currency)
+    if total < minimum:
+        shown = _amount(minimum, items[0].currency)
+        raise invalid_param(
+            "The Checkout Session's total amount due must add up to at least"
+            f" {shown} {items[0].currency}",
+            "line_items",
+            "amount_too_small",
+        )
+    if total > MAX_AMOUNT:
+        raise invalid_param(
+            f"The Checkout Session's total amount due must be no more than {MAX_AMOUNT}.",
+            "line_items",
+            "amount_too_large",
+        )
+    return total
 
 
 def line_items(params: dict[str, Any]) -> tuple[LineItem, ...]:
@@ -331,156 +317,6 @@ def payment_intent_data(params: dict[str, Any]) -> dict[str, Any]:
     return picked
 
 
-def refund_params(params: dict[str, Any]) -> RefundParams:
-    """Checks `POST /v1/refunds` (the target's existence is checked later)."""
-    check_known(params, _REFUND_PARAMS)
-    intent = optional_string(params, "payment_intent")
-    charge = optional_string(params, "charge")
-    if intent is None and charge is None:
-        raise invalid_param(
-            "One of the following params should be provided for this request:"
-            " payment_intent or charge.",
-            "payment_intent",
-            "parameter_missing",
-        )
-    amount = None
-    if params.get("amount") not in (None, ""):
-        amount = integer(params["amount"], "amount", minimum=1)
-    reason = optional_string(params, "reason")
-    if reason is not None and reason not in REFUND_REASONS:
-        raise invalid_param(
-            f"Invalid reason: must be one of {', '.join(sorted(REFUND_REASONS))}",
-            "reason",
-            "parameter_invalid",
-        )
-    return RefundParams(
-        payment_intent=intent,
-        charge=charge,
-        amount=amount,
-        reason=reason,
-        metadata=metadata(params.get("metadata"), "metadata"),
-        expand=expand(params),
-    )
-
-
-def expand_only(params: dict[str, Any]) -> tuple[str, ...]:
-    """For endpoints whose only parameter is `expand` (retrieve, expire)."""
-    check_known(params, {"expand"})
-    return expand(params)
-
-
-# --- value checks ---------------------------------------------------------
-
-
-def check_known(params: dict[str, Any], allowed: Collection[str], *, prefix: str = "") -> None:
-    for name in params:
-        if name not in allowed:
-            raise unknown_param(f"{prefix}[{name}]" if prefix else name)
-
-
-def hash_param(value: Any, param: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise invalid_param("Invalid object", param)
-    return value
-
-
-def integer(value: Any, param: str, *, minimum: int | None = None) -> int:
-    if not isinstance(value, str) or not re.fullmatch(r"-?\d+", value):
-        raise invalid_param(f"Invalid integer: {value}", param, "parameter_invalid_integer")
-    number = int(value)
-    if minimum is not None and number < minimum:
-        raise invalid_param(
-            f"This value must be greater than or equal to {minimum}.",
-            param,
-            "parameter_invalid_integer",
-        )
-    return number
-
-
-def optional_string(
-    params: dict[str, Any], name: str, *, max_length: int = 5000, param: str | None = None
-) -> str | None:
-    """A string parameter; Stripe reads an empty string as "not set"."""
-    value = params.get(name)
-    where = param or name
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise invalid_param(f"Invalid string: {value!r}", where, "parameter_invalid_string")
-    if len(value) > max_length:
-        raise invalid_param(
-            f"Invalid string: must be at most {max_length} characters",
-            where,
-            "parameter_invalid_string",
-        )
-    return value
-
-
-def optional_boolean(params: dict[str, Any], name: str) -> bool | None:
-    value = params.get(name)
-    if value is None or value == "":
-        return None
-    if value not in ("true", "false"):
-        raise invalid_param(f"Invalid boolean: {value}", name, "parameter_invalid_boolean")
-    return bool(value == "true")
-
-
-def string_list(params: dict[str, Any], name: str) -> tuple[str, ...]:
-    value = params.get(name)
-    if value is None or value == "":
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise invalid_param("Invalid array", name)
-    return tuple(value)
-
-
-def url(params: dict[str, Any], name: str) -> str | None:
-    value = optional_string(params, name)
-    if value is None:
-        return None
-    if url_problem(value) is not None:
-        raise invalid_param("Not a valid URL", name, "url_invalid")
-    return value
-
-
 def _amount(minor: int, currency: str) -> str:
     """An amount as Stripe writes it in messages: 0.50, or 50 for JPY."""
     return str(minor) if currency in ZERO_DECIMAL else f"{minor / 100:.2f}"
-
-
-def metadata(value: Any, param: str) -> dict[str, str]:
-    """Metadata as Stripe bounds it; an empty value means "no key"."""
-    if value is None or value == "":
-        return {}
-    if not isinstance(value, dict):
-        raise invalid_param("Invalid object", param)
-    if len(value) > METADATA_MAX_KEYS:
-        raise invalid_param(
-            f"You can specify up to {METADATA_MAX_KEYS} metadata keys.", param, "parameter_invalid"
-        )
-    result: dict[str, str] = {}
-    for key, item in value.items():
-        if not isinstance(item, str):
-            raise invalid_param("Invalid string", f"{param}[{key}]", "parameter_invalid_string")
-        if len(key) > METADATA_MAX_KEY_LENGTH:
-            raise invalid_param(
-                f"Metadata keys can have up to {METADATA_MAX_KEY_LENGTH} characters.",
-                f"{param}[{key}]",
-            )
-        if len(item) > METADATA_MAX_VALUE_LENGTH:
-            raise invalid_param(
-                f"Metadata values can have up to {METADATA_MAX_VALUE_LENGTH} characters, but you"
-                f" passed in a value that is {len(item)} characters.",
-                f"{param}[{key}]",
-            )
-        if item != "":
-            result[key] = item
-    return result
-
-
-def expand(params: dict[str, Any]) -> tuple[str, ...]:
-    return string_list(params, "expand")
-
-
-def not_expandable(path: str) -> StripeError:
-    return invalid_param(f"This property cannot be expanded ({path}).", "expand")
