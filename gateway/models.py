@@ -120,6 +120,10 @@ class Availability(Strict):
     slots: list[SlotAvailability]
 
 
+# The longest span a protobuf Duration holds (10,000 years).
+MAX_DURATION_SECONDS = 315_576_000_000
+
+
 def _each_once(ids: list[uuid.UUID]) -> list[uuid.UUID]:
     if len(set(ids)) != len(ids):
         raise ValueError("lists the same slot twice")
@@ -135,10 +139,18 @@ class HoldCreate(Strict):
     customer_ref: str = Field(
         "", max_length=200, pattern=_STORABLE, description="Your reference; no personal data"
     )
-    # (Bounds before the validator, or pydantic documents them as `ge`/`le`.)
-    ttl_seconds: Annotated[int, Field(ge=10, le=3600), BeforeValidator(_a_number)] | None = Field(
+    # Any positive whole number of seconds that fits a protobuf Duration: the
+    # booking service alone says how long a hold may last, and its answer
+    # names this field. (Bounds before the validator, or pydantic documents
+    # them as `ge`/`le`.)
+    ttl_seconds: (
+        Annotated[int, Field(gt=0, le=MAX_DURATION_SECONDS), BeforeValidator(_a_number)] | None
+    ) = Field(
         None,
-        description="How long the places are held unpaid; default 600 (10 minutes)",
+        description=(
+            "How long the places are held unpaid, in seconds; the booking service's"
+            " settings (HOLDFAST_HOLD_TTL_*) set the default and the range it accepts"
+        ),
     )
 
 

@@ -51,10 +51,11 @@ _TITLES = {
 
 # Values the API hands out and takes back unchanged (a page cursor, a stream
 # position): a bad one is a malformed request (400), while a value the caller
-# chose that breaks a rule is an invalid one (422). By gRPC field name, the
-# HTTP parameter each comes from.
-_OPAQUE_FIELDS = {"page_token": "query.cursor"}
+# chose that breaks a rule is an invalid one (422).
 OPAQUE_PARAMETERS = frozenset({"query.cursor", "header.last-event-id"})
+# By gRPC field name, the HTTP field or parameter each comes from, where the
+# two names differ: a service's field violation names what the caller sent.
+_HTTP_FIELDS = {"page_token": "query.cursor", "ttl": "ttl_seconds"}
 
 
 def invalid_argument_status(fields: list[str]) -> int:
@@ -133,7 +134,7 @@ def from_grpc(error: grpc.aio.AioRpcError) -> ProblemError:
     elif details.code is grpc.StatusCode.UNAVAILABLE and not details.reason:
         detail = "a service is unavailable; retry"
     errors = [
-        {"field": _OPAQUE_FIELDS.get(field, field), "detail": text}
+        {"field": _HTTP_FIELDS.get(field, field), "detail": text}
         for field, text in details.field_violations
     ]
     if details.code is grpc.StatusCode.INVALID_ARGUMENT:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 import uuid
 from contextvars import ContextVar
+from dataclasses import dataclass
+
+from holdfast.platform.errors import DomainError
 
 correlation_id_var: ContextVar[str] = ContextVar("holdfast_correlation_id", default="")
 
@@ -37,3 +40,37 @@ def correlation_id_from(*candidates: object) -> str:
         if isinstance(candidate, str) and _VALID_CORRELATION_ID.fullmatch(candidate):
             return candidate
     return new_correlation_id()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a call acts for: the tenant every query is scoped to, and the actor
+    the audit log records."""
+
+    tenant: str
+    actor: str
+
+
+# Set once per call by the server interceptor, from the call's metadata: the
+# caller, or the error that explains why the metadata names none. Methods that
+# need no tenant (health, webhook administration) never ask.
+caller_var: ContextVar[Caller | DomainError | None] = ContextVar("holdfast_caller", default=None)
+
+
+def current_caller() -> Caller:
+    """The caller of the call in progress; raises its metadata's problem
+    (TENANT_REQUIRED, TENANT_ID_MALFORMED) if it named no valid tenant."""
+    caller = caller_var.get()
+    if isinstance(caller, DomainError):
+        raise caller
+    if caller is None:
+        raise RuntimeError("no gRPC call in progress: the server interceptor sets the caller")
+    return caller
+
+
+def current_tenant() -> str:
+    return current_caller().tenant
+
+
+def current_actor() -> str:
+    return current_caller().actor

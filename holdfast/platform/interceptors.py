@@ -2,8 +2,9 @@
 
 The server side gives each call a correlation id (from the caller's metadata
 or baggage, else a new one), puts it in the OpenTelemetry baggage, on the span
-and in the logs, turns exceptions into rich statuses so no handler has to, and
-counts and logs each call.
+and in the logs, reads once who the call acts for (the tenant and actor that
+`current_tenant()` and `current_actor()` answer), turns exceptions into rich
+statuses so no handler has to, and counts and logs each call.
 The client side passes the correlation id on. Trace context and baggage
 themselves travel through the OpenTelemetry gRPC instrumentation's
 interceptors, which the bootstrap installs in front of these.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -23,6 +24,7 @@ from holdfast.platform.context import (
     CORRELATION_BAGGAGE_KEY,
     CORRELATION_ID_KEY,
     REQUEST_ID_KEY,
+    caller_var,
     correlation_id_from,
     current_correlation_id,
 )
@@ -31,14 +33,14 @@ from holdfast.platform.grpc_errors import internal_status, status_for
 from holdfast.platform.logging import access_log
 from holdfast.platform.metrics import RpcMetrics
 from holdfast.platform.telemetry import correlation_scope
+from holdfast.platform.tenancy import caller_from
 
 log = logging.getLogger(__name__)
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
-def _incoming_correlation_id(context: grpc.aio.ServicerContext) -> str:
-    metadata = dict(context.invocation_metadata() or ())
+def _incoming_correlation_id(metadata: Mapping[str, str | bytes]) -> str:
     return correlation_id_from(
         metadata.get(CORRELATION_ID_KEY),
         metadata.get(REQUEST_ID_KEY),
@@ -73,7 +75,12 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
             code = "OK"
-            correlation_id = _incoming_correlation_id(context)
+            metadata = dict(context.invocation_metadata() or ())
+            correlation_id = _incoming_correlation_id(metadata)
+            # A call without a valid tenant is answered by the first
+            # current_tenant() (inside the try below, so as a DomainError);
+            # methods that need no tenant never ask.
+            caller_token = caller_var.set(caller_from(metadata))
             with correlation_scope(correlation_id):
                 try:
                     return await behavior(request, context)
@@ -97,6 +104,7 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
                     log.exception("unexpected error in %s", method)
                     await context.abort_with_status(internal_status(domain, correlation_id))
                 finally:
+                    caller_var.reset(caller_token)
                     elapsed = time.perf_counter() - started
                     if metrics is not None:
                         metrics.observe(method, code, elapsed)

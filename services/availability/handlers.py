@@ -11,9 +11,9 @@ import grpc
 
 from holdfast.contracts.availability.v1 import availability_pb2, availability_pb2_grpc
 from holdfast.contracts.common.v1 import time_range_pb2
+from holdfast.platform.context import current_tenant
 from holdfast.platform.proto_time import read_time_range
 from holdfast.platform.streams import stream_position
-from holdfast.platform.tenancy import tenant_of
 from holdfast.platform.validation import Violations
 from services.availability.config import AvailabilitySettings
 from services.availability.reader import AvailabilityReader
@@ -48,7 +48,7 @@ class AvailabilityHandler(availability_pb2_grpc.AvailabilityServiceServicer):
         request: availability_pb2.GetAvailabilityRequest,
         context: grpc.aio.ServicerContext,
     ) -> availability_pb2.GetAvailabilityResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         resource_id = v.uuid("resource_id", request.resource_id)
         window = self._window(v, request.time_range)
@@ -68,7 +68,7 @@ class AvailabilityHandler(availability_pb2_grpc.AvailabilityServiceServicer):
         request: availability_pb2.BatchGetAvailabilityRequest,
         context: grpc.aio.ServicerContext,
     ) -> availability_pb2.BatchGetAvailabilityResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         if not request.resource_ids:
             v.add("resource_ids", "is required")

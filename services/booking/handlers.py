@@ -1,17 +1,17 @@
 """gRPC handlers: proto requests in, domain calls, proto responses out.
 
-Each handler validates its request completely (every bad field is named in
-one INVALID_ARGUMENT answer) before the domain sees it.
+Each handler reads its request completely, checking it against the booking
+service's limits (services/booking/limits.py), so that every bad field is
+named in one INVALID_ARGUMENT answer before the domain sees it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import zoneinfo
-from datetime import timedelta
 from functools import cache
-from typing import Any, TypeAlias
 
+import grpc
 from google.protobuf.message import Message
 
 from holdfast.contracts.booking.v1 import (
@@ -21,9 +21,8 @@ from holdfast.contracts.booking.v1 import (
     inventory_pb2_grpc,
 )
 from holdfast.platform import pagination
+from holdfast.platform.context import current_actor, current_tenant
 from holdfast.platform.proto_time import read_time_range
-from holdfast.platform.stripe_limits import url_problem
-from holdfast.platform.tenancy import actor_of, tenant_of
 from holdfast.platform.validation import Violations, parse_id
 from services.booking import convert
 from services.booking.config import BookingSettings
@@ -36,17 +35,22 @@ from services.booking.domain import (
     RequestKey,
 )
 from services.booking.inventory import Inventory
+from services.booking.limits import (
+    DEFAULT_REFUND_MODE,
+    MAX_CAPACITY,
+    MAX_PRICE_MINOR,
+    MAX_TEXT,
+    BookingLimits,
+    check_count,
+    check_each_once,
+    check_return_url,
+)
 from services.booking.payments import Payments
 from services.booking.reservations import Reservations
 
-Context: TypeAlias = Any  # grpc.aio.ServicerContext; grpc ships no type hints
-MAX_TEXT = 200
-MAX_URL = 2048
 MAX_REQUEST_ID = 128
-MAX_CAPACITY = 1_000_000
-MAX_PRICE_MINOR = 10**12
 REFUND_MODES = {
-    booking_pb2.REFUND_MODE_UNSPECIFIED: RefundMode.FULL,  # until tenant policies exist
+    booking_pb2.REFUND_MODE_UNSPECIFIED: DEFAULT_REFUND_MODE,
     booking_pb2.REFUND_MODE_FULL: RefundMode.FULL,
     booking_pb2.REFUND_MODE_NONE: RefundMode.NONE,
 }
@@ -75,13 +79,13 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         self, inventory: Inventory, settings: BookingSettings, pages: pagination.PageTokens
     ) -> None:
         self._inventory = inventory
-        self._settings = settings
+        self._limits = BookingLimits.from_settings(settings)
         self._pages = pages
 
     async def CreateResource(
-        self, request: inventory_pb2.CreateResourceRequest, context: Context
+        self, request: inventory_pb2.CreateResourceRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.CreateResourceResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         name = v.text("name", request.name, max_length=MAX_TEXT)
         if request.time_zone not in _time_zones():
@@ -107,22 +111,22 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
             lambda r: inventory_pb2.CreateResourceResponse(
                 resource=convert.resource(r)
             ).SerializeToString(),
-            actor_of(context, tenant),
+            current_actor(),
         )
         return inventory_pb2.CreateResourceResponse.FromString(blob)
 
     async def GetResource(
-        self, request: inventory_pb2.GetResourceRequest, context: Context
+        self, request: inventory_pb2.GetResourceRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.GetResourceResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         resource_id = parse_id("resource_id", request.resource_id)
         resource = await self._inventory.get_resource(tenant, resource_id)
         return inventory_pb2.GetResourceResponse(resource=convert.resource(resource))
 
     async def ListResources(
-        self, request: inventory_pb2.ListResourcesRequest, context: Context
+        self, request: inventory_pb2.ListResourcesRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.ListResourcesResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         size = pagination.page_size(v, request.page_size)
         after = self._pages.decode(v, request.page_token, "ListResources", tenant)
@@ -140,16 +144,13 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         )
 
     async def CreateSlots(
-        self, request: inventory_pb2.CreateSlotsRequest, context: Context
+        self, request: inventory_pb2.CreateSlotsRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.CreateSlotsResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         resource_id = v.uuid("resource_id", request.resource_id)
-        limit = self._settings.max_slots_per_request
-        if not request.slots:
-            v.add("slots", "must list at least one slot")
-        elif len(request.slots) > limit:
-            v.add("slots", f"must list at most {limit} slots")
+        limit = self._limits.max_slots_per_request
+        check_count(v, "slots", len(request.slots), limit, "slot")
         new_slots: list[NewSlot] = []
         for i, spec in enumerate(request.slots[:limit]):
             window = v.time_range(f"slots[{i}].time_range", *read_time_range(spec.time_range))
@@ -158,8 +159,7 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
                 v.int_range(f"slots[{i}].capacity", capacity, 0, MAX_CAPACITY)
             if window:
                 new_slots.append(NewSlot(window[0], window[1], capacity))
-        if len({(s.starts_at, s.ends_at) for s in new_slots}) != len(new_slots):
-            v.add("slots", "lists the same time range twice")
+        check_each_once(v, "slots", [(s.starts_at, s.ends_at) for s in new_slots], "time range")
         key = request_key(v, "CreateSlots", request)
         v.raise_if_any()
         assert resource_id is not None
@@ -171,14 +171,14 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
             lambda slots: inventory_pb2.CreateSlotsResponse(
                 slots=[convert.slot(s) for s in slots]
             ).SerializeToString(),
-            actor_of(context, tenant),
+            current_actor(),
         )
         return inventory_pb2.CreateSlotsResponse.FromString(blob)
 
     async def ListSlots(
-        self, request: inventory_pb2.ListSlotsRequest, context: Context
+        self, request: inventory_pb2.ListSlotsRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.ListSlotsResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         resource_id = v.uuid("resource_id", request.resource_id)
         window = None
@@ -198,33 +198,33 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         )
 
     async def UpdateSlotCapacity(
-        self, request: inventory_pb2.UpdateSlotCapacityRequest, context: Context
+        self, request: inventory_pb2.UpdateSlotCapacityRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.UpdateSlotCapacityResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         slot_id = v.uuid("slot_id", request.slot_id)
         v.int_range("capacity", request.capacity, 0, MAX_CAPACITY)
         v.raise_if_any()
         assert slot_id is not None
         slot = await self._inventory.update_capacity(
-            tenant, slot_id, request.capacity, actor_of(context, tenant)
+            tenant, slot_id, request.capacity, current_actor()
         )
         return inventory_pb2.UpdateSlotCapacityResponse(slot=convert.slot(slot))
 
     async def CloseSlot(
-        self, request: inventory_pb2.CloseSlotRequest, context: Context
+        self, request: inventory_pb2.CloseSlotRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.CloseSlotResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         slot_id = parse_id("slot_id", request.slot_id)
-        slot = await self._inventory.set_closed(tenant, slot_id, True, actor_of(context, tenant))
+        slot = await self._inventory.set_closed(tenant, slot_id, True, current_actor())
         return inventory_pb2.CloseSlotResponse(slot=convert.slot(slot))
 
     async def ReopenSlot(
-        self, request: inventory_pb2.ReopenSlotRequest, context: Context
+        self, request: inventory_pb2.ReopenSlotRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.ReopenSlotResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         slot_id = parse_id("slot_id", request.slot_id)
-        slot = await self._inventory.set_closed(tenant, slot_id, False, actor_of(context, tenant))
+        slot = await self._inventory.set_closed(tenant, slot_id, False, current_actor())
         return inventory_pb2.ReopenSlotResponse(slot=convert.slot(slot))
 
 
@@ -238,42 +238,29 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
     ) -> None:
         self._reservations = reservations
         self._payments = payments
-        self._settings = settings
+        self._limits = BookingLimits.from_settings(settings)
         self._pages = pages
 
-    def _ttl(self, v: Violations, request: booking_pb2.CreateHoldRequest) -> timedelta:
-        s = self._settings
-        if not request.HasField("ttl"):
-            return timedelta(seconds=s.hold_ttl_default_seconds)
-        ttl = request.ttl.ToTimedelta()
-        low, high = s.hold_ttl_min_seconds, s.hold_ttl_max_seconds
-        if not timedelta(seconds=low) <= ttl <= timedelta(seconds=high):
-            v.add("ttl", f"must be between {low}s and {high}s")
-        return ttl
-
     async def CreateHold(
-        self, request: booking_pb2.CreateHoldRequest, context: Context
+        self, request: booking_pb2.CreateHoldRequest, context: grpc.aio.ServicerContext
     ) -> booking_pb2.CreateHoldResponse:
-        tenant = tenant_of(context)
-        s = self._settings
+        tenant = current_tenant()
+        limits = self._limits
         v = Violations()
         resource_id = v.uuid("resource_id", request.resource_id)
-        if not request.slot_ids:
-            v.add("slot_ids", "must list at least one slot")
-        elif len(request.slot_ids) > s.max_slots_per_hold:
-            v.add("slot_ids", f"must list at most {s.max_slots_per_hold} slots")
-        slot_ids = [
-            v.uuid(f"slot_ids[{i}]", raw)
-            for i, raw in enumerate(request.slot_ids[: s.max_slots_per_hold])
-        ]
-        if len(set(slot_ids)) != len(slot_ids):
-            v.add("slot_ids", "lists the same slot twice")
-        v.int_range("quantity", request.quantity, 1, s.max_quantity)
+        most = limits.max_slots_per_hold
+        check_count(v, "slot_ids", len(request.slot_ids), most, "slot")
+        slot_ids = [v.uuid(f"slot_ids[{i}]", raw) for i, raw in enumerate(request.slot_ids[:most])]
+        check_each_once(v, "slot_ids", slot_ids, "slot")
+        v.int_range("quantity", request.quantity, 1, limits.max_quantity)
         v.text("customer_ref", request.customer_ref, max_length=MAX_TEXT, required=False)
-        ttl = self._ttl(v, request)
+        asked_ttl = request.ttl.ToTimedelta() if request.HasField("ttl") else None
+        if asked_ttl is not None and (problem := limits.hold_ttl.problem(asked_ttl)):
+            v.add("ttl", problem)
         key = request_key(v, "CreateHold", request)
         v.raise_if_any()
         assert resource_id is not None
+        ttl = limits.hold_ttl.lifetime(asked_ttl)
         hold_request = HoldRequest(
             resource_id=resource_id,
             slot_ids=tuple(slot_id for slot_id in slot_ids if slot_id is not None),
@@ -286,76 +273,72 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
             hold_request,
             key,
             lambda h: booking_pb2.CreateHoldResponse(hold=convert.hold(h)).SerializeToString(),
-            actor_of(context, tenant),
+            current_actor(),
         )
         return booking_pb2.CreateHoldResponse.FromString(blob)
 
     async def GetHold(
-        self, request: booking_pb2.GetHoldRequest, context: Context
+        self, request: booking_pb2.GetHoldRequest, context: grpc.aio.ServicerContext
     ) -> booking_pb2.GetHoldResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         hold_id = parse_id("hold_id", request.hold_id)
         hold = await self._reservations.get_hold(tenant, hold_id)
         return booking_pb2.GetHoldResponse(hold=convert.hold(hold))
 
     async def ReleaseHold(
-        self, request: booking_pb2.ReleaseHoldRequest, context: Context
+        self, request: booking_pb2.ReleaseHoldRequest, context: grpc.aio.ServicerContext
     ) -> booking_pb2.ReleaseHoldResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         hold_id = v.uuid("hold_id", request.hold_id)
         v.text("reason", request.reason, max_length=MAX_TEXT, required=False)
         v.raise_if_any()
         assert hold_id is not None
         hold = await self._reservations.release_hold(
-            tenant, hold_id, request.reason, actor_of(context, tenant)
+            tenant, hold_id, request.reason, current_actor()
         )
         return booking_pb2.ReleaseHoldResponse(hold=convert.hold(hold))
 
     async def ConfirmHold(
-        self, request: booking_pb2.ConfirmHoldRequest, context: Context
+        self, request: booking_pb2.ConfirmHoldRequest, context: grpc.aio.ServicerContext
     ) -> booking_pb2.ConfirmHoldResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         hold_id = v.uuid("hold_id", request.hold_id)
         v.text("payment_ref", request.payment_ref, max_length=MAX_TEXT)
         v.raise_if_any()
         assert hold_id is not None
         hold = await self._reservations.confirm_hold(
-            tenant, hold_id, request.payment_ref, actor_of(context, tenant)
+            tenant, hold_id, request.payment_ref, current_actor()
         )
         return booking_pb2.ConfirmHoldResponse(hold=convert.hold(hold))
 
     async def StartCheckout(
-        self, request: booking_pb2.StartCheckoutRequest, context: Context
+        self, request: booking_pb2.StartCheckoutRequest, context: grpc.aio.ServicerContext
     ) -> booking_pb2.StartCheckoutResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         hold_id = v.uuid("hold_id", request.hold_id)
-        for field in ("success_url", "cancel_url"):
-            url = getattr(request, field)
-            if len(url) > MAX_URL:
-                v.add(field, f"must be at most {MAX_URL} characters")
-            elif url and (problem := url_problem(url)) is not None:
-                v.add(field, problem)  # Stripe would refuse it: say so now
+        check_return_url(v, "success_url", request.success_url)
+        check_return_url(v, "cancel_url", request.cancel_url)
         v.raise_if_any()
         assert hold_id is not None
         checkout = await self._payments.start_checkout(
-            tenant, hold_id, request.success_url, request.cancel_url, actor_of(context, tenant)
+            tenant, hold_id, request.success_url, request.cancel_url, current_actor()
         )
         return booking_pb2.StartCheckoutResponse(checkout=convert.checkout(checkout))
 
     async def ApplyPayment(
-        self, request: booking_pb2.ApplyPaymentRequest, context: Context
+        self, request: booking_pb2.ApplyPaymentRequest, context: grpc.aio.ServicerContext
     ) -> booking_pb2.ApplyPaymentResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         hold_id = v.uuid("hold_id", request.hold_id)
         v.text("payment_ref", request.payment_ref, max_length=MAX_TEXT)
         v.raise_if_any()
         assert hold_id is not None
         hold, refund = await self._payments.apply_payment(
-            tenant, hold_id, request.payment_ref, actor_of(context, tenant)
+            tenant, hold_id, request.payment_ref, current_actor()
         )
         if refund is None:
             return booking_pb2.ApplyPaymentResponse(
@@ -368,9 +351,9 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         )
 
     async def MarkBookingRefunded(
-        self, request: booking_pb2.MarkBookingRefundedRequest, context: Context
+        self, request: booking_pb2.MarkBookingRefundedRequest, context: grpc.aio.ServicerContext
     ) -> booking_pb2.MarkBookingRefundedResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         booking_id = v.uuid("booking_id", request.booking_id)
         v.text("payment_ref", request.payment_ref, max_length=MAX_TEXT)
@@ -384,14 +367,14 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
             request.payment_ref,
             request.refund_id,
             request.reason,
-            actor_of(context, tenant),
+            current_actor(),
         )
         return booking_pb2.MarkBookingRefundedResponse(booking=convert.hold(booking))
 
     async def CancelBooking(
-        self, request: booking_pb2.CancelBookingRequest, context: Context
+        self, request: booking_pb2.CancelBookingRequest, context: grpc.aio.ServicerContext
     ) -> booking_pb2.CancelBookingResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         booking_id = v.uuid("booking_id", request.booking_id)
         v.text("reason", request.reason, max_length=MAX_TEXT, required=False)
@@ -402,24 +385,24 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         assert booking_id is not None
         assert mode is not None
         booking, refund = await self._payments.cancel_booking(
-            tenant, booking_id, request.reason, mode, actor_of(context, tenant)
+            tenant, booking_id, request.reason, mode, current_actor()
         )
         return booking_pb2.CancelBookingResponse(
             booking=convert.hold(booking), refund=convert.refund(refund) if refund else None
         )
 
     async def GetBooking(
-        self, request: booking_pb2.GetBookingRequest, context: Context
+        self, request: booking_pb2.GetBookingRequest, context: grpc.aio.ServicerContext
     ) -> booking_pb2.GetBookingResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         booking_id = parse_id("booking_id", request.booking_id)
         booking = await self._reservations.get_hold(tenant, booking_id, "booking")
         return booking_pb2.GetBookingResponse(booking=convert.hold(booking))
 
     async def ListBookings(
-        self, request: booking_pb2.ListBookingsRequest, context: Context
+        self, request: booking_pb2.ListBookingsRequest, context: grpc.aio.ServicerContext
     ) -> booking_pb2.ListBookingsResponse:
-        tenant = tenant_of(context)
+        tenant = current_tenant()
         v = Violations()
         size = pagination.page_size(v, request.page_size)
         statuses = []

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeAlias
+
+import grpc
 
 from holdfast.contracts.webhooks.v1 import webhook_admin_pb2 as pb
 from holdfast.contracts.webhooks.v1 import webhook_admin_pb2_grpc
@@ -15,7 +16,6 @@ from services.webhooks.inbox import WAITING_STATUSES, StoredEvent
 from services.webhooks.redaction import redact
 from services.webhooks.repository import EventRepository
 
-Context: TypeAlias = Any  # grpc.aio.ServicerContext; grpc ships no type hints
 MAX_EVENT_ID = 255
 
 
@@ -66,7 +66,7 @@ class WebhookAdminHandler(webhook_admin_pb2_grpc.WebhookAdminServiceServicer):
         self._pages = pages
 
     async def ListEvents(
-        self, request: pb.ListEventsRequest, context: Context
+        self, request: pb.ListEventsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListEventsResponse:
         v = Violations()
         size = pagination.page_size(v, request.page_size)
@@ -95,7 +95,9 @@ class WebhookAdminHandler(webhook_admin_pb2_grpc.WebhookAdminServiceServicer):
             events=[event_message(e, with_payload=False) for e in page], next_page_token=token
         )
 
-    async def GetEvent(self, request: pb.GetEventRequest, context: Context) -> pb.GetEventResponse:
+    async def GetEvent(
+        self, request: pb.GetEventRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetEventResponse:
         event_id = _event_id(request.event_id)
         event = await self._events.get(event_id)
         if event is None:
@@ -103,7 +105,7 @@ class WebhookAdminHandler(webhook_admin_pb2_grpc.WebhookAdminServiceServicer):
         return pb.GetEventResponse(event=event_message(event, with_payload=True))
 
     async def ReplayEvent(
-        self, request: pb.ReplayEventRequest, context: Context
+        self, request: pb.ReplayEventRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReplayEventResponse:
         event_id = _event_id(request.event_id)
         replayed = await self._events.replay(event_id)

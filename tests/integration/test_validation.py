@@ -292,7 +292,24 @@ async def test_calls_without_a_tenant_are_refused(client: BookingClient) -> None
         )
     )
     assert (missing.code, missing.reason) == (grpc.StatusCode.UNAUTHENTICATED, "TENANT_REQUIRED")
-    assert malformed.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert (malformed.code, malformed.reason) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "TENANT_ID_MALFORMED",
+    )
+
+
+async def test_the_audit_log_names_the_calls_actor(client: BookingClient, db: asyncpg.Pool) -> None:
+    resource, (slot,) = await client.resource_with_slots(capacity=3)
+    hold = await client.hold(resource.resource_id, [slot.slot_id])
+    await client.booking.ReleaseHold(
+        booking_pb2.ReleaseHoldRequest(hold_id=hold.hold_id),
+        metadata=(*client.md, ("x-actor", "api-key:abc123")),
+    )
+    actors = await db.fetch(
+        "SELECT actor FROM audit_log WHERE entity_id = $1::uuid ORDER BY id", hold.hold_id
+    )
+    # The hold was made without an x-actor: the tenant itself is the actor.
+    assert [r["actor"] for r in actors] == [f"tenant:{client.tenant}", "api-key:abc123"]
 
 
 async def test_another_tenants_ids_are_not_found(client: BookingClient, db: asyncpg.Pool) -> None:

@@ -14,7 +14,9 @@ both the request to break the rule and the answer to name exactly that rule.
 - a checkout URL must parse (a port of at most 65535, a valid IPv6 address
   in brackets): the pattern bounds its characters, not their values (422);
 - a time is within years 1 to 9999 once in UTC (0001-01-01T01:00:00+02:00
-  is not): `date-time` bounds its form, not its value (422).
+  is not): `date-time` bounds its form, not its value (422);
+- a hold's `ttl_seconds` is within the range the booking service's settings
+  set, which the answer states: the gateway has no range of its own (422).
 """
 
 from __future__ import annotations
@@ -78,6 +80,20 @@ def _fields(response: Any) -> list[str]:
     return [str(error.get("field")) for error in body.get("errors", [])]
 
 
+# How the booking service states its hold TTL range (services/booking/limits.py).
+_TTL_RANGE = re.compile(r"^must be between (\d+)s and (\d+)s$")
+
+
+def _ttl_outside_the_stated_range(response: Any, case: Any) -> bool:
+    body = response.json()
+    [error] = body["errors"]
+    match = _TTL_RANGE.match(str(error.get("detail")))
+    ttl = case.body.get("ttl_seconds") if isinstance(case.body, dict) else None
+    if match is None or isinstance(ttl, bool) or not isinstance(ttl, int | float):
+        return False
+    return not int(match.group(1)) <= ttl <= int(match.group(2))
+
+
 def _a_stream_position(value: str) -> bool:
     """Two numbers of at most 2^64 - 1: what the stream's ids are. (Values
     schemathesis takes from other answers along inferred links, such as a
@@ -104,6 +120,8 @@ def refused_for_a_rule_no_schema_states(response: Any, case: Any) -> bool:
         return bool((case.query or {}).get("cursor"))
     if status == 400 and fields == ["header.last-event-id"]:
         return not _a_stream_position(str((case.headers or {}).get("Last-Event-ID", "")))
+    if status == 422 and fields == ["ttl_seconds"] and case.operation.path == "/v1/holds":
+        return _ttl_outside_the_stated_range(response, case)
     if status == 422 and fields == ["time_range"]:
         query = case.query or {}
         return _breaks_a_window_rule(query.get("start"), query.get("end"), MAX_WINDOW)

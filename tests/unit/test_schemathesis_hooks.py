@@ -20,9 +20,10 @@ FINE = "2031-06-01T09:00:00Z"
 class Answer:
     status_code: int
     fields: list[str]
+    detail: str = "..."
 
     def json(self) -> Any:
-        return {"errors": [{"field": name, "detail": "..."} for name in self.fields]}
+        return {"errors": [{"field": name, "detail": self.detail} for name in self.fields]}
 
 
 @dataclass
@@ -44,6 +45,8 @@ class Case:
 
 SLOTS = "/v1/resources/{resource_id}/slots"
 WINDOW = "/v1/resources/{resource_id}/availability"
+HOLDS = "/v1/holds"
+TTL_RANGE = "must be between 1s and 3600s"
 
 
 @pytest.mark.parametrize(
@@ -86,4 +89,33 @@ def test_a_time_out_of_range_once_in_utc_is_excused(answer: Answer, case: Case) 
     ],
 )
 def test_anything_else_is_not(answer: Answer, case: Case) -> None:
+    assert not refused_for_a_rule_no_schema_states(answer, case)
+
+
+def test_a_ttl_outside_the_range_the_answer_states_is_excused() -> None:
+    answer = Answer(422, ["ttl_seconds"], TTL_RANGE)
+    assert refused_for_a_rule_no_schema_states(answer, Case(HOLDS, {"ttl_seconds": 3601}))
+
+
+@pytest.mark.parametrize(
+    ("answer", "case"),
+    [
+        pytest.param(
+            Answer(422, ["ttl_seconds"], TTL_RANGE),
+            Case(HOLDS, {"ttl_seconds": 3600}),
+            id="the-ttl-is-within-the-range",
+        ),
+        pytest.param(
+            Answer(422, ["ttl_seconds"], "must be greater than 0"),
+            Case(HOLDS, {"ttl_seconds": 9999}),
+            id="another-rule",
+        ),
+        pytest.param(
+            Answer(422, ["ttl_seconds", "quantity"], TTL_RANGE),
+            Case(HOLDS, {"ttl_seconds": 9999}),
+            id="another-field-named-too",
+        ),
+    ],
+)
+def test_a_ttl_refusal_is_excused_only_for_the_stated_range(answer: Answer, case: Case) -> None:
     assert not refused_for_a_rule_no_schema_states(answer, case)
