@@ -14,9 +14,9 @@ import pytest
 
 from holdfast.tenancy.keys import KeyRepository
 from services.availability.server import AvailabilityApp
-from tests.integration.conftest import running_booking, running_gateway
 from tests.support.booking import BookingClient
 from tests.support.gateway import key_for
+from tests.support.services import running_booking, running_gateway
 
 LONGEST = 7200  # longer than the booking service's default longest (3600)
 
