@@ -64,10 +64,10 @@ import asyncpg
 import httpx
 import uvloop
 
-from bench.availability import Metrics, Samples, cache_levels
-from bench.holds import BASE_TIME
+from bench.grpc_load import BASE_TIME
+from bench.metrics import Metrics, Samples, cache_levels
+from bench.processes import CpuWatch, cpu_seconds
 from bench.stats import Latencies
-from bench.webhooks import CpuWatch, _cpu_seconds
 from holdfast.tenancy import SCOPES
 from holdfast.tenancy.keys import KeyRepository
 
@@ -540,7 +540,7 @@ class Window:
     async def open(self, conn: asyncpg.Connection) -> None:
         pids = dict(self.options.pids)
         backends = await postgres_backends(conn)
-        if backends and _cpu_seconds(backends) is not None:
+        if backends and cpu_seconds(backends) is not None:
             pids["postgres"] = backends
         self.cpu = CpuWatch(pids)
         self.before = await self._read()

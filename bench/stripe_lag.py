@@ -56,9 +56,10 @@ from typing import Any, cast
 import grpc
 from redis.asyncio import Redis
 
-from bench.availability import AvailabilityClient, Metrics, Samples, ServiceLag
-from bench.holds import BASE_TIME, CALL_TIMEOUT_SECONDS, ServiceClient
+from bench.availability_client import AvailabilityClient
+from bench.grpc_load import BASE_TIME, CALL_TIMEOUT_SECONDS, ServiceClient
 from bench.local_services import ServiceProcess, engine_urls, fresh_database
+from bench.metrics import Metrics, Samples, ServiceLag
 from bench.stats import Latencies
 from devtools.fakestripe import FakeStripe, FakeStripeConfig
 from holdfast.contracts.booking.v1 import booking_pb2, booking_pb2_grpc
