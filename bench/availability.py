@@ -63,18 +63,6 @@ from holdfast.contracts.booking.v1 import booking_pb2_grpc
 CACHE_LIVE_WAIT_SECONDS = 15.0
 
 
-# --- the availability service -------------------------------------------------
-
-
-# --- the services' /metrics ------------------------------------------------------
-
-
-# --- phases -------------------------------------------------------------------------
-
-
-# --- invalidation lag ----------------------------------------------------------------
-
-
 # --- the benchmark ----------------------------------------------------------------
 
 
@@ -262,9 +250,6 @@ async def measure(options: Options, tenant: str, redis: Redis) -> Results | None
     return Results(
         len(value), measured["cache hits"], measured["redis GET"], measured["cache misses"], lag
     )
-
-
-# --- output -------------------------------------------------------------------------
 
 
 async def run(options: Options) -> int:

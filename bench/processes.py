@@ -42,3 +42,14 @@ class CpuWatch:
             else:
                 shares[label] = round((used - before) / (t1 - t0), 3)
         return shares
+
+
+def machine_jiffies() -> tuple[int, int] | None:
+    """(busy, all) CPU time of the whole machine so far, in clock ticks (/proc/stat)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle, iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
