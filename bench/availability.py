@@ -275,7 +275,7 @@ async def run(options: Options) -> int:
     return 0
 
 
-def parse(argv: Sequence[str] | None = None) -> Options:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.availability",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
@@ -325,6 +325,11 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument(
         "--lag-timeout", type=float, default=10.0, help="seconds before a change counts as lost"
     )
+    return parser
+
+
+def parse(argv: Sequence[str] | None = None) -> Options:
+    parser = _parser()
     args = parser.parse_args(argv)
     if not args.redis_url:
         parser.error("--redis-url or HOLDFAST_REDIS_URL is required")

@@ -217,7 +217,7 @@ def _pid(text: str) -> tuple[str, list[int]]:
         raise argparse.ArgumentTypeError(f"{text!r} is not LABEL=PID[,PID...]") from None
 
 
-def parse(argv: Sequence[str] | None = None) -> Options:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.gateway", description=__doc__.split("\n\n")[0] if __doc__ else None
     )
@@ -274,6 +274,11 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         help="report this process's CPU, e.g. gateway=1234; repeatable",
     )
     parser.add_argument("--seed", type=int, default=1)
+    return parser
+
+
+def parse(argv: Sequence[str] | None = None) -> Options:
+    parser = _parser()
     args = parser.parse_args(argv)
     if not args.database_url:
         parser.error("--database-url or HOLDFAST_DATABASE_URL is required")

@@ -26,6 +26,14 @@ def _ms(value: float | None) -> str:
 
 def report(options: Options, results: Results) -> dict[str, Any]:
     wrong = sum(1 for call in results.record.calls if call.outcome == WRONG)
+    _print_setup(options, results)
+    holds_per_s = _print_routes(results, wrong)
+    rows, levels = _print_window(results)
+    _print_after(results)
+    return _figures(options, results, wrong, holds_per_s, rows, levels)
+
+
+def _print_setup(options: Options, results: Results) -> None:
     print(
         f"holdfast gateway benchmark  gateway={options.gateway_url}  tenant={results.tenant}\n"
         f"  {os.cpu_count()} CPUs (shared by the bench and the whole stack), Python"
@@ -46,6 +54,10 @@ def report(options: Options, results: Results) -> dict[str, Any]:
         + f"\n  measured {options.seconds:g} s after a {options.ramp_seconds:g} s ramp"
         f" ({results.started_in_ramp} requests in the ramp not counted)\n"
     )
+
+
+def _print_routes(results: Results, wrong: int) -> float:
+    """The table of routes; the holds taken a second."""
     header = (
         f"  {'route':<18}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
         f"{'max ms':>9}{'errors':>8}{'error %':>9}   p95 < {P95_TARGET_MS:.0f} ms,"
@@ -69,7 +81,12 @@ def report(options: Options, results: Results) -> dict[str, Any]:
         for name, detail in sorted(results.record.examples.items()):
             print(f"    {name}: {detail}")
         print()
+    return holds_per_s
 
+
+def _print_window(results: Results) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    """Where the time went and what the processes used; the breakdown and the
+    availability service's answers by where they came from."""
     window = results.window
     rows = breakdown(results.routes, window.delta)
     print("  where the time goes (mean ms per request in the window):")
@@ -107,7 +124,10 @@ def report(options: Options, results: Results) -> dict[str, Any]:
         )
     for error in window.errors:
         print(f"  (could not read {error})")
+    return rows, levels
 
+
+def _print_after(results: Results) -> None:
     state = results.consistency
     print(
         f"\n  after the run: holds in Postgres {dict(sorted(state.holds.items()))}; slots held"
@@ -121,6 +141,17 @@ def report(options: Options, results: Results) -> dict[str, Any]:
         f"  target (p95 < {P95_TARGET_MS:.0f} ms and errors < {ERROR_RATE_TARGET:.1%} on every"
         f" route): {met(all(f.target_met for f in results.routes.values()))}\n"
     )
+
+
+def _figures(
+    options: Options,
+    results: Results,
+    wrong: int,
+    holds_per_s: float,
+    rows: dict[str, dict[str, Any]],
+    levels: dict[str, int],
+) -> dict[str, Any]:
+    window, state = results.window, results.consistency
     return {
         "bench": "gateway",
         "time": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -185,6 +185,30 @@ def report(
     direct: Phase,
 ) -> dict[str, Any]:
     ratio = service.throughput / direct.throughput if direct.throughput else 0.0
+    _print_hot_slot(options, tenant, server_version, hot)
+    _print_distinct(options, service, direct, ratio)
+    return {
+        "bench": "holds",
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "target": options.target,
+        "tenant": tenant,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "postgres": server_version,
+        },
+        "options": asdict(options) | {"database_url": None},
+        "hot_slot": hot.figures(),
+        "distinct": {
+            "service": service.figures(),
+            "direct": direct.figures(),
+            "ratio": round(ratio, 3),
+            "target_met": ratio >= RATIO_TARGET,
+        },
+    }
+
+
+def _print_hot_slot(options: Options, tenant: str, server_version: str, hot: HotSlotResult) -> None:
     lat = Latencies.of(hot.phase.latencies)
     print(
         f"holdfast hold benchmark  target={options.target}  tenant={tenant}\n"
@@ -204,6 +228,9 @@ def report(
         f"  target (exactly {hot.capacity} ok, the rest sold out, no other errors, "
         f"< {HOT_SLOT_TARGET_SECONDS:.0f} s): {_verdict(hot.passed)}\n"
     )
+
+
+def _print_distinct(options: Options, service: Phase, direct: Phase, ratio: float) -> None:
     work = f"{options.requests} holds" if options.seconds is None else f"{options.seconds:g} s"
     print(
         f"distinct slots: {options.rounds} alternating rounds of {work} per path over "
@@ -229,25 +256,6 @@ def report(
         f"  ratio service/direct {ratio:.2f}  "
         f"(target >= {RATIO_TARGET}: {_verdict(ratio >= RATIO_TARGET)})\n"
     )
-    return {
-        "bench": "holds",
-        "time": datetime.now(UTC).isoformat(timespec="seconds"),
-        "target": options.target,
-        "tenant": tenant,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "postgres": server_version,
-        },
-        "options": asdict(options) | {"database_url": None},
-        "hot_slot": hot.figures(),
-        "distinct": {
-            "service": service.figures(),
-            "direct": direct.figures(),
-            "ratio": round(ratio, 3),
-            "target_met": ratio >= RATIO_TARGET,
-        },
-    }
 
 
 async def run(options: Options) -> int:

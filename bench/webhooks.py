@@ -285,7 +285,7 @@ def default_secret() -> str:
     return configured[0] if configured else DEFAULT_WEBHOOK_SECRET
 
 
-def parse(argv: Sequence[str] | None = None) -> Options:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.webhooks",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
@@ -340,6 +340,11 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument(
         "--poll-ms", type=float, default=200.0, help="how often to count the applied events"
     )
+    return parser
+
+
+def parse(argv: Sequence[str] | None = None) -> Options:
+    parser = _parser()
     args = parser.parse_args(argv)
     if not args.database_url:
         parser.error("--database-url or HOLDFAST_DATABASE_URL is required")

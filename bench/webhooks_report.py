@@ -44,9 +44,16 @@ def _shares(shares: dict[str, float | None]) -> str:
 
 
 def report(options: Options, tenant: str, server_version: str, r: Results) -> dict[str, Any]:
-    ack = r.ack
-    non_200 = {k: v for k, v in sorted(ack.outcomes.items()) if k != OK}
-    ack_cpu = ack.client_cpu_seconds / ack.wall_seconds if ack.wall_seconds else 0.0
+    non_200 = {k: v for k, v in sorted(r.ack.outcomes.items()) if k != OK}
+    _print_setup(options, tenant, server_version, r)
+    _print_ack(r, non_200)
+    _print_confirmed(options, r)
+    _print_duplicates(options, r)
+    _print_holds(options, r)
+    return _json(options, tenant, server_version, r, non_200)
+
+
+def _print_setup(options: Options, tenant: str, server_version: str, r: Results) -> None:
     print(
         f"holdfast webhook benchmark  webhooks={options.webhooks_url}  "
         f"booking={options.booking_target}  tenant={tenant}\n"
@@ -57,6 +64,11 @@ def report(options: Options, tenant: str, server_version: str, r: Results) -> di
         f"  clock: Postgres minus client {r.clock.offset * 1000:+.2f} ms "
         f"(+/- {r.clock.uncertainty * 1000:.2f} ms), taken off\n"
     )
+
+
+def _print_ack(r: Results, non_200: dict[str, int]) -> None:
+    ack = r.ack
+    ack_cpu = ack.client_cpu_seconds / ack.wall_seconds if ack.wall_seconds else 0.0
     print(
         f"acknowledgement: {len(ack.latencies)} deliveries in {ack.wall_seconds:.2f} s: "
         f"{ack.throughput:.0f} acks/s, client cpu {ack_cpu:.0%}\n"
@@ -74,6 +86,8 @@ def report(options: Options, tenant: str, server_version: str, r: Results) -> di
         print(f"  cpu (share of one core): {_shares(r.cpu_ack)}")
     print(f"  target p99 < {ACK_P99_TARGET_MS:g} ms: {met(r.ack_p99_ms < ACK_P99_TARGET_MS)}\n")
 
+
+def _print_confirmed(options: Options, r: Results) -> None:
     t = r.timings
     confirmed = len(t.to_confirmed)
     print(
@@ -109,6 +123,8 @@ def report(options: Options, tenant: str, server_version: str, r: Results) -> di
         print(f"  cpu until confirmed (share of one core): {_shares(r.cpu_until_confirmed)}")
     print()
 
+
+def _print_duplicates(options: Options, r: Results) -> None:
     dup = r.duplicates
     if not dup.latencies:
         print("duplicates: none sent (--duplicate-events 0)")
@@ -129,6 +145,8 @@ def report(options: Options, tenant: str, server_version: str, r: Results) -> di
         print(f"  WRONG: {problem}")
     print()
 
+
+def _print_holds(options: Options, r: Results) -> None:
     holds = options.events + options.warmup
     print(
         f"every one of {holds} holds CONFIRMED exactly once by its event's payment, "
@@ -140,6 +158,14 @@ def report(options: Options, tenant: str, server_version: str, r: Results) -> di
         print(f"  ... and {len(r.problems) - 20} more")
     print()
 
+
+def _json(
+    options: Options, tenant: str, server_version: str, r: Results, non_200: dict[str, int]
+) -> dict[str, Any]:
+    """Every figure, for machines."""
+    ack, t, dup = r.ack, r.timings, r.duplicates
+    confirmed = len(t.to_confirmed)
+    holds = options.events + options.warmup
     return {
         "bench": "webhooks",
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
