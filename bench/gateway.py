@@ -61,6 +61,7 @@ from bench.gateway_checks import Consistency, check_state
 from bench.gateway_report import report
 from bench.gateway_users import (
     Record,
+    Resource,
     RouteFigures,
     User,
     make_resources,
@@ -142,13 +143,7 @@ async def measure(options: Options) -> Results | int:
             return 2
         resources = await make_resources(setup, options)
         record = Record()
-        per_client = options.users_per_client
-        for first in range(0, options.users, per_client):
-            clients.append(new_client(options, key, min(per_client, options.users - first)))
-        users = [
-            User(i, clients[1 + i // per_client], resources[i % len(resources)], options, record)
-            for i in range(options.users)
-        ]
+        users = _users(options, key, resources, record, clients)
         window = Window(options)
         begin = time.perf_counter() + 0.1
         measured_from = begin + options.ramp_seconds
@@ -174,6 +169,55 @@ async def measure(options: Options) -> Results | int:
     finally:
         await asyncio.gather(*(client.aclose() for client in clients))
         await pool.close()
+    return _results(
+        options,
+        tenant,
+        len(clients) - 1,
+        record,
+        (measured_from, deadline),
+        window,
+        consistency,
+        postgres,
+    )
+
+
+def _users(
+    options: Options,
+    key: str,
+    resources: Sequence[Resource],
+    record: Record,
+    clients: list[httpx.AsyncClient],
+) -> list[User]:
+    """The users, `users_per_client` of them to an httpx client (each client
+    added to `clients`)."""
+    per_client = options.users_per_client
+    first_client = len(clients)
+    for first in range(0, options.users, per_client):
+        clients.append(new_client(options, key, min(per_client, options.users - first)))
+    return [
+        User(
+            i,
+            clients[first_client + i // per_client],
+            resources[i % len(resources)],
+            options,
+            record,
+        )
+        for i in range(options.users)
+    ]
+
+
+def _results(
+    options: Options,
+    tenant: str,
+    clients: int,
+    record: Record,
+    measured: tuple[float, float],
+    window: Window,
+    consistency: Consistency,
+    postgres: str,
+) -> Results:
+    """The figures of the calls started in the `measured` stretch."""
+    measured_from, deadline = measured
     counted = [c for c in record.calls if measured_from <= c.started < deadline]
     routes = {
         route: route_figures(route, [c for c in counted if c.route == route], options.seconds)
@@ -181,7 +225,7 @@ async def measure(options: Options) -> Results | int:
     }
     return Results(
         tenant=tenant,
-        clients=len(clients) - 1,
+        clients=clients,
         measured_seconds=options.seconds,
         started_in_ramp=sum(1 for c in record.calls if c.started < measured_from),
         routes=routes,

@@ -86,6 +86,15 @@ async def check_state(
         problems.append(f"the slots count {sums['held']} held, the live holds {live}")
     if sums["booked"] != 0:
         problems.append(f"the slots count {sums['booked']} booked; the bench books nothing")
+    seen = await _converged_held(client, resources, sums["held"], problems)
+    return Consistency(holds, sums["held"], sums["booked"], seen, problems)
+
+
+async def _converged_held(
+    client: httpx.AsyncClient, resources: Sequence[Resource], held: int, problems: list[str]
+) -> int | None:
+    """What the gateway shows held once it agrees with Postgres' `held`, or
+    when it gave up waiting (a problem then)."""
     # The gateway's availability (the availability service's caches) must
     # come to agree with Postgres.
     seen: int | None = None
@@ -96,13 +105,13 @@ async def check_state(
         except httpx.HTTPError as error:
             problems.append(f"reading availability after the run: {error}")
             break
-        if seen == sums["held"]:
+        if seen == held:
             break
         if time.monotonic() > deadline:
             problems.append(
                 f"after {CONVERGE_SECONDS:.0f} s the gateway still shows {seen} held,"
-                f" Postgres {sums['held']}"
+                f" Postgres {held}"
             )
             break
         await asyncio.sleep(0.2)
-    return Consistency(holds, sums["held"], sums["booked"], seen, problems)
+    return seen

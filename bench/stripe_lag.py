@@ -106,25 +106,12 @@ async def measure(options: Options, workdir: Path) -> tuple[list[Condition], dic
         }
         redis = Redis.from_url(options.redis_url)
         watch = StreamWatch(redis, f"{prefix}:stream:{AVAILABILITY_TOPIC}", tenant)
-        booking = ServiceProcess.start(
-            "services.booking",
-            "booking",
-            workdir / "booking.log",
-            {**common, "stripe_api_key": fake.api_key, "stripe_api_base": fake.base_url},
-        )
-        availability = ServiceProcess.start(
-            "services.availability", "availability", workdir / "availability.log", common
-        )
+        booking, availability = _start_services(fake, workdir, common)
         client = ServiceClient(booking.target, tenant, 1)
         reader = AvailabilityClient(availability.target, tenant, 1)
         channel = grpc.aio.insecure_channel(booking.target)
         try:
-            await booking.wait_until_serving()
-            await availability.wait_until_serving()
-            await client.connect()
-            await reader.connect()
-            if not await reader.wait_until_cache_live(15.0):
-                raise SystemExit("the availability cache never went live")
+            await _ready(booking, availability, client, reader)
             watch.start()
             rounds = LagRounds(
                 client,
@@ -143,39 +130,16 @@ async def measure(options: Options, workdir: Path) -> tuple[list[Condition], dic
             results = []
             for i, name in enumerate(CONDITIONS):
                 await set_condition(fake, name, options.slow_seconds)
-                condition = Condition(name)
-                before = await availability_metrics.read(), await booking_metrics.read()
-                await rounds.run(condition, prepared[i * n : (i + 1) * n])
-                condition.service = ServiceLag.of(
-                    Metrics.delta(before[0], await availability_metrics.read())
+                condition = await _run_condition(
+                    Condition(name),
+                    rounds,
+                    prepared[i * n : (i + 1) * n],
+                    (availability_metrics, booking_metrics),
+                    watch,
                 )
-                condition.actions = actions_of(
-                    Metrics.delta(before[1], await booking_metrics.read())
-                )
-                await asyncio.sleep(0.5)  # the last messages' arrival noted
-                condition.stream_lags = [
-                    watch.arrived[r.hold_id]
-                    for r in prepared[i * n : (i + 1) * n]
-                    if r.hold_id in watch.arrived
-                ]
                 results.append(condition)
                 print(f"  {name}: {len(condition.lags)} rounds", file=sys.stderr)
-            # Stripe recovers: every checkout released above ends expired at Stripe.
-            fake.slow_down(0)
-            await fake.come_back()
-            recovered = time.perf_counter()
-            while await expired_at_stripe(fake, prepared) < len(prepared):
-                if time.perf_counter() - recovered > RECOVERY_SECONDS:
-                    break
-                await asyncio.sleep(0.5)
-            recovery = {
-                "sessions": len(prepared),
-                "expired_at_stripe": await expired_at_stripe(fake, prepared),
-                "seconds_after_recovery": round(time.perf_counter() - recovered, 1),
-                "expire_requests_answered": len(
-                    [r for r in fake.requests() if r.path.endswith("/expire")]
-                ),
-            }
+            recovery = await _recovery(fake, prepared)
         finally:
             await watch.stop()
             await redis.aclose()
@@ -185,6 +149,75 @@ async def measure(options: Options, workdir: Path) -> tuple[list[Condition], dic
             await booking.stop()
             await availability.stop()
     return results, recovery
+
+
+def _start_services(
+    fake: FakeStripe, workdir: Path, common: dict[str, Any]
+) -> tuple[ServiceProcess, ServiceProcess]:
+    """The bench's own booking service (paying through `fake`) and availability service."""
+    booking = ServiceProcess.start(
+        "services.booking",
+        "booking",
+        workdir / "booking.log",
+        {**common, "stripe_api_key": fake.api_key, "stripe_api_base": fake.base_url},
+    )
+    availability = ServiceProcess.start(
+        "services.availability", "availability", workdir / "availability.log", common
+    )
+    return booking, availability
+
+
+async def _ready(
+    booking: ServiceProcess,
+    availability: ServiceProcess,
+    client: ServiceClient,
+    reader: AvailabilityClient,
+) -> None:
+    await booking.wait_until_serving()
+    await availability.wait_until_serving()
+    await client.connect()
+    await reader.connect()
+    if not await reader.wait_until_cache_live(15.0):
+        raise SystemExit("the availability cache never went live")
+
+
+async def _run_condition(
+    condition: Condition,
+    rounds: LagRounds,
+    prepared: Sequence[Round],
+    metrics: tuple[Metrics, Metrics],
+    watch: StreamWatch,
+) -> Condition:
+    """`prepared`'s rounds under one condition, with what the availability
+    and booking services counted meanwhile and when each release's message
+    arrived."""
+    availability_metrics, booking_metrics = metrics
+    before = await availability_metrics.read(), await booking_metrics.read()
+    await rounds.run(condition, prepared)
+    condition.service = ServiceLag.of(Metrics.delta(before[0], await availability_metrics.read()))
+    condition.actions = actions_of(Metrics.delta(before[1], await booking_metrics.read()))
+    await asyncio.sleep(0.5)  # the last messages' arrival noted
+    condition.stream_lags = [
+        watch.arrived[r.hold_id] for r in prepared if r.hold_id in watch.arrived
+    ]
+    return condition
+
+
+async def _recovery(fake: FakeStripe, prepared: Sequence[Round]) -> dict[str, Any]:
+    """Stripe recovers: every checkout released above ends expired at Stripe."""
+    fake.slow_down(0)
+    await fake.come_back()
+    recovered = time.perf_counter()
+    while await expired_at_stripe(fake, prepared) < len(prepared):
+        if time.perf_counter() - recovered > RECOVERY_SECONDS:
+            break
+        await asyncio.sleep(0.5)
+    return {
+        "sessions": len(prepared),
+        "expired_at_stripe": await expired_at_stripe(fake, prepared),
+        "seconds_after_recovery": round(time.perf_counter() - recovered, 1),
+        "expire_requests_answered": len([r for r in fake.requests() if r.path.endswith("/expire")]),
+    }
 
 
 def report(options: Options, results: list[Condition], recovery: dict[str, Any]) -> dict[str, Any]:

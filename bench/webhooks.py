@@ -39,7 +39,6 @@ import json
 import os
 import secrets
 import sys
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,21 +55,18 @@ from bench.processes import CpuWatch
 from bench.stats import Latencies
 from bench.webhook_delivery import (
     BookingClient,
+    Delivery,
     Receiver,
-    deliver,
-    examples,
     make_holds,
     prepare_deliveries,
-    redeliver,
 )
-from bench.webhook_duplicates import duplicate_phase, sample_of
+from bench.webhook_phases import Delivered, deliver_measured, duplicate_phase, sample_of, warm_up
 from bench.webhook_timings import (
     Clock,
     Ledger,
     Timings,
     measure_clock,
     service_figures,
-    wait_processed,
 )
 from bench.webhooks_report import report
 from devtools.fakestripe.config import DEFAULT_WEBHOOK_SECRET
@@ -132,18 +128,49 @@ class Results:
         return not self.problems and not self.duplicate_problems
 
 
+def _statuses(ledger: Ledger, measured: Sequence[Delivery]) -> tuple[Counter[str], int]:
+    """The measured events by status and outcome, and how many took a retry."""
+    measured_ids = {d.event_id for d in measured}
+    statuses = Counter(
+        f"{r['status']} {r['outcome']}".strip()
+        for e, r in ledger.events.items()
+        if e in measured_ids
+    )
+    retried = sum(1 for d in measured if (r := ledger.events.get(d.event_id)) and r["attempts"] > 1)
+    return statuses, retried
+
+
+async def _holds(options: Options, client: BookingClient) -> list[str] | None:
+    """The holds the events pay for; None if the booking service cannot be
+    reached or made none."""
+    try:
+        await client.connect()
+    except TimeoutError:
+        print(f"no booking service answers at {options.booking_target}", file=sys.stderr)
+        return None
+    return await make_holds(client, options)
+
+
+def _service(
+    options: Options, delivered: Delivered
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """What the webhook service counted until acknowledged and until drained."""
+    if not options.webhooks_metrics:
+        return None, None
+    before, acked, drained = delivered.samples
+    return (
+        service_figures(Metrics.delta(before, acked)),
+        service_figures(Metrics.delta(before, drained)),
+    )
+
+
 async def measure(options: Options, tenant: str, conn: asyncpg.Connection) -> Results | None:
     client = BookingClient(options.booking_target, tenant, options.channels)
     receiver = Receiver(options.webhooks_url, options.secret, options.concurrency)
     metrics = Metrics(options.webhooks_metrics)
     cpu = CpuWatch(options.pids)
     try:
-        try:
-            await client.connect()
-        except TimeoutError:
-            print(f"no booking service answers at {options.booking_target}", file=sys.stderr)
-            return None
-        hold_ids = await make_holds(client, options)
+        hold_ids = await _holds(options, client)
         if hold_ids is None:
             return None
         clock = await measure_clock(conn)
@@ -151,58 +178,14 @@ async def measure(options: Options, tenant: str, conn: asyncpg.Connection) -> Re
         warmup, measured = everything[: options.warmup], everything[options.warmup :]
 
         # Warm-up: opens every connection, grows the pools, and proves the secret.
-        if warmup:
-            phase = await deliver("warm-up", receiver, warmup, options.concurrency)
-            if not phase.ok:
-                failures = examples([d.answers[-1] for d in warmup])
-                print(
-                    f"the webhook receiver at {options.webhooks_url} accepted no event"
-                    " (a 400 about the signature means --secret is not one of its secrets):",
-                    file=sys.stderr,
-                )
-                for outcome, detail in failures.items():
-                    print(f"  {outcome}: {detail}", file=sys.stderr)
-                return None
-            await redeliver(receiver, warmup, options.concurrency)
-            if not await wait_processed(
-                conn, [d.event_id for d in warmup], options.drain_timeout, options.poll_ms / 1000
-            ):
-                print("warm-up: not every event was applied in time; going on", file=sys.stderr)
-
-        metrics_before = await metrics.read()
-        cpu.mark("start")
-        ack = await deliver("acknowledgement", receiver, measured, options.concurrency)
-        cpu.mark("acked")
-        metrics_acked = await metrics.read()
-        acked_at = time.perf_counter()
-        failures = examples([d.answers[0] for d in measured])
-        redelivered = await redeliver(receiver, measured, options.concurrency)
-        if not any(d.delivered for d in measured):
-            print(
-                f"the webhook receiver at {options.webhooks_url} accepted no event:",
-                file=sys.stderr,
-            )
-            for outcome, detail in failures.items():
-                print(f"  {outcome}: {detail}", file=sys.stderr)
+        if warmup and not await warm_up(options, receiver, conn, warmup):
             return None
-        drained = await wait_processed(
-            conn, [d.event_id for d in measured], options.drain_timeout, options.poll_ms / 1000
-        )
-        drain_seconds = time.perf_counter() - acked_at
-        cpu.mark("drained")
-        metrics_drained = await metrics.read()
-
+        delivered = await deliver_measured(options, receiver, conn, measured, metrics, cpu)
+        if delivered is None:
+            return None
         ledger = await Ledger.read(conn, tenant, [d.event_id for d in everything])
         timings = Timings.of(measured, ledger, clock)
-        measured_ids = {d.event_id for d in measured}
-        statuses = Counter(
-            f"{r['status']} {r['outcome']}".strip()
-            for e, r in ledger.events.items()
-            if e in measured_ids
-        )
-        retried = sum(
-            1 for d in measured if (r := ledger.events.get(d.event_id)) and r["attempts"] > 1
-        )
+        statuses, retried = _statuses(ledger, measured)
         problems = ledger.problems(everything)
 
         sample = sample_of(measured, options.duplicate_events)
@@ -216,17 +199,14 @@ async def measure(options: Options, tenant: str, conn: asyncpg.Connection) -> Re
         await receiver.close()
         await client.close()
 
-    service_ack = service_all = None
-    if options.webhooks_metrics:
-        service_ack = service_figures(Metrics.delta(metrics_before, metrics_acked))
-        service_all = service_figures(Metrics.delta(metrics_before, metrics_drained))
+    service_ack, service_all = _service(options, delivered)
     return Results(
         body_bytes=round(sum(len(d.body) for d in measured) / max(1, len(measured))),
         clock=clock,
-        ack=ack,
-        redelivered=redelivered,
-        drained=drained,
-        drain_seconds=drain_seconds,
+        ack=delivered.ack,
+        redelivered=delivered.redelivered,
+        drained=delivered.drained,
+        drain_seconds=delivered.drain_seconds,
         timings=timings,
         event_statuses=statuses,
         retried_events=retried,
@@ -234,7 +214,7 @@ async def measure(options: Options, tenant: str, conn: asyncpg.Connection) -> Re
         duplicates=duplicates,
         duplicate_answers=duplicate_answers,
         duplicate_problems=duplicate_problems,
-        failures=failures,
+        failures=delivered.failures,
         duplicate_failures=duplicate_failures,
         cpu_ack=cpu.between("start", "acked") if options.pids else {},
         cpu_until_confirmed=cpu.between("start", "drained") if options.pids else {},
