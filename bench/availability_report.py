@@ -15,7 +15,7 @@ from bench.grpc_load import (
     phase_figures,
 )
 from bench.metrics import cache_levels
-from bench.report import met
+from bench.report import met, phase_row
 from bench.stats import Latencies
 
 if TYPE_CHECKING:
@@ -24,10 +24,6 @@ if TYPE_CHECKING:
 
 HIT_P99_TARGET_MS = 5.0
 HIT_RATIO_TARGET = 0.5
-
-
-def _fmt(value: float) -> str:
-    return f"{value:9.2f}"
 
 
 def report(options: Options, tenant: str, redis_version: str, results: Results) -> dict[str, Any]:
@@ -55,14 +51,7 @@ def _print_throughput(options: Options, results: Results) -> None:
     )
     for measured in (results.hits, results.redis, results.misses):
         phase = measured.phase
-        p = Latencies.of(phase.latencies)
-        errors = len(phase.latencies) - phase.ok
-        cpu_share = phase.client_cpu_seconds / phase.wall_seconds if phase.wall_seconds else 0
-        print(
-            f"  {phase.label:<14}{phase.throughput:9.0f}{_fmt(p.p50_ms)}{_fmt(p.p95_ms)}"
-            f"{_fmt(p.p99_ms)}{_fmt(p.max_ms)}{errors:8d}{cpu_share:12.0%}   "
-            + " ".join(f"{t:.0f}" for t in phase.rounds)
-        )
+        print(phase_row(phase, 14, "9.0f", "9.2f"))
         for name, count in phase.outcomes.items():
             if name != OK:
                 print(f"    {name}: {count}")

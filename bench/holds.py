@@ -45,6 +45,7 @@ from bench.grpc_load import (
     fire_at_once,
     keep_busy,
 )
+from bench.report import phase_row
 from bench.stats import Latencies
 
 HOT_SLOT_TARGET_SECONDS = 1.0
@@ -168,10 +169,6 @@ async def warm_up_service(client: ServiceClient, options: Options) -> None:
 # --- output -------------------------------------------------------------------------
 
 
-def _fmt(value: float) -> str:
-    return f"{value:8.1f}"
-
-
 def _verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
@@ -242,14 +239,7 @@ def _print_distinct(options: Options, service: Phase, direct: Phase, ratio: floa
         f"{'errors':>8}{'client cpu':>12}   holds/s per round"
     )
     for phase in (service, direct):
-        p = Latencies.of(phase.latencies)
-        errors = len(phase.latencies) - phase.ok
-        cpu_share = phase.client_cpu_seconds / phase.wall_seconds if phase.wall_seconds else 0
-        print(
-            f"  {phase.label:<16}{phase.throughput:9.1f}{_fmt(p.p50_ms)}{_fmt(p.p95_ms)}"
-            f"{_fmt(p.p99_ms)}{_fmt(p.max_ms)}{errors:8d}{cpu_share:12.0%}   "
-            + " ".join(f"{t:.0f}" for t in phase.rounds)
-        )
+        print(phase_row(phase, 16, "9.1f", "8.1f"))
         for name, count in phase.others.items():
             print(f"    {name}: {count}")
     print(
