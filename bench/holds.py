@@ -28,350 +28,28 @@ import os
 import platform
 import secrets
 import sys
-import time
 import uuid
-from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-import grpc
-from google.protobuf.duration_pb2 import Duration
 
-from bench.stats import Latencies
-from holdfast.contracts.booking.v1 import (
-    booking_pb2,
-    booking_pb2_grpc,
-    inventory_pb2,
-    inventory_pb2_grpc,
+from bench.direct_path import ENCODERS, DirectPath
+from bench.grpc_load import (
+    CALL_TIMEOUT_SECONDS,
+    CONNECT_TIMEOUT_SECONDS,
+    Phase,
+    ServiceClient,
+    fire_at_once,
+    keep_busy,
 )
-from holdfast.contracts.common.v1 import money_pb2
-from holdfast.platform.context import TENANT_ID_KEY, correlation_id_var, new_correlation_id
-from holdfast.platform.db import create_pool
-from holdfast.platform.errors import DomainError
-from holdfast.platform.grpc_errors import details_of
-from holdfast.platform.proto_time import time_range
-from services.booking import convert
-from services.booking.config import BookingSettings
-from services.booking.domain import Hold, HoldRequest
-from services.booking.repository import BookingRepository
-from services.booking.reservations import EncodeHold, Reservations
-
-OK = "OK"
-SOLD_OUT = "SOLD_OUT"
-CALL_TIMEOUT_SECONDS = 30.0
-CONNECT_TIMEOUT_SECONDS = 5.0
-# Far in the future so bench slots never collide with anything a person made.
-BASE_TIME = datetime(2041, 1, 1, tzinfo=UTC)
-SLOTS_PER_CREATE = 500
+from bench.report import phase_row
+from bench.stats import Latencies
 
 HOT_SLOT_TARGET_SECONDS = 1.0
 RATIO_TARGET = 0.6
-
-HoldCall = Callable[[int], Awaitable[str]]
-
-
-# --- outcomes -----------------------------------------------------------------
-
-
-def outcome_of_status(code: grpc.StatusCode, reason: str) -> str:
-    """One label per kind of answer: OK, SOLD_OUT, or CODE/REASON for the rest."""
-    if code is grpc.StatusCode.FAILED_PRECONDITION and reason == SOLD_OUT:
-        return SOLD_OUT
-    return f"{code.name}/{reason or '-'}"
-
-
-@dataclass
-class Phase:
-    """What one batch of holds produced."""
-
-    label: str
-    latencies: list[float] = field(default_factory=list)
-    outcomes: Counter[str] = field(default_factory=Counter)
-    wall_seconds: float = 0.0
-    client_cpu_seconds: float = 0.0
-    # Holds/s of each round a merged phase came from.
-    rounds: list[float] = field(default_factory=list)
-
-    @property
-    def ok(self) -> int:
-        return self.outcomes[OK]
-
-    @property
-    def sold_out(self) -> int:
-        return self.outcomes[SOLD_OUT]
-
-    @property
-    def others(self) -> dict[str, int]:
-        return {k: v for k, v in sorted(self.outcomes.items()) if k not in (OK, SOLD_OUT)}
-
-    @property
-    def throughput(self) -> float:
-        """Successful holds per second of wall time."""
-        return self.ok / self.wall_seconds if self.wall_seconds else 0.0
-
-    @classmethod
-    def merge(cls, label: str, phases: Sequence[Phase]) -> Phase:
-        """One phase out of several rounds: their calls, and their times added."""
-        merged = cls(label)
-        for phase in phases:
-            merged.latencies.extend(phase.latencies)
-            merged.outcomes.update(phase.outcomes)
-            merged.wall_seconds += phase.wall_seconds
-            merged.client_cpu_seconds += phase.client_cpu_seconds
-        merged.rounds = [round(p.throughput, 1) for p in phases]
-        return merged
-
-    def figures(self) -> dict[str, Any]:
-        return {
-            "requests": len(self.latencies),
-            "ok": self.ok,
-            "sold_out": self.sold_out,
-            "other_errors": self.others,
-            "wall_s": round(self.wall_seconds, 4),
-            "holds_per_s": round(self.throughput, 1),
-            "client_cpu_s": round(self.client_cpu_seconds, 3),
-            "rounds_holds_per_s": self.rounds,
-            **{k: round(v, 2) for k, v in asdict(Latencies.of(self.latencies)).items()},
-        }
-
-
-# --- the service, over gRPC ---------------------------------------------------
-
-
-class Channels:
-    """Several channels to one service, calling for one tenant.
-
-    Each channel gets its own subchannel pool, hence its own TCP connection:
-    gRPC would otherwise share one HTTP/2 connection between channels to the
-    same target, and that one connection would become the bottleneck.
-    """
-
-    def __init__(self, target: str, tenant: str, channels: int) -> None:
-        self.tenant = tenant
-        self.metadata = ((TENANT_ID_KEY, tenant),)
-        self._channels = [
-            grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
-            for _ in range(channels)
-        ]
-
-    async def connect(self) -> None:
-        await asyncio.wait_for(
-            asyncio.gather(*(c.channel_ready() for c in self._channels)),
-            CONNECT_TIMEOUT_SECONDS,
-        )
-
-    async def close(self) -> None:
-        await asyncio.gather(*(c.close() for c in self._channels))
-
-
-class ServiceClient(Channels):
-    """Booking and inventory stubs over several channels for one tenant."""
-
-    def __init__(self, target: str, tenant: str, channels: int) -> None:
-        super().__init__(target, tenant, channels)
-        self._booking = [booking_pb2_grpc.BookingServiceStub(c) for c in self._channels]
-        self._inventory = inventory_pb2_grpc.InventoryServiceStub(self._channels[0])
-
-    async def resource(self, capacity: int) -> str:
-        response = await self._inventory.CreateResource(
-            inventory_pb2.CreateResourceRequest(
-                name="bench",
-                time_zone="UTC",
-                price=money_pb2.Money(currency_code="EUR", amount_minor=1000),
-                default_capacity=capacity,
-            ),
-            metadata=self.metadata,
-            timeout=CALL_TIMEOUT_SECONDS,
-        )
-        resource_id: str = response.resource.resource_id
-        return resource_id
-
-    async def slots(self, resource_id: str, count: int, capacity: int) -> list[str]:
-        """`count` consecutive one-hour slots; several calls when they are many."""
-        ids: list[str] = []
-        for first in range(0, count, SLOTS_PER_CREATE):
-            hours = range(first, min(count, first + SLOTS_PER_CREATE))
-            response = await self._inventory.CreateSlots(
-                inventory_pb2.CreateSlotsRequest(
-                    resource_id=resource_id,
-                    slots=[
-                        inventory_pb2.SlotSpec(
-                            time_range=time_range(
-                                BASE_TIME + timedelta(hours=h), BASE_TIME + timedelta(hours=h + 1)
-                            ),
-                            capacity=capacity,
-                        )
-                        for h in hours
-                    ],
-                ),
-                metadata=self.metadata,
-                timeout=CALL_TIMEOUT_SECONDS,
-            )
-            ids.extend(s.slot_id for s in response.slots)
-        return ids
-
-    def holder(
-        self, resource_id: str, slot_ids: Sequence[str], ttl: Duration | None = None
-    ) -> HoldCall:
-        """A call that holds one unit of slot `i mod len(slot_ids)` on channel
-        `i mod n`, for `ttl` (the service's default if None)."""
-        requests = [
-            booking_pb2.CreateHoldRequest(
-                resource_id=resource_id,
-                slot_ids=[slot_id],
-                quantity=1,
-                customer_ref="bench",
-                ttl=ttl,
-            )
-            for slot_id in slot_ids
-        ]
-        stubs = self._booking
-
-        async def hold(i: int) -> str:
-            try:
-                await stubs[i % len(stubs)].CreateHold(
-                    requests[i % len(requests)],
-                    metadata=self.metadata,
-                    timeout=CALL_TIMEOUT_SECONDS,
-                )
-            except grpc.aio.AioRpcError as error:
-                details = details_of(error)
-                return outcome_of_status(details.code, details.reason)
-            return OK
-
-        return hold
-
-
-# --- the same reservation code, straight on asyncpg ----------------------------
-
-
-def proto_encode(hold: Hold) -> bytes:
-    """What the gRPC handler passes: the serialized CreateHoldResponse."""
-    return booking_pb2.CreateHoldResponse(hold=convert.hold(hold)).SerializeToString()
-
-
-def empty_encode(hold: Hold) -> bytes:
-    return b""
-
-
-ENCODERS: dict[str, EncodeHold] = {"proto": proto_encode, "empty": empty_encode}
-
-
-class DirectPath:
-    """`Reservations` on a pool with the service's settings, no gRPC in between."""
-
-    def __init__(self, settings: BookingSettings, pool: asyncpg.Pool, encode: EncodeHold) -> None:
-        self.settings = settings
-        self.pool = pool
-        self.reservations = Reservations(BookingRepository(pool))
-        self.encode = encode
-
-    @classmethod
-    async def open(cls, database_url: str, encode: EncodeHold) -> DirectPath:
-        # The same settings object the service builds, so the same HOLDFAST_*
-        # environment gives both paths the same pool size and timeouts.
-        values: dict[str, Any] = {
-            "database_url": database_url,
-            # Never used: this path writes outbox rows like the service does,
-            # and the running service's relay publishes them.
-            "redis_url": "redis://127.0.0.1:6379/0",
-        }
-        settings = BookingSettings(**values)
-        pool = await create_pool(
-            settings,
-            "holdfast-bench-direct",
-            extra_settings={"lock_timeout": str(settings.lock_timeout_ms)},
-        )
-        return cls(settings, pool, encode)
-
-    def holder(self, tenant: str, resource_id: str, slot_ids: Sequence[str]) -> HoldCall:
-        ttl = timedelta(seconds=self.settings.hold_ttl_default_seconds)
-        requests = [
-            HoldRequest(
-                resource_id=uuid.UUID(resource_id),
-                slot_ids=(uuid.UUID(slot_id),),
-                quantity=1,
-                customer_ref="bench",
-                ttl=ttl,
-            )
-            for slot_id in slot_ids
-        ]
-        actor = f"tenant:{tenant}"  # what the service records for a caller without x-actor
-
-        async def hold(i: int) -> str:
-            # As the server interceptor does: every call has its correlation id,
-            # which the repository writes into the audit row.
-            correlation_id_var.set(new_correlation_id())
-            try:
-                await self.reservations.create_hold(
-                    tenant, requests[i % len(requests)], None, self.encode, actor
-                )
-            except DomainError as error:
-                code = getattr(grpc.StatusCode, error.kind.value)
-                return outcome_of_status(code, error.reason)
-            return OK
-
-        return hold
-
-
-# --- running a batch ------------------------------------------------------------
-
-
-async def fire_at_once(label: str, call: HoldCall, count: int) -> Phase:
-    """`count` calls started together; wall time runs until the last answer."""
-    phase = Phase(label)
-    ends: list[float] = []
-
-    async def one(i: int) -> None:
-        started = time.perf_counter()
-        outcome = await call(i)
-        ended = time.perf_counter()
-        phase.latencies.append(ended - started)
-        phase.outcomes[outcome] += 1
-        ends.append(ended)
-
-    cpu = time.process_time()
-    start = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(count)))
-    phase.wall_seconds = max(ends) - start
-    phase.client_cpu_seconds = time.process_time() - cpu
-    return phase
-
-
-async def keep_busy(
-    label: str, call: HoldCall, concurrency: int, requests: int, seconds: float | None
-) -> Phase:
-    """`concurrency` workers calling back to back, for `requests` calls in all
-    or, when `seconds` is given, until that much time has passed."""
-    phase = Phase(label)
-    next_index = 0
-    deadline: float | None = None
-
-    async def worker() -> None:
-        nonlocal next_index
-        while True:
-            if deadline is not None:
-                if time.perf_counter() >= deadline:
-                    return
-            elif next_index >= requests:
-                return
-            i, next_index = next_index, next_index + 1
-            started = time.perf_counter()
-            outcome = await call(i)
-            phase.latencies.append(time.perf_counter() - started)
-            phase.outcomes[outcome] += 1
-
-    cpu = time.process_time()
-    start = time.perf_counter()
-    if seconds:
-        deadline = start + seconds
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    phase.wall_seconds = time.perf_counter() - start
-    phase.client_cpu_seconds = time.process_time() - cpu
-    return phase
 
 
 # --- the benchmark ----------------------------------------------------------------
@@ -491,10 +169,6 @@ async def warm_up_service(client: ServiceClient, options: Options) -> None:
 # --- output -------------------------------------------------------------------------
 
 
-def _fmt(value: float) -> str:
-    return f"{value:8.1f}"
-
-
 def _verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
@@ -508,50 +182,8 @@ def report(
     direct: Phase,
 ) -> dict[str, Any]:
     ratio = service.throughput / direct.throughput if direct.throughput else 0.0
-    lat = Latencies.of(hot.phase.latencies)
-    print(
-        f"holdfast hold benchmark  target={options.target}  tenant={tenant}\n"
-        f"  {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"PostgreSQL {server_version}, {options.channels} gRPC channels\n"
-    )
-    others = ", ".join(f"{k} {v}" for k, v in hot.phase.others.items()) or "none"
-    print(
-        f"hot slot: {len(hot.phase.latencies)} concurrent CreateHold (quantity 1) "
-        f"on one slot of capacity {hot.capacity}\n"
-        f"  ok {hot.phase.ok}   sold out {hot.phase.sold_out}   other errors: {others}\n"
-        f"  last answer after {hot.phase.wall_seconds * 1000:.0f} ms   "
-        f"latency p50 {lat.p50_ms:.0f}  p95 {lat.p95_ms:.0f}  p99 {lat.p99_ms:.0f}  "
-        f"max {lat.max_ms:.0f} ms\n"
-        f"  slot row in Postgres: held {hot.held}  booked {hot.booked}  "
-        f"(live holds {hot.live_holds})\n"
-        f"  target (exactly {hot.capacity} ok, the rest sold out, no other errors, "
-        f"< {HOT_SLOT_TARGET_SECONDS:.0f} s): {_verdict(hot.passed)}\n"
-    )
-    work = f"{options.requests} holds" if options.seconds is None else f"{options.seconds:g} s"
-    print(
-        f"distinct slots: {options.rounds} alternating rounds of {work} per path over "
-        f"{options.slots} slots, concurrency {options.concurrency}, after "
-        f"{options.warmup} warm-up holds (direct path encodes: {options.encode})"
-    )
-    print(
-        f"  {'path':<16}{'holds/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-        f"{'errors':>8}{'client cpu':>12}   holds/s per round"
-    )
-    for phase in (service, direct):
-        p = Latencies.of(phase.latencies)
-        errors = len(phase.latencies) - phase.ok
-        cpu_share = phase.client_cpu_seconds / phase.wall_seconds if phase.wall_seconds else 0
-        print(
-            f"  {phase.label:<16}{phase.throughput:9.1f}{_fmt(p.p50_ms)}{_fmt(p.p95_ms)}"
-            f"{_fmt(p.p99_ms)}{_fmt(p.max_ms)}{errors:8d}{cpu_share:12.0%}   "
-            + " ".join(f"{t:.0f}" for t in phase.rounds)
-        )
-        for name, count in phase.others.items():
-            print(f"    {name}: {count}")
-    print(
-        f"  ratio service/direct {ratio:.2f}  "
-        f"(target >= {RATIO_TARGET}: {_verdict(ratio >= RATIO_TARGET)})\n"
-    )
+    _print_hot_slot(options, tenant, server_version, hot)
+    _print_distinct(options, service, direct, ratio)
     return {
         "bench": "holds",
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -571,6 +203,49 @@ def report(
             "target_met": ratio >= RATIO_TARGET,
         },
     }
+
+
+def _print_hot_slot(options: Options, tenant: str, server_version: str, hot: HotSlotResult) -> None:
+    lat = Latencies.of(hot.phase.latencies)
+    print(
+        f"holdfast hold benchmark  target={options.target}  tenant={tenant}\n"
+        f"  {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"PostgreSQL {server_version}, {options.channels} gRPC channels\n"
+    )
+    others = ", ".join(f"{k} {v}" for k, v in hot.phase.others.items()) or "none"
+    print(
+        f"hot slot: {len(hot.phase.latencies)} concurrent CreateHold (quantity 1) "
+        f"on one slot of capacity {hot.capacity}\n"
+        f"  ok {hot.phase.ok}   sold out {hot.phase.sold_out}   other errors: {others}\n"
+        f"  last answer after {hot.phase.wall_seconds * 1000:.0f} ms   "
+        f"latency p50 {lat.p50_ms:.0f}  p95 {lat.p95_ms:.0f}  p99 {lat.p99_ms:.0f}  "
+        f"max {lat.max_ms:.0f} ms\n"
+        f"  slot row in Postgres: held {hot.held}  booked {hot.booked}  "
+        f"(live holds {hot.live_holds})\n"
+        f"  target (exactly {hot.capacity} ok, the rest sold out, no other errors, "
+        f"< {HOT_SLOT_TARGET_SECONDS:.0f} s): {_verdict(hot.passed)}\n"
+    )
+
+
+def _print_distinct(options: Options, service: Phase, direct: Phase, ratio: float) -> None:
+    work = f"{options.requests} holds" if options.seconds is None else f"{options.seconds:g} s"
+    print(
+        f"distinct slots: {options.rounds} alternating rounds of {work} per path over "
+        f"{options.slots} slots, concurrency {options.concurrency}, after "
+        f"{options.warmup} warm-up holds (direct path encodes: {options.encode})"
+    )
+    print(
+        f"  {'path':<16}{'holds/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+        f"{'errors':>8}{'client cpu':>12}   holds/s per round"
+    )
+    for phase in (service, direct):
+        print(phase_row(phase, 16, "9.1f", "8.1f"))
+        for name, count in phase.others.items():
+            print(f"    {name}: {count}")
+    print(
+        f"  ratio service/direct {ratio:.2f}  "
+        f"(target >= {RATIO_TARGET}: {_verdict(ratio >= RATIO_TARGET)})\n"
+    )
 
 
 async def run(options: Options) -> int:

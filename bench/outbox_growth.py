@@ -40,9 +40,9 @@ from typing import Any
 import asyncpg
 from google.protobuf.duration_pb2 import Duration
 
-from bench.availability import Metrics
-from bench.holds import OK, HoldCall, ServiceClient
+from bench.grpc_load import OK, HoldCall, ServiceClient
 from bench.local_services import ServiceProcess, engine_urls, fresh_database
+from bench.metrics import Metrics
 
 PRUNED_METRIC = "holdfast_outbox_pruned_total"
 # Calls in flight at most; beyond it the bench falls behind its rate (and says so).

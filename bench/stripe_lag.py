@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -48,26 +47,25 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import grpc
 from redis.asyncio import Redis
 
-from bench.availability import AvailabilityClient, Metrics, Samples, ServiceLag
-from bench.holds import BASE_TIME, CALL_TIMEOUT_SECONDS, ServiceClient
+from bench.availability_client import AvailabilityClient
+from bench.grpc_load import ServiceClient
 from bench.local_services import ServiceProcess, engine_urls, fresh_database
+from bench.metrics import Metrics, ServiceLag
 from bench.stats import Latencies
+from bench.stripe_lag_rounds import CONDITIONS, Condition, LagRounds, Round, StreamWatch, actions_of
 from devtools.fakestripe import FakeStripe, FakeStripeConfig
-from holdfast.contracts.booking.v1 import booking_pb2, booking_pb2_grpc
-from holdfast.platform.context import TENANT_ID_KEY
+from holdfast.contracts.booking.v1 import booking_pb2_grpc
 from holdfast.platform.streams import AVAILABILITY_TOPIC
 
 LAG_P99_TARGET_MS = 10.0
-CONDITIONS = ("normal", "slow", "down")
-ACTIONS_METRIC = "holdfast_payment_actions_total"
 RECOVERY_SECONDS = 300.0
 
 
@@ -80,159 +78,6 @@ class Options:
     interval_ms: float
     slow_seconds: float
     keep_logs: bool
-
-
-@dataclass
-class Condition:
-    name: str
-    lags: list[float] = field(default_factory=list)
-    # Commit -> on the stream, of each release's message.
-    stream_lags: list[float] = field(default_factory=list)
-    wrong: list[str] = field(default_factory=list)
-    service: ServiceLag | None = None
-    actions: dict[str, int] = field(default_factory=dict)
-
-    def figures(self) -> dict[str, Any]:
-        lat = Latencies.of(self.lags)
-        return {
-            "rounds": len(self.lags) + len(self.wrong),
-            "wrong": self.wrong,
-            **{k: round(v, 3) for k, v in asdict(lat).items()},
-            "on_stream": {
-                k: round(v, 3) for k, v in asdict(Latencies.of(self.stream_lags)).items()
-            },
-            "service": asdict(self.service) if self.service else None,
-            "payment_actions": self.actions,
-        }
-
-
-@dataclass(frozen=True)
-class Round:
-    slot_id: str
-    start: datetime
-    hold_id: str
-    session_id: str
-
-
-class LagRounds:
-    def __init__(
-        self,
-        client: ServiceClient,
-        booking: booking_pb2_grpc.BookingServiceStub,
-        availability: AvailabilityClient,
-        resource_id: str,
-        options: Options,
-    ) -> None:
-        self.client = client
-        self.booking = booking
-        self.availability = availability
-        self.metadata = ((TENANT_ID_KEY, client.tenant),)
-        self.resource_id = resource_id
-        self.options = options
-
-    async def prepare(self, first_hour: int, count: int) -> list[Round]:
-        """`count` holds, one per slot, each with an open checkout."""
-        slot_ids = await self.client.slots(self.resource_id, first_hour + count, 10)
-        rounds = []
-        for hour in range(first_hour, first_hour + count):
-            hold = await self.booking.CreateHold(
-                booking_pb2.CreateHoldRequest(
-                    resource_id=self.resource_id,
-                    slot_ids=[slot_ids[hour]],
-                    quantity=1,
-                    customer_ref="bench",
-                ),
-                metadata=self.metadata,
-                timeout=CALL_TIMEOUT_SECONDS,
-            )
-            checkout = await self.booking.StartCheckout(
-                booking_pb2.StartCheckoutRequest(hold_id=hold.hold.hold_id),
-                metadata=self.metadata,
-                timeout=CALL_TIMEOUT_SECONDS,
-            )
-            rounds.append(
-                Round(
-                    slot_ids[hour],
-                    BASE_TIME + timedelta(hours=hour),
-                    hold.hold.hold_id,
-                    checkout.checkout.session_id,
-                )
-            )
-        return rounds
-
-    async def held(self, one: Round) -> int:
-        answer = await self.availability.get(
-            self.resource_id, one.start, one.start + timedelta(hours=1)
-        )
-        [slot] = answer.slots
-        return slot.held
-
-    async def run(self, condition: Condition, rounds: Sequence[Round]) -> None:
-        interval = self.options.interval_ms / 1000
-        for one in rounds:
-            started = time.perf_counter()
-            if await self.held(one) != 1:  # cached now, showing the hold
-                condition.wrong.append(f"hold {one.hold_id} did not show before its release")
-                continue
-            await self.booking.ReleaseHold(
-                booking_pb2.ReleaseHoldRequest(hold_id=one.hold_id),
-                metadata=self.metadata,
-                timeout=CALL_TIMEOUT_SECONDS,
-            )
-            released = time.perf_counter()
-            while await self.held(one) != 0:
-                if time.perf_counter() - released > CALL_TIMEOUT_SECONDS:
-                    condition.wrong.append(f"the release of {one.hold_id} never showed")
-                    break
-            else:
-                condition.lags.append(time.perf_counter() - released)
-            await asyncio.sleep(max(0.0, started + interval - time.perf_counter()))
-
-
-def _actions(delta: Samples) -> dict[str, int]:
-    prefix = f"{ACTIONS_METRIC}{{outcome="
-    return {
-        name.removeprefix(prefix).rstrip("}"): round(value)
-        for name, value in sorted(delta.items())
-        if name.startswith(prefix)
-    }
-
-
-class StreamWatch:
-    """Reads the availability stream as a consumer would, and notes when each
-    release's message arrived, against its commit time."""
-
-    def __init__(self, redis: Redis, key: str, tenant: str) -> None:
-        self._redis = redis
-        self._key = key
-        self._tenant = tenant.encode()
-        self.arrived: dict[str, float] = {}  # hold id -> seconds after commit
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._read())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _read(self) -> None:
-        last: str | bytes = "$"
-        while True:
-            found = cast(
-                "list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]",
-                await self._redis.xread({self._key: last}, count=500, block=1000),
-            )
-            for _, entries in found or []:
-                for entry_id, fields in entries:
-                    now = time.time()
-                    last = entry_id
-                    dedupe = fields[b"dedupe"].decode()
-                    if fields[b"tenant"] == self._tenant and dedupe.startswith("hold.released:"):
-                        written = datetime.fromisoformat(fields[b"written_at"].decode())
-                        self.arrived[dedupe.partition(":")[2]] = now - written.timestamp()
 
 
 async def set_condition(fake: FakeStripe, name: str, slow_seconds: float) -> None:
@@ -261,25 +106,12 @@ async def measure(options: Options, workdir: Path) -> tuple[list[Condition], dic
         }
         redis = Redis.from_url(options.redis_url)
         watch = StreamWatch(redis, f"{prefix}:stream:{AVAILABILITY_TOPIC}", tenant)
-        booking = ServiceProcess.start(
-            "services.booking",
-            "booking",
-            workdir / "booking.log",
-            {**common, "stripe_api_key": fake.api_key, "stripe_api_base": fake.base_url},
-        )
-        availability = ServiceProcess.start(
-            "services.availability", "availability", workdir / "availability.log", common
-        )
+        booking, availability = _start_services(fake, workdir, common)
         client = ServiceClient(booking.target, tenant, 1)
         reader = AvailabilityClient(availability.target, tenant, 1)
         channel = grpc.aio.insecure_channel(booking.target)
         try:
-            await booking.wait_until_serving()
-            await availability.wait_until_serving()
-            await client.connect()
-            await reader.connect()
-            if not await reader.wait_until_cache_live(15.0):
-                raise SystemExit("the availability cache never went live")
+            await _ready(booking, availability, client, reader)
             watch.start()
             rounds = LagRounds(
                 client,
@@ -298,37 +130,16 @@ async def measure(options: Options, workdir: Path) -> tuple[list[Condition], dic
             results = []
             for i, name in enumerate(CONDITIONS):
                 await set_condition(fake, name, options.slow_seconds)
-                condition = Condition(name)
-                before = await availability_metrics.read(), await booking_metrics.read()
-                await rounds.run(condition, prepared[i * n : (i + 1) * n])
-                condition.service = ServiceLag.of(
-                    Metrics.delta(before[0], await availability_metrics.read())
+                condition = await _run_condition(
+                    Condition(name),
+                    rounds,
+                    prepared[i * n : (i + 1) * n],
+                    (availability_metrics, booking_metrics),
+                    watch,
                 )
-                condition.actions = _actions(Metrics.delta(before[1], await booking_metrics.read()))
-                await asyncio.sleep(0.5)  # the last messages' arrival noted
-                condition.stream_lags = [
-                    watch.arrived[r.hold_id]
-                    for r in prepared[i * n : (i + 1) * n]
-                    if r.hold_id in watch.arrived
-                ]
                 results.append(condition)
                 print(f"  {name}: {len(condition.lags)} rounds", file=sys.stderr)
-            # Stripe recovers: every checkout released above ends expired at Stripe.
-            fake.slow_down(0)
-            await fake.come_back()
-            recovered = time.perf_counter()
-            while await expired_at_stripe(fake, prepared) < len(prepared):
-                if time.perf_counter() - recovered > RECOVERY_SECONDS:
-                    break
-                await asyncio.sleep(0.5)
-            recovery = {
-                "sessions": len(prepared),
-                "expired_at_stripe": await expired_at_stripe(fake, prepared),
-                "seconds_after_recovery": round(time.perf_counter() - recovered, 1),
-                "expire_requests_answered": len(
-                    [r for r in fake.requests() if r.path.endswith("/expire")]
-                ),
-            }
+            recovery = await _recovery(fake, prepared)
         finally:
             await watch.stop()
             await redis.aclose()
@@ -338,6 +149,75 @@ async def measure(options: Options, workdir: Path) -> tuple[list[Condition], dic
             await booking.stop()
             await availability.stop()
     return results, recovery
+
+
+def _start_services(
+    fake: FakeStripe, workdir: Path, common: dict[str, Any]
+) -> tuple[ServiceProcess, ServiceProcess]:
+    """The bench's own booking service (paying through `fake`) and availability service."""
+    booking = ServiceProcess.start(
+        "services.booking",
+        "booking",
+        workdir / "booking.log",
+        {**common, "stripe_api_key": fake.api_key, "stripe_api_base": fake.base_url},
+    )
+    availability = ServiceProcess.start(
+        "services.availability", "availability", workdir / "availability.log", common
+    )
+    return booking, availability
+
+
+async def _ready(
+    booking: ServiceProcess,
+    availability: ServiceProcess,
+    client: ServiceClient,
+    reader: AvailabilityClient,
+) -> None:
+    await booking.wait_until_serving()
+    await availability.wait_until_serving()
+    await client.connect()
+    await reader.connect()
+    if not await reader.wait_until_cache_live(15.0):
+        raise SystemExit("the availability cache never went live")
+
+
+async def _run_condition(
+    condition: Condition,
+    rounds: LagRounds,
+    prepared: Sequence[Round],
+    metrics: tuple[Metrics, Metrics],
+    watch: StreamWatch,
+) -> Condition:
+    """`prepared`'s rounds under one condition, with what the availability
+    and booking services counted meanwhile and when each release's message
+    arrived."""
+    availability_metrics, booking_metrics = metrics
+    before = await availability_metrics.read(), await booking_metrics.read()
+    await rounds.run(condition, prepared)
+    condition.service = ServiceLag.of(Metrics.delta(before[0], await availability_metrics.read()))
+    condition.actions = actions_of(Metrics.delta(before[1], await booking_metrics.read()))
+    await asyncio.sleep(0.5)  # the last messages' arrival noted
+    condition.stream_lags = [
+        watch.arrived[r.hold_id] for r in prepared if r.hold_id in watch.arrived
+    ]
+    return condition
+
+
+async def _recovery(fake: FakeStripe, prepared: Sequence[Round]) -> dict[str, Any]:
+    """Stripe recovers: every checkout released above ends expired at Stripe."""
+    fake.slow_down(0)
+    await fake.come_back()
+    recovered = time.perf_counter()
+    while await expired_at_stripe(fake, prepared) < len(prepared):
+        if time.perf_counter() - recovered > RECOVERY_SECONDS:
+            break
+        await asyncio.sleep(0.5)
+    return {
+        "sessions": len(prepared),
+        "expired_at_stripe": await expired_at_stripe(fake, prepared),
+        "seconds_after_recovery": round(time.perf_counter() - recovered, 1),
+        "expire_requests_answered": len([r for r in fake.requests() if r.path.endswith("/expire")]),
+    }
 
 
 def report(options: Options, results: list[Condition], recovery: dict[str, Any]) -> dict[str, Any]:

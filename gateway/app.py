@@ -133,24 +133,27 @@ class Edge:
             log.exception("unexpected error on %s %s", scope["method"], scope["path"])
             await problem(UNEXPECTED, correlation_id)(scope, receive, tagged_send)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            elapsed = time.perf_counter() - started
-            metrics = self._gateway.metrics
-            metrics.requests.labels(scope["method"], route, str(status)).inc()
-            metrics.latency.labels(scope["method"], route).observe(elapsed)
-            if route not in _UNLOGGED_ROUTES:
-                access_log.info(
-                    "%s %s %s",
-                    scope["method"],
-                    route,
-                    status,
-                    extra={
-                        "method": scope["method"],
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1e3, 2),
-                    },
-                )
+            self._record(scope, status, time.perf_counter() - started)
+
+    def _record(self, scope: Scope, status: int, elapsed: float) -> None:
+        """The request in the RED metrics and the access log."""
+        route = getattr(scope.get("route"), "path", "unmatched")
+        metrics = self._gateway.metrics
+        metrics.requests.labels(scope["method"], route, str(status)).inc()
+        metrics.latency.labels(scope["method"], route).observe(elapsed)
+        if route not in _UNLOGGED_ROUTES:
+            access_log.info(
+                "%s %s %s",
+                scope["method"],
+                route,
+                status,
+                extra={
+                    "method": scope["method"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1e3, 2),
+                },
+            )
 
 
 async def _read_body(receive: Receive, limit: int) -> list[Message] | None:
@@ -217,7 +220,23 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.state.gateway = gateway
     app.include_router(routes.router)
     _document_problems(app)
-    methods = MethodTable(app.openapi)
+    _answer_errors(app, MethodTable(app.openapi))
+    _add_probes(app, gateway)
+    app.add_middleware(Edge, gateway=gateway)
+    # Server spans named by route template; the instrumentation puts itself
+    # outermost, so the edge's correlation id lands on its span.
+    FastAPIInstrumentor.instrument_app(
+        app,
+        excluded_urls=",".join(_UNLOGGED_ROUTES),
+        exclude_spans=["receive", "send"],
+    )
+    _allow_origins(app, gateway)
+    return app
+
+
+def _answer_errors(app: FastAPI, methods: MethodTable) -> None:
+    """Every error as problem+json: ours, the services', validation's,
+    Starlette's (404, 405) and Redis's."""
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, error: ProblemError) -> JSONResponse:
@@ -266,6 +285,10 @@ def create_app(gateway: Gateway) -> FastAPI:
             current_correlation_id(),
         )
 
+
+def _add_probes(app: FastAPI, gateway: Gateway) -> None:
+    """Liveness, readiness and the metrics scrape, outside the API document."""
+
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
@@ -286,16 +309,10 @@ def create_app(gateway: Gateway) -> FastAPI:
             generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST
         )
 
-    app.add_middleware(Edge, gateway=gateway)
-    # Server spans named by route template; the instrumentation puts itself
-    # outermost, so the edge's correlation id lands on its span.
-    FastAPIInstrumentor.instrument_app(
-        app,
-        excluded_urls=",".join(_UNLOGGED_ROUTES),
-        exclude_spans=["receive", "send"],
-    )
-    # CORS outermost, so that every answer a browser gets can be read by it,
-    # the edge's own (413, 500) included.
+
+def _allow_origins(app: FastAPI, gateway: Gateway) -> None:
+    """CORS outermost, so that every answer a browser gets can be read by it,
+    the edge's own (413, 500) included."""
     origins = [o.strip() for o in gateway.settings.cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(
@@ -311,7 +328,6 @@ def create_app(gateway: Gateway) -> FastAPI:
                 "RateLimit-Reset",
             ],
         )
-    return app
 
 
 def _document_problems(app: FastAPI) -> None:

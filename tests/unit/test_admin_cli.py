@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from holdfast.cli import admin as admin_cli
+from holdfast.cli import database as admin_database
 from holdfast.cli import main
-from holdfast.cli.admin import AdminError, expiry, parse_scopes
+from holdfast.cli.database import AdminError
+from holdfast.cli.keys import expiry, parse_scopes
 from holdfast.tenancy import DEFAULT_SCOPES, KEY_PREFIX, SCOPES
 
 NOW = datetime(2030, 5, 1, 12, tzinfo=UTC)
@@ -89,7 +90,7 @@ def test_bad_input_is_refused_before_the_database_is_asked(
 def test_without_a_database_url_it_says_where_to_find_one(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.delenv(admin_cli.DATABASE_URL_ENV, raising=False)
+    monkeypatch.delenv(admin_database.DATABASE_URL_ENV, raising=False)
 
     assert main(["keys", "list", "--tenant", "t"]) == 1
     assert "HOLDFAST_DATABASE_URL" in capsys.readouterr().err

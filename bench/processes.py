@@ -1,0 +1,55 @@
+"""Other processes' CPU, from /proc: what the services used while a
+benchmark ran (--pid LABEL=PID[,PID...])."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+
+def cpu_seconds(pids: Sequence[int]) -> float | None:
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class CpuWatch:
+    """CPU seconds of named processes (--pid LABEL=PID[,PID...]) over stretches."""
+
+    def __init__(self, pids: dict[str, list[int]]) -> None:
+        self.pids = pids
+        self._marks: dict[str, tuple[float, dict[str, float | None]]] = {}
+
+    def mark(self, name: str) -> None:
+        cpu = {label: cpu_seconds(p) for label, p in self.pids.items()}
+        self._marks[name] = (time.perf_counter(), cpu)
+
+    def between(self, start: str, end: str) -> dict[str, float | None]:
+        """Each process's share of one core from mark `start` to `end`."""
+        (t0, a), (t1, b) = self._marks[start], self._marks[end]
+        shares: dict[str, float | None] = {}
+        for label in self.pids:
+            used, before = b[label], a[label]
+            if used is None or before is None or t1 <= t0:
+                shares[label] = None
+            else:
+                shares[label] = round((used - before) / (t1 - t0), 3)
+        return shares
+
+
+def machine_jiffies() -> tuple[int, int] | None:
+    """(busy, all) CPU time of the whole machine so far, in clock ticks (/proc/stat)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle, iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
