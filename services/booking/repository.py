@@ -16,6 +16,7 @@ Lock order, which keeps every writer free of deadlocks:
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -50,6 +51,7 @@ from services.booking.domain import (
     Slot,
     in_time_order,
 )
+from services.booking.rules import CREATE, EXPIRE, CheckoutEffect, Transition, counter_updates
 
 _SLOT_COLUMNS = "id, resource_id, starts_at, ends_at, capacity, held, booked, closed, version"
 # Every change that moves availability also inserts an outbox row in the same
@@ -247,12 +249,12 @@ class Transaction:
         await self._conn.execute(
             f"""
             WITH taken AS (
-                UPDATE slots SET held = held + $5, version = version + 1
+                UPDATE slots SET {counter_updates(CREATE, "$5")}
                 WHERE tenant_id = $2 AND id = ANY($10::uuid[])
             ), hold AS (
                 INSERT INTO holds (id, tenant_id, resource_id, status, quantity, customer_ref,
                                    currency, total_minor, expires_at, created_at, updated_at)
-                VALUES ($1, $2, $3, 'HELD', $5, $6, $7, $8, $9, $4, $4)
+                VALUES ($1, $2, $3, '{CREATE.to_status}', $5, $6, $7, $8, $9, $4, $4)
             ), lines AS (
                 INSERT INTO hold_lines (hold_id, tenant_id, slot_id, starts_at, ends_at, unit_minor)
                 SELECT $1, $2, * FROM unnest($10::uuid[], $11::timestamptz[],
@@ -260,14 +262,15 @@ class Transaction:
             ), audit AS (
                 INSERT INTO audit_log (tenant_id, entity_type, entity_id, action, to_status,
                                        actor, correlation_id, details)
-                VALUES ($2, 'hold', $1, 'hold.created', 'HELD', $14, $15,
+                VALUES ($2, 'hold', $1, '{CREATE.audit_action}', '{CREATE.to_status}', $14, $15,
                         jsonb_build_object('quantity', $5::int, 'slots', $10::uuid[]))
             ), outbox AS (
                 INSERT INTO outbox ({_OUTBOX_COLUMNS})
                 VALUES ('{AVAILABILITY_TOPIC}', $3::uuid::text, $2,
-                        jsonb_build_object('change', 'hold.created', 'resource_id', $3::uuid,
-                                           'slot_ids', $10::uuid[], 'hold_id', $1::uuid),
-                        'hold.created:' || $1::uuid::text, $18, $15)
+                        jsonb_build_object('change', '{CREATE.audit_action}',
+                                           'resource_id', $3::uuid, 'slot_ids', $10::uuid[],
+                                           'hold_id', $1::uuid),
+                        '{CREATE.audit_action}:' || $1::uuid::text, $18, $15)
             )
             UPDATE idempotency_records SET response = $17
             WHERE tenant_id = $2 AND request_id = $16
@@ -309,57 +312,23 @@ class Transaction:
     async def transition_hold(
         self,
         hold: Hold,
-        to_status: HoldStatus,
+        rule: Transition,
         *,
-        held_delta: int,
-        booked_delta: int,
         reason: str,
         payment_ref: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> Hold:
-        """Moves a locked hold to a new status, moving its capacity between the
-        slots' held and booked counts, with an audit row (its details: the
-        payment and `details`) and an outbox row; one statement. Every status
-        is entered at most once per hold, so the status names the change."""
-        row = await self._conn.fetchrow(
-            f"""
-            WITH moved AS (
-                UPDATE slots SET held = held + $4, booked = booked + $5, version = version + 1
-                WHERE tenant_id = $1 AND id = ANY($6::uuid[]) AND ($4 <> 0 OR $5 <> 0)
-            ), audit AS (
-                INSERT INTO audit_log (tenant_id, entity_type, entity_id, action, from_status,
-                                       to_status, actor, reason, correlation_id, details)
-                VALUES ($1, 'hold', $2, 'hold.' || lower($3), $8, $3, $9, $7, $10,
-                        jsonb_build_object('payment_ref', coalesce($11, $15)) || $14::jsonb)
-            ), outbox AS (
-                INSERT INTO outbox ({_OUTBOX_COLUMNS})
-                VALUES ('{AVAILABILITY_TOPIC}', $12::uuid::text, $1,
-                        jsonb_build_object('change', 'hold.' || lower($3), 'resource_id', $12::uuid,
-                                           'slot_ids', $6::uuid[], 'hold_id', $2::uuid),
-                        'hold.' || lower($3) || ':' || $2::uuid::text, $13, $10)
-            ), paid AS (
-                UPDATE checkouts SET status = 'COMPLETE', updated_at = now()
-                WHERE hold_id = $2 AND $3 = 'CONFIRMED' AND status IN ('CREATING', 'OPEN')
-            ), abandoned AS (
-                INSERT INTO outbox ({_OUTBOX_COLUMNS})
-                SELECT '{PAYMENTS_TOPIC}', c.session_id, $1,
-                       jsonb_build_object('action', 'expire_checkout',
-                                          'session_id', c.session_id, 'hold_id', $2::uuid),
-                       'checkout.expire:' || c.session_id, $13, $10
-                FROM checkouts c
-                WHERE c.hold_id = $2 AND $3 = 'RELEASED' AND c.status = 'OPEN'
-                ON CONFLICT (dedupe_key) DO NOTHING
-            )
-            UPDATE holds h SET status = $3, status_reason = $7, updated_at = now(),
-                               payment_ref = coalesce($11, h.payment_ref)
-            WHERE h.tenant_id = $1 AND h.id = $2
-            RETURNING {_HOLD_COLUMNS}
-            """,
+        """Moves a locked hold by `rule`: its capacity between the slots' held
+        and booked counts, with an audit row (its details: the payment and
+        `details`), an outbox row and the rule's checkout effect; one
+        statement. Every status is entered at most once per hold, so the
+        status names the change."""
+        assert rule.from_status is hold.status, (rule, hold.status)
+        args: list[Any] = [
             self.tenant_id,
             hold.id,
-            to_status.value,
-            held_delta,
-            booked_delta,
+            rule.to_status.value,
+            rule.audit_action,
             hold.slot_ids,
             reason,
             hold.status.value,
@@ -370,7 +339,10 @@ class Transaction:
             self.traceparent,
             _json(details or {}),
             hold.payment_ref or None,
-        )
+        ]
+        if rule.moves_capacity:
+            args.append(hold.quantity)  # $15, only in the statement of a rule that moves it
+        row = await self._conn.fetchrow(_transition_sql(rule), *args)
         return _hold(row, hold.lines)
 
     async def create_resource(self, new: NewResource) -> Resource:
@@ -674,6 +646,62 @@ class Transaction:
         return failed
 
 
+@functools.cache
+def _transition_sql(rule: Transition) -> str:
+    """The statement of `Transaction.transition_hold` for one rule: only the
+    counters the rule moves, and only the checkout effect it has."""
+    steps = [
+        """audit AS (
+            INSERT INTO audit_log (tenant_id, entity_type, entity_id, action, from_status,
+                                   to_status, actor, reason, correlation_id, details)
+            VALUES ($1, 'hold', $2, $4, $7, $3, $8, $6, $9,
+                    jsonb_build_object('payment_ref', coalesce($10, $14)) || $13::jsonb)
+        )""",
+        f"""outbox AS (
+            INSERT INTO outbox ({_OUTBOX_COLUMNS})
+            VALUES ('{AVAILABILITY_TOPIC}', $11::uuid::text, $1,
+                    jsonb_build_object('change', $4::text, 'resource_id', $11::uuid,
+                                       'slot_ids', $5::uuid[], 'hold_id', $2::uuid),
+                    $4 || ':' || $2::uuid::text, $12, $9)
+        )""",
+    ]
+    if rule.moves_capacity:
+        steps.insert(
+            0,
+            f"""moved AS (
+            UPDATE slots SET {counter_updates(rule, "$15")}
+            WHERE tenant_id = $1 AND id = ANY($5::uuid[])
+        )""",
+        )
+    if rule.checkout is CheckoutEffect.COMPLETE:
+        steps.append(
+            """paid AS (
+            UPDATE checkouts SET status = 'COMPLETE', updated_at = now()
+            WHERE hold_id = $2 AND status IN ('CREATING', 'OPEN')
+        )"""
+        )
+    if rule.checkout is CheckoutEffect.EXPIRE_SESSION:
+        steps.append(
+            f"""abandoned AS (
+            INSERT INTO outbox ({_OUTBOX_COLUMNS})
+            SELECT '{PAYMENTS_TOPIC}', c.session_id, $1,
+                   jsonb_build_object('action', 'expire_checkout',
+                                      'session_id', c.session_id, 'hold_id', $2::uuid),
+                   'checkout.expire:' || c.session_id, $12, $9
+            FROM checkouts c
+            WHERE c.hold_id = $2 AND c.status = 'OPEN'
+            ON CONFLICT (dedupe_key) DO NOTHING
+        )"""
+        )
+    return f"""
+        WITH {", ".join(steps)}
+        UPDATE holds h SET status = $3, status_reason = $6, updated_at = now(),
+                           payment_ref = coalesce($10, h.payment_ref)
+        WHERE h.tenant_id = $1 AND h.id = $2
+        RETURNING {_HOLD_COLUMNS}
+        """
+
+
 def _json(value: dict[str, Any]) -> str:
     return json.dumps(value, default=str)
 
@@ -693,11 +721,11 @@ async def expire_holds(
     expired: int = await conn.fetchval(
         f"""
         WITH expired AS (
-            UPDATE holds SET status = 'EXPIRED', status_reason = $3, updated_at = now()
-            WHERE id = ANY($1::uuid[]) AND status = 'HELD'
+            UPDATE holds SET status = '{EXPIRE.to_status}', status_reason = $3, updated_at = now()
+            WHERE id = ANY($1::uuid[]) AND status = '{EXPIRE.from_status}'
             RETURNING id, tenant_id, resource_id, quantity
         ), returned AS (
-            UPDATE slots s SET held = s.held - back.quantity, version = s.version + 1
+            UPDATE slots s SET {counter_updates(EXPIRE, "back.quantity", "s.")}
             FROM (SELECT l.slot_id, sum(e.quantity)::int AS quantity
                   FROM expired e JOIN hold_lines l ON l.hold_id = e.id
                   GROUP BY l.slot_id) back
@@ -705,15 +733,17 @@ async def expire_holds(
         ), audit AS (
             INSERT INTO audit_log (tenant_id, entity_type, entity_id, action, from_status,
                                    to_status, actor, reason, correlation_id)
-            SELECT tenant_id, 'hold', id, 'hold.expired', 'HELD', 'EXPIRED', $2, $3, $4
+            SELECT tenant_id, 'hold', id, '{EXPIRE.audit_action}', '{EXPIRE.from_status}',
+                   '{EXPIRE.to_status}', $2, $3, $4
             FROM expired
         ), outbox AS (
             INSERT INTO outbox ({_OUTBOX_COLUMNS})
             SELECT '{AVAILABILITY_TOPIC}', e.resource_id::text, e.tenant_id,
-                   jsonb_build_object('change', 'hold.expired', 'resource_id', e.resource_id,
+                   jsonb_build_object('change', '{EXPIRE.audit_action}',
+                                      'resource_id', e.resource_id,
                                       'slot_ids', array_agg(l.slot_id ORDER BY l.slot_id),
                                       'hold_id', e.id),
-                   'hold.expired:' || e.id::text, $5, $4
+                   '{EXPIRE.audit_action}:' || e.id::text, $5, $4
             FROM expired e JOIN hold_lines l ON l.hold_id = e.id
             GROUP BY e.id, e.resource_id, e.tenant_id
         ), abandoned AS (

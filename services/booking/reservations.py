@@ -16,6 +16,7 @@ from opentelemetry import trace
 
 from holdfast.platform.errors import DomainError, ErrorKind, failed_precondition, not_found
 from holdfast.platform.pagination import Cursor
+from services.booking import rules
 from services.booking.domain import (
     CheckoutStatus,
     Hold,
@@ -240,9 +241,7 @@ class Reservations:
             await self._lock_slots(tx, hold.slot_ids)
             return await tx.transition_hold(
                 hold,
-                HoldStatus.RELEASED,
-                held_delta=-hold.quantity,
-                booked_delta=0,
+                rules.transition(hold.status, HoldStatus.RELEASED),
                 reason=reason or "released by caller",
             )
 
@@ -340,9 +339,7 @@ class Reservations:
             late = hold.expires_at <= now
             return await tx.transition_hold(
                 hold,
-                HoldStatus.CONFIRMED,
-                held_delta=-hold.quantity,
-                booked_delta=hold.quantity,
+                rules.transition(hold.status, HoldStatus.CONFIRMED),
                 reason="paid after the hold lapsed" if late else "",
                 payment_ref=payment_ref,
             )
@@ -357,9 +354,7 @@ class Reservations:
             ) from None
         return await tx.transition_hold(
             hold,
-            HoldStatus.CONFIRMED,
-            held_delta=0,
-            booked_delta=hold.quantity,
+            rules.transition(hold.status, HoldStatus.CONFIRMED),
             reason=f"paid after the hold was {hold.status.value.lower()}; capacity retaken",
             payment_ref=payment_ref,
         )
@@ -404,9 +399,7 @@ class Reservations:
             await self._lock_slots(tx, hold.slot_ids)
             cancelled = await tx.transition_hold(
                 hold,
-                HoldStatus.CANCELLED,
-                held_delta=0,
-                booked_delta=-hold.quantity,
+                rules.transition(hold.status, HoldStatus.CANCELLED),
                 reason=reason or "cancelled by caller",
                 details=decision,
             )
@@ -492,11 +485,7 @@ class Reservations:
             if hold.status is HoldStatus.CONFIRMED:
                 await self._lock_slots(tx, hold.slot_ids)
                 refunded = await tx.transition_hold(
-                    hold,
-                    HoldStatus.REFUNDED,
-                    held_delta=0,
-                    booked_delta=-hold.quantity,
-                    reason=why,
+                    hold, rules.transition(hold.status, HoldStatus.REFUNDED), reason=why
                 )
             elif hold.status is HoldStatus.CANCELLED:
                 refunded = await self._to_refunded(tx, hold, why)
@@ -508,7 +497,7 @@ class Reservations:
     async def _to_refunded(self, tx: Transaction, cancelled: Hold, reason: str) -> Hold:
         """CANCELLED -> REFUNDED: the money went back too (no capacity moves)."""
         return await tx.transition_hold(
-            cancelled, HoldStatus.REFUNDED, held_delta=0, booked_delta=0, reason=reason
+            cancelled, rules.transition(cancelled.status, HoldStatus.REFUNDED), reason=reason
         )
 
     async def expire_due_holds(self, batch_size: int) -> int:
