@@ -1,0 +1,84 @@
+"""Request ids (AIP-155): the first response of each idempotent request."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from services.booking.domain import RequestKey
+from services.booking.repository.base import PoolScope, TransactionScope, database_errors
+
+
+class IdempotencyStatements(TransactionScope):
+    async def claim_request(self, key: RequestKey) -> asyncpg.Record | None:
+        """Claims a request id for this transaction.
+
+        Returns None when claimed; otherwise the record of the request that
+        claimed it first. A concurrent claimer waits here until the first
+        commits (then sees its record) or rolls back (then claims it itself).
+        """
+        claimed = await self._conn.fetchval(
+            """
+            INSERT INTO idempotency_records (tenant_id, request_id, method, request_hash)
+            VALUES ($1, $2, $3, $4)
+            ON CONFLICT DO NOTHING
+            RETURNING true
+            """,
+            self.tenant_id,
+            key.request_id,
+            key.method,
+            key.request_hash,
+        )
+        if claimed:
+            return None
+        record: asyncpg.Record = await self._conn.fetchrow(
+            """
+            SELECT method, request_hash, response FROM idempotency_records
+            WHERE tenant_id = $1 AND request_id = $2
+            """,
+            self.tenant_id,
+            key.request_id,
+        )
+        return record
+
+    async def store_response(self, key: RequestKey, response: bytes) -> None:
+        await self._conn.execute(
+            "UPDATE idempotency_records SET response = $3 WHERE tenant_id = $1 AND request_id = $2",
+            self.tenant_id,
+            key.request_id,
+            response,
+        )
+
+
+class IdempotencyReads(PoolScope):
+    async def find_request(self, tenant_id: str, request_id: str) -> asyncpg.Record | None:
+        async with database_errors():
+            record: asyncpg.Record | None = await self._pool.fetchrow(
+                """
+                SELECT method, request_hash, response FROM idempotency_records
+                WHERE tenant_id = $1 AND request_id = $2
+                """,
+                tenant_id,
+                request_id,
+            )
+        return record
+
+    async def prune_request_records(self, older_than_hours: int, batch_size: int) -> int:
+        """Forgets request ids older than the retention window, a batch at a time."""
+        async with database_errors():
+            pruned: int = await self._pool.fetchval(
+                """
+                WITH old AS (
+                    SELECT tenant_id, request_id FROM idempotency_records
+                    WHERE created_at < now() - make_interval(hours => $1)
+                    LIMIT $2
+                ), deleted AS (
+                    DELETE FROM idempotency_records r USING old
+                    WHERE r.tenant_id = old.tenant_id AND r.request_id = old.request_id
+                    RETURNING 1
+                )
+                SELECT count(*) FROM deleted
+                """,
+                older_than_hours,
+                batch_size,
+            )
+        return pruned
