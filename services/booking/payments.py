@@ -41,6 +41,7 @@ from services.booking.config import BookingSettings
 from services.booking.domain import (
     Checkout,
     CheckoutStatus,
+    DueCheckout,
     Hold,
     HoldStatus,
     Refund,
@@ -49,7 +50,7 @@ from services.booking.domain import (
 )
 from services.booking.metrics import BookingMetrics
 from services.booking.refunds import Refunds
-from services.booking.repository import BookingRepository, DueCheckout, PaymentRepository
+from services.booking.repository import BookingRepository, PaymentRepository
 from services.booking.reservations import Reservations
 
 log = logging.getLogger(__name__)

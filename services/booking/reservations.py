@@ -19,6 +19,7 @@ from holdfast.platform.pagination import Cursor
 from services.booking import rules
 from services.booking.domain import (
     CheckoutStatus,
+    FirstRequest,
     Hold,
     HoldFilter,
     HoldLine,
@@ -30,10 +31,11 @@ from services.booking.domain import (
     RefundStatus,
     RequestKey,
     Slot,
+    SlotPreview,
     in_time_order,
 )
 from services.booking.metrics import BookingMetrics
-from services.booking.repository import BookingRepository, SlotPreview, Transaction
+from services.booking.repository import BookingRepository, Transaction
 
 EncodeHold = Callable[[Hold], bytes]
 
@@ -60,21 +62,20 @@ def slot_closed(slots: Sequence[Slot]) -> DomainError:
     )
 
 
-def check_replay(record: Any, key: RequestKey) -> bytes:
+def check_replay(record: FirstRequest, key: RequestKey) -> bytes:
     """The stored first response for `key`, or an error if the id was used otherwise."""
-    method, request_hash, response = record["method"], record["request_hash"], record["response"]
-    if method != key.method or bytes(request_hash) != key.request_hash:
+    if record.method != key.method or record.request_hash != key.request_hash:
         raise DomainError(
             ErrorKind.ALREADY_EXISTS,
             "REQUEST_ID_REUSED",
             "request_id was already used for a different request",
             {"request_id": key.request_id},
         )
-    if response is None:  # pragma: no cover - the claim commits with its response
+    if record.response is None:  # pragma: no cover - the claim commits with its response
         raise DomainError(
             ErrorKind.ABORTED, "REQUEST_IN_PROGRESS", "retry shortly", retry_after=0.1
         )
-    return bytes(response)
+    return record.response
 
 
 def _hold_outcome(error: DomainError) -> str:

@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from services.booking.domain import DueCheckout, SlotPreview
 from services.booking.repository.base import PoolScope, TransactionScope, database_errors
-from services.booking.repository.checkouts import CheckoutReads, CheckoutStatements, DueCheckout
+from services.booking.repository.checkouts import CheckoutReads, CheckoutStatements
 from services.booking.repository.hold_changes import (
     HoldChangeStatements,
     HoldExpiry,
@@ -27,7 +28,7 @@ from services.booking.repository.hold_changes import (
 )
 from services.booking.repository.holds import HoldReads, HoldStatements
 from services.booking.repository.idempotency import IdempotencyReads, IdempotencyStatements
-from services.booking.repository.inventory import InventoryReads, InventoryStatements, SlotPreview
+from services.booking.repository.inventory import InventoryReads, InventoryStatements
 from services.booking.repository.outbox import OutboxRepository
 from services.booking.repository.refunds import RefundReads, RefundStatements
 

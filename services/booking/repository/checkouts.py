@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
 from holdfast.platform.backoff import backoff_seconds_sql
-from services.booking.domain import Checkout, CheckoutStatus, HoldStatus
+from services.booking.domain import Checkout, CheckoutStatus, DueCheckout, HoldStatus
 from services.booking.repository.base import PoolScope, TransactionScope, database_errors
 
 
@@ -30,15 +29,6 @@ def checkout_of(row: asyncpg.Record) -> Checkout:
         url=row["url"],
         failure_reason=row["failure_reason"],
     )
-
-
-@dataclass(frozen=True)
-class DueCheckout:
-    """An unresolved attempt for the reconciler, with its hold's state."""
-
-    checkout: Checkout
-    hold_status: HoldStatus
-    hold_expires_at: datetime
 
 
 def _due(row: asyncpg.Record) -> DueCheckout:

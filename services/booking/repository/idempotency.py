@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import asyncpg
 
-from services.booking.domain import RequestKey
+from services.booking.domain import FirstRequest, RequestKey
 from services.booking.repository.base import PoolScope, TransactionScope, database_errors
 
 
+def _first_request(row: asyncpg.Record | None) -> FirstRequest | None:
+    if row is None:
+        return None
+    response = row["response"]
+    return FirstRequest(
+        row["method"], bytes(row["request_hash"]), None if response is None else bytes(response)
+    )
+
+
 class IdempotencyStatements(TransactionScope):
-    async def claim_request(self, key: RequestKey) -> asyncpg.Record | None:
+    async def claim_request(self, key: RequestKey) -> FirstRequest | None:
         """Claims a request id for this transaction.
 
         Returns None when claimed; otherwise the record of the request that
@@ -30,7 +39,7 @@ class IdempotencyStatements(TransactionScope):
         )
         if claimed:
             return None
-        record: asyncpg.Record = await self._conn.fetchrow(
+        row = await self._conn.fetchrow(
             """
             SELECT method, request_hash, response FROM idempotency_records
             WHERE tenant_id = $1 AND request_id = $2
@@ -38,7 +47,7 @@ class IdempotencyStatements(TransactionScope):
             self.tenant_id,
             key.request_id,
         )
-        return record
+        return _first_request(row)
 
     async def store_response(self, key: RequestKey, response: bytes) -> None:
         await self._conn.execute(
@@ -50,9 +59,9 @@ class IdempotencyStatements(TransactionScope):
 
 
 class IdempotencyReads(PoolScope):
-    async def find_request(self, tenant_id: str, request_id: str) -> asyncpg.Record | None:
+    async def find_request(self, tenant_id: str, request_id: str) -> FirstRequest | None:
         async with database_errors():
-            record: asyncpg.Record | None = await self._pool.fetchrow(
+            row = await self._pool.fetchrow(
                 """
                 SELECT method, request_hash, response FROM idempotency_records
                 WHERE tenant_id = $1 AND request_id = $2
@@ -60,7 +69,7 @@ class IdempotencyReads(PoolScope):
                 tenant_id,
                 request_id,
             )
-        return record
+        return _first_request(row)
 
     async def prune_request_records(self, older_than_hours: int, batch_size: int) -> int:
         """Forgets request ids older than the retention window, a batch at a time."""

@@ -11,7 +11,7 @@ import asyncpg
 
 from holdfast.platform.context import current_correlation_id
 from holdfast.platform.pagination import Cursor
-from services.booking.domain import NewResource, NewSlot, Resource, Slot
+from services.booking.domain import NewResource, NewSlot, Resource, Slot, SlotPreview
 from services.booking.repository.base import (
     PoolScope,
     TransactionScope,
@@ -47,14 +47,8 @@ def _resource(row: asyncpg.Record) -> Resource:
     )
 
 
-class SlotPreview:
-    """A slot as seen, without locks, before a reservation is attempted."""
-
-    def __init__(self, row: asyncpg.Record) -> None:
-        self.slot = _slot(row)
-        self.unit_minor: int = row["price_minor"]
-        self.currency: str = row["currency"]
-        self.has_expired_holds: bool = row["has_expired_holds"]
+def _preview(row: asyncpg.Record) -> SlotPreview:
+    return SlotPreview(_slot(row), row["price_minor"], row["currency"], row["has_expired_holds"])
 
 
 class InventoryStatements(TransactionScope):
@@ -300,4 +294,4 @@ class InventoryReads(PoolScope):
                 list(slot_ids),
                 quantity,
             )
-        return [SlotPreview(row) for row in rows]
+        return [_preview(row) for row in rows]

@@ -8,6 +8,7 @@ import asyncpg
 
 from holdfast.platform.backoff import backoff_seconds_sql
 from holdfast.platform.streams import PAYMENTS_TOPIC
+from services.booking.domain import OutboxRow
 from services.booking.repository.base import database_errors
 
 # The outbox holds two queues, claimed apart (each with its own index, see
@@ -33,15 +34,15 @@ class OutboxRepository:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def claim_due(self, batch_size: int, lease_seconds: float) -> list[asyncpg.Record]:
+    async def claim_due(self, batch_size: int, lease_seconds: float) -> list[OutboxRow]:
         """Due messages for the streams (every topic but payments)."""
         return await self._claim(_MESSAGES, batch_size, lease_seconds)
 
-    async def claim_due_actions(self, limit: int, lease_seconds: float) -> list[asyncpg.Record]:
+    async def claim_due_actions(self, limit: int, lease_seconds: float) -> list[OutboxRow]:
         """Due payment actions (the payments topic)."""
         return await self._claim(_ACTIONS, limit, lease_seconds)
 
-    async def _claim(self, queue: str, limit: int, lease_seconds: float) -> list[asyncpg.Record]:
+    async def _claim(self, queue: str, limit: int, lease_seconds: float) -> list[OutboxRow]:
         async with database_errors():
             rows: list[asyncpg.Record] = await self._pool.fetch(
                 f"""
@@ -62,7 +63,7 @@ class OutboxRepository:
                 limit,
                 lease_seconds,
             )
-        return sorted(rows, key=lambda row: row["id"])
+        return sorted((OutboxRow(**row) for row in rows), key=lambda row: row.id)
 
     async def mark_published(self, ids: Sequence[int]) -> None:
         async with database_errors():
