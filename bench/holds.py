@@ -56,8 +56,9 @@ from holdfast.platform.proto_time import time_range
 from services.booking import convert
 from services.booking.config import BookingSettings
 from services.booking.domain import Hold, HoldRequest
+from services.booking.idempotency import IdempotentCall, ResponseCodec
 from services.booking.repository import BookingRepository
-from services.booking.reservations import EncodeHold, Reservations
+from services.booking.reservations import Reservations
 
 OK = "OK"
 SOLD_OUT = "SOLD_OUT"
@@ -257,6 +258,8 @@ def empty_encode(hold: Hold) -> bytes:
     return b""
 
 
+# What a hold's response is made of; without a request id it is built, not stored.
+EncodeHold = Callable[[Hold], bytes]
 ENCODERS: dict[str, EncodeHold] = {"proto": proto_encode, "empty": empty_encode}
 
 
@@ -267,7 +270,7 @@ class DirectPath:
         self.settings = settings
         self.pool = pool
         self.reservations = Reservations(BookingRepository(pool))
-        self.encode = encode
+        self.call = IdempotentCall(None, ResponseCodec(encode, bytes, bytes))
 
     @classmethod
     async def open(cls, database_url: str, encode: EncodeHold) -> DirectPath:
@@ -307,7 +310,7 @@ class DirectPath:
             correlation_id_var.set(new_correlation_id())
             try:
                 await self.reservations.create_hold(
-                    tenant, requests[i % len(requests)], None, self.encode, actor
+                    tenant, requests[i % len(requests)], self.call, actor
                 )
             except DomainError as error:
                 code = getattr(grpc.StatusCode, error.kind.value)

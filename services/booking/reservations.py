@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry import trace
 
@@ -19,7 +19,6 @@ from holdfast.platform.pagination import Cursor
 from services.booking import rules
 from services.booking.domain import (
     CheckoutStatus,
-    FirstRequest,
     Hold,
     HoldFilter,
     HoldLine,
@@ -29,15 +28,15 @@ from services.booking.domain import (
     RefundCause,
     RefundMode,
     RefundStatus,
-    RequestKey,
     Slot,
     SlotPreview,
     in_time_order,
 )
+from services.booking.idempotency import IdempotentCall
 from services.booking.metrics import BookingMetrics
 from services.booking.repository import BookingRepository, Transaction
 
-EncodeHold = Callable[[Hold], bytes]
+Response = TypeVar("Response")
 
 SWEEPER_ACTOR = "system:sweeper"
 # ConfirmHold's refusals that mean "this payment cannot become the booking".
@@ -62,22 +61,6 @@ def slot_closed(slots: Sequence[Slot]) -> DomainError:
     )
 
 
-def check_replay(record: FirstRequest, key: RequestKey) -> bytes:
-    """The stored first response for `key`, or an error if the id was used otherwise."""
-    if record.method != key.method or record.request_hash != key.request_hash:
-        raise DomainError(
-            ErrorKind.ALREADY_EXISTS,
-            "REQUEST_ID_REUSED",
-            "request_id was already used for a different request",
-            {"request_id": key.request_id},
-        )
-    if record.response is None:  # pragma: no cover - the claim commits with its response
-        raise DomainError(
-            ErrorKind.ABORTED, "REQUEST_IN_PROGRESS", "retry shortly", retry_after=0.1
-        )
-    return record.response
-
-
 def _hold_outcome(error: DomainError) -> str:
     if error.reason in ("SOLD_OUT", "LOCK_TIMEOUT"):
         return error.reason.lower()
@@ -97,12 +80,12 @@ class Reservations:
         self,
         tenant_id: str,
         request: HoldRequest,
-        key: RequestKey | None,
-        encode: EncodeHold,
+        call: IdempotentCall[Hold, Response],
         actor: str,
-    ) -> bytes:
+    ) -> Response:
         """Takes capacity on every requested slot, or on none; returns the
-        encoded response (the first one again when `key` was seen before)."""
+        response to the new hold (the first one again when `call`'s request
+        id was used before)."""
         span = trace.get_current_span()
         span.set_attributes(
             {
@@ -113,7 +96,7 @@ class Reservations:
         )
         outcome = "error"  # unless we learn better: an unexpected exception
         try:
-            response, outcome = await self._create_hold(tenant_id, request, key, encode, actor)
+            response, outcome = await self._create_hold(tenant_id, request, call, actor)
         except DomainError as error:
             outcome = _hold_outcome(error)
             raise
@@ -126,20 +109,18 @@ class Reservations:
         self,
         tenant_id: str,
         request: HoldRequest,
-        key: RequestKey | None,
-        encode: EncodeHold,
+        call: IdempotentCall[Hold, Response],
         actor: str,
-    ) -> tuple[bytes, str]:
+    ) -> tuple[Response, str]:
         previews = await self._repo.preview_slots(tenant_id, request.slot_ids, request.quantity)
         self._check_slots_exist(request, previews)
         # A slot that is full with nothing to reclaim answers at once, without
         # queueing for its row lock: this is what keeps a hot slot fast.
         if self._clearly_unavailable(previews, request.quantity):
-            if key is not None:
-                # The first request of this id may be what sold the slot out.
-                record = await self._repo.find_request(tenant_id, key.request_id)
-                if record is not None:
-                    return check_replay(record, key), "replayed"
+            # The first request of this id may be what sold the slot out.
+            replayed = await call.seen(self._repo, tenant_id)
+            if replayed is not None:
+                return replayed, "replayed"
             slots = [p.slot for p in previews]
             raise (
                 slot_closed(slots)
@@ -148,10 +129,9 @@ class Reservations:
             )
 
         async with self._repo.transaction(tenant_id, actor) as tx:
-            if key is not None:
-                record = await tx.claim_request(key)
-                if record is not None:
-                    return check_replay(record, key), "replayed"
+            replayed = await call.claim(tx)
+            if replayed is not None:
+                return replayed, "replayed"
             slots, now = await self._lock_slots(tx, request.slot_ids)
             slots = await self._ensure_capacity(tx, slots, request.quantity)
             prices = {p.slot.id: p for p in previews}
@@ -173,8 +153,8 @@ class Reservations:
                 ),
             )
             trace.get_current_span().set_attribute("holdfast.hold_id", str(hold.id))
-            response = encode(hold)
-            await tx.insert_hold(hold, key, response if key else None)
+            response, stored = call.respond(hold)
+            await tx.insert_hold(hold, call.key, stored)
         return response, "placed"
 
     @staticmethod
