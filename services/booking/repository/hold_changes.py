@@ -99,7 +99,7 @@ class HoldChangeStatements(TransactionScope):
         ]
         if rule.moves_capacity:
             args.append(hold.quantity)  # $15, only in the statement of a rule that moves it
-        row = await self._conn.fetchrow(_transition_sql(rule), *args)
+        row = await self._conn.fetchrow(transition_statement(rule), *args)
         return hold_of(row, hold.lines)
 
 
@@ -176,7 +176,7 @@ _TRANSITION_ABANDONED = expire_open_sessions(
 
 
 @functools.cache
-def _transition_sql(rule: Transition) -> str:
+def transition_statement(rule: Transition) -> str:
     """The statement of `Transaction.transition_hold` for one rule: only the
     counters the rule moves, and only the checkout effect it has."""
     steps = [f"audit AS ({_TRANSITION_AUDIT})", f"outbox AS ({_TRANSITION_OUTBOX})"]
