@@ -79,9 +79,9 @@ class IdempotentCall(Generic[Result, Response]):
 
     async def store(self, tx: Transaction, result: Result) -> Response:
         """The response to `result`, stored under the request id claimed in `tx`."""
-        response, stored = self.respond(result)
-        if self.key is not None and stored is not None:
-            await tx.store_response(self.key, stored)
+        response = self.codec.respond(result)
+        if self.key is not None:
+            await tx.store_response(self.key, self.codec.to_bytes(response))
         return response
 
     async def run(
