@@ -5,7 +5,7 @@ called straight on asyncpg with the service's settings: the baseline that
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -22,8 +22,12 @@ from holdfast.platform.errors import DomainError
 from services.booking import convert
 from services.booking.config import BookingSettings
 from services.booking.domain import Hold, HoldRequest
+from services.booking.idempotency import IdempotentCall, ResponseCodec
 from services.booking.repository import BookingRepository
-from services.booking.reservations import EncodeHold, Reservations
+from services.booking.reservations import Reservations
+
+# What a hold's response is made of; without a request id it is built, not stored.
+EncodeHold = Callable[[Hold], bytes]
 
 
 def proto_encode(hold: Hold) -> bytes:
@@ -45,7 +49,7 @@ class DirectPath:
         self.settings = settings
         self.pool = pool
         self.reservations = Reservations(BookingRepository(pool))
-        self.encode = encode
+        self.call = IdempotentCall(None, ResponseCodec(encode, bytes, bytes))
 
     @classmethod
     async def open(cls, database_url: str, encode: EncodeHold) -> DirectPath:
@@ -85,7 +89,7 @@ class DirectPath:
             correlation_id_var.set(new_correlation_id())
             try:
                 await self.reservations.create_hold(
-                    tenant, requests[i % len(requests)], None, self.encode, actor
+                    tenant, requests[i % len(requests)], self.call, actor
                 )
             except DomainError as error:
                 code = getattr(grpc.StatusCode, error.kind.value)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
+from google.protobuf.message import Message
+
 from holdfast.contracts.booking.v1 import booking_pb2, inventory_pb2
 from holdfast.contracts.common.v1 import money_pb2
 from holdfast.platform.proto_time import time_range, timestamp
 from services.booking.domain import Checkout, Hold, HoldStatus, Refund, Resource, Slot
+from services.booking.idempotency import ResponseCodec
 
 
 def money(amount_minor: int, currency: str) -> money_pb2.Money:
@@ -91,3 +97,36 @@ def refund(value: Refund) -> booking_pb2.Refund:
         status=booking_pb2.RefundStatus.Value(f"REFUND_STATUS_{value.status.value}"),
         failure_reason=value.failure_reason,
     )
+
+
+# The responses of the idempotent RPCs, and how they are stored for a replay:
+# given once here, at the edge, so the domain never handles the bytes.
+ProtoMessage = TypeVar("ProtoMessage", bound=Message)
+Result = TypeVar("Result")
+
+
+def stored_as_proto(
+    message: type[ProtoMessage], respond: Callable[[Result], ProtoMessage]
+) -> ResponseCodec[Result, ProtoMessage]:
+    return ResponseCodec(respond, _serialized, message.FromString)
+
+
+def _serialized(message: Message) -> bytes:
+    return message.SerializeToString()
+
+
+def _created_hold(value: Hold) -> booking_pb2.CreateHoldResponse:
+    return booking_pb2.CreateHoldResponse(hold=hold(value))
+
+
+def _created_resource(value: Resource) -> inventory_pb2.CreateResourceResponse:
+    return inventory_pb2.CreateResourceResponse(resource=resource(value))
+
+
+def _created_slots(values: list[Slot]) -> inventory_pb2.CreateSlotsResponse:
+    return inventory_pb2.CreateSlotsResponse(slots=[slot(s) for s in values])
+
+
+CREATE_HOLD = stored_as_proto(booking_pb2.CreateHoldResponse, _created_hold)
+CREATE_RESOURCE = stored_as_proto(inventory_pb2.CreateResourceResponse, _created_resource)
+CREATE_SLOTS = stored_as_proto(inventory_pb2.CreateSlotsResponse, _created_slots)

@@ -210,3 +210,51 @@ class Refund:
     @property
     def idempotency_key(self) -> str:
         return f"refund:{self.payment_ref}"
+
+
+@dataclass(frozen=True)
+class FirstRequest:
+    """What a request id was first used for, and the response it got (None
+    only while that first request has not committed)."""
+
+    method: str
+    request_hash: bytes
+    response: bytes | None
+
+
+@dataclass(frozen=True)
+class SlotPreview:
+    """A slot as seen, without locks, before a reservation is attempted: its
+    price, and whether a lapsed hold on it could be reclaimed."""
+
+    slot: Slot
+    unit_minor: int
+    currency: str
+    has_expired_holds: bool
+
+
+@dataclass(frozen=True)
+class DueCheckout:
+    """An unresolved attempt for the reconciler, with its hold's state."""
+
+    checkout: Checkout
+    hold_status: HoldStatus
+    hold_expires_at: datetime
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """A row of the transactional outbox, as the relay or the payment actions
+    claimed it: a message for the streams, or an action at Stripe."""
+
+    id: int
+    topic: str
+    message_key: str
+    tenant_id: str
+    # The JSON text of the payload.
+    payload: str
+    dedupe_key: str
+    traceparent: str | None
+    correlation_id: str
+    created_at: datetime
+    attempts: int

@@ -34,6 +34,7 @@ from services.booking.domain import (
     RefundMode,
     RequestKey,
 )
+from services.booking.idempotency import IdempotentCall
 from services.booking.inventory import Inventory
 from services.booking.limits import (
     DEFAULT_REFUND_MODE,
@@ -104,16 +105,9 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
             currency=currency,
             default_capacity=request.default_capacity,
         )
-        blob = await self._inventory.create_resource(
-            tenant,
-            new,
-            key,
-            lambda r: inventory_pb2.CreateResourceResponse(
-                resource=convert.resource(r)
-            ).SerializeToString(),
-            current_actor(),
+        return await self._inventory.create_resource(
+            tenant, new, IdempotentCall(key, convert.CREATE_RESOURCE), current_actor()
         )
-        return inventory_pb2.CreateResourceResponse.FromString(blob)
 
     async def GetResource(
         self, request: inventory_pb2.GetResourceRequest, context: grpc.aio.ServicerContext
@@ -163,17 +157,13 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         key = request_key(v, "CreateSlots", request)
         v.raise_if_any()
         assert resource_id is not None
-        blob = await self._inventory.create_slots(
+        return await self._inventory.create_slots(
             tenant,
             resource_id,
             new_slots,
-            key,
-            lambda slots: inventory_pb2.CreateSlotsResponse(
-                slots=[convert.slot(s) for s in slots]
-            ).SerializeToString(),
+            IdempotentCall(key, convert.CREATE_SLOTS),
             current_actor(),
         )
-        return inventory_pb2.CreateSlotsResponse.FromString(blob)
 
     async def ListSlots(
         self, request: inventory_pb2.ListSlotsRequest, context: grpc.aio.ServicerContext
@@ -268,14 +258,12 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
             customer_ref=request.customer_ref,
             ttl=ttl,
         )
-        blob = await self._reservations.create_hold(
+        return await self._reservations.create_hold(
             tenant,
             hold_request,
-            key,
-            lambda h: booking_pb2.CreateHoldResponse(hold=convert.hold(h)).SerializeToString(),
+            IdempotentCall(key, convert.CREATE_HOLD),
             current_actor(),
         )
-        return booking_pb2.CreateHoldResponse.FromString(blob)
 
     async def GetHold(
         self, request: booking_pb2.GetHoldRequest, context: grpc.aio.ServicerContext

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from holdfast.platform.errors import DomainError, ErrorKind, failed_precondition, not_found
 from holdfast.platform.pagination import Cursor
-from services.booking.domain import NewResource, NewSlot, RequestKey, Resource, Slot
+from services.booking.domain import NewResource, NewSlot, Resource, Slot
+from services.booking.idempotency import IdempotentCall
 from services.booking.repository import BookingRepository, Transaction
-from services.booking.reservations import check_replay
+
+Response = TypeVar("Response")
 
 
 class Inventory:
@@ -21,17 +24,10 @@ class Inventory:
         self,
         tenant_id: str,
         new: NewResource,
-        key: RequestKey | None,
-        encode: Callable[[Resource], bytes],
+        call: IdempotentCall[Resource, Response],
         actor: str,
-    ) -> bytes:
-        async with self._repo.transaction(tenant_id, actor) as tx:
-            if key is not None and (record := await tx.claim_request(key)) is not None:
-                return check_replay(record, key)
-            response = encode(await tx.create_resource(new))
-            if key is not None:
-                await tx.store_response(key, response)
-            return response
+    ) -> Response:
+        return await call.run(self._repo, tenant_id, actor, lambda tx: tx.create_resource(new))
 
     async def get_resource(self, tenant_id: str, resource_id: uuid.UUID) -> Resource:
         resource = await self._repo.get_resource(tenant_id, resource_id)
@@ -49,14 +45,12 @@ class Inventory:
         tenant_id: str,
         resource_id: uuid.UUID,
         new_slots: Sequence[NewSlot],
-        key: RequestKey | None,
-        encode: Callable[[list[Slot]], bytes],
+        call: IdempotentCall[list[Slot], Response],
         actor: str,
-    ) -> bytes:
+    ) -> Response:
         resource = await self.get_resource(tenant_id, resource_id)
-        async with self._repo.transaction(tenant_id, actor) as tx:
-            if key is not None and (record := await tx.claim_request(key)) is not None:
-                return check_replay(record, key)
+
+        async def create(tx: Transaction) -> list[Slot]:
             created = await tx.create_slots(resource, new_slots)
             if created is None:
                 # Raising rolls the whole batch back: all or none.
@@ -66,10 +60,9 @@ class Inventory:
                     "a slot with the same start and end already exists for this resource",
                     {"resource_id": str(resource_id)},
                 )
-            response = encode(created)
-            if key is not None:
-                await tx.store_response(key, response)
-            return response
+            return created
+
+        return await call.run(self._repo, tenant_id, actor, create)
 
     async def list_slots(
         self,

@@ -26,13 +26,12 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 
-import asyncpg
-
 from holdfast.platform.errors import DomainError, ErrorKind, unavailable
 from holdfast.platform.periodic import PeriodicTask
 from holdfast.platform.streams import ChangeMessage
 from holdfast.platform.telemetry import working_in
 from services.booking.config import BookingSettings
+from services.booking.domain import OutboxRow
 from services.booking.metrics import BookingMetrics
 from services.booking.relay import outbox_message, publish_span
 from services.booking.repository import OutboxRepository
@@ -83,7 +82,7 @@ class PaymentActions:
             return 0
         rows = await self._outbox.claim_due_actions(free, s.payment_action_lease_seconds)
         for row in rows:
-            row_id: int = row["id"]
+            row_id: int = row.id
             task = asyncio.create_task(self._carry_out(row), name=f"payment-action-{row_id}")
             self._running[row_id] = task
             task.add_done_callback(functools.partial(self._ended, row_id))
@@ -93,7 +92,7 @@ class PaymentActions:
         self._running.pop(row_id, None)
         self._place_freed.set()
 
-    async def _carry_out(self, row: asyncpg.Record) -> None:
+    async def _carry_out(self, row: OutboxRow) -> None:
         try:
             error = await self._attempt(row)
             if error is None:
@@ -103,18 +102,18 @@ class PaymentActions:
                 await self._retry_later(row, error)
             else:
                 # Nothing a retry would change (e.g. payments turned off).
-                log.warning("payment action %s dropped: %s", row["dedupe_key"], error)
+                log.warning("payment action %s dropped: %s", row.dedupe_key, error)
                 await self._record(row, "dropped")
         except DomainError as db_error:
             # The outcome is not recorded: the row is tried again after its lease.
-            log.warning("payment action %s not recorded: %s", row["dedupe_key"], db_error)
+            log.warning("payment action %s not recorded: %s", row.dedupe_key, db_error)
 
-    async def _attempt(self, row: asyncpg.Record) -> DomainError | None:
+    async def _attempt(self, row: OutboxRow) -> DomainError | None:
         """Runs the action; None if it was done, else why not."""
         s = self._settings
         try:
             async with asyncio.timeout(s.payment_action_timeout_seconds):
-                with working_in(publish_span(row), row["correlation_id"]):
+                with working_in(publish_span(row), row.correlation_id):
                     await self._action(outbox_message(row))
         except DomainError as error:
             return error
@@ -124,15 +123,15 @@ class PaymentActions:
                 f"Stripe did not answer within {s.payment_action_timeout_seconds:g} s",
             )
         except Exception as error:
-            log.exception("payment action %s failed", row["dedupe_key"])
+            log.exception("payment action %s failed", row.dedupe_key)
             return unavailable("PAYMENT_ACTION_FAILED", f"{type(error).__name__}: {error}")
         return None
 
-    async def _record(self, row: asyncpg.Record, outcome: str) -> None:
-        await self._outbox.mark_published([row["id"]])
+    async def _record(self, row: OutboxRow, outcome: str) -> None:
+        await self._outbox.mark_published([row.id])
         self._metrics.payment_actions.labels(outcome).inc()
 
-    async def _retry_later(self, row: asyncpg.Record, error: DomainError) -> None:
+    async def _retry_later(self, row: OutboxRow, error: DomainError) -> None:
         s = self._settings
         self._failures += 1
         pause = min(
@@ -144,7 +143,7 @@ class PaymentActions:
             log.warning("payment actions: Stripe failing, pausing new ones: %s", error)
         self._metrics.payment_actions.labels("retried").inc()
         await self._outbox.mark_failed(
-            [row["id"]],
+            [row.id],
             f"{error.reason}: {error.message}",
             s.payment_action_retry_base_seconds,
             s.payment_action_retry_max_seconds,

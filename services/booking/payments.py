@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 import stripe
 
-from holdfast.platform.context import current_correlation_id
 from holdfast.platform.errors import (
     DomainError,
     ErrorKind,
@@ -36,11 +33,12 @@ from holdfast.platform.errors import (
     unavailable,
 )
 from holdfast.platform.stripe_limits import total_problem
-from holdfast.platform.telemetry import current_traceparent
+from services.booking.checkout_attempts import new_attempt
 from services.booking.config import BookingSettings
 from services.booking.domain import (
     Checkout,
     CheckoutStatus,
+    DueCheckout,
     Hold,
     HoldStatus,
     Refund,
@@ -49,46 +47,18 @@ from services.booking.domain import (
 )
 from services.booking.metrics import BookingMetrics
 from services.booking.refunds import Refunds
-from services.booking.repository import BookingRepository, DueCheckout, PaymentRepository
+from services.booking.repository import BookingRepository, PaymentRepository
 from services.booking.reservations import Reservations
+from services.booking.stripe_calls import (
+    payment_intent_id,
+    payment_state,
+    refused_by_stripe,
+    stripe_errors,
+)
 
 log = logging.getLogger(__name__)
 
 RECONCILER_ACTOR = "system:reconciler"
-# Stripe's longest checkout session.
-_MAX_SESSION_LIFETIME = timedelta(hours=24)
-# A PaymentIntent in these states after its session completed was declined.
-_DECLINED = ("requires_payment_method", "canceled")
-
-
-@asynccontextmanager
-async def stripe_errors() -> AsyncIterator[None]:
-    """Stripe's failures in the domain's error model."""
-    try:
-        yield
-    except stripe.IdempotencyError as error:
-        raise failed_precondition("PAYMENT_REQUEST_CONFLICT", str(error.user_message)) from None
-    except stripe.InvalidRequestError as error:
-        raise failed_precondition(
-            "PAYMENT_PROVIDER_REFUSED", str(error.user_message or error)
-        ) from None
-    except stripe.StripeError:
-        # Network failures, Stripe's 5xx and rate limits (after the client's own
-        # retries with the same idempotency key): worth retrying later.
-        raise unavailable(
-            "PAYMENT_PROVIDER_UNAVAILABLE", "Stripe did not answer; retry", 2.0
-        ) from None
-
-
-def refused_by_stripe(error: DomainError) -> bool:
-    """Whether Stripe refused the request itself: asking again the same way
-    is refused again."""
-    return error.reason in ("PAYMENT_PROVIDER_REFUSED", "PAYMENT_REQUEST_CONFLICT")
-
-
-def _payment_intent_id(session: Any) -> str:
-    intent = session.payment_intent
-    return str(intent if isinstance(intent, str) or intent is None else intent.id or "")
 
 
 class Payments:
@@ -168,11 +138,11 @@ class Payments:
         """Whether a completed session can pay for nothing more: its payment
         was refunded or declined (recorded on the attempt if so)."""
         assert checkout.session_id is not None
-        state, why = await self._payment_state(session)
+        state, why = await payment_state(self._stripe, session)
         if state == "declined":
             await self._fail(checkout, f"payment declined: {why}", "declined")
             return True
-        payment = _payment_intent_id(session)
+        payment = payment_intent_id(session)
         if payment and await self._payments.find_refund(checkout.tenant_id, payment):
             await self._payments.set_session_status(checkout.session_id, CheckoutStatus.COMPLETE)
             return True
@@ -202,7 +172,9 @@ class Payments:
             problem = total_problem(hold.total_minor, hold.currency)
             if problem is not None:
                 raise invalid_argument([FieldViolation("hold_id", problem)])
-            checkout = self._new_attempt(tenant_id, hold, latest, now, success_url, cancel_url)
+            checkout = new_attempt(
+                self._settings, tenant_id, hold, latest, now, success_url, cancel_url
+            )
             lead = timedelta(seconds=self._settings.reconciler_lead_seconds)
             await tx.insert_checkout(checkout, min(checkout.expires_at, hold.expires_at) - lead)
             return hold, checkout, True
@@ -218,41 +190,6 @@ class Payments:
             if error.reason == "PAYMENT_PROVIDER_REFUSED" and "No such" in error.message:
                 return None
             raise
-
-    def _urls(self, hold: Hold, success_url: str, cancel_url: str) -> tuple[str, str]:
-        s = self._settings
-        return (
-            (success_url or s.checkout_success_url).replace("{HOLD_ID}", str(hold.id)),
-            (cancel_url or s.checkout_cancel_url).replace("{HOLD_ID}", str(hold.id)),
-        )
-
-    def _new_attempt(
-        self,
-        tenant_id: str,
-        hold: Hold,
-        latest: Checkout | None,
-        now: datetime,
-        success_url: str,
-        cancel_url: str,
-    ) -> Checkout:
-        s = self._settings
-        # Stripe keeps a session open at least 30 minutes; a shorter hold
-        # expires its session itself when it lapses (through the outbox).
-        lifetime = max(hold.expires_at - now, timedelta(seconds=s.checkout_min_lifetime_seconds))
-        success, cancel = self._urls(hold, success_url, cancel_url)
-        return Checkout(
-            hold_id=hold.id,
-            attempt=latest.attempt + 1 if latest else 1,
-            tenant_id=tenant_id,
-            status=CheckoutStatus.CREATING,
-            amount_minor=hold.total_minor,
-            currency=hold.currency,
-            expires_at=now + min(lifetime, _MAX_SESSION_LIFETIME),
-            success_url=success,
-            cancel_url=cancel,
-            traceparent=current_traceparent(),
-            correlation_id=current_correlation_id(),
-        )
 
     async def _create_or_fail(self, hold: Hold, checkout: Checkout) -> tuple[Any, str]:
         """The attempt's session, created (or, for a retried attempt, found
@@ -344,7 +281,7 @@ class Payments:
             return
         session = await self.retrieve_session(session_id)
         if session is not None and session.status == "complete":
-            state, why = await self._payment_state(session)
+            state, why = await payment_state(self._stripe, session)
             if state == "declined":
                 await self._declined(due, why)
                 return
@@ -370,9 +307,9 @@ class Payments:
         if session is None:
             await self._payments.set_session_status(checkout.session_id, CheckoutStatus.EXPIRED)
         elif session.status == "complete":
-            state, why = await self._payment_state(session)
+            state, why = await payment_state(self._stripe, session)
             if state == "paid":
-                await self.apply_payment(tenant, checkout.hold_id, _payment_intent_id(session))
+                await self.apply_payment(tenant, checkout.hold_id, payment_intent_id(session))
                 await self._payments.set_session_status(
                     checkout.session_id, CheckoutStatus.COMPLETE
                 )
@@ -390,24 +327,6 @@ class Payments:
             or due.hold_expires_at <= datetime.now(due.hold_expires_at.tzinfo)
         ):
             await self.expire_session(checkout.session_id, f"reconcile:{checkout.session_id}")
-
-    async def _payment_state(self, session: Any) -> tuple[str, str]:
-        """How a completed session's payment stands: ("paid", ""), ("pending",
-        "") while an asynchronous payment settles, or ("declined", why)."""
-        if session.payment_status in ("paid", "no_payment_required"):
-            return "paid", ""
-        intent_id = _payment_intent_id(session)
-        if not intent_id:
-            return "pending", ""
-        async with stripe_errors():
-            intent = await self._stripe().v1.payment_intents.retrieve_async(intent_id)
-        if intent.status == "succeeded":
-            return "paid", ""
-        if intent.status in _DECLINED:
-            error = intent.last_payment_error
-            why = (error.message or error.code) if error else None
-            return "declined", str(why or intent.status)
-        return "pending", ""
 
     async def _declined(self, due: DueCheckout, why: str) -> None:
         """The customer's payment was declined: the attempt ends FAILED (first,

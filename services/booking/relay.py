@@ -22,7 +22,6 @@ import contextlib
 import json
 import logging
 
-import asyncpg
 from opentelemetry.trace import Span, SpanKind
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -32,38 +31,39 @@ from holdfast.platform.errors import DomainError
 from holdfast.platform.streams import ChangeMessage, stream_key
 from holdfast.platform.telemetry import ending, start_caused_span
 from services.booking.config import BookingSettings
+from services.booking.domain import OutboxRow
 from services.booking.metrics import BookingMetrics
 from services.booking.repository import OutboxRepository
 
 log = logging.getLogger(__name__)
 
 
-def outbox_message(row: asyncpg.Record) -> ChangeMessage:
+def outbox_message(row: OutboxRow) -> ChangeMessage:
     return ChangeMessage(
-        topic=row["topic"],
-        message_key=row["message_key"],
-        tenant_id=row["tenant_id"],
-        dedupe_key=row["dedupe_key"],
-        payload=json.loads(row["payload"]),
-        written_at=row["created_at"],
-        traceparent=row["traceparent"],
-        correlation_id=row["correlation_id"],
+        topic=row.topic,
+        message_key=row.message_key,
+        tenant_id=row.tenant_id,
+        dedupe_key=row.dedupe_key,
+        payload=json.loads(row.payload),
+        written_at=row.created_at,
+        traceparent=row.traceparent,
+        correlation_id=row.correlation_id,
     )
 
 
-def publish_span(row: asyncpg.Record) -> Span:
+def publish_span(row: OutboxRow) -> Span:
     """Publishing a row (or carrying out its action) continues the trace of
     the change that wrote it."""
     return start_caused_span(
-        f"outbox.publish {row['topic']}",
-        correlation_id=row["correlation_id"],
-        parent=row["traceparent"],
+        f"outbox.publish {row.topic}",
+        correlation_id=row.correlation_id,
+        parent=row.traceparent,
         kind=SpanKind.PRODUCER,
         attributes={
             "messaging.system": "redis",
-            "messaging.destination.name": row["topic"],
-            "holdfast.outbox.dedupe_key": row["dedupe_key"],
-            "holdfast.outbox.attempts": row["attempts"],
+            "messaging.destination.name": row.topic,
+            "holdfast.outbox.dedupe_key": row.dedupe_key,
+            "holdfast.outbox.attempts": row.attempts,
         },
     )
 
@@ -102,7 +102,7 @@ class OutboxRelay:
         rows = await self._outbox.claim_due(s.relay_batch_size, s.relay_lease_seconds)
         if not rows:
             return 0
-        ids = [row["id"] for row in rows]
+        ids = [row.id for row in rows]
         try:
             await self._append_to_streams(rows)
         except RedisError as error:
@@ -122,14 +122,14 @@ class OutboxRelay:
             raise
         return len(rows)
 
-    async def _append_to_streams(self, rows: list[asyncpg.Record]) -> None:
+    async def _append_to_streams(self, rows: list[OutboxRow]) -> None:
         s = self._settings
         spans = [publish_span(row) for row in rows]
         with ending(spans, "not published; retried later"):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for row in rows:
                     pipe.xadd(
-                        stream_key(s, row["topic"]),
+                        stream_key(s, row.topic),
                         outbox_message(row).to_fields(),  # type: ignore[arg-type]
                         maxlen=s.stream_max_length,
                         approximate=True,
