@@ -36,7 +36,7 @@ class RefundRecords(ReservationBase):
             )
             cancelled = hold.status is HoldStatus.CANCELLED
             if cancelled and hold.payment_ref == refund.payment_ref:
-                hold = await self._to_refunded(tx, hold, f"{hold.status_reason}; refunded in full")
+                hold = await self._to_refunded(tx, hold)
                 self._metrics.bookings.labels("refunded").inc()
         return hold
 
@@ -88,14 +88,22 @@ class RefundRecords(ReservationBase):
                     hold, rules.transition(hold.status, HoldStatus.REFUNDED), reason=why
                 )
             elif hold.status is HoldStatus.CANCELLED:
-                refunded = await self._to_refunded(tx, hold, why)
+                # Stripe's word may come before the canceller records the
+                # refund it asked for: the cancellation still says why.
+                ours = existing is not None and existing.cause is RefundCause.CANCELLATION
+                refunded = await self._to_refunded(tx, hold, None if ours else why)
             else:  # pragma: no cover - a hold with a payment_ref was confirmed
                 return hold
         self._metrics.bookings.labels("refunded").inc()
         return refunded
 
-    async def _to_refunded(self, tx: Transaction, cancelled: Hold, reason: str) -> Hold:
-        """CANCELLED -> REFUNDED: the money went back too (no capacity moves)."""
+    async def _to_refunded(
+        self, tx: Transaction, cancelled: Hold, reason: str | None = None
+    ) -> Hold:
+        """CANCELLED -> REFUNDED: the money went back too (no capacity moves).
+        Without a `reason`, the cancellation's refund: its reason stands."""
         return await tx.transition_hold(
-            cancelled, rules.transition(cancelled.status, HoldStatus.REFUNDED), reason=reason
+            cancelled,
+            rules.transition(cancelled.status, HoldStatus.REFUNDED),
+            reason=reason or f"{cancelled.status_reason}; refunded in full",
         )

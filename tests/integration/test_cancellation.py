@@ -260,6 +260,33 @@ async def test_a_refund_that_never_reached_stripe_is_made_by_the_reconciler(
     assert refund.idempotency_key == f"refund:{paid.payment_ref}"
 
 
+async def test_stripes_word_of_the_refund_arriving_first_keeps_the_cancellation_reason(
+    stack: PaymentStack, shop: BookingClient
+) -> None:
+    """Stripe's charge.refunded can reach the booking service before the
+    canceller records the refund it asked for (a race seen in CI): the booking
+    still says why it ended, as when the canceller records it first."""
+    paid = await paid_booking(stack, shop)
+    pending = await cancelled_while_stripe_is_away(stack, shop, paid)
+    assert pending.refund.status == booking_pb2.REFUND_STATUS_PENDING
+
+    marked = await shop.booking.MarkBookingRefunded(
+        booking_pb2.MarkBookingRefundedRequest(
+            booking_id=paid.id,
+            payment_ref=paid.payment_ref,
+            reason="payment refunded at Stripe",
+            refund_id="re_made_elsewhere",
+        ),
+        metadata=shop.md,
+    )
+
+    assert marked.booking.status == booking_pb2.HOLD_STATUS_REFUNDED
+    assert marked.booking.status_reason == "cancelled by caller; refunded in full"
+    again = await cancel(shop, paid.id)
+    assert again.refund.status == booking_pb2.REFUND_STATUS_SUCCEEDED
+    assert again.refund.refund_id == "re_made_elsewhere"
+
+
 async def test_the_gateway_cancels_with_or_without_a_refund(
     stack: PaymentStack, shop: BookingClient, tenant: str
 ) -> None:
