@@ -197,8 +197,17 @@ async def test_concurrent_cancellations_refund_once(
 
     answers = await asyncio.gather(*(cancel(shop, paid.id) for _ in range(6)))
 
-    assert {a.booking.status for a in answers} == {booking_pb2.HOLD_STATUS_REFUNDED}
-    assert len({a.refund.refund_id for a in answers}) == 1
+    # Each caller finishes the refund still pending when it looks, with the
+    # same idempotency key; on a loaded machine a caller's Stripe call may
+    # time out, and that caller is told the truth: cancelled, refund pending.
+    refunded = [a for a in answers if a.booking.status == booking_pb2.HOLD_STATUS_REFUNDED]
+    pending = [a for a in answers if a not in refunded]
+    assert refunded
+    assert len({a.refund.refund_id for a in refunded}) == 1
+    for answer in pending:
+        assert answer.booking.status == booking_pb2.HOLD_STATUS_CANCELLED
+        assert answer.refund.status == booking_pb2.REFUND_STATUS_PENDING
+    assert (await hold_status(shop, paid.id)).status == booking_pb2.HOLD_STATUS_REFUNDED
     assert len(stack.refund_requests(paid.payment_ref)) == 1
     rows = await stack.db.fetchval(
         "SELECT count(*) FROM refunds WHERE payment_ref = $1", paid.payment_ref
