@@ -4,7 +4,7 @@ Handling a new event is one handler function here and one row in `HANDLERS`.
 The table is the list of handled events: the processor dispatches from it
 (any other type is stored and ignored), and the fake Stripe's endpoint, the
 test payment stack and the README's list of events to enable in Stripe's
-dashboard read it or are held to it (tests/unit/test_stripe_events.py).
+dashboard read it or are held to it (tests/unit/webhooks/test_stripe_events.py).
 
 A handler gets the event's object (`data.object`) and what it may act
 through, and says how the event ended; it raises `Unapplicable` for an event

@@ -22,7 +22,7 @@ HOLDFAST_FUZZ_STATEFUL_SCENARIOS (default 20) and HOLDFAST_FUZZ_STATEFUL_STEPS
 
     HOLDFAST_FUZZ_EXAMPLES=300 HOLDFAST_FUZZ_STATEFUL_SCENARIOS=200 \
     HOLDFAST_FUZZ_STATEFUL_STEPS=200 \
-        python -m devtools testenv -- pytest tests/integration/test_gateway_fuzz.py
+        python -m devtools testenv -- pytest tests/integration/gateway/test_fuzz.py
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from services.booking.server import BookingApp
 from tests.support.gateway import key_for
 from tests.support.services import running_gateway
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = int(os.environ.get("HOLDFAST_FUZZ_EXAMPLES", "5"))
 STATEFUL_STEPS = int(os.environ.get("HOLDFAST_FUZZ_STATEFUL_STEPS", "10"))
 STATEFUL_SCENARIOS = int(os.environ.get("HOLDFAST_FUZZ_STATEFUL_SCENARIOS", "20"))

@@ -42,7 +42,7 @@ from services.webhooks.config import WebhooksSettings
 from services.webhooks.server import SERVICE_NAME as WEBHOOKS_SERVICE
 from services.webhooks.server import WebhooksApp
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
 BASE = KUBERNETES / "base"

@@ -12,7 +12,7 @@ from devtools.fakestripe.config import FakeStripeConfig
 from devtools.fakestripe.events import CHECKOUT_EVENTS
 from services.webhooks.events import HANDLED_EVENTS, HANDLERS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 _README_LIST = re.compile(
     r"<!-- handled-stripe-events\b.*?-->(.*?)<!-- /handled-stripe-events -->", re.DOTALL
 )

@@ -19,7 +19,7 @@ from holdfast.contracts.booking.v1 import booking_pb2
 from holdfast.contracts.webhooks.v1 import webhook_admin_pb2 as pb
 from holdfast.contracts.webhooks.v1 import webhook_admin_pb2_grpc
 from services.webhooks.server import WebhooksApp
-from tests.integration.test_webhook_processing import WEBHOOK, stack
+from tests.integration.webhooks.test_processing import WEBHOOK, stack
 from tests.support.availability import eventually
 from tests.support.booking import BookingClient
 from tests.support.metrics import sample
