@@ -17,6 +17,12 @@ class BookingMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.rpc = RpcMetrics(self.registry)
+        self._reservation_metrics()
+        self._payment_metrics()
+        self._outbox_metrics()
+
+    def _reservation_metrics(self) -> None:
+        """Holds and bookings."""
         self.holds = Counter(
             "holdfast_holds",
             "Hold requests by outcome: placed, replayed (a request_id seen before),"
@@ -41,6 +47,9 @@ class BookingMetrics:
             ["transition"],
             registry=self.registry,
         )
+
+    def _payment_metrics(self) -> None:
+        """Stripe: refunds, failed checkouts, payment actions."""
         self.refunds = Counter(
             "holdfast_refunds",
             "Refunds Stripe answered, by cause (late_payment, cancellation, at_stripe) and"
@@ -55,6 +64,26 @@ class BookingMetrics:
             ["why"],
             registry=self.registry,
         )
+        self.payment_actions = Counter(
+            "holdfast_payment_actions",
+            "Payment actions at Stripe (expiring checkouts) by outcome: done, dropped"
+            " (refused for good, e.g. payments off), retried (Stripe failed or was too slow)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.payment_actions_backlog = Gauge(
+            "holdfast_payment_actions_backlog",
+            "Payment actions not yet carried out (waiting, in flight or backing off)",
+            registry=self.registry,
+        )
+        self.payment_actions_oldest_pending_seconds = Gauge(
+            "holdfast_payment_actions_oldest_pending_seconds",
+            "Age of the oldest payment action not yet carried out",
+            registry=self.registry,
+        )
+
+    def _outbox_metrics(self) -> None:
+        """The outbox: publishing and pruning."""
         self.outbox_published = Counter(
             "holdfast_outbox_published",
             "Outbox messages published to their stream",
@@ -73,23 +102,6 @@ class BookingMetrics:
         self.outbox_oldest_pending_seconds = Gauge(
             "holdfast_outbox_oldest_pending_seconds",
             "Age of the oldest unpublished outbox message",
-            registry=self.registry,
-        )
-        self.payment_actions = Counter(
-            "holdfast_payment_actions",
-            "Payment actions at Stripe (expiring checkouts) by outcome: done, dropped"
-            " (refused for good, e.g. payments off), retried (Stripe failed or was too slow)",
-            ["outcome"],
-            registry=self.registry,
-        )
-        self.payment_actions_backlog = Gauge(
-            "holdfast_payment_actions_backlog",
-            "Payment actions not yet carried out (waiting, in flight or backing off)",
-            registry=self.registry,
-        )
-        self.payment_actions_oldest_pending_seconds = Gauge(
-            "holdfast_payment_actions_oldest_pending_seconds",
-            "Age of the oldest payment action not yet carried out",
             registry=self.registry,
         )
         self.outbox_pruned = Counter(
