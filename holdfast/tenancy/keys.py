@@ -17,6 +17,7 @@ from datetime import datetime
 import asyncpg
 
 from holdfast.platform.db import database_unavailable
+from holdfast.platform.records import from_record
 from holdfast.tenancy import KEY
 
 
@@ -55,17 +56,7 @@ def split_token(token: str) -> tuple[str, str] | None:
 
 
 def _key(row: asyncpg.Record) -> ApiKey:
-    return ApiKey(
-        id=row["id"],
-        prefix=row["prefix"],
-        tenant_id=row["tenant_id"],
-        name=row["name"],
-        scopes=tuple(row["scopes"]),
-        rate_per_second=row["rate_per_second"],
-        expires_at=row["expires_at"],
-        revoked_at=row["revoked_at"],
-        created_at=row["created_at"],
-    )
+    return from_record(ApiKey, row, scopes=tuple(row["scopes"]))
 
 
 class KeyRepository:

@@ -11,6 +11,7 @@ import asyncpg
 from holdfast.platform.backoff import backoff_seconds_sql
 from holdfast.platform.db import database_unavailable
 from holdfast.platform.pagination import Cursor
+from holdfast.platform.records import from_record
 from services.webhooks.inbox import (
     FINAL_STATUSES,
     ClaimedEvent,
@@ -235,30 +236,9 @@ class EventRepository:
 
 
 def _claimed(row: asyncpg.Record) -> ClaimedEvent:
-    return ClaimedEvent(
-        event_id=row["event_id"],
-        type=row["type"],
-        object_id=row["object_id"],
-        payload=row["payload"],
-        correlation_id=row["correlation_id"],
-        attempt=row["attempt"],
-    )
+    return from_record(ClaimedEvent, row)
 
 
 def _stored(row: asyncpg.Record) -> StoredEvent:
     """A row of _LIST_COLUMNS, and the payload if it was read."""
-    return StoredEvent(
-        event_id=row["event_id"],
-        type=row["type"],
-        object_id=row["object_id"],
-        created_at=row["created_at"],
-        status=row["status"],
-        outcome=row["outcome"],
-        attempts=row["attempts"],
-        last_error=row["last_error"],
-        next_attempt_at=row["next_attempt_at"],
-        received_at=row["received_at"],
-        processed_at=row["processed_at"],
-        correlation_id=row["correlation_id"],
-        payload=row.get("payload"),
-    )
+    return from_record(StoredEvent, row, payload=row.get("payload"))

@@ -8,27 +8,13 @@ from datetime import datetime
 import asyncpg
 
 from holdfast.platform.backoff import backoff_seconds_sql
+from holdfast.platform.records import from_record
 from services.booking.domain import Checkout, CheckoutStatus, DueCheckout, HoldStatus
 from services.booking.repository.base import PoolScope, TransactionScope, database_errors
 
 
 def checkout_of(row: asyncpg.Record) -> Checkout:
-    return Checkout(
-        hold_id=row["hold_id"],
-        attempt=row["attempt"],
-        tenant_id=row["tenant_id"],
-        status=CheckoutStatus(row["status"]),
-        amount_minor=row["amount_minor"],
-        currency=row["currency"],
-        expires_at=row["expires_at"],
-        success_url=row["success_url"],
-        cancel_url=row["cancel_url"],
-        traceparent=row["traceparent"],
-        correlation_id=row["correlation_id"],
-        session_id=row["session_id"],
-        url=row["url"],
-        failure_reason=row["failure_reason"],
-    )
+    return from_record(Checkout, row, status=CheckoutStatus(row["status"]))
 
 
 def _due(row: asyncpg.Record) -> DueCheckout:

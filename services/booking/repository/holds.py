@@ -12,6 +12,7 @@ import asyncpg
 
 from holdfast.platform.context import current_correlation_id
 from holdfast.platform.pagination import Cursor
+from holdfast.platform.records import from_record
 from services.booking.domain import (
     Hold,
     HoldFilter,
@@ -47,19 +48,11 @@ _CREATED_OUTBOX = availability_changed(
 
 
 def hold_of(row: asyncpg.Record, lines: Iterable[HoldLine]) -> Hold:
-    return Hold(
-        id=row["id"],
-        resource_id=row["resource_id"],
+    return from_record(
+        Hold,
+        row,
         status=HoldStatus(row["status"]),
-        quantity=row["quantity"],
-        customer_ref=row["customer_ref"],
-        currency=row["currency"],
-        total_minor=row["total_minor"],
-        expires_at=row["expires_at"],
         payment_ref=row["payment_ref"] or "",
-        status_reason=row["status_reason"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
         lines=in_time_order(lines),
     )
 

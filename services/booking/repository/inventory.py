@@ -11,6 +11,7 @@ import asyncpg
 
 from holdfast.platform.context import current_correlation_id
 from holdfast.platform.pagination import Cursor
+from holdfast.platform.records import from_record
 from services.booking.domain import NewResource, NewSlot, Resource, Slot, SlotPreview
 from services.booking.repository.base import (
     PoolScope,
@@ -22,29 +23,11 @@ from services.booking.repository.sql import SLOT_COLUMNS, availability_changed, 
 
 
 def _slot(row: asyncpg.Record) -> Slot:
-    return Slot(
-        id=row["id"],
-        resource_id=row["resource_id"],
-        starts_at=row["starts_at"],
-        ends_at=row["ends_at"],
-        capacity=row["capacity"],
-        held=row["held"],
-        booked=row["booked"],
-        closed=row["closed"],
-        version=row["version"],
-    )
+    return from_record(Slot, row)
 
 
 def _resource(row: asyncpg.Record) -> Resource:
-    return Resource(
-        id=row["id"],
-        name=row["name"],
-        time_zone=row["time_zone"],
-        price_minor=row["price_minor"],
-        currency=row["currency"],
-        default_capacity=row["default_capacity"],
-        created_at=row["created_at"],
-    )
+    return from_record(Resource, row)
 
 
 def _preview(row: asyncpg.Record) -> SlotPreview:

@@ -6,6 +6,7 @@ import asyncpg
 
 from holdfast.platform.backoff import backoff_seconds_sql
 from holdfast.platform.context import current_correlation_id
+from holdfast.platform.records import from_record
 from services.booking.domain import Hold, Refund, RefundCause, RefundStatus
 from services.booking.repository.base import PoolScope, TransactionScope, database_errors
 from services.booking.repository.sql import insert_audit
@@ -65,16 +66,12 @@ _REFUND_FAILED_AUDIT = insert_audit(
 
 
 def refund_of_row(row: asyncpg.Record) -> Refund:
-    return Refund(
-        payment_ref=row["payment_ref"],
-        tenant_id=row["tenant_id"],
-        hold_id=row["hold_id"],
+    return from_record(
+        Refund,
+        row,
         cause=RefundCause(row["cause"]),
         status=RefundStatus(row["status"]),
-        amount_minor=row["amount_minor"],
         currency=row["currency"].strip(),
-        refund_id=row["refund_id"],
-        failure_reason=row["failure_reason"],
     )
 
 
