@@ -43,13 +43,14 @@ from redis.asyncio import Redis
 from bench.availability_client import (
     AvailabilityClient,
     Call,
-    Measured,
     ResourceAvailability,
     redis_getter,
     run_rounds,
 )
-from bench.availability_lag import LagResult, LagRounds
+from bench.availability_lag import LagRounds
+from bench.availability_options import Options
 from bench.availability_report import report
+from bench.availability_results import Results
 from bench.grpc_load import (
     BASE_TIME,
     CALL_TIMEOUT_SECONDS,
@@ -57,32 +58,12 @@ from bench.grpc_load import (
     keep_busy,
 )
 from bench.metrics import Metrics
-from bench.stats import Latencies
 from holdfast.contracts.booking.v1 import booking_pb2_grpc
 
 CACHE_LIVE_WAIT_SECONDS = 15.0
 
 
 # --- the benchmark ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Options:
-    booking_target: str
-    availability_target: str
-    redis_url: str
-    availability_metrics: str | None
-    channels: int
-    concurrency: int
-    requests: int
-    seconds: float | None
-    rounds: int
-    warmup: int
-    slots: int
-    lag_rounds: int
-    lag_poll_ms: float
-    lag_settle_ms: float
-    lag_timeout: float
 
 
 @dataclass(frozen=True)
@@ -147,28 +128,6 @@ def well_formed(answer: ResourceAvailability, options: Options) -> bool:
         == (SLOT_CAPACITY, SLOT_CAPACITY, 0, 0, True)
         for s in answer.slots
     )
-
-
-@dataclass
-class Results:
-    answer_bytes: int
-    hits: Measured
-    redis: Measured
-    misses: Measured
-    lag: LagResult
-
-    @property
-    def ratio(self) -> float:
-        redis = self.redis.phase.throughput
-        return self.hits.phase.throughput / redis if redis else 0.0
-
-    @property
-    def hit_p99_ms(self) -> float:
-        return Latencies.of(self.hits.phase.latencies).p99_ms
-
-    @property
-    def wrong(self) -> int:
-        return self.hits.wrong + self.redis.wrong + self.misses.wrong + len(self.lag.wrong)
 
 
 def phase_calls(

@@ -9,13 +9,13 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from bench.availability_options import Options
 from bench.grpc_load import (
     CALL_TIMEOUT_SECONDS,
     OK,
@@ -30,9 +30,6 @@ from holdfast.contracts.availability.v1 import availability_pb2, availability_pb
 from holdfast.platform.grpc_errors import details_of
 from holdfast.platform.proto_time import time_range
 from services.availability.server import CACHE_HEALTH
-
-if TYPE_CHECKING:
-    from bench.availability import Options
 
 WRONG = "WRONG"
 # As in bench.holds: call number i, and how it went (OK, WRONG or CODE/REASON).

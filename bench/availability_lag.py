@@ -9,11 +9,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
 from bench.availability_client import AvailabilityClient
+from bench.availability_options import Options
 from bench.grpc_load import (
     BASE_TIME,
     CALL_TIMEOUT_SECONDS,
@@ -25,9 +26,6 @@ from holdfast.contracts.availability.v1 import availability_pb2
 from holdfast.contracts.booking.v1 import booking_pb2, booking_pb2_grpc
 from holdfast.platform.context import TENANT_ID_KEY
 from holdfast.platform.grpc_errors import details_of
-
-if TYPE_CHECKING:
-    from bench.availability import Options
 
 LAG_P99_TARGET_MS = 50.0
 

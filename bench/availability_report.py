@@ -7,9 +7,12 @@ import os
 import platform
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bench.availability_client import Measured
 from bench.availability_lag import LAG_P99_TARGET_MS, LagResult
+from bench.availability_options import Options
+from bench.availability_results import Results
 from bench.grpc_load import (
     OK,
     phase_figures,
@@ -17,10 +20,6 @@ from bench.grpc_load import (
 from bench.metrics import cache_levels
 from bench.report import met, phase_row
 from bench.stats import Latencies
-
-if TYPE_CHECKING:
-    from bench.availability import Options, Results
-    from bench.availability_client import Measured
 
 HIT_P99_TARGET_MS = 5.0
 HIT_RATIO_TARGET = 0.5

@@ -1,0 +1,31 @@
+"""What a run of `bench.availability` measured, as its report reads it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.availability_client import Measured
+from bench.availability_lag import LagResult
+from bench.stats import Latencies
+
+
+@dataclass
+class Results:
+    answer_bytes: int
+    hits: Measured
+    redis: Measured
+    misses: Measured
+    lag: LagResult
+
+    @property
+    def ratio(self) -> float:
+        redis = self.redis.phase.throughput
+        return self.hits.phase.throughput / redis if redis else 0.0
+
+    @property
+    def hit_p99_ms(self) -> float:
+        return Latencies.of(self.hits.phase.latencies).p99_ms
+
+    @property
+    def wrong(self) -> int:
+        return self.hits.wrong + self.redis.wrong + self.misses.wrong + len(self.lag.wrong)
