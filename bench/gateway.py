@@ -51,18 +51,18 @@ import secrets
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import asyncpg
 import httpx
 import uvloop
 
 from bench.gateway_checks import Consistency, check_state
+from bench.gateway_options import Options
 from bench.gateway_report import report
+from bench.gateway_results import Results
 from bench.gateway_users import (
     Record,
     Resource,
-    RouteFigures,
     User,
     make_resources,
     make_tenant_and_key,
@@ -72,40 +72,6 @@ from bench.gateway_users import (
 from bench.gateway_window import ROUTES, Window
 
 SETUP_TIMEOUT_SECONDS = 30.0
-
-
-@dataclass(frozen=True)
-class Options:
-    gateway_url: str
-    database_url: str
-    users: int
-    users_per_client: int
-    seconds: float
-    ramp_seconds: float
-    think_ms: float
-    browse: int
-    resources: int
-    slots: int
-    one_address: bool
-    gateway_metrics: str | None
-    booking_metrics: str | None
-    availability_metrics: str | None
-    pids: dict[str, list[int]]
-    seed: int
-
-
-@dataclass
-class Results:
-    tenant: str
-    clients: int
-    measured_seconds: float
-    started_in_ramp: int
-    routes: dict[str, RouteFigures]
-    overall: RouteFigures
-    window: Window
-    consistency: Consistency
-    record: Record
-    postgres: str
 
 
 async def wait_ready(client: httpx.AsyncClient) -> str | None:

@@ -8,16 +8,15 @@ import os
 import platform
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bench.gateway_options import Options
+from bench.gateway_results import Results
 from bench.gateway_users import BENCH_KEY_RATE, ERROR_RATE_TARGET, P95_TARGET_MS, WRONG
 from bench.gateway_window import breakdown, round_or_none
 from bench.metrics import cache_levels
 from bench.report import met
 from bench.stats import Latencies
-
-if TYPE_CHECKING:
-    from bench.gateway import Options, Results
 
 
 def _ms(value: float | None) -> str:

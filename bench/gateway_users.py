@@ -14,18 +14,16 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 import httpx
 
+from bench.gateway_options import Options
 from bench.grpc_load import BASE_TIME
 from bench.stats import Latencies
 from holdfast.tenancy import SCOPES
 from holdfast.tenancy.keys import KeyRepository
-
-if TYPE_CHECKING:
-    from bench.gateway import Options
 
 OK = "OK"
 WRONG = "WRONG"

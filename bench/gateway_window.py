@@ -7,16 +7,14 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 
+from bench.gateway_options import Options
 from bench.gateway_users import RouteFigures
 from bench.metrics import Metrics, Samples
 from bench.processes import CpuWatch, cpu_seconds, machine_jiffies
-
-if TYPE_CHECKING:
-    from bench.gateway import Options
 
 ROUTES = ("GET availability", "POST holds", "DELETE holds")
 # The gateway's route templates (its metrics' labels) and the gRPC methods

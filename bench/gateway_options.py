@@ -1,0 +1,26 @@
+"""The options of `bench.gateway`, in a module of their own so that its parts
+take them without importing the entry module."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Options:
+    gateway_url: str
+    database_url: str
+    users: int
+    users_per_client: int
+    seconds: float
+    ramp_seconds: float
+    think_ms: float
+    browse: int
+    resources: int
+    slots: int
+    one_address: bool
+    gateway_metrics: str | None
+    booking_metrics: str | None
+    availability_metrics: str | None
+    pids: dict[str, list[int]]
+    seed: int
