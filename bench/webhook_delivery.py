@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 import httpx
@@ -24,6 +24,7 @@ from bench.grpc_load import (
     keep_busy,
     outcome_of_status,
 )
+from bench.webhooks_options import Options
 from devtools.fakestripe.account import CUSTOMER_NAME, DEFAULT_CUSTOMER_EMAIL
 from devtools.fakestripe.config import API_VERSION
 from devtools.fakestripe.delivery import USER_AGENT
@@ -43,9 +44,6 @@ STORED_AGAIN = "STORED_AGAIN"
 REDELIVERY_ATTEMPTS = 3
 REDELIVERY_BACKOFF_SECONDS = 0.5
 HTTP_TIMEOUT_SECONDS = 10.0  # Stripe's own: a slower answer is a failed delivery
-
-if TYPE_CHECKING:
-    from bench.webhooks import Options
 
 
 def completed_event(hold_id: str, tenant: str, created: int) -> tuple[dict[str, Any], str]:

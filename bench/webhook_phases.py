@@ -11,7 +11,6 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -32,9 +31,7 @@ from bench.webhook_delivery import (
     redeliver,
 )
 from bench.webhook_timings import Ledger, wait_processed
-
-if TYPE_CHECKING:
-    from bench.webhooks import Options
+from bench.webhooks_options import Options
 
 # After the duplicates, before looking: the processor looks for due events
 # at least every second (by default), so it would have done something wrong.

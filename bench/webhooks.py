@@ -41,18 +41,13 @@ import secrets
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
-from bench.grpc_load import (
-    CONNECT_TIMEOUT_SECONDS,
-    Phase,
-)
+from bench.grpc_load import CONNECT_TIMEOUT_SECONDS
 from bench.metrics import Metrics
 from bench.processes import CpuWatch
-from bench.stats import Latencies
 from bench.webhook_delivery import (
     BookingClient,
     Delivery,
@@ -62,13 +57,14 @@ from bench.webhook_delivery import (
 )
 from bench.webhook_phases import Delivered, deliver_measured, duplicate_phase, sample_of, warm_up
 from bench.webhook_timings import (
-    Clock,
     Ledger,
     Timings,
     measure_clock,
     service_figures,
 )
+from bench.webhooks_options import Options
 from bench.webhooks_report import report
+from bench.webhooks_results import Results
 from devtools.fakestripe.config import DEFAULT_WEBHOOK_SECRET
 
 SECRETS_ENV = "HOLDFAST_STRIPE_WEBHOOK_SECRETS"
@@ -76,56 +72,6 @@ DEFAULT_WEBHOOKS_URL = "http://localhost:8081/stripe/webhook"
 
 
 # --- the benchmark -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Options:
-    booking_target: str
-    webhooks_url: str
-    database_url: str
-    secret: str
-    webhooks_metrics: str | None
-    channels: int
-    concurrency: int
-    events: int
-    warmup: int
-    slots: int
-    duplicate_events: int
-    duplicate_copies: int
-    drain_timeout: float
-    poll_ms: float
-    pids: dict[str, list[int]]
-
-
-@dataclass
-class Results:
-    body_bytes: int
-    clock: Clock
-    ack: Phase
-    redelivered: int
-    drained: bool
-    drain_seconds: float
-    timings: Timings
-    event_statuses: Counter[str]
-    retried_events: int
-    problems: list[str]
-    duplicates: Phase
-    duplicate_answers: Counter[str]
-    duplicate_problems: list[str]
-    failures: dict[str, str]
-    duplicate_failures: dict[str, str]
-    cpu_ack: dict[str, float | None]
-    cpu_until_confirmed: dict[str, float | None]
-    service_ack: dict[str, Any] | None
-    service_until_confirmed: dict[str, Any] | None
-
-    @property
-    def ack_p99_ms(self) -> float:
-        return Latencies.of(self.ack.latencies).p99_ms
-
-    @property
-    def passed(self) -> bool:
-        return not self.problems and not self.duplicate_problems
 
 
 def _statuses(ledger: Ledger, measured: Sequence[Delivery]) -> tuple[Counter[str], int]:

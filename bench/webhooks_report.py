@@ -8,7 +8,7 @@ import platform
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bench.grpc_load import (
     OK,
@@ -18,9 +18,8 @@ from bench.grpc_load import (
 from bench.report import met
 from bench.stats import Latencies
 from bench.webhook_delivery import EVENT_TYPE
-
-if TYPE_CHECKING:
-    from bench.webhooks import Options, Results
+from bench.webhooks_options import Options
+from bench.webhooks_results import Results
 
 ACK_P99_TARGET_MS = 50.0
 
