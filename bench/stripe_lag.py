@@ -47,7 +47,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,6 +59,7 @@ from bench.grpc_load import ServiceClient
 from bench.local_services import ServiceProcess, engine_urls, fresh_database
 from bench.metrics import Metrics, ServiceLag
 from bench.stats import Latencies
+from bench.stripe_lag_options import Options
 from bench.stripe_lag_rounds import CONDITIONS, Condition, LagRounds, Round, StreamWatch, actions_of
 from devtools.fakestripe import FakeStripe, FakeStripeConfig
 from holdfast.contracts.booking.v1 import booking_pb2_grpc
@@ -67,17 +67,6 @@ from holdfast.platform.streams import AVAILABILITY_TOPIC
 
 LAG_P99_TARGET_MS = 10.0
 RECOVERY_SECONDS = 300.0
-
-
-@dataclass(frozen=True)
-class Options:
-    database_url: str
-    redis_url: str
-    rounds: int
-    warmup: int
-    interval_ms: float
-    slow_seconds: float
-    keep_logs: bool
 
 
 async def set_condition(fake: FakeStripe, name: str, slow_seconds: float) -> None:

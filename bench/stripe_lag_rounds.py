@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
@@ -19,11 +19,9 @@ from bench.availability_client import AvailabilityClient
 from bench.grpc_load import BASE_TIME, CALL_TIMEOUT_SECONDS, ServiceClient
 from bench.metrics import Samples, ServiceLag
 from bench.stats import Latencies
+from bench.stripe_lag_options import Options
 from holdfast.contracts.booking.v1 import booking_pb2, booking_pb2_grpc
 from holdfast.platform.context import TENANT_ID_KEY
-
-if TYPE_CHECKING:
-    from bench.stripe_lag import Options
 
 CONDITIONS = ("normal", "slow", "down")
 ACTIONS_METRIC = "holdfast_payment_actions_total"
