@@ -1,6 +1,6 @@
 """Refunds as the bookings record them: made or refused at Stripe, or
 refunded there by someone else; a cancelled booking whose payment went back
-is REFUNDED. Stripe itself is asked by `services.booking.refunds`."""
+is REFUNDED. Stripe itself is asked by `services.booking.payments.refunds`."""
 
 from __future__ import annotations
 

@@ -29,11 +29,11 @@ from services.booking.config import BookingSettings
 from services.booking.handlers import BookingHandler, InventoryHandler
 from services.booking.inventory import Inventory
 from services.booking.metrics import BookingMetrics
-from services.booking.outbox_upkeep import OutboxUpkeep
-from services.booking.payment_actions import PaymentActions
-from services.booking.payments import Payments
-from services.booking.reconciler import Reconciler
-from services.booking.relay import OutboxRelay
+from services.booking.outbox.relay import OutboxRelay
+from services.booking.outbox.upkeep import OutboxUpkeep
+from services.booking.payments.actions import PaymentActions
+from services.booking.payments.reconciler import Reconciler
+from services.booking.payments.service import Payments
 from services.booking.repository import BookingRepository, OutboxRepository, PaymentRepository
 from services.booking.reservations import Reservations
 from services.booking.sweeper import HoldSweeper

@@ -24,7 +24,7 @@ _EVENT = frozenset(
     {"id", "object", "type", "api_version", "created", "livemode", "pending_webhooks"}
 )
 _REQUEST = frozenset({"id", "idempotency_key"})
-# The metadata holdfast sets on sessions and payments (services.booking.payments).
+# The metadata holdfast sets on sessions and payments (services.booking.payments.service).
 _METADATA = frozenset({"hold_id", "tenant_id", "attempt", "traceparent", "correlation_id"})
 # Per object type; every type keeps these.
 _ANY_OBJECT = frozenset({"id", "object", "created", "livemode", "metadata"})

@@ -1,6 +1,6 @@
 """Which request an event goes back to: the checkout (or payment) metadata
 carries the traceparent and correlation id of the request that started the
-payment (services.booking.payments), so receiving and applying the event
+payment (services.booking.payments.service), so receiving and applying the event
 link to that request's trace and log under its correlation id."""
 
 from __future__ import annotations

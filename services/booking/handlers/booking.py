@@ -28,7 +28,7 @@ from services.booking.limits import (
     check_each_once,
     check_return_url,
 )
-from services.booking.payments import Payments
+from services.booking.payments.service import Payments
 from services.booking.reservations import Reservations
 
 REFUND_MODES = {

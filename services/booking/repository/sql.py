@@ -57,7 +57,7 @@ def insert_audit(
 
 
 # Every change that moves availability also inserts an outbox row in the same
-# statement: the transactional outbox (see services.booking.relay). So does a
+# statement: the transactional outbox (see services.booking.outbox.relay). So does a
 # hold that lapses or is released while its Stripe checkout is still open:
 # the relay expires the session at Stripe, after the commit.
 def insert_outbox(

@@ -210,9 +210,11 @@ async def test_invalidations_reach_the_stream_while_stripe_refuses_connections(
             lambda k: {f"hold.released:{h.hold_id}" for h in (first, second)} <= k,
             within=30,
         )
-        # The first attempt at Stripe had not even failed yet.
+        # The first action at Stripe is still not done (on a quiet machine its
+        # first attempt has not even failed yet; on a loaded one it may have).
         row = await action_row(env, first)
-        assert (row["attempts"], row["published_at"], row["last_error"]) == (1, None, None)
+        assert row["attempts"] >= 1
+        assert row["published_at"] is None
 
         # Failed attempts are retried with backoff until Stripe is back; the
         # gauges tell the waiting actions apart from the (empty) message queue.

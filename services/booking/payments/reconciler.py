@@ -20,7 +20,7 @@ import logging
 from holdfast.platform.errors import DomainError
 from holdfast.platform.periodic import PeriodicTask
 from services.booking.config import BookingSettings
-from services.booking.payments import RECONCILER_ACTOR, Payments
+from services.booking.payments.service import RECONCILER_ACTOR, Payments
 from services.booking.repository import PaymentRepository
 
 log = logging.getLogger(__name__)

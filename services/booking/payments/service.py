@@ -33,7 +33,6 @@ from holdfast.platform.errors import (
     unavailable,
 )
 from holdfast.platform.stripe_limits import total_problem
-from services.booking.checkout_attempts import new_attempt
 from services.booking.config import BookingSettings
 from services.booking.domain import (
     Checkout,
@@ -46,15 +45,16 @@ from services.booking.domain import (
     RefundStatus,
 )
 from services.booking.metrics import BookingMetrics
-from services.booking.refunds import Refunds
-from services.booking.repository import BookingRepository, PaymentRepository
-from services.booking.reservations import Reservations
-from services.booking.stripe_calls import (
+from services.booking.payments.attempts import new_attempt
+from services.booking.payments.refunds import Refunds
+from services.booking.payments.stripe_calls import (
     payment_intent_id,
     payment_state,
     refused_by_stripe,
     stripe_errors,
 )
+from services.booking.repository import BookingRepository, PaymentRepository
+from services.booking.reservations import Reservations
 
 log = logging.getLogger(__name__)
 

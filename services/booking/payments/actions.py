@@ -33,12 +33,12 @@ from holdfast.platform.telemetry import working_in
 from services.booking.config import BookingSettings
 from services.booking.domain import OutboxRow
 from services.booking.metrics import BookingMetrics
-from services.booking.relay import outbox_message, publish_span
+from services.booking.outbox.relay import outbox_message, publish_span
 from services.booking.repository import OutboxRepository
 
 log = logging.getLogger(__name__)
 
-# Carries out one payments-topic row at Stripe (see services.booking.payments).
+# Carries out one payments-topic row at Stripe (see services.booking.payments.service).
 PaymentAction = Callable[[ChangeMessage], Awaitable[None]]
 
 

@@ -11,7 +11,7 @@ consumers must be (and are) idempotent.
 
 Rows of the payments topic are not messages but actions at Stripe (expire the
 checkout of a lapsed hold): the relay never claims them. They are carried out
-by services.booking.payment_actions, apart, so that however slow Stripe is,
+by services.booking.payments.actions, apart, so that however slow Stripe is,
 the relay only ever waits for Postgres and Redis.
 """
 
