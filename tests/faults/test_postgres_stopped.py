@@ -25,19 +25,14 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support.availability import eventually
-from tests.support.faults import (
-    UNLIMITED_GATEWAY,
-    WINDOW,
-    Answers,
-    HoldLoad,
-    Promises,
-    Subscriber,
+from tests.support.fault_books import (
     assert_books_balance,
     assert_outbox_published,
     database_hold_ids,
-    resource_with_slots,
-    slot_numbers,
 )
+from tests.support.fault_load import HoldLoad
+from tests.support.fault_stream import Subscriber, slot_numbers
+from tests.support.faults import UNLIMITED_GATEWAY, WINDOW, Answers, Promises, resource_with_slots
 from tests.support.gateway import EventStream
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer

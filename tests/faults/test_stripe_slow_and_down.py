@@ -29,19 +29,10 @@ import pytest
 from devtools.engines import free_port
 from devtools.fakestripe import DEFAULT_API_KEY
 from tests.support.availability import eventually
-from tests.support.faults import (
-    UNLIMITED_GATEWAY,
-    WINDOW,
-    Answers,
-    HoldLoad,
-    Promises,
-    Subscriber,
-    assert_books_balance,
-    assert_outbox_published,
-    resource_with_slots,
-    slot_numbers,
-    unpublished,
-)
+from tests.support.fault_books import assert_books_balance, assert_outbox_published, unpublished
+from tests.support.fault_load import HoldLoad
+from tests.support.fault_stream import Subscriber, slot_numbers
+from tests.support.faults import UNLIMITED_GATEWAY, WINDOW, Answers, Promises, resource_with_slots
 from tests.support.gateway import EventStream
 from tests.support.redis_server import RedisServer
 from tests.support.stack import api_key, running_stack

@@ -25,15 +25,9 @@ import pytest
 
 from devtools.engines import free_port
 from tests.support.availability import eventually
-from tests.support.faults import (
-    UNLIMITED_GATEWAY,
-    Answers,
-    HoldLoad,
-    Promises,
-    assert_books_balance,
-    assert_outbox_published,
-    resource_with_slots,
-)
+from tests.support.fault_books import assert_books_balance, assert_outbox_published
+from tests.support.fault_load import HoldLoad
+from tests.support.faults import UNLIMITED_GATEWAY, Answers, Promises, resource_with_slots
 from tests.support.redis_server import RedisServer
 from tests.support.stack import api_key, running_stack
 from tests.support.tcp_proxy import TcpProxy
