@@ -171,11 +171,18 @@ def _not_an_answer_or_a_503(answers: list[tuple[str, httpx.Response]]) -> list[s
     return wrong
 
 
-async def test_the_gateway_answers_only_2xx_or_503_while_postgres_is_away(outage: Outage) -> None:
-    api, auth = outage.api, outage.auth
-    resource, slot = await _inventory(api, auth)
-    quiet, _ = await _inventory(api, auth)
-    load = Load(api, auth, resource, slot, quiet)
+@dataclass
+class Stopped:
+    """What the load saw of Postgres stopping for 3 s: the answers while it
+    was away, and how long after its start the first hold succeeded and the
+    outbox written before the outage was published."""
+
+    during: list[tuple[str, httpx.Response]]
+    first_hold_after: float
+    drained_after: float
+
+
+async def _postgres_stopped_under(outage: Outage, load: Load) -> Stopped:
     running = asyncio.create_task(load.run(workers=16))
     loop = asyncio.get_running_loop()
 
@@ -218,6 +225,18 @@ async def test_the_gateway_answers_only_2xx_or_503_while_postgres_is_away(outage
     await eventually(lambda: holds_since(back), lambda n: n >= 50, within=60)
     load.stop()
     await running
+
+    return Stopped(during, first_hold_after, drained_after)
+
+
+async def test_the_gateway_answers_only_2xx_or_503_while_postgres_is_away(outage: Outage) -> None:
+    api, auth = outage.api, outage.auth
+    resource, slot = await _inventory(api, auth)
+    quiet, _ = await _inventory(api, auth)
+    load = Load(api, auth, resource, slot, quiet)
+    stopped = await _postgres_stopped_under(outage, load)
+    during = stopped.during
+    first_hold_after, drained_after = stopped.first_hold_after, stopped.drained_after
 
     outcomes = Counter(
         (kind, a.status_code, a.json().get("reason", "") if a.status_code >= 400 else "")
