@@ -15,6 +15,7 @@ import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,50 +104,55 @@ async def scrape_all(stack: Stack) -> dict[str, Scrape]:
     return {name: await scrape(url) for name, url in stack.metrics.items()}
 
 
-async def test_one_booking_is_one_trace_across_every_service(
-    stack: Stack, collector: TraceCollector
-) -> None:
-    auth = await api_key(stack.database_url)
-    async with httpx.AsyncClient(base_url=stack.gateway, headers=auth, timeout=15) as api:
-        # The operator's inventory, under request ids of its own.
-        resource, slot = await harbour_tour(api)
-        before = await scrape_all(stack)
+@dataclass
+class Booking:
+    """One customer's booking: its request id, its page's trace and its hold."""
 
-        # The customer's booking: one request id, one page trace.
-        request_id = f"booking-{uuid.uuid4().hex}"
-        trace_id = secrets.token_hex(16)
+    request_id: str
+    trace_id: str
+    hold: str
 
-        def customer() -> dict[str, str]:
-            return {
-                "X-Request-Id": request_id,
-                "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01",
-            }
 
-        availability_path = f"/v1/resources/{resource}/availability"
-        browsed = await api.get(availability_path, params=WINDOW, headers=customer())
-        assert browsed.status_code == 200, browsed.text
-        held = await api.post(
-            "/v1/holds",
-            json={"resource_id": resource, "slot_ids": [slot], "quantity": 2},
-            headers={**customer(), "Idempotency-Key": f"hold-{uuid.uuid4()}"},
-        )
-        assert held.status_code == 201, held.text
-        assert held.headers["X-Request-Id"] == request_id
-        hold = held.json()["id"]
-        checkout = await api.post(f"/v1/holds/{hold}/checkout", headers=customer())
-        assert checkout.status_code == 200, checkout.text
-        async with httpx.AsyncClient(base_url=stack.fake_stripe, timeout=15) as browser:
-            paid = await browser.post(
-                f"/_fake/checkout/sessions/{checkout.json()['session_id']}/pay"
-            )
-        assert paid.status_code == 200, paid.text
+async def _book_as_one_customer(
+    api: httpx.AsyncClient, stack: Stack, resource: str, slot: str
+) -> Booking:
+    # The customer's booking: one request id, one page trace.
+    request_id = f"booking-{uuid.uuid4().hex}"
+    trace_id = secrets.token_hex(16)
 
-        async def booking_status() -> str:
-            answer = await api.get(f"/v1/bookings/{hold}", headers=customer())
-            return str(answer.json()["status"])
+    def customer() -> dict[str, str]:
+        return {
+            "X-Request-Id": request_id,
+            "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01",
+        }
 
-        await eventually(booking_status, lambda status: status == "confirmed", within=20)
+    availability_path = f"/v1/resources/{resource}/availability"
+    browsed = await api.get(availability_path, params=WINDOW, headers=customer())
+    assert browsed.status_code == 200, browsed.text
+    held = await api.post(
+        "/v1/holds",
+        json={"resource_id": resource, "slot_ids": [slot], "quantity": 2},
+        headers={**customer(), "Idempotency-Key": f"hold-{uuid.uuid4()}"},
+    )
+    assert held.status_code == 201, held.text
+    assert held.headers["X-Request-Id"] == request_id
+    hold = held.json()["id"]
+    checkout = await api.post(f"/v1/holds/{hold}/checkout", headers=customer())
+    assert checkout.status_code == 200, checkout.text
+    async with httpx.AsyncClient(base_url=stack.fake_stripe, timeout=15) as browser:
+        paid = await browser.post(f"/_fake/checkout/sessions/{checkout.json()['session_id']}/pay")
+    assert paid.status_code == 200, paid.text
 
+    async def booking_status() -> str:
+        answer = await api.get(f"/v1/bookings/{hold}", headers=customer())
+        return str(answer.json()["status"])
+
+    await eventually(booking_status, lambda status: status == "confirmed", within=20)
+
+    return Booking(request_id, trace_id, hold)
+
+
+async def _spans_of(collector: TraceCollector, trace_id: str) -> list[Span]:
     # The spans: the booking's trace and what links to it, once all arrived.
     def complete(spans: list[Span]) -> bool:
         """Each process exports on its own schedule: wait for the last pieces."""
@@ -159,6 +165,11 @@ async def test_one_booking_is_one_trace_across_every_service(
         return with_links(list(collector.spans), trace_id)
 
     spans = await eventually(collected, complete, within=20)
+    return spans
+
+
+def _assert_one_trace_across_the_services(spans: list[Span], booking: Booking) -> None:
+    trace_id, request_id, hold = booking.trace_id, booking.request_id, booking.hold
     in_trace = [s for s in spans if s.trace_id == trace_id]
     by_id = {s.span_id: s for s in spans}
 
@@ -200,6 +211,9 @@ async def test_one_booking_is_one_trace_across_every_service(
     assert create_hold.attributes["holdfast.hold_id"] == hold
     assert create_hold.attributes["holdfast.outcome"] == "placed"
 
+
+def _assert_every_process_logged_it(stack: Stack, spans: list[Span], booking: Booking) -> None:
+    trace_id, request_id = booking.trace_id, booking.request_id
     # Log lines: every process logged this booking under its ids.
     traces = {s.trace_id for s in spans}
     for service in SERVICES:
@@ -213,6 +227,8 @@ async def test_one_booking_is_one_trace_across_every_service(
         if service != "webhooks":  # the webhook's lines are in the linked traces
             assert any(line["trace_id"] == trace_id for line in mine), service
 
+
+async def _assert_every_service_counted_it(stack: Stack, before: dict[str, Scrape]) -> None:
     # Metrics: each service counted the booking.
     after = await scrape_all(stack)
 
@@ -243,3 +259,19 @@ async def test_one_booking_is_one_trace_across_every_service(
     for service in SERVICES:
         assert moved(service, requests[service]) >= 1, service
         assert scraped(after[service], "holdfast_db_pool_max_connections") > 0, service
+
+
+async def test_one_booking_is_one_trace_across_every_service(
+    stack: Stack, collector: TraceCollector
+) -> None:
+    auth = await api_key(stack.database_url)
+    async with httpx.AsyncClient(base_url=stack.gateway, headers=auth, timeout=15) as api:
+        # The operator's inventory, under request ids of its own.
+        resource, slot = await harbour_tour(api)
+        before = await scrape_all(stack)
+        booking = await _book_as_one_customer(api, stack, resource, slot)
+
+    spans = await _spans_of(collector, booking.trace_id)
+    _assert_one_trace_across_the_services(spans, booking)
+    _assert_every_process_logged_it(stack, spans, booking)
+    await _assert_every_service_counted_it(stack, before)

@@ -16,18 +16,15 @@ import httpx
 import pytest
 
 from tests.support.availability import eventually
-from tests.support.faults import (
-    UNLIMITED_GATEWAY,
-    Answers,
-    HoldLoad,
-    Promises,
+from tests.support.fault_books import (
     assert_books_balance,
     assert_outbox_published,
     database_hold_ids,
-    resource_with_slots,
 )
+from tests.support.fault_load import HoldLoad
+from tests.support.faults import UNLIMITED_GATEWAY, Answers, Promises, resource_with_slots
 from tests.support.redis_server import RedisServer
-from tests.support.stack import api_key, running_stack
+from tests.support.stack import Stack, api_key, running_stack
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.faults
@@ -90,25 +87,7 @@ async def test_booking_killed_mid_load(
         stop = asyncio.Event()
         running = asyncio.create_task(load.run(stop))
         try:
-            await eventually(load.count_holds, lambda n: n >= 10)
-            redis_proxy.hold_answers()
-            await eventually(lambda: claimed_rows(db), lambda n: n > 0, within=20)
-
-            stack.kill("booking")
-            # The load meets a dead booking service for a moment.
-            await asyncio.sleep(1.0)
-            redis_proxy.release_answers()
-            await redis_proxy.cut()
-            await redis_proxy.start()
-            restarting = time.monotonic()
-            await stack.restart("booking")
-            back = time.monotonic()
-
-            async def first_hold() -> bool:
-                return answers.first("POST /v1/holds", 201, sent_after=back) is not None
-
-            await eventually(first_hold, bool, within=30)
-            await asyncio.sleep(0.5)
+            restarting, back = await _kill_and_restart(stack, redis_proxy, db, load, answers)
         finally:
             stop.set()
             await running
@@ -119,28 +98,62 @@ async def test_booking_killed_mid_load(
             "booking serving again -> first hold through the gateway", first.answered_at - back
         )
 
-        await promises.check(
-            "no hold half-written, nothing oversold", lambda: assert_books_balance(db)
-        )
-
-        async def published_soon() -> None:
-            await assert_outbox_published(db, within=PUBLISHED_WITHIN)
-            report_figure("booking serving again -> outbox empty", time.monotonic() - back)
-
-        await promises.check("every committed change published after the restart", published_soon)
-
-        # Every key again, as a client that never heard back would send it.
-        await load.retry_every_key()
-        await promises.check("one hold per Idempotency-Key", load.assert_one_hold_per_key)
-
-        async def every_hold_answered() -> None:
-            assert await database_hold_ids(db) == load.hold_ids()
-
-        await promises.check(
-            "every hold in the database was answered to its key", every_hold_answered
-        )
-        await promises.check("the books still balance", lambda: assert_books_balance(db))
+        await _check_the_books(db, load, back, promises, report_figure)
         # The first answers and the retries alike.
         await promises.check("every answer as designed (no 500)", answers.assert_as_designed)
         print(f"answers: {dict(answers.summary())}")
     promises.assert_kept()
+
+
+async def _kill_and_restart(
+    stack: Stack, redis_proxy: TcpProxy, db: asyncpg.Pool, load: HoldLoad, answers: Answers
+) -> tuple[float, float]:
+    """Kills the booking service while its relay holds claimed rows, and
+    starts it again; returns when it restarted and when it was back, once a
+    hold went through."""
+    await eventually(load.count_holds, lambda n: n >= 10)
+    redis_proxy.hold_answers()
+    await eventually(lambda: claimed_rows(db), lambda n: n > 0, within=20)
+
+    stack.kill("booking")
+    # The load meets a dead booking service for a moment.
+    await asyncio.sleep(1.0)
+    redis_proxy.release_answers()
+    await redis_proxy.cut()
+    await redis_proxy.start()
+    restarting = time.monotonic()
+    await stack.restart("booking")
+    back = time.monotonic()
+
+    async def first_hold() -> bool:
+        return answers.first("POST /v1/holds", 201, sent_after=back) is not None
+
+    await eventually(first_hold, bool, within=30)
+    await asyncio.sleep(0.5)
+    return restarting, back
+
+
+async def _check_the_books(
+    db: asyncpg.Pool,
+    load: HoldLoad,
+    back: float,
+    promises: Promises,
+    report_figure: Callable[[str, float], None],
+) -> None:
+    await promises.check("no hold half-written, nothing oversold", lambda: assert_books_balance(db))
+
+    async def published_soon() -> None:
+        await assert_outbox_published(db, within=PUBLISHED_WITHIN)
+        report_figure("booking serving again -> outbox empty", time.monotonic() - back)
+
+    await promises.check("every committed change published after the restart", published_soon)
+
+    # Every key again, as a client that never heard back would send it.
+    await load.retry_every_key()
+    await promises.check("one hold per Idempotency-Key", load.assert_one_hold_per_key)
+
+    async def every_hold_answered() -> None:
+        assert await database_hold_ids(db) == load.hold_ids()
+
+    await promises.check("every hold in the database was answered to its key", every_hold_answered)
+    await promises.check("the books still balance", lambda: assert_books_balance(db))

@@ -25,23 +25,18 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support.availability import eventually
-from tests.support.faults import (
-    UNLIMITED_GATEWAY,
-    WINDOW,
-    Answers,
-    HoldLoad,
-    Promises,
-    Subscriber,
+from tests.support.fault_books import (
     assert_books_balance,
     assert_outbox_published,
     database_hold_ids,
-    resource_with_slots,
-    slot_numbers,
 )
+from tests.support.fault_load import HoldLoad
+from tests.support.fault_stream import Subscriber, slot_numbers
+from tests.support.faults import UNLIMITED_GATEWAY, WINDOW, Answers, Promises, resource_with_slots
 from tests.support.gateway import EventStream
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
-from tests.support.stack import api_key, running_stack
+from tests.support.stack import Stack, api_key, running_stack
 
 pytestmark = pytest.mark.faults
 
@@ -124,108 +119,137 @@ async def _outage(
             watching = asyncio.create_task(watch_health(stack.targets["booking"], health, stop))
             running = asyncio.create_task(load.run(stop))
             try:
-                await eventually(load.count_holds, lambda n: n >= 10)
-                # "immediate", a crash: connections drop without a word, and
-                # the next start recovers from the WAL (nothing committed is lost).
-                await server.stop("immediate")
-                stopped = time.monotonic()
-                await asyncio.sleep(OUTAGE_SECONDS)
-                await server.start()
-                back = time.monotonic()
-
-                async def held_again() -> bool:
-                    return answers.first("POST /v1/holds", 201, sent_after=back) is not None
-
-                await eventually(held_again, bool, within=30)
-                # A moment of load on the recovered system too.
-                await asyncio.sleep(1.0)
+                stopped, back = await _stop_and_start(server, load, answers)
             finally:
                 stop.set()
                 await running
                 await watching
-            first = answers.first("POST /v1/holds", 201, sent_after=back)
-            assert first is not None
-            report_figure(
-                "database back -> first hold through the gateway", first.answered_at - back
+            await _check_the_recovery(
+                stack, answers, health, (stopped, back), promises, report_figure
             )
-
-            def not_serving_while_away() -> None:
-                during = {status for at, status in health if stopped + 1 < at < back}
-                assert health_pb2.HealthCheckResponse.NOT_SERVING in during, (
-                    f"the booking service's health while the database was away: {during}"
-                )
-                since = [status for at, status in health if at > first.answered_at]
-                assert since, "no health answer after the recovery"
-                assert since[-1] == health_pb2.HealthCheckResponse.SERVING, since
-
-            await promises.check(
-                "the booking service reports NOT_SERVING while the database is away",
-                not_serving_while_away,
-            )
-
-            async def ready_again() -> None:
-                async with httpx.AsyncClient(base_url=stack.gateway, timeout=5) as probe:
-                    status = await eventually(
-                        lambda: _status(probe, "/readyz"), lambda s: s == 200, within=10
-                    )
-                assert status == 200
-
-            await promises.check("the gateway is ready again", ready_again)
-
             async with asyncpg.create_pool(database, min_size=1, max_size=2) as db:
-                await promises.check(
-                    "nothing oversold, nothing half-written", lambda: assert_books_balance(db)
+                await _check_the_books(
+                    db, api, (resource, slots), subscriber, reading, load, promises
                 )
-                await promises.check(
-                    "every committed change published",
-                    lambda: assert_outbox_published(db, within=10),
-                )
-
-                # The stream opened before the outage shows a change made after it.
-                after: list[str] = []
-
-                async def stream_carries_on() -> None:
-                    big = slots[-1]
-                    row = await db.fetchrow(
-                        "SELECT capacity - held - booked AS available, held, booked"
-                        " FROM slots WHERE id = $1::uuid",
-                        big,
-                    )
-                    now = (row["available"] - 1, row["held"] + 1, row["booked"])
-                    held = await api.post(
-                        "/v1/holds",
-                        json={"resource_id": resource, "slot_ids": [big], "quantity": 1},
-                        headers={"Idempotency-Key": "pg-after"},
-                    )
-                    assert held.status_code == 201, held.text
-                    after.append(held.json()["id"])
-
-                    def shows(numbers: dict[str, Any]) -> bool:
-                        return slot_numbers(numbers, big) == now
-
-                    await subscriber.wait_for(shows, within=15)
-
-                await promises.check(
-                    "an availability stream opened before the outage carries on",
-                    stream_carries_on,
-                )
-                reading.cancel()
-                await asyncio.gather(reading, return_exceptions=True)
-
-                await load.retry_every_key()
-                await promises.check("one hold per Idempotency-Key", load.assert_one_hold_per_key)
-
-                async def every_hold_answered() -> None:
-                    unanswered = await database_hold_ids(db) - load.hold_ids() - set(after)
-                    assert not unanswered, f"holds no key was answered with: {unanswered}"
-
-                await promises.check(
-                    "every hold in the database was answered to its key", every_hold_answered
-                )
-                await promises.check("the books still balance", lambda: assert_books_balance(db))
             # The first answers and the retries alike.
             await promises.check("every answer as designed (no 500)", answers.assert_as_designed)
         print(f"answers: {dict(answers.summary())}")
+
+
+async def _stop_and_start(
+    server: PostgresServer, load: HoldLoad, answers: Answers
+) -> tuple[float, float]:
+    """Stops Postgres under load for OUTAGE_SECONDS and starts it again;
+    returns when it stopped and when it was back, once a hold went through."""
+    await eventually(load.count_holds, lambda n: n >= 10)
+    # "immediate", a crash: connections drop without a word, and
+    # the next start recovers from the WAL (nothing committed is lost).
+    await server.stop("immediate")
+    stopped = time.monotonic()
+    await asyncio.sleep(OUTAGE_SECONDS)
+    await server.start()
+    back = time.monotonic()
+
+    async def held_again() -> bool:
+        return answers.first("POST /v1/holds", 201, sent_after=back) is not None
+
+    await eventually(held_again, bool, within=30)
+    # A moment of load on the recovered system too.
+    await asyncio.sleep(1.0)
+    return stopped, back
+
+
+async def _check_the_recovery(
+    stack: Stack,
+    answers: Answers,
+    health: list[tuple[float, int]],
+    outage: tuple[float, float],
+    promises: Promises,
+    report_figure: Callable[[str, float], None],
+) -> None:
+    stopped, back = outage
+    first = answers.first("POST /v1/holds", 201, sent_after=back)
+    assert first is not None
+    report_figure("database back -> first hold through the gateway", first.answered_at - back)
+
+    def not_serving_while_away() -> None:
+        during = {status for at, status in health if stopped + 1 < at < back}
+        assert health_pb2.HealthCheckResponse.NOT_SERVING in during, (
+            f"the booking service's health while the database was away: {during}"
+        )
+        since = [status for at, status in health if at > first.answered_at]
+        assert since, "no health answer after the recovery"
+        assert since[-1] == health_pb2.HealthCheckResponse.SERVING, since
+
+    await promises.check(
+        "the booking service reports NOT_SERVING while the database is away",
+        not_serving_while_away,
+    )
+
+    async def ready_again() -> None:
+        async with httpx.AsyncClient(base_url=stack.gateway, timeout=5) as probe:
+            status = await eventually(
+                lambda: _status(probe, "/readyz"), lambda s: s == 200, within=10
+            )
+        assert status == 200
+
+    await promises.check("the gateway is ready again", ready_again)
+
+
+async def _check_the_books(
+    db: asyncpg.Pool,
+    api: httpx.AsyncClient,
+    inventory: tuple[str, list[str]],
+    subscriber: Subscriber,
+    reading: asyncio.Task[None],
+    load: HoldLoad,
+    promises: Promises,
+) -> None:
+    resource, slots = inventory
+    await promises.check("nothing oversold, nothing half-written", lambda: assert_books_balance(db))
+    await promises.check(
+        "every committed change published", lambda: assert_outbox_published(db, within=10)
+    )
+
+    # The stream opened before the outage shows a change made after it.
+    after: list[str] = []
+
+    async def stream_carries_on() -> None:
+        big = slots[-1]
+        row = await db.fetchrow(
+            "SELECT capacity - held - booked AS available, held, booked"
+            " FROM slots WHERE id = $1::uuid",
+            big,
+        )
+        now = (row["available"] - 1, row["held"] + 1, row["booked"])
+        held = await api.post(
+            "/v1/holds",
+            json={"resource_id": resource, "slot_ids": [big], "quantity": 1},
+            headers={"Idempotency-Key": "pg-after"},
+        )
+        assert held.status_code == 201, held.text
+        after.append(held.json()["id"])
+
+        def shows(numbers: dict[str, Any]) -> bool:
+            return slot_numbers(numbers, big) == now
+
+        await subscriber.wait_for(shows, within=15)
+
+    await promises.check(
+        "an availability stream opened before the outage carries on", stream_carries_on
+    )
+    reading.cancel()
+    await asyncio.gather(reading, return_exceptions=True)
+
+    await load.retry_every_key()
+    await promises.check("one hold per Idempotency-Key", load.assert_one_hold_per_key)
+
+    async def every_hold_answered() -> None:
+        unanswered = await database_hold_ids(db) - load.hold_ids() - set(after)
+        assert not unanswered, f"holds no key was answered with: {unanswered}"
+
+    await promises.check("every hold in the database was answered to its key", every_hold_answered)
+    await promises.check("the books still balance", lambda: assert_books_balance(db))
 
 
 async def _status(http: httpx.AsyncClient, path: str) -> int:

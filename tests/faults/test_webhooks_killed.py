@@ -25,17 +25,11 @@ import pytest
 
 from devtools.engines import free_port
 from tests.support.availability import eventually
-from tests.support.faults import (
-    UNLIMITED_GATEWAY,
-    Answers,
-    HoldLoad,
-    Promises,
-    assert_books_balance,
-    assert_outbox_published,
-    resource_with_slots,
-)
+from tests.support.fault_books import assert_books_balance, assert_outbox_published
+from tests.support.fault_load import HoldLoad
+from tests.support.faults import UNLIMITED_GATEWAY, Answers, Promises, resource_with_slots
 from tests.support.redis_server import RedisServer
-from tests.support.stack import api_key, running_stack
+from tests.support.stack import Stack, api_key, running_stack
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.faults
@@ -170,75 +164,104 @@ async def test_webhooks_killed_between_storing_and_applying(
     ):
         shop = Shop(api, fake)
         resource, [paid_slot, *load_slots] = await resource_with_slots(api, SLOTS)
-        first_hold, first_session = await shop.held_checkout(resource, paid_slot, "paid-1")
-        second_hold, second_session = await shop.held_checkout(resource, paid_slot, "paid-2")
+        first_checkout = await shop.held_checkout(resource, paid_slot, "paid-1")
+        second_checkout = await shop.held_checkout(resource, paid_slot, "paid-2")
         answers = Answers()
         load = HoldLoad(api, resource, load_slots, answers, prefix="webhooks", pause=0.1)
         stop = asyncio.Event()
         running = asyncio.create_task(load.run(stop, customers=2))
         try:
-            # 1. Stored, not applied.
-            await booking_proxy.cut()
-            first_event = await shop.pay(first_session)
-            await eventually(lambda: shop.acknowledged(first_event), lambda s: 200 in s)
-            await eventually(lambda: being_applied(db, first_event), bool, within=20)
-            assert await hold_status(db, first_hold) == "HELD"
-            stack.kill("webhooks")
-            await booking_proxy.start()
-            await stack.restart("webhooks")
-            restarted = time.monotonic()
-            await promises.check(
-                "a stored event is applied once after the restart",
-                lambda: applied_once(db, shop, first_event, first_hold),
+            await _kill_while_stored(
+                stack, booking_proxy, db, shop, first_checkout, promises, report_figure
             )
-            report_figure(
-                "webhooks restarted -> stored event applied", time.monotonic() - restarted
-            )
-
-            # 2. Applied by the booking service, the answer lost on the way.
-            booking_proxy.hold_answers()
-            second_event = await shop.pay(second_session)
-            await eventually(lambda: shop.acknowledged(second_event), lambda s: 200 in s)
-            await eventually(lambda: hold_status(db, second_hold), lambda s: s == "CONFIRMED")
-            assert await being_applied(db, second_event), "the processor let go of the event"
-            stack.kill("webhooks")
-            booking_proxy.release_answers()
-            await booking_proxy.cut()
-            await booking_proxy.start()
-            await stack.restart("webhooks")
-            await promises.check(
-                "an event applied but not recorded is applied once after the restart",
-                lambda: applied_once(db, shop, second_event, second_hold),
-            )
+            await _kill_while_applied(stack, booking_proxy, db, shop, second_checkout, promises)
         finally:
             stop.set()
             await running
 
-        await promises.check("every answer as designed (no 500)", answers.assert_as_designed)
-        await promises.check(
-            "nothing oversold, nothing half-written", lambda: assert_books_balance(db)
-        )
-        await promises.check(
-            "every change published", lambda: assert_outbox_published(db, within=10)
-        )
-
-        async def stripe_answered_as_designed() -> None:
-            found = (await fake.get("/_fake/deliveries")).json()["data"]
-            # None: the endpoint was down (killed), and Stripe tried again.
-            wrong = [
-                (a["event_type"], a["status"]) for a in found if a["status"] not in (200, 503, None)
-            ]
-            assert not wrong, f"deliveries answered otherwise: {wrong}"
-            assert all(any(b["ok"] for b in found if b["event_id"] == a["event_id"]) for a in found)
-
-        await promises.check(
-            "Stripe's deliveries answered 200 (or 503), each event taken in the end",
-            stripe_answered_as_designed,
-        )
-        dead = await db.fetchval("SELECT count(*) FROM stripe_events WHERE status = 'DEAD'")
-        await promises.check("no event dead-lettered", lambda: _none(dead))
+        await _check_the_books(db, fake, answers, promises)
         print(f"answers: {dict(answers.summary())}")
     promises.assert_kept()
+
+
+async def _kill_while_stored(
+    stack: Stack,
+    booking_proxy: TcpProxy,
+    db: asyncpg.Pool,
+    shop: Shop,
+    checkout: tuple[str, str],
+    promises: Promises,
+    report_figure: Callable[[str, float], None],
+) -> None:
+    """Kills the webhook service with an event stored and not yet applied."""
+    first_hold, first_session = checkout
+    # 1. Stored, not applied.
+    await booking_proxy.cut()
+    first_event = await shop.pay(first_session)
+    await eventually(lambda: shop.acknowledged(first_event), lambda s: 200 in s)
+    await eventually(lambda: being_applied(db, first_event), bool, within=20)
+    assert await hold_status(db, first_hold) == "HELD"
+    stack.kill("webhooks")
+    await booking_proxy.start()
+    await stack.restart("webhooks")
+    restarted = time.monotonic()
+    await promises.check(
+        "a stored event is applied once after the restart",
+        lambda: applied_once(db, shop, first_event, first_hold),
+    )
+    report_figure("webhooks restarted -> stored event applied", time.monotonic() - restarted)
+
+
+async def _kill_while_applied(
+    stack: Stack,
+    booking_proxy: TcpProxy,
+    db: asyncpg.Pool,
+    shop: Shop,
+    checkout: tuple[str, str],
+    promises: Promises,
+) -> None:
+    """Kills the webhook service with an event the booking service applied,
+    its answer lost on the way."""
+    second_hold, second_session = checkout
+    # 2. Applied by the booking service, the answer lost on the way.
+    booking_proxy.hold_answers()
+    second_event = await shop.pay(second_session)
+    await eventually(lambda: shop.acknowledged(second_event), lambda s: 200 in s)
+    await eventually(lambda: hold_status(db, second_hold), lambda s: s == "CONFIRMED")
+    assert await being_applied(db, second_event), "the processor let go of the event"
+    stack.kill("webhooks")
+    booking_proxy.release_answers()
+    await booking_proxy.cut()
+    await booking_proxy.start()
+    await stack.restart("webhooks")
+    await promises.check(
+        "an event applied but not recorded is applied once after the restart",
+        lambda: applied_once(db, shop, second_event, second_hold),
+    )
+
+
+async def _check_the_books(
+    db: asyncpg.Pool, fake: httpx.AsyncClient, answers: Answers, promises: Promises
+) -> None:
+    await promises.check("every answer as designed (no 500)", answers.assert_as_designed)
+    await promises.check("nothing oversold, nothing half-written", lambda: assert_books_balance(db))
+    await promises.check("every change published", lambda: assert_outbox_published(db, within=10))
+
+    async def stripe_answered_as_designed() -> None:
+        found = (await fake.get("/_fake/deliveries")).json()["data"]
+        # None: the endpoint was down (killed), and Stripe tried again.
+        wrong = [
+            (a["event_type"], a["status"]) for a in found if a["status"] not in (200, 503, None)
+        ]
+        assert not wrong, f"deliveries answered otherwise: {wrong}"
+        assert all(any(b["ok"] for b in found if b["event_id"] == a["event_id"]) for a in found)
+
+    await promises.check(
+        "Stripe's deliveries answered 200 (or 503), each event taken in the end",
+        stripe_answered_as_designed,
+    )
+    dead = await db.fetchval("SELECT count(*) FROM stripe_events WHERE status = 'DEAD'")
+    await promises.check("no event dead-lettered", lambda: _none(dead))
 
 
 def _none(count: int) -> None:

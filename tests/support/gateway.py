@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,6 +16,13 @@ from holdfast.tenancy import SCOPES
 from holdfast.tenancy.keys import KeyRepository
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "reason", "correlation_id"}
+# A resource as a client creates it through the gateway.
+RESOURCE = {
+    "name": "Kayak",
+    "time_zone": "Europe/Lisbon",
+    "price": {"currency": "EUR", "amount_minor": 4000},
+    "default_capacity": 2,
+}
 
 
 async def key_for(
@@ -147,3 +155,9 @@ class EventStream:
         if end_ok:
             return None
         raise AssertionError("the event stream ended")
+
+
+def oversized() -> bytes:
+    """A well-formed hold request just over the test gateway's 64 KiB."""
+    padding = "x" * (64 * 1024)
+    return f'{{"resource_id": "{uuid.uuid4()}", "customer_ref": "{padding}"}}'.encode()

@@ -177,3 +177,21 @@ async def settled_row(db: asyncpg.Pool, event_id: str) -> Any:
         lambda: inbox_row(db, event_id),
         lambda r: r is not None and r["status"] in ("APPLIED", "IGNORED", "DEAD"),
     )
+
+
+@dataclass
+class Held:
+    """A hold on one slot, with its open checkout."""
+
+    resource_id: str
+    slot_id: str
+    hold: booking_pb2.Hold
+    session: booking_pb2.Checkout
+
+
+async def held_checkout(
+    client: BookingClient, capacity: int = 2, ttl_seconds: float | None = None
+) -> Held:
+    resource, [slot] = await client.resource_with_slots(capacity=capacity)
+    hold = await client.hold(resource.resource_id, [slot.slot_id], ttl_seconds=ttl_seconds)
+    return Held(resource.resource_id, slot.slot_id, hold, await checkout(client, hold.hold_id))

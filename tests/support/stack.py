@@ -219,6 +219,61 @@ class _Plan:
         return ready
 
 
+Ready = Callable[[Process], Awaitable[None]]
+# What to start: a name, a module, its environment, and how to wait for it.
+Launch = tuple[str, str, dict[str, str], Ready]
+
+
+def _stack_plan(ports: Mapping[str, int] | None) -> _Plan:
+    """Free ports for everything but the pinned ones."""
+    unknown = set(ports or {}) - set(PORT_NAMES)
+    assert not unknown, f"no such port to pin: {unknown}"
+    return _Plan(
+        {name: free_port() for name in PORT_NAMES} | dict(ports or {}),
+        {entry.name: free_port() for entry in REGISTRY if entry.metrics_port},
+    )
+
+
+def _launches(
+    plan: _Plan,
+    database_url: str,
+    redis_url: str,
+    extra_env: dict[str, str] | None,
+    settings: Mapping[str, Mapping[str, str]] | None,
+) -> list[Launch]:
+    """The fake Stripe, then every service in the registry's order."""
+
+    async def listening(process: Process) -> None:
+        await wait_until_listening(process.popen, process.log)
+
+    launches: list[Launch] = [
+        (
+            "fake-stripe",
+            "devtools.fakestripe",
+            {
+                "HOLDFAST_FAKE_STRIPE_PORT": str(plan.ports["stripe"]),
+                "HOLDFAST_FAKE_STRIPE_WEBHOOK_URL": plan.webhook_url,
+                "HOLDFAST_FAKE_STRIPE_RETRY_BACKOFF_SECONDS": "0.2",
+            },
+            listening,
+        )
+    ]
+    for entry in REGISTRY:
+        chosen = {"redis_url": redis_url, **plan.settings(entry)}
+        chosen |= (settings or {}).get(entry.name, {})
+        environment = {**service_env(database_url, **chosen), **(extra_env or {})}
+        launches.append((entry.name, entry.module, environment, plan.readiness(entry)))
+    return launches
+
+
+def _metrics_urls(plan: _Plan) -> dict[str, str]:
+    metrics = {
+        name: f"http://127.0.0.1:{port}/metrics" for name, port in plan.metrics_ports.items()
+    }
+    metrics["gateway"] = f"{plan.gateway_url}/metrics"
+    return metrics
+
+
 @asynccontextmanager
 async def running_stack(
     database_url: str,
@@ -234,59 +289,26 @@ async def running_stack(
     `ports` pins some of PORT_NAMES (the others are free ports); `settings`
     are more HOLDFAST_* settings per service (named without the prefix: e.g.
     {"gateway": {"rate_limit_per_key": "10000"}}), which win over the stack's."""
-    unknown = set(ports or {}) - set(PORT_NAMES)
-    assert not unknown, f"no such port to pin: {unknown}"
-    plan = _Plan(
-        {name: free_port() for name in PORT_NAMES} | dict(ports or {}),
-        {entry.name: free_port() for entry in REGISTRY if entry.metrics_port},
-    )
-
-    async def listening(process: Process) -> None:
-        await wait_until_listening(process.popen, process.log)
-
+    plan = _stack_plan(ports)
     logs: dict[str, Path] = {}
     started_by_name: dict[str, Process] = {}
     async with processes() as started:
-
-        def start(
-            name: str,
-            module: str,
-            environment: dict[str, str],
-            ready: Callable[[Process], Awaitable[None]],
-        ) -> None:
+        for name, module, environment, ready in _launches(
+            plan, database_url, redis_url, extra_env, settings
+        ):
             logs[name] = folder / f"{name}.log"
             popen = start_service(module, environment, logs[name])
             started.append((popen, logs[name]))
             started_by_name[name] = Process(module, environment, logs[name], popen, ready)
-
-        start(
-            "fake-stripe",
-            "devtools.fakestripe",
-            {
-                "HOLDFAST_FAKE_STRIPE_PORT": str(plan.ports["stripe"]),
-                "HOLDFAST_FAKE_STRIPE_WEBHOOK_URL": plan.webhook_url,
-                "HOLDFAST_FAKE_STRIPE_RETRY_BACKOFF_SECONDS": "0.2",
-            },
-            listening,
-        )
-        for entry in REGISTRY:
-            chosen = {"redis_url": redis_url, **plan.settings(entry)}
-            chosen |= (settings or {}).get(entry.name, {})
-            environment = {**service_env(database_url, **chosen), **(extra_env or {})}
-            start(entry.name, entry.module, environment, plan.readiness(entry))
         # The gateway's readiness asks the others, so it comes last.
         for process in started_by_name.values():
             await process.ready(process)
-        metrics = {
-            name: f"http://127.0.0.1:{port}/metrics" for name, port in plan.metrics_ports.items()
-        }
-        metrics["gateway"] = f"{plan.gateway_url}/metrics"
         yield Stack(
             plan.gateway_url,
             plan.fake_stripe,
             database_url,
             logs,
-            metrics,
+            _metrics_urls(plan),
             plan.targets,
             plan.webhook_url,
             started_by_name,

@@ -139,85 +139,109 @@ async def test_random_programs_match_the_model(
             resource.resource_id, capacity=capacity, start=BASE_TIME + timedelta(hours=i)
         )
     model = Model(capacities)
-    b, inv, md = client.booking, client.inventory, client.md
 
     for step in program:
         kind = step[0]
         if kind == "create":
-            chosen, quantity = tuple(step[1]), int(step[2])
-            expected = model.create(chosen, quantity)
-            hold_slots = [slots[i].slot_id for i in chosen]
-            try:
-                hold = await client.hold(resource.resource_id, hold_slots, quantity)
-                got = "OK"
-            except grpc.aio.AioRpcError as error:
-                details = details_of(error)
-                got = f"{details.code.name}:{details.reason}"
-            assert got == expected, step
-            if got == "OK":
-                model.holds.append(ModelHold(chosen, quantity, hold_id=hold.hold_id))
-                model.move(model.holds[-1], 1, 0)
+            await _create(client, model, resource.resource_id, slots, step)
         elif kind in ("release", "confirm", "cancel", "expire"):
-            if not model.holds:
+            if not await _on_a_hold(booking_app, client, db, model, step):
                 continue
-            mh = model.holds[int(step[1]) % len(model.holds)]
-            h = mh.hold_id
-            if kind == "release":
-                expected = model.release(mh)
-                got = await outcome(
-                    b.ReleaseHold(booking_pb2.ReleaseHoldRequest(hold_id=h), metadata=md)
-                )
-            elif kind == "confirm":
-                ref = str(step[2])
-                expected = model.confirm(mh, ref)
-                got = await outcome(
-                    b.ConfirmHold(
-                        booking_pb2.ConfirmHoldRequest(hold_id=h, payment_ref=ref), metadata=md
-                    )
-                )
-            elif kind == "cancel":
-                expected = model.cancel(mh)
-                got = await outcome(
-                    b.CancelBooking(booking_pb2.CancelBookingRequest(booking_id=h), metadata=md)
-                )
-            else:
-                if mh.status != "HELD":
-                    continue
-                await db.execute(
-                    "UPDATE holds SET expires_at = now() - interval '1 second' WHERE id = $1::uuid",
-                    h,
-                )
-                assert booking_app.sweeper is not None
-                await booking_app.sweeper.sweep_once()
-                model.move(mh, -1, 0)
-                mh.status, expected, got = "EXPIRED", "OK", "OK"
-            assert got == expected, step
         else:
-            slot = slots[int(step[1])]
-            if kind == "capacity":
-                capacity = int(step[2])
-                expected = model.set_capacity(int(step[1]), capacity)
-                got = await outcome(
-                    inv.UpdateSlotCapacity(
-                        inventory_pb2.UpdateSlotCapacityRequest(
-                            slot_id=slot.slot_id, capacity=capacity
-                        ),
-                        metadata=md,
-                    )
-                )
-                assert got == expected, step
-            elif kind == "close":
-                await inv.CloseSlot(
-                    inventory_pb2.CloseSlotRequest(slot_id=slot.slot_id), metadata=md
-                )
-                model.slots[int(step[1])].closed = True
-            else:
-                await inv.ReopenSlot(
-                    inventory_pb2.ReopenSlotRequest(slot_id=slot.slot_id), metadata=md
-                )
-                model.slots[int(step[1])].closed = False
+            await _on_a_slot(client, model, slots, step)
 
         await _assert_matches(db, model, [s.slot_id for s in slots], step)
+
+
+async def _create(
+    client: BookingClient,
+    model: Model,
+    resource_id: str,
+    slots: list[inventory_pb2.Slot],
+    step: tuple[Any, ...],
+) -> None:
+    chosen, quantity = tuple(step[1]), int(step[2])
+    expected = model.create(chosen, quantity)
+    hold_slots = [slots[i].slot_id for i in chosen]
+    try:
+        hold = await client.hold(resource_id, hold_slots, quantity)
+        got = "OK"
+    except grpc.aio.AioRpcError as error:
+        details = details_of(error)
+        got = f"{details.code.name}:{details.reason}"
+    assert got == expected, step
+    if got == "OK":
+        model.holds.append(ModelHold(chosen, quantity, hold_id=hold.hold_id))
+        model.move(model.holds[-1], 1, 0)
+
+
+async def _on_a_hold(
+    booking_app: BookingApp,
+    client: BookingClient,
+    db: asyncpg.Pool,
+    model: Model,
+    step: tuple[Any, ...],
+) -> bool:
+    """Releases, confirms, cancels or expires one of the model's holds;
+    False when the step does not apply (no hold yet, or none to expire)."""
+    kind = step[0]
+    b, md = client.booking, client.md
+    if not model.holds:
+        return False
+    mh = model.holds[int(step[1]) % len(model.holds)]
+    h = mh.hold_id
+    if kind == "release":
+        expected = model.release(mh)
+        got = await outcome(b.ReleaseHold(booking_pb2.ReleaseHoldRequest(hold_id=h), metadata=md))
+    elif kind == "confirm":
+        ref = str(step[2])
+        expected = model.confirm(mh, ref)
+        got = await outcome(
+            b.ConfirmHold(booking_pb2.ConfirmHoldRequest(hold_id=h, payment_ref=ref), metadata=md)
+        )
+    elif kind == "cancel":
+        expected = model.cancel(mh)
+        got = await outcome(
+            b.CancelBooking(booking_pb2.CancelBookingRequest(booking_id=h), metadata=md)
+        )
+    else:
+        if mh.status != "HELD":
+            return False
+        await db.execute(
+            "UPDATE holds SET expires_at = now() - interval '1 second' WHERE id = $1::uuid",
+            h,
+        )
+        assert booking_app.sweeper is not None
+        await booking_app.sweeper.sweep_once()
+        model.move(mh, -1, 0)
+        mh.status, expected, got = "EXPIRED", "OK", "OK"
+    assert got == expected, step
+    return True
+
+
+async def _on_a_slot(
+    client: BookingClient, model: Model, slots: list[inventory_pb2.Slot], step: tuple[Any, ...]
+) -> None:
+    """Changes a slot's capacity, closes it or reopens it."""
+    kind = step[0]
+    inv, md = client.inventory, client.md
+    slot = slots[int(step[1])]
+    if kind == "capacity":
+        capacity = int(step[2])
+        expected = model.set_capacity(int(step[1]), capacity)
+        got = await outcome(
+            inv.UpdateSlotCapacity(
+                inventory_pb2.UpdateSlotCapacityRequest(slot_id=slot.slot_id, capacity=capacity),
+                metadata=md,
+            )
+        )
+        assert got == expected, step
+    elif kind == "close":
+        await inv.CloseSlot(inventory_pb2.CloseSlotRequest(slot_id=slot.slot_id), metadata=md)
+        model.slots[int(step[1])].closed = True
+    else:
+        await inv.ReopenSlot(inventory_pb2.ReopenSlotRequest(slot_id=slot.slot_id), metadata=md)
+        model.slots[int(step[1])].closed = False
 
 
 async def _assert_matches(

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import cast
 
 import asyncpg
 import grpc
 from redis.asyncio import Redis
 
+from holdfast.contracts.booking.v1 import inventory_pb2
 from holdfast.platform.streams import AVAILABILITY_TOPIC, stream_key
 from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
@@ -38,70 +40,100 @@ def _published(app: BookingApp) -> float:
     return sample(app, "holdfast_outbox_published_total")
 
 
+@dataclass
+class Replicas:
+    """Two booking services and two availability services on one database,
+    with a client of each."""
+
+    db: asyncpg.Pool
+    bookings: list[BookingApp]
+    replicas: list[AvailabilityApp]
+    clients: list[BookingClient]
+    readers: list[AvailabilityClient]
+
+
+async def _start_replicas(stack: AsyncExitStack, own_database: str, tenant: str) -> Replicas:
+    db = await stack.enter_async_context(asyncpg.create_pool(own_database, min_size=1, max_size=2))
+    # Both relays poll constantly as well as being woken, so they compete
+    # for the same rows rather than each taking its own.
+    bookings = [
+        await stack.enter_async_context(
+            running_booking(own_database, relay_poll_interval_seconds=0.005, db_pool_max_size=8)
+        )
+        for _ in range(2)
+    ]
+    replicas = [
+        await stack.enter_async_context(running_availability(own_database)) for _ in range(2)
+    ]
+    clients = [
+        BookingClient.on(
+            await stack.enter_async_context(grpc.aio.insecure_channel(f"127.0.0.1:{app.port}")),
+            tenant,
+        )
+        for app in bookings
+    ]
+    readers = [
+        AvailabilityClient.on(
+            await stack.enter_async_context(grpc.aio.insecure_channel(f"127.0.0.1:{app.port}")),
+            tenant,
+        )
+        for app in replicas
+    ]
+    return Replicas(db, bookings, replicas, clients, readers)
+
+
+Inventory = list[tuple[inventory_pb2.Resource, list[inventory_pb2.Slot]]]
+
+
+async def _inventory_cached_empty(running: Replicas, tenant: str) -> Inventory:
+    """RESOURCES resources of one slot each, which both replicas cache as
+    empty, each in its own local level."""
+    inventory = [
+        await running.clients[0].resource_with_slots(capacity=CAPACITY) for _ in range(RESOURCES)
+    ]
+    for replica in running.replicas:
+        await settled(replica, running.db, tenant)
+    for reader in running.readers:
+        for resource, [slot] in inventory:
+            counts = await reader.slot_counts(resource.resource_id)
+            assert counts[slot.slot_id] == SlotCounts(CAPACITY, CAPACITY, 0, 0, True)
+    return inventory
+
+
+async def _fill_every_slot(running: Replicas, inventory: Inventory) -> None:
+    """Holds spread over both booking services, all at once; returns once
+    both replicas show every slot full."""
+    clients, readers = running.clients, running.readers
+    await asyncio.gather(
+        *(
+            clients[i % 2].hold(resource.resource_id, [slot.slot_id])
+            for i in range(CAPACITY)
+            for resource, [slot] in inventory
+        )
+    )
+
+    full = SlotCounts(CAPACITY, 0, CAPACITY, 0, True)
+
+    async def all_full(reader: AvailabilityClient) -> bool:
+        for resource, [slot] in inventory:
+            counts = await reader.slot_counts(resource.resource_id)
+            if counts[slot.slot_id] != full:
+                return False
+        return True
+
+    for reader in readers:
+        await eventually(lambda r=reader: all_full(r), bool)  # type: ignore[misc]
+
+
 async def test_two_relays_and_two_availability_replicas_lose_nothing(
     own_database: str, redis: Redis, tenant: str
 ) -> None:
     # A database of its own: exactly these two relays publish its outbox.
     async with AsyncExitStack() as stack:
-        db = await stack.enter_async_context(
-            asyncpg.create_pool(own_database, min_size=1, max_size=2)
-        )
-        # Both relays poll constantly as well as being woken, so they compete
-        # for the same rows rather than each taking its own.
-        bookings = [
-            await stack.enter_async_context(
-                running_booking(own_database, relay_poll_interval_seconds=0.005, db_pool_max_size=8)
-            )
-            for _ in range(2)
-        ]
-        replicas = [
-            await stack.enter_async_context(running_availability(own_database)) for _ in range(2)
-        ]
-        clients = [
-            BookingClient.on(
-                await stack.enter_async_context(grpc.aio.insecure_channel(f"127.0.0.1:{app.port}")),
-                tenant,
-            )
-            for app in bookings
-        ]
-        readers = [
-            AvailabilityClient.on(
-                await stack.enter_async_context(grpc.aio.insecure_channel(f"127.0.0.1:{app.port}")),
-                tenant,
-            )
-            for app in replicas
-        ]
-        inventory = [
-            await clients[0].resource_with_slots(capacity=CAPACITY) for _ in range(RESOURCES)
-        ]
-        for replica in replicas:
-            await settled(replica, db, tenant)
-        # Both replicas cache every resource as empty, in their own local level.
-        for reader in readers:
-            for resource, [slot] in inventory:
-                counts = await reader.slot_counts(resource.resource_id)
-                assert counts[slot.slot_id] == SlotCounts(CAPACITY, CAPACITY, 0, 0, True)
-
-        # Fill every slot: holds spread over both booking services, all at once.
-        await asyncio.gather(
-            *(
-                clients[i % 2].hold(resource.resource_id, [slot.slot_id])
-                for i in range(CAPACITY)
-                for resource, [slot] in inventory
-            )
-        )
-
-        full = SlotCounts(CAPACITY, 0, CAPACITY, 0, True)
-
-        async def all_full(reader: AvailabilityClient) -> bool:
-            for resource, [slot] in inventory:
-                counts = await reader.slot_counts(resource.resource_id)
-                if counts[slot.slot_id] != full:
-                    return False
-            return True
-
-        for reader in readers:
-            await eventually(lambda r=reader: all_full(r), bool)  # type: ignore[misc]
+        running = await _start_replicas(stack, own_database, tenant)
+        db, bookings, replicas = running.db, running.bookings, running.replicas
+        inventory = await _inventory_cached_empty(running, tenant)
+        await _fill_every_slot(running, inventory)
         rows = await db.fetch(
             "SELECT dedupe_key, published_at FROM outbox WHERE tenant_id = $1", tenant
         )

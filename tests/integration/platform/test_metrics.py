@@ -46,8 +46,7 @@ async def test_booking_and_availability_metrics_move(
     await availability.get(resource.resource_id)
     await client.hold(resource.resource_id, [slot.slot_id])
     await eventually(
-        lambda: availability.slot_counts(resource.resource_id),
-        lambda c: c[slot.slot_id].held == 1,
+        lambda: availability.slot_counts(resource.resource_id), lambda c: c[slot.slot_id].held == 1
     )
 
     booking = await scrape(booking_app.metrics_server.port)

@@ -2,7 +2,7 @@
 which are the request's or the code's own (left alone: a bug stays a bug).
 
 The real servers' errors are produced by the outage tests
-(tests/integration/platform/test_database_outage.py); this table pins down the
+(tests/integration/platform/test_database_outage*.py); this table pins down the
 classification of every kind, including those hard to provoke for real.
 """
 
