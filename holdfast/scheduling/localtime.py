@@ -22,6 +22,7 @@ whole hour (Kathmandu, +05:45) an hourly grid falls at :15 past the hour UTC.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -55,19 +56,19 @@ def resolve(wall: datetime, zone: ZoneInfo) -> datetime:
 
 def _gap_end(wall: datetime, zone: ZoneInfo) -> datetime:
     """The instant the clocks jump forward across `wall`, found by bisection
-    between the two readings of `wall` (one with each offset), to the second:
-    zoneinfo does not expose its transitions."""
-    readings = sorted(wall.replace(tzinfo=zone, fold=f).astimezone(UTC) for f in (0, 1))
-    low, high = readings
-    after = high.astimezone(zone).utcoffset()
-    while high - low > timedelta(seconds=1):
-        middle = low + (high - low) / 2
-        middle = middle.replace(microsecond=0)
-        if middle.astimezone(zone).utcoffset() == after:
+    in whole seconds (the zone database's transitions are whole seconds)
+    between the two readings of `wall`, one with each offset: zoneinfo does
+    not expose its transitions."""
+    readings = [wall.replace(tzinfo=zone, fold=f).timestamp() for f in (0, 1)]
+    low, high = math.floor(min(readings)), math.ceil(max(readings))
+    after = datetime.fromtimestamp(high, UTC).astimezone(zone).utcoffset()
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, UTC).astimezone(zone).utcoffset() == after:
             high = middle
         else:
             low = middle
-    return high
+    return datetime.fromtimestamp(high, UTC)
 
 
 def check_granularity(granularity: timedelta) -> None:

@@ -89,3 +89,7 @@ def test_the_grid_repeats_the_fall_back_hour_and_skips_the_gap() -> None:
     # then 03:00 and 04:00 CEST; no 02:00.
     spring = grid_instants(PARIS, hour, Interval(utc(2026, 3, 28, 23), utc(2026, 3, 29, 3)))
     assert [i.astimezone(PARIS).hour for i in spring] == [0, 1, 3, 4]
+
+
+def test_a_skipped_time_with_a_fraction_of_a_second_still_finds_the_gap_end() -> None:
+    assert resolve(datetime(2026, 3, 29, 2, 0, 0, 600000), PARIS) == utc(2026, 3, 29, 1, 0)
