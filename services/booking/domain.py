@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from holdfast.scheduling.intervals import Interval
+
 
 class HoldStatus(enum.StrEnum):
     HELD = "HELD"
@@ -258,3 +260,36 @@ class OutboxRow:
     correlation_id: str
     created_at: datetime
     attempts: int
+
+
+class ResourceKind(enum.StrEnum):
+    """How a resource is sold: pre-cut slots with a capacity, or units for any window."""
+
+    SLOTTED = "SLOTTED"
+    WINDOWED = "WINDOWED"
+
+
+@dataclass(frozen=True)
+class ResourceUnit:
+    """A table, room or bike of a windowed resource: `size` is its seats, beds, or 1."""
+
+    id: uuid.UUID
+    resource_id: uuid.UUID
+    name: str
+    size: int
+    active: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class UnitWindow:
+    """A hold's window on a unit: `window` is what was sold, `guarded` the
+    buffered window no other live one on the unit may overlap (whole seconds,
+    rounded outwards)."""
+
+    hold_id: uuid.UUID
+    unit_id: uuid.UUID
+    resource_id: uuid.UUID
+    window: Interval
+    guarded: Interval
+    live: bool
