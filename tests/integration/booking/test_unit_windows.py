@@ -9,15 +9,17 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
 
 from holdfast.platform.errors import DomainError, ErrorKind
+from holdfast.scheduling.hours import OpeningHours, OpeningRange
 from holdfast.scheduling.intervals import Interval
 from holdfast.scheduling.rules import WindowRules, buffered
-from services.booking.domain import NewResource, ResourceUnit
+from services.booking.domain import NewResource, NewSlot, ResourceUnit
 from services.booking.repository import BookingRepository
 
 EVENING = datetime(2030, 6, 1, 17, 0, tzinfo=UTC)
@@ -235,3 +237,45 @@ async def test_a_retired_unit_takes_no_window(
         await place(repo, tenant, hold_id, table, window, TURNOVER)
         == "FAILED_PRECONDITION:UNIT_RETIRED"
     )
+
+
+async def test_rules_hours_and_exceptions_read_back_as_written(
+    repo: BookingRepository, tenant: str
+) -> None:
+    (table,) = await windowed_resource(repo, tenant, TURNOVER, {"T1": 4})
+    evening, late = OpeningRange(time(18), time(23)), OpeningRange(time(22), time(2))
+    lunch = OpeningRange(time(12), time(14, 30))
+    weekly = {day: (evening,) for day in range(5)} | {5: (lunch, late)}
+    closed, special = date(2030, 12, 25), date(2030, 12, 31)
+    async with repo.transaction(tenant, "test") as tx:
+        await tx.set_weekly_hours(table.resource_id, weekly)
+        await tx.set_hours_exception(table.resource_id, closed, ())
+        await tx.set_hours_exception(table.resource_id, special, (late,))
+
+    paris = ZoneInfo("Europe/Paris")
+    hours = await repo.opening_hours(tenant, table.resource_id, paris)
+    assert hours == OpeningHours(paris, weekly, {closed: (), special: (late,)})
+    assert await repo.window_rules(tenant, table.resource_id) == TURNOVER
+    assert await repo.units(tenant, table.resource_id) == [table]
+
+
+async def test_units_and_rules_only_for_a_windowed_resource(
+    repo: BookingRepository, tenant: str
+) -> None:
+    (table,) = await windowed_resource(repo, tenant, TURNOVER, {"T1": 4})
+    with pytest.raises(DomainError) as duplicate:
+        async with repo.transaction(tenant, "test") as tx:
+            await tx.add_unit(table.resource_id, "T1", 2)
+    assert duplicate.value.reason == "UNIT_EXISTS"
+
+    async with repo.transaction(tenant, "test") as tx:
+        slotted = await tx.create_resource(NewResource("Tours", "Europe/Paris", 0, "EUR", 5))
+        await tx.create_slots(slotted, [NewSlot(EVENING, EVENING + TWO_HOURS, None)])
+    with pytest.raises(DomainError) as not_windowed:
+        async with repo.transaction(tenant, "test") as tx:
+            await tx.add_unit(slotted.id, "T1", 2)
+    assert not_windowed.value.reason == "RESOURCE_NOT_WINDOWED"
+    with pytest.raises(DomainError) as has_slots:
+        async with repo.transaction(tenant, "test") as tx:
+            await tx.make_windowed(slotted.id, TURNOVER)
+    assert has_slots.value.reason == "RESOURCE_NOT_WINDOWED"
