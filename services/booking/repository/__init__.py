@@ -7,12 +7,12 @@ failures leave the repository as domain errors (see `base.database_errors`):
 lock timeouts, deadlocks and serialization failures as ABORTED with a retry
 hint, an unreachable or overloaded database as UNAVAILABLE.
 
-- `inventory`: resources and slots; `windows`: windowed resources' rules,
-  units and hours, and the unit windows the exclusion constraint keeps apart;
-  `holds` and `hold_changes`: holds and their transitions (with the lock
-  order); `checkouts` and `refunds`: the payment side; `idempotency`: request
-  ids; `outbox`: what the relay and the payment actions take; `sql`: the
-  audit and outbox rows every writer adds.
+- `inventory`: resources and slots; `units`: windowed resources' rules,
+  units and hours; `windows`: holds' windows on units, which the exclusion
+  constraint keeps apart; `holds` and `hold_changes`: holds and their
+  transitions (with the lock order); `checkouts` and `refunds`: the payment
+  side; `idempotency`: request ids; `outbox`: what the relay and the payment
+  actions take; `sql`: the audit and outbox rows every writer adds.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from services.booking.repository.idempotency import IdempotencyReads, Idempotenc
 from services.booking.repository.inventory import InventoryReads, InventoryStatements
 from services.booking.repository.outbox import OutboxRepository
 from services.booking.repository.refunds import RefundReads, RefundStatements
+from services.booking.repository.units import UnitReads, UnitStatements
 from services.booking.repository.windows import WindowReads, WindowStatements
 
 __all__ = [
@@ -54,6 +55,7 @@ class Transaction(
     HoldChangeStatements,
     CheckoutStatements,
     RefundStatements,
+    UnitStatements,
     WindowStatements,
     TransactionScope,
 ):
@@ -61,7 +63,7 @@ class Transaction(
 
 
 class BookingRepository(
-    InventoryReads, HoldReads, HoldExpiry, IdempotencyReads, WindowReads, PoolScope
+    InventoryReads, HoldReads, HoldExpiry, IdempotencyReads, UnitReads, WindowReads, PoolScope
 ):
     """Reads, and the transactions that write.
 
