@@ -98,6 +98,10 @@ class WindowStatements(TransactionScope):
                     SELECT $1, $2, resource_id, id, unit_key, $5, $6, $7, $8
                     FROM resource_units
                     WHERE tenant_id = $1 AND id = $3 AND resource_id = $4 AND active
+                      -- A window of a hold that is no longer live would never
+                      -- be freed (the holds trigger fires on a status change).
+                      AND EXISTS (SELECT 1 FROM holds WHERE tenant_id = $1 AND id = $2
+                                  AND status IN ('HELD', 'CONFIRMED'))
                     RETURNING {_WINDOW_COLUMNS}
                     """,
                     self.tenant_id,
@@ -113,9 +117,9 @@ class WindowStatements(TransactionScope):
             raise window_taken(unit, guarded) from None
         if row is None:
             raise failed_precondition(
-                "UNIT_RETIRED",
-                f"unit {unit.name} is retired or unknown",
-                {"unit_id": str(unit.id)},
+                "WINDOW_NOT_PLACED",
+                f"unit {unit.name} is retired or unknown, or hold {hold_id} is not live",
+                {"unit_id": str(unit.id), "hold_id": str(hold_id)},
             )
         return unit_window_of(row)
 

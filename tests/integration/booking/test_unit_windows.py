@@ -233,10 +233,21 @@ async def test_a_retired_unit_takes_no_window(
     assert not retired.active
 
     window = Interval(EVENING, EVENING + TWO_HOURS)
-    assert (
-        await place(repo, tenant, hold_id, table, window, TURNOVER)
-        == "FAILED_PRECONDITION:UNIT_RETIRED"
-    )
+    refused = await place(repo, tenant, hold_id, table, window, TURNOVER)
+    assert refused == "FAILED_PRECONDITION:WINDOW_NOT_PLACED"
+
+
+async def test_a_hold_no_longer_live_takes_no_window(
+    repo: BookingRepository, db: asyncpg.Pool, tenant: str
+) -> None:
+    (table,) = await windowed_resource(repo, tenant, TURNOVER, {"T1": 4})
+    (hold_id,) = await new_holds(db, tenant, table.resource_id, 1)
+    await db.execute("UPDATE holds SET status = 'RELEASED' WHERE id = $1", hold_id)
+
+    window = Interval(EVENING, EVENING + TWO_HOURS)
+    refused = await place(repo, tenant, hold_id, table, window, TURNOVER)
+    assert refused == "FAILED_PRECONDITION:WINDOW_NOT_PLACED"
+    assert await db.fetchval("SELECT count(*) FROM unit_windows WHERE hold_id = $1", hold_id) == 0
 
 
 async def test_rules_hours_and_exceptions_read_back_as_written(
