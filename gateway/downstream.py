@@ -8,9 +8,9 @@ from typing import cast
 
 from holdfast.contracts.availability.v1 import availability_pb2_grpc
 from holdfast.contracts.booking.v1 import booking_pb2_grpc, inventory_pb2_grpc
+from holdfast.platform.caller import ACTOR_KEY
 from holdfast.platform.context import TENANT_ID_KEY
 from holdfast.platform.grpc_server import open_channel
-from holdfast.platform.tenancy import ACTOR_KEY
 
 
 class Downstream:

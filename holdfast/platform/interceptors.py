@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 from opentelemetry import baggage
 
+from holdfast.platform.caller import caller_from
 from holdfast.platform.context import (
     CORRELATION_BAGGAGE_KEY,
     CORRELATION_ID_KEY,
@@ -33,7 +34,6 @@ from holdfast.platform.grpc_errors import internal_status, status_for
 from holdfast.platform.logging import access_log
 from holdfast.platform.metrics import RpcMetrics
 from holdfast.platform.telemetry import correlation_scope
-from holdfast.platform.tenancy import caller_from
 
 log = logging.getLogger(__name__)
 

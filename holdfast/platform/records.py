@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import fields
+from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -21,5 +22,11 @@ T = TypeVar("T", bound="DataclassInstance")
 def from_record(cls: type[T], row: Mapping[str, Any], **given: Any) -> T:
     """A `cls` whose fields are the row's columns of the same names, except
     those in `given`."""
-    values = {f.name: given[f.name] if f.name in given else row[f.name] for f in fields(cls)}
+    values = {name: given[name] if name in given else row[name] for name in _names(cls)}
     return cls(**values)
+
+
+@cache
+def _names(cls: type[DataclassInstance]) -> tuple[str, ...]:
+    # Read per row on every hold and slot read: worked out once a type.
+    return tuple(f.name for f in fields(cls))

@@ -1,15 +1,14 @@
 """The booking rules: which hold status changes exist and what each one does.
 
-One row per transition: what it does to the `held` and `booked` counters of
-the hold's slots (in units of the hold's quantity), the action its audit row
-records, and what becomes of the hold's open Stripe checkout. The reservation
-code asks this table for a transition (and is refused one that does not
-exist); the repository builds the SQL of each transition from its row.
+One row per transition: the action its audit row records and what becomes
+of the hold's open Stripe checkout. The reservation code asks this table for
+a transition (and is refused one that does not exist); the repository builds
+the SQL of each transition from its row.
 
-A slot's counters count what its holds occupy: a HELD hold counts in `held`,
-a CONFIRMED one in `booked`, the others in neither (see `OCCUPIES`). Every
-transition's deltas are the difference between what the two statuses occupy,
-which the unit tests check.
+What a transition does to the `held` and `booked` counters of the hold's
+slots is not written per row but follows from what each status occupies: a
+HELD hold counts in `held`, a CONFIRMED one in `booked`, the others in
+neither (`OCCUPIES`); a transition moves the difference.
 """
 
 from __future__ import annotations
@@ -31,30 +30,6 @@ class CheckoutEffect(enum.Enum):
     EXPIRE_SESSION = "expire_session"
 
 
-@dataclass(frozen=True)
-class Transition:
-    """One allowed change of a hold's status. `from_status` None is the
-    hold's creation."""
-
-    from_status: HoldStatus | None
-    to_status: HoldStatus
-    # Change of the slots' counters per unit of the hold's quantity.
-    held: int
-    booked: int
-    audit_action: str
-    checkout: CheckoutEffect = CheckoutEffect.NONE
-
-    def held_delta(self, quantity: int) -> int:
-        return self.held * quantity
-
-    def booked_delta(self, quantity: int) -> int:
-        return self.booked * quantity
-
-    @property
-    def moves_capacity(self) -> bool:
-        return self.held != 0 or self.booked != 0
-
-
 # What a hold in each status occupies on its slots: (held, booked) units per
 # unit of quantity. Statuses not listed occupy nothing.
 OCCUPIES: dict[HoldStatus, tuple[int, int]] = {
@@ -62,19 +37,49 @@ OCCUPIES: dict[HoldStatus, tuple[int, int]] = {
     HoldStatus.CONFIRMED: (0, 1),
 }
 
+
+def _occupied(status: HoldStatus | None) -> tuple[int, int]:
+    return OCCUPIES.get(status, (0, 0)) if status is not None else (0, 0)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One allowed change of a hold's status. `from_status` None is the
+    hold's creation."""
+
+    from_status: HoldStatus | None
+    to_status: HoldStatus
+    audit_action: str
+    checkout: CheckoutEffect = CheckoutEffect.NONE
+
+    @property
+    def held(self) -> int:
+        """Change of the slots' `held` per unit of the hold's quantity."""
+        return _occupied(self.to_status)[0] - _occupied(self.from_status)[0]
+
+    @property
+    def booked(self) -> int:
+        """Change of the slots' `booked` per unit of the hold's quantity."""
+        return _occupied(self.to_status)[1] - _occupied(self.from_status)[1]
+
+    @property
+    def moves_capacity(self) -> bool:
+        return self.held != 0 or self.booked != 0
+
+
 S = HoldStatus
 TRANSITIONS: tuple[Transition, ...] = (
-    Transition(None, S.HELD, +1, 0, "hold.created"),
-    Transition(S.HELD, S.RELEASED, -1, 0, "hold.released", CheckoutEffect.EXPIRE_SESSION),
-    Transition(S.HELD, S.EXPIRED, -1, 0, "hold.expired", CheckoutEffect.EXPIRE_SESSION),
-    Transition(S.HELD, S.CONFIRMED, -1, +1, "hold.confirmed", CheckoutEffect.COMPLETE),
+    Transition(None, S.HELD, "hold.created"),
+    Transition(S.HELD, S.RELEASED, "hold.released", CheckoutEffect.EXPIRE_SESSION),
+    Transition(S.HELD, S.EXPIRED, "hold.expired", CheckoutEffect.EXPIRE_SESSION),
+    Transition(S.HELD, S.CONFIRMED, "hold.confirmed", CheckoutEffect.COMPLETE),
     # A payment that arrives after the hold lapsed takes the capacity again.
-    Transition(S.RELEASED, S.CONFIRMED, 0, +1, "hold.confirmed", CheckoutEffect.COMPLETE),
-    Transition(S.EXPIRED, S.CONFIRMED, 0, +1, "hold.confirmed", CheckoutEffect.COMPLETE),
-    Transition(S.CONFIRMED, S.CANCELLED, 0, -1, "hold.cancelled"),
-    Transition(S.CONFIRMED, S.REFUNDED, 0, -1, "hold.refunded"),
+    Transition(S.RELEASED, S.CONFIRMED, "hold.confirmed", CheckoutEffect.COMPLETE),
+    Transition(S.EXPIRED, S.CONFIRMED, "hold.confirmed", CheckoutEffect.COMPLETE),
+    Transition(S.CONFIRMED, S.CANCELLED, "hold.cancelled"),
+    Transition(S.CONFIRMED, S.REFUNDED, "hold.refunded"),
     # The money of a cancelled booking went back too; its capacity already had.
-    Transition(S.CANCELLED, S.REFUNDED, 0, 0, "hold.refunded"),
+    Transition(S.CANCELLED, S.REFUNDED, "hold.refunded"),
 )
 del S
 

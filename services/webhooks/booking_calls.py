@@ -5,8 +5,8 @@ service to be reachable, within the configured timeout."""
 from __future__ import annotations
 
 from holdfast.contracts.booking.v1 import booking_pb2, booking_pb2_grpc
+from holdfast.platform.caller import ACTOR_KEY
 from holdfast.platform.context import TENANT_ID_KEY
-from holdfast.platform.tenancy import ACTOR_KEY
 
 ACTOR = "system:stripe-webhooks"
 

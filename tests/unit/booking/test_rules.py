@@ -8,21 +8,34 @@ from services.booking import rules
 from services.booking.domain import HoldStatus
 from services.booking.rules import TRANSITIONS, CheckoutEffect, IllegalTransition
 
-
-def occupied(status: HoldStatus | None) -> tuple[int, int]:
-    return rules.OCCUPIES.get(status, (0, 0)) if status is not None else (0, 0)
+S = HoldStatus
 
 
-@pytest.mark.parametrize("rule", TRANSITIONS, ids=lambda t: f"{t.from_status}->{t.to_status}")
-def test_deltas_move_what_the_statuses_occupy(rule: rules.Transition) -> None:
-    (held_before, booked_before), (held_after, booked_after) = (
-        occupied(rule.from_status),
-        occupied(rule.to_status),
-    )
-    assert (rule.held, rule.booked) == (held_after - held_before, booked_after - booked_before)
-    for quantity in (1, 3):
-        assert rule.held_delta(quantity) == rule.held * quantity
-        assert rule.booked_delta(quantity) == rule.booked * quantity
+@pytest.mark.parametrize(
+    ("from_status", "to_status", "held", "booked"),
+    [
+        (None, S.HELD, +1, 0),
+        (S.HELD, S.RELEASED, -1, 0),
+        (S.HELD, S.EXPIRED, -1, 0),
+        (S.HELD, S.CONFIRMED, -1, +1),
+        (S.RELEASED, S.CONFIRMED, 0, +1),
+        (S.EXPIRED, S.CONFIRMED, 0, +1),
+        (S.CONFIRMED, S.CANCELLED, 0, -1),
+        (S.CONFIRMED, S.REFUNDED, 0, -1),
+        (S.CANCELLED, S.REFUNDED, 0, 0),
+    ],
+)
+def test_each_transition_moves_the_counters_its_statuses_occupy(
+    from_status: HoldStatus | None, to_status: HoldStatus, held: int, booked: int
+) -> None:
+    rule = rules.transition(from_status, to_status)
+    assert (rule.held, rule.booked) == (held, booked)
+    assert rule.moves_capacity == ((held, booked) != (0, 0))
+
+
+def test_every_transition_is_in_the_expected_table() -> None:
+    # A new row must come with its expected counter moves above.
+    assert len(TRANSITIONS) == 9
 
 
 @pytest.mark.parametrize("rule", TRANSITIONS, ids=lambda t: f"{t.from_status}->{t.to_status}")

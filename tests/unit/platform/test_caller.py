@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from holdfast.platform.caller import caller_from
 from holdfast.platform.context import Caller, caller_var, current_actor, current_tenant
 from holdfast.platform.errors import DomainError, ErrorKind
-from holdfast.platform.tenancy import caller_from
 
 
 def test_a_named_tenant_and_actor_are_the_caller() -> None:
