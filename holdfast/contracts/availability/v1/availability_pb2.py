@@ -22,29 +22,40 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from holdfast.contracts.common.v1 import time_range_pb2 as holdfast_dot_common_dot_v1_dot_time__range__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+holdfast/availability/v1/availability.proto\x12\x18holdfast.availability.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#holdfast/common/v1/time_range.proto\"w\n\x16GetAvailabilityRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x31\n\ntime_range\x18\x02 \x01(\x0b\x32\x1d.holdfast.common.v1.TimeRange\x12\x15\n\rmin_change_id\x18\x03 \x01(\t\"_\n\x17GetAvailabilityResponse\x12\x44\n\x0c\x61vailability\x18\x01 \x01(\x0b\x32..holdfast.availability.v1.ResourceAvailability\"f\n\x1b\x42\x61tchGetAvailabilityRequest\x12\x14\n\x0cresource_ids\x18\x01 \x03(\t\x12\x31\n\ntime_range\x18\x02 \x01(\x0b\x32\x1d.holdfast.common.v1.TimeRange\"f\n\x1c\x42\x61tchGetAvailabilityResponse\x12\x46\n\x0e\x61vailabilities\x18\x01 \x03(\x0b\x32..holdfast.availability.v1.ResourceAvailability\"\x99\x01\n\x14ResourceAvailability\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x31\n\ntime_range\x18\x02 \x01(\x0b\x32\x1d.holdfast.common.v1.TimeRange\x12\x39\n\x05slots\x18\x03 \x03(\x0b\x32*.holdfast.availability.v1.SlotAvailability\"\xd2\x01\n\x10SlotAvailability\x12\x0f\n\x07slot_id\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x05\x12\x11\n\tavailable\x18\x05 \x01(\x05\x12\x0c\n\x04held\x18\x06 \x01(\x05\x12\x0e\n\x06\x62ooked\x18\x07 \x01(\x05\x12\x0c\n\x04open\x18\x08 \x01(\x08\x32\x95\x02\n\x13\x41vailabilityService\x12v\n\x0fGetAvailability\x12\x30.holdfast.availability.v1.GetAvailabilityRequest\x1a\x31.holdfast.availability.v1.GetAvailabilityResponse\x12\x85\x01\n\x14\x42\x61tchGetAvailability\x12\x35.holdfast.availability.v1.BatchGetAvailabilityRequest\x1a\x36.holdfast.availability.v1.BatchGetAvailabilityResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+holdfast/availability/v1/availability.proto\x12\x18holdfast.availability.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#holdfast/common/v1/time_range.proto\"\xb2\x01\n\x1cGetWindowAvailabilityRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x12\n\nfirst_date\x18\x02 \x01(\t\x12\x11\n\tlast_date\x18\x03 \x01(\t\x12\x12\n\nparty_size\x18\x04 \x01(\x05\x12+\n\x08\x64uration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x15\n\rmin_change_id\x18\x06 \x01(\t\"c\n\x1dGetWindowAvailabilityResponse\x12\x42\n\x0c\x61vailability\x18\x01 \x01(\x0b\x32,.holdfast.availability.v1.WindowAvailability\"\x98\x02\n\x12WindowAvailability\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x11\n\ttime_zone\x18\x02 \x01(\t\x12\x12\n\nfirst_date\x18\x03 \x01(\t\x12\x11\n\tlast_date\x18\x04 \x01(\t\x12\x12\n\nparty_size\x18\x05 \x01(\x05\x12+\n\x08\x64uration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x37\n\x06starts\x18\x07 \x03(\x0b\x32\'.holdfast.availability.v1.BookableStart\x12\x39\n\x05units\x18\x08 \x03(\x0b\x32*.holdfast.availability.v1.UnitAvailability\"P\n\rBookableStart\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07unit_id\x18\x02 \x01(\t\"l\n\x10UnitAvailability\x12\x0f\n\x07unit_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x05\x12+\n\x04\x66ree\x18\x04 \x03(\x0b\x32\x1d.holdfast.common.v1.TimeRange\"w\n\x16GetAvailabilityRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x31\n\ntime_range\x18\x02 \x01(\x0b\x32\x1d.holdfast.common.v1.TimeRange\x12\x15\n\rmin_change_id\x18\x03 \x01(\t\"_\n\x17GetAvailabilityResponse\x12\x44\n\x0c\x61vailability\x18\x01 \x01(\x0b\x32..holdfast.availability.v1.ResourceAvailability\"f\n\x1b\x42\x61tchGetAvailabilityRequest\x12\x14\n\x0cresource_ids\x18\x01 \x03(\t\x12\x31\n\ntime_range\x18\x02 \x01(\x0b\x32\x1d.holdfast.common.v1.TimeRange\"f\n\x1c\x42\x61tchGetAvailabilityResponse\x12\x46\n\x0e\x61vailabilities\x18\x01 \x03(\x0b\x32..holdfast.availability.v1.ResourceAvailability\"\x99\x01\n\x14ResourceAvailability\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x31\n\ntime_range\x18\x02 \x01(\x0b\x32\x1d.holdfast.common.v1.TimeRange\x12\x39\n\x05slots\x18\x03 \x03(\x0b\x32*.holdfast.availability.v1.SlotAvailability\"\xd2\x01\n\x10SlotAvailability\x12\x0f\n\x07slot_id\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x05\x12\x11\n\tavailable\x18\x05 \x01(\x05\x12\x0c\n\x04held\x18\x06 \x01(\x05\x12\x0e\n\x06\x62ooked\x18\x07 \x01(\x05\x12\x0c\n\x04open\x18\x08 \x01(\x08\x32\xa0\x03\n\x13\x41vailabilityService\x12v\n\x0fGetAvailability\x12\x30.holdfast.availability.v1.GetAvailabilityRequest\x1a\x31.holdfast.availability.v1.GetAvailabilityResponse\x12\x85\x01\n\x14\x42\x61tchGetAvailability\x12\x35.holdfast.availability.v1.BatchGetAvailabilityRequest\x1a\x36.holdfast.availability.v1.BatchGetAvailabilityResponse\x12\x88\x01\n\x15GetWindowAvailability\x12\x36.holdfast.availability.v1.GetWindowAvailabilityRequest\x1a\x37.holdfast.availability.v1.GetWindowAvailabilityResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'holdfast.contracts.availability.v1.availability_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETAVAILABILITYREQUEST']._serialized_start=143
-  _globals['_GETAVAILABILITYREQUEST']._serialized_end=262
-  _globals['_GETAVAILABILITYRESPONSE']._serialized_start=264
-  _globals['_GETAVAILABILITYRESPONSE']._serialized_end=359
-  _globals['_BATCHGETAVAILABILITYREQUEST']._serialized_start=361
-  _globals['_BATCHGETAVAILABILITYREQUEST']._serialized_end=463
-  _globals['_BATCHGETAVAILABILITYRESPONSE']._serialized_start=465
-  _globals['_BATCHGETAVAILABILITYRESPONSE']._serialized_end=567
-  _globals['_RESOURCEAVAILABILITY']._serialized_start=570
-  _globals['_RESOURCEAVAILABILITY']._serialized_end=723
-  _globals['_SLOTAVAILABILITY']._serialized_start=726
-  _globals['_SLOTAVAILABILITY']._serialized_end=936
-  _globals['_AVAILABILITYSERVICE']._serialized_start=939
-  _globals['_AVAILABILITYSERVICE']._serialized_end=1216
+  _globals['_GETWINDOWAVAILABILITYREQUEST']._serialized_start=176
+  _globals['_GETWINDOWAVAILABILITYREQUEST']._serialized_end=354
+  _globals['_GETWINDOWAVAILABILITYRESPONSE']._serialized_start=356
+  _globals['_GETWINDOWAVAILABILITYRESPONSE']._serialized_end=455
+  _globals['_WINDOWAVAILABILITY']._serialized_start=458
+  _globals['_WINDOWAVAILABILITY']._serialized_end=738
+  _globals['_BOOKABLESTART']._serialized_start=740
+  _globals['_BOOKABLESTART']._serialized_end=820
+  _globals['_UNITAVAILABILITY']._serialized_start=822
+  _globals['_UNITAVAILABILITY']._serialized_end=930
+  _globals['_GETAVAILABILITYREQUEST']._serialized_start=932
+  _globals['_GETAVAILABILITYREQUEST']._serialized_end=1051
+  _globals['_GETAVAILABILITYRESPONSE']._serialized_start=1053
+  _globals['_GETAVAILABILITYRESPONSE']._serialized_end=1148
+  _globals['_BATCHGETAVAILABILITYREQUEST']._serialized_start=1150
+  _globals['_BATCHGETAVAILABILITYREQUEST']._serialized_end=1252
+  _globals['_BATCHGETAVAILABILITYRESPONSE']._serialized_start=1254
+  _globals['_BATCHGETAVAILABILITYRESPONSE']._serialized_end=1356
+  _globals['_RESOURCEAVAILABILITY']._serialized_start=1359
+  _globals['_RESOURCEAVAILABILITY']._serialized_end=1512
+  _globals['_SLOTAVAILABILITY']._serialized_start=1515
+  _globals['_SLOTAVAILABILITY']._serialized_end=1725
+  _globals['_AVAILABILITYSERVICE']._serialized_start=1728
+  _globals['_AVAILABILITYSERVICE']._serialized_end=2144
 # @@protoc_insertion_point(module_scope)

@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -19,6 +20,172 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+@_typing.final
+class GetWindowAvailabilityRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    FIRST_DATE_FIELD_NUMBER: _builtins.int
+    LAST_DATE_FIELD_NUMBER: _builtins.int
+    PARTY_SIZE_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    MIN_CHANGE_ID_FIELD_NUMBER: _builtins.int
+    resource_id: _builtins.str
+    first_date: _builtins.str
+    """Local dates "YYYY-MM-DD" in the resource's time zone, both included; at
+    most `max_range_days` days.
+    """
+    last_date: _builtins.str
+    party_size: _builtins.int
+    """At least 1; units smaller than the party are left out."""
+    min_change_id: _builtins.str
+    """As in GetAvailabilityRequest."""
+    @_builtins.property
+    def duration(self) -> _duration_pb2.Duration:
+        """The window length wanted; unset means the rules' minimum duration."""
+
+    def __init__(
+        self,
+        *,
+        resource_id: _builtins.str = ...,
+        first_date: _builtins.str = ...,
+        last_date: _builtins.str = ...,
+        party_size: _builtins.int = ...,
+        duration: _duration_pb2.Duration | None = ...,
+        min_change_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "first_date", b"first_date", "last_date", b"last_date", "min_change_id", b"min_change_id", "party_size", b"party_size", "resource_id", b"resource_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWindowAvailabilityRequest: _TypeAlias = GetWindowAvailabilityRequest  # noqa: Y015
+
+@_typing.final
+class GetWindowAvailabilityResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AVAILABILITY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def availability(self) -> Global___WindowAvailability: ...
+    def __init__(
+        self,
+        *,
+        availability: Global___WindowAvailability | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["availability", b"availability"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["availability", b"availability"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWindowAvailabilityResponse: _TypeAlias = GetWindowAvailabilityResponse  # noqa: Y015
+
+@_typing.final
+class WindowAvailability(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    FIRST_DATE_FIELD_NUMBER: _builtins.int
+    LAST_DATE_FIELD_NUMBER: _builtins.int
+    PARTY_SIZE_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    STARTS_FIELD_NUMBER: _builtins.int
+    UNITS_FIELD_NUMBER: _builtins.int
+    resource_id: _builtins.str
+    time_zone: _builtins.str
+    first_date: _builtins.str
+    last_date: _builtins.str
+    party_size: _builtins.int
+    @_builtins.property
+    def duration(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def starts(self) -> _containers.RepeatedCompositeFieldContainer[Global___BookableStart]:
+        """In order; each can be held now for `duration` by the party."""
+
+    @_builtins.property
+    def units(self) -> _containers.RepeatedCompositeFieldContainer[Global___UnitAvailability]:
+        """The units that fit the party, best first (smallest, then by name)."""
+
+    def __init__(
+        self,
+        *,
+        resource_id: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+        first_date: _builtins.str = ...,
+        last_date: _builtins.str = ...,
+        party_size: _builtins.int = ...,
+        duration: _duration_pb2.Duration | None = ...,
+        starts: _abc.Iterable[Global___BookableStart] | None = ...,
+        units: _abc.Iterable[Global___UnitAvailability] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "first_date", b"first_date", "last_date", b"last_date", "party_size", b"party_size", "resource_id", b"resource_id", "starts", b"starts", "time_zone", b"time_zone", "units", b"units"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WindowAvailability: _TypeAlias = WindowAvailability  # noqa: Y015
+
+@_typing.final
+class BookableStart(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_TIME_FIELD_NUMBER: _builtins.int
+    UNIT_ID_FIELD_NUMBER: _builtins.int
+    unit_id: _builtins.str
+    """The unit a hold for this window would get now (the best free one)."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        unit_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time", "unit_id", b"unit_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BookableStart: _TypeAlias = BookableStart  # noqa: Y015
+
+@_typing.final
+class UnitAvailability(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UNIT_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    FREE_FIELD_NUMBER: _builtins.int
+    unit_id: _builtins.str
+    name: _builtins.str
+    size: _builtins.int
+    @_builtins.property
+    def free(self) -> _containers.RepeatedCompositeFieldContainer[_time_range_pb2.TimeRange]:
+        """The opening hours of the dates asked that no live hold or booking
+        (buffers included) touches, in order.
+        """
+
+    def __init__(
+        self,
+        *,
+        unit_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        size: _builtins.int = ...,
+        free: _abc.Iterable[_time_range_pb2.TimeRange] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["free", b"free", "name", b"name", "size", b"size", "unit_id", b"unit_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnitAvailability: _TypeAlias = UnitAvailability  # noqa: Y015
 
 @_typing.final
 class GetAvailabilityRequest(_message.Message):

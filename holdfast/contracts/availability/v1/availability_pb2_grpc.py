@@ -48,6 +48,11 @@ class AvailabilityServiceStub:
                 request_serializer=holdfast_dot_availability_dot_v1_dot_availability__pb2.BatchGetAvailabilityRequest.SerializeToString,
                 response_deserializer=holdfast_dot_availability_dot_v1_dot_availability__pb2.BatchGetAvailabilityResponse.FromString,
                 _registered_method=True)
+        self.GetWindowAvailability = channel.unary_unary(
+                '/holdfast.availability.v1.AvailabilityService/GetWindowAvailability',
+                request_serializer=holdfast_dot_availability_dot_v1_dot_availability__pb2.GetWindowAvailabilityRequest.SerializeToString,
+                response_deserializer=holdfast_dot_availability_dot_v1_dot_availability__pb2.GetWindowAvailabilityResponse.FromString,
+                _registered_method=True)
 
 
 class AvailabilityServiceServicer:
@@ -72,6 +77,17 @@ class AvailabilityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWindowAvailability(self, request, context):
+        """A windowed resource over local dates: the start times a window of the
+        asked duration can be booked for the party (on the grid, inside the
+        hours, past the lead time, some fitting unit free with its buffers), and
+        each fitting unit's free intervals within the opening hours. A slotted
+        resource is FAILED_PRECONDITION RESOURCE_NOT_WINDOWED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AvailabilityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -84,6 +100,11 @@ def add_AvailabilityServiceServicer_to_server(servicer, server):
                     servicer.BatchGetAvailability,
                     request_deserializer=holdfast_dot_availability_dot_v1_dot_availability__pb2.BatchGetAvailabilityRequest.FromString,
                     response_serializer=holdfast_dot_availability_dot_v1_dot_availability__pb2.BatchGetAvailabilityResponse.SerializeToString,
+            ),
+            'GetWindowAvailability': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWindowAvailability,
+                    request_deserializer=holdfast_dot_availability_dot_v1_dot_availability__pb2.GetWindowAvailabilityRequest.FromString,
+                    response_serializer=holdfast_dot_availability_dot_v1_dot_availability__pb2.GetWindowAvailabilityResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -144,6 +165,33 @@ class AvailabilityService:
             '/holdfast.availability.v1.AvailabilityService/BatchGetAvailability',
             holdfast_dot_availability_dot_v1_dot_availability__pb2.BatchGetAvailabilityRequest.SerializeToString,
             holdfast_dot_availability_dot_v1_dot_availability__pb2.BatchGetAvailabilityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWindowAvailability(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/holdfast.availability.v1.AvailabilityService/GetWindowAvailability',
+            holdfast_dot_availability_dot_v1_dot_availability__pb2.GetWindowAvailabilityRequest.SerializeToString,
+            holdfast_dot_availability_dot_v1_dot_availability__pb2.GetWindowAvailabilityResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,13 @@ class AvailabilityServiceStub:
     """The same for several resources over one range; all or nothing: an
     unknown resource fails the whole call with NOT_FOUND.
     """
+    GetWindowAvailability: _grpc.UnaryUnaryMultiCallable[_availability_pb2.GetWindowAvailabilityRequest, _availability_pb2.GetWindowAvailabilityResponse]
+    """A windowed resource over local dates: the start times a window of the
+    asked duration can be booked for the party (on the grid, inside the
+    hours, past the lead time, some fitting unit free with its buffers), and
+    each fitting unit's free intervals within the opening hours. A slotted
+    resource is FAILED_PRECONDITION RESOURCE_NOT_WINDOWED.
+    """
 
 @_typing.type_check_only
 class AvailabilityServiceAsyncStub(AvailabilityServiceStub):
@@ -58,6 +65,13 @@ class AvailabilityServiceAsyncStub(AvailabilityServiceStub):
     BatchGetAvailability: _aio.UnaryUnaryMultiCallable[_availability_pb2.BatchGetAvailabilityRequest, _availability_pb2.BatchGetAvailabilityResponse]  # type: ignore[assignment]
     """The same for several resources over one range; all or nothing: an
     unknown resource fails the whole call with NOT_FOUND.
+    """
+    GetWindowAvailability: _aio.UnaryUnaryMultiCallable[_availability_pb2.GetWindowAvailabilityRequest, _availability_pb2.GetWindowAvailabilityResponse]  # type: ignore[assignment]
+    """A windowed resource over local dates: the start times a window of the
+    asked duration can be booked for the party (on the grid, inside the
+    hours, past the lead time, some fitting unit free with its buffers), and
+    each fitting unit's free intervals within the opening hours. A slotted
+    resource is FAILED_PRECONDITION RESOURCE_NOT_WINDOWED.
     """
 
 class AvailabilityServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -83,6 +97,19 @@ class AvailabilityServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_availability_pb2.BatchGetAvailabilityResponse, _abc.Awaitable[_availability_pb2.BatchGetAvailabilityResponse]]:
         """The same for several resources over one range; all or nothing: an
         unknown resource fails the whole call with NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def GetWindowAvailability(
+        self,
+        request: _availability_pb2.GetWindowAvailabilityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_availability_pb2.GetWindowAvailabilityResponse, _abc.Awaitable[_availability_pb2.GetWindowAvailabilityResponse]]:
+        """A windowed resource over local dates: the start times a window of the
+        asked duration can be booked for the party (on the grid, inside the
+        hours, past the lead time, some fitting unit free with its buffers), and
+        each fitting unit's free intervals within the opening hours. A slotted
+        resource is FAILED_PRECONDITION RESOURCE_NOT_WINDOWED.
         """
 
 def add_AvailabilityServiceServicer_to_server(servicer: AvailabilityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -246,9 +246,46 @@ class HoldLine(_message.Message):
 Global___HoldLine: _TypeAlias = HoldLine  # noqa: Y015
 
 @_typing.final
+class HoldWindow(_message.Message):
+    """Where a hold on a windowed resource sits: the window sold, on one unit."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_RANGE_FIELD_NUMBER: _builtins.int
+    UNIT_ID_FIELD_NUMBER: _builtins.int
+    UNIT_NAME_FIELD_NUMBER: _builtins.int
+    GUARDED_RANGE_FIELD_NUMBER: _builtins.int
+    unit_id: _builtins.str
+    unit_name: _builtins.str
+    @_builtins.property
+    def time_range(self) -> _time_range_pb2.TimeRange: ...
+    @_builtins.property
+    def guarded_range(self) -> _time_range_pb2.TimeRange:
+        """The window widened by the resource's buffers at hold time: what no other
+        live hold or booking on the unit may overlap.
+        """
+
+    def __init__(
+        self,
+        *,
+        time_range: _time_range_pb2.TimeRange | None = ...,
+        unit_id: _builtins.str = ...,
+        unit_name: _builtins.str = ...,
+        guarded_range: _time_range_pb2.TimeRange | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["guarded_range", b"guarded_range", "time_range", b"time_range"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["guarded_range", b"guarded_range", "time_range", b"time_range", "unit_id", b"unit_id", "unit_name", b"unit_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HoldWindow: _TypeAlias = HoldWindow  # noqa: Y015
+
+@_typing.final
 class Hold(_message.Message):
     """A hold on capacity and, once confirmed, the booking it became: a booking's
-    id is its hold's id.
+    id is its hold's id. A hold on a slotted resource has `lines`; one on a
+    windowed resource has `window`, and `quantity` is its party size.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -265,6 +302,7 @@ class Hold(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     PAYMENT_REF_FIELD_NUMBER: _builtins.int
     STATUS_REASON_FIELD_NUMBER: _builtins.int
+    WINDOW_FIELD_NUMBER: _builtins.int
     hold_id: _builtins.str
     resource_id: _builtins.str
     status: Global___HoldStatus.ValueType
@@ -286,6 +324,8 @@ class Hold(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def window(self) -> Global___HoldWindow: ...
     def __init__(
         self,
         *,
@@ -301,10 +341,11 @@ class Hold(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         payment_ref: _builtins.str = ...,
         status_reason: _builtins.str = ...,
+        window: Global___HoldWindow | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "total", b"total", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "total", b"total", "update_time", b"update_time", "window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "customer_ref", b"customer_ref", "expire_time", b"expire_time", "hold_id", b"hold_id", "lines", b"lines", "payment_ref", b"payment_ref", "quantity", b"quantity", "resource_id", b"resource_id", "status", b"status", "status_reason", b"status_reason", "total", b"total", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "customer_ref", b"customer_ref", "expire_time", b"expire_time", "hold_id", b"hold_id", "lines", b"lines", "payment_ref", b"payment_ref", "quantity", b"quantity", "resource_id", b"resource_id", "status", b"status", "status_reason", b"status_reason", "total", b"total", "update_time", b"update_time", "window", b"window"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -320,6 +361,9 @@ class CreateHoldRequest(_message.Message):
     CUSTOMER_REF_FIELD_NUMBER: _builtins.int
     TTL_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    WINDOW_FIELD_NUMBER: _builtins.int
+    PARTY_SIZE_FIELD_NUMBER: _builtins.int
+    UNIT_ID_FIELD_NUMBER: _builtins.int
     resource_id: _builtins.str
     quantity: _builtins.int
     customer_ref: _builtins.str
@@ -328,11 +372,22 @@ class CreateHoldRequest(_message.Message):
     """Optional idempotency key (AIP-155): the same id and request return the
     first response; the same id with another request is rejected.
     """
+    party_size: _builtins.int
+    unit_id: _builtins.str
     @_builtins.property
-    def slot_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def slot_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Slotted resources: the slots, and the places taken on each."""
+
     @_builtins.property
     def ttl(self) -> _duration_pb2.Duration:
         """Unset means the configured default; must lie within configured bounds."""
+
+    @_builtins.property
+    def window(self) -> _time_range_pb2.TimeRange:
+        """Windowed resources: the window [start, end) wanted, and who it is for:
+        a party size (the best free unit that seats it is picked), a unit, or
+        both (the unit must fit the party). Slot ids and quantity stay unset.
+        """
 
     def __init__(
         self,
@@ -343,10 +398,13 @@ class CreateHoldRequest(_message.Message):
         customer_ref: _builtins.str = ...,
         ttl: _duration_pb2.Duration | None = ...,
         request_id: _builtins.str = ...,
+        window: _time_range_pb2.TimeRange | None = ...,
+        party_size: _builtins.int = ...,
+        unit_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ttl", b"ttl", "window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_ref", b"customer_ref", "quantity", b"quantity", "request_id", b"request_id", "resource_id", b"resource_id", "slot_ids", b"slot_ids", "ttl", b"ttl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_ref", b"customer_ref", "party_size", b"party_size", "quantity", b"quantity", "request_id", b"request_id", "resource_id", b"resource_id", "slot_ids", b"slot_ids", "ttl", b"ttl", "unit_id", b"unit_id", "window", b"window"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -96,7 +96,15 @@ class BookingServiceServicer:
     """
 
     def CreateHold(self, request, context):
-        """Takes `quantity` units of every listed slot in one transaction.
+        """On a slotted resource: takes `quantity` places of every listed slot in
+        one transaction. On a windowed resource: puts the window on one unit,
+        the named one or the best that fits the party (the smallest, then by
+        name), refused with FAILED_PRECONDITION SOLD_OUT when no unit that fits
+        is free for the buffered window. The database's exclusion constraint is
+        what makes two live holds on one unit impossible; a lost race retries the
+        next unit. A window the resource's rules or hours refuse is
+        INVALID_ARGUMENT naming the field (FAILED_PRECONDITION WINDOW_TOO_SOON
+        for one inside the lead time).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

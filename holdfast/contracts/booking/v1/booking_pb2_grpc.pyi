@@ -37,7 +37,16 @@ class BookingServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> BookingServiceAsyncStub: ...
     CreateHold: _grpc.UnaryUnaryMultiCallable[_booking_pb2.CreateHoldRequest, _booking_pb2.CreateHoldResponse]
-    """Takes `quantity` units of every listed slot in one transaction."""
+    """On a slotted resource: takes `quantity` places of every listed slot in
+    one transaction. On a windowed resource: puts the window on one unit,
+    the named one or the best that fits the party (the smallest, then by
+    name), refused with FAILED_PRECONDITION SOLD_OUT when no unit that fits
+    is free for the buffered window. The database's exclusion constraint is
+    what makes two live holds on one unit impossible; a lost race retries the
+    next unit. A window the resource's rules or hours refuse is
+    INVALID_ARGUMENT naming the field (FAILED_PRECONDITION WINDOW_TOO_SOON
+    for one inside the lead time).
+    """
     GetHold: _grpc.UnaryUnaryMultiCallable[_booking_pb2.GetHoldRequest, _booking_pb2.GetHoldResponse]
     ReleaseHold: _grpc.UnaryUnaryMultiCallable[_booking_pb2.ReleaseHoldRequest, _booking_pb2.ReleaseHoldResponse]
     """Gives a held hold's capacity back. Releasing twice is harmless."""
@@ -102,7 +111,16 @@ class BookingServiceAsyncStub(BookingServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateHold: _aio.UnaryUnaryMultiCallable[_booking_pb2.CreateHoldRequest, _booking_pb2.CreateHoldResponse]  # type: ignore[assignment]
-    """Takes `quantity` units of every listed slot in one transaction."""
+    """On a slotted resource: takes `quantity` places of every listed slot in
+    one transaction. On a windowed resource: puts the window on one unit,
+    the named one or the best that fits the party (the smallest, then by
+    name), refused with FAILED_PRECONDITION SOLD_OUT when no unit that fits
+    is free for the buffered window. The database's exclusion constraint is
+    what makes two live holds on one unit impossible; a lost race retries the
+    next unit. A window the resource's rules or hours refuse is
+    INVALID_ARGUMENT naming the field (FAILED_PRECONDITION WINDOW_TOO_SOON
+    for one inside the lead time).
+    """
     GetHold: _aio.UnaryUnaryMultiCallable[_booking_pb2.GetHoldRequest, _booking_pb2.GetHoldResponse]  # type: ignore[assignment]
     ReleaseHold: _aio.UnaryUnaryMultiCallable[_booking_pb2.ReleaseHoldRequest, _booking_pb2.ReleaseHoldResponse]  # type: ignore[assignment]
     """Gives a held hold's capacity back. Releasing twice is harmless."""
@@ -170,7 +188,16 @@ class BookingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _booking_pb2.CreateHoldRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_booking_pb2.CreateHoldResponse, _abc.Awaitable[_booking_pb2.CreateHoldResponse]]:
-        """Takes `quantity` units of every listed slot in one transaction."""
+        """On a slotted resource: takes `quantity` places of every listed slot in
+        one transaction. On a windowed resource: puts the window on one unit,
+        the named one or the best that fits the party (the smallest, then by
+        name), refused with FAILED_PRECONDITION SOLD_OUT when no unit that fits
+        is free for the buffered window. The database's exclusion constraint is
+        what makes two live holds on one unit impossible; a lost race retries the
+        next unit. A window the resource's rules or hours refuse is
+        INVALID_ARGUMENT naming the field (FAILED_PRECONDITION WINDOW_TOO_SOON
+        for one inside the lead time).
+        """
 
     @_abc_1.abstractmethod
     def GetHold(

@@ -22,56 +22,109 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from holdfast.contracts.common.v1 import money_pb2 as holdfast_dot_common_dot_v1_dot_money__pb2
 from holdfast.contracts.common.v1 import time_range_pb2 as holdfast_dot_common_dot_v1_dot_time__range__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#holdfast/booking/v1/inventory.proto\x12\x13holdfast.booking.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eholdfast/common/v1/money.proto\x1a#holdfast/common/v1/time_range.proto\"\xb5\x01\n\x08Resource\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\ttime_zone\x18\x03 \x01(\t\x12(\n\x05price\x18\x04 \x01(\x0b\x32\x19.holdfast.common.v1.Money\x12\x18\n\x10\x64\x65\x66\x61ult_capacity\x18\x05 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc3\x01\n\x04Slot\x12\x0f\n\x07slot_id\x18\x01 \x01(\t\x12\x13\n\x0bresource_id\x18\x02 \x01(\t\x12\x31\n\ntime_range\x18\x03 \x01(\x0b\x32\x1d.holdfast.common.v1.TimeRange\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x05\x12\x0c\n\x04held\x18\x05 \x01(\x05\x12\x0e\n\x06\x62ooked\x18\x06 \x01(\x05\x12\x11\n\tavailable\x18\x07 \x01(\x05\x12\x0e\n\x06\x63losed\x18\x08 \x01(\x08\x12\x0f\n\x07version\x18\t \x01(\x03\"\x90\x01\n\x15\x43reateResourceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\ttime_zone\x18\x02 \x01(\t\x12(\n\x05price\x18\x03 \x01(\x0b\x32\x19.holdfast.common.v1.Money\x12\x18\n\x10\x64\x65\x66\x61ult_capacity\x18\x04 \x01(\x05\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"I\n\x16\x43reateResourceResponse\x12/\n\x08resource\x18\x01 \x01(\x0b\x32\x1d.holdfast.booking.v1.Resource\")\n\x12GetResourceRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\"F\n\x13GetResourceResponse\x12/\n\x08resource\x18\x01 \x01(\x0b\x32\x1d.holdfast.booking.v1.Resource\"=\n\x14ListResourcesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x15ListResourcesResponse\x12\x30\n\tresources\x18\x01 \x03(\x0b\x32\x1d.holdfast.booking.v1.Resource\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"a\n\x08SlotSpec\x12\x31\n\ntime_range\x18\x01 \x01(\x0b\x32\x1d.holdfast.common.v1.TimeRange\x12\x15\n\x08\x63\x61pacity\x18\x02 \x01(\x05H\x00\x88\x01\x01\x42\x0b\n\t_capacity\"k\n\x12\x43reateSlotsRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12,\n\x05slots\x18\x02 \x03(\x0b\x32\x1d.holdfast.booking.v1.SlotSpec\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"?\n\x13\x43reateSlotsResponse\x12(\n\x05slots\x18\x01 \x03(\x0b\x32\x19.holdfast.booking.v1.Slot\"\x81\x01\n\x10ListSlotsRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x31\n\ntime_range\x18\x02 \x01(\x0b\x32\x1d.holdfast.common.v1.TimeRange\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"V\n\x11ListSlotsResponse\x12(\n\x05slots\x18\x01 \x03(\x0b\x32\x19.holdfast.booking.v1.Slot\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x19UpdateSlotCapacityRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\x05\"E\n\x1aUpdateSlotCapacityResponse\x12\'\n\x04slot\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Slot\"#\n\x10\x43loseSlotRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\t\"<\n\x11\x43loseSlotResponse\x12\'\n\x04slot\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Slot\"$\n\x11ReopenSlotRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\t\"=\n\x12ReopenSlotResponse\x12\'\n\x04slot\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Slot2\xb7\x06\n\x10InventoryService\x12i\n\x0e\x43reateResource\x12*.holdfast.booking.v1.CreateResourceRequest\x1a+.holdfast.booking.v1.CreateResourceResponse\x12`\n\x0bGetResource\x12\'.holdfast.booking.v1.GetResourceRequest\x1a(.holdfast.booking.v1.GetResourceResponse\x12\x66\n\rListResources\x12).holdfast.booking.v1.ListResourcesRequest\x1a*.holdfast.booking.v1.ListResourcesResponse\x12`\n\x0b\x43reateSlots\x12\'.holdfast.booking.v1.CreateSlotsRequest\x1a(.holdfast.booking.v1.CreateSlotsResponse\x12Z\n\tListSlots\x12%.holdfast.booking.v1.ListSlotsRequest\x1a&.holdfast.booking.v1.ListSlotsResponse\x12u\n\x12UpdateSlotCapacity\x12..holdfast.booking.v1.UpdateSlotCapacityRequest\x1a/.holdfast.booking.v1.UpdateSlotCapacityResponse\x12Z\n\tCloseSlot\x12%.holdfast.booking.v1.CloseSlotRequest\x1a&.holdfast.booking.v1.CloseSlotResponse\x12]\n\nReopenSlot\x12&.holdfast.booking.v1.ReopenSlotRequest\x1a\'.holdfast.booking.v1.ReopenSlotResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#holdfast/booking/v1/inventory.proto\x12\x13holdfast.booking.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eholdfast/common/v1/money.proto\x1a#holdfast/common/v1/time_range.proto\"\xe6\x01\n\x08Resource\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\ttime_zone\x18\x03 \x01(\t\x12(\n\x05price\x18\x04 \x01(\x0b\x32\x19.holdfast.common.v1.Money\x12\x18\n\x10\x64\x65\x66\x61ult_capacity\x18\x05 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x04kind\x18\x07 \x01(\x0e\x32!.holdfast.booking.v1.ResourceKind\"\xe1\x02\n\x0bWindowRules\x12/\n\x0cmin_duration\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0cmax_duration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0bgranularity\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x30\n\rbuffer_before\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0c\x62uffer_after\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12,\n\tlead_time\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0cprice_period\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x89\x01\n\x04Unit\x12\x0f\n\x07unit_id\x18\x01 \x01(\t\x12\x13\n\x0bresource_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x05\x12\x0e\n\x06\x61\x63tive\x18\x05 \x01(\x08\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x0cOpeningRange\x12\r\n\x05opens\x18\x01 \x01(\t\x12\x0e\n\x06\x63loses\x18\x02 \x01(\t\"o\n\x0bWeeklyHours\x12-\n\x07weekday\x18\x01 \x01(\x0e\x32\x1c.holdfast.booking.v1.Weekday\x12\x31\n\x06ranges\x18\x02 \x03(\x0b\x32!.holdfast.booking.v1.OpeningRange\"Q\n\x0eHoursException\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x31\n\x06ranges\x18\x02 \x03(\x0b\x32!.holdfast.booking.v1.OpeningRange\"y\n\x0cOpeningHours\x12\x30\n\x06weekly\x18\x01 \x03(\x0b\x32 .holdfast.booking.v1.WeeklyHours\x12\x37\n\nexceptions\x18\x02 \x03(\x0b\x32#.holdfast.booking.v1.HoursException\"\xc3\x01\n\x04Slot\x12\x0f\n\x07slot_id\x18\x01 \x01(\t\x12\x13\n\x0bresource_id\x18\x02 \x01(\t\x12\x31\n\ntime_range\x18\x03 \x01(\x0b\x32\x1d.holdfast.common.v1.TimeRange\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x05\x12\x0c\n\x04held\x18\x05 \x01(\x05\x12\x0e\n\x06\x62ooked\x18\x06 \x01(\x05\x12\x11\n\tavailable\x18\x07 \x01(\x05\x12\x0e\n\x06\x63losed\x18\x08 \x01(\x08\x12\x0f\n\x07version\x18\t \x01(\x03\"\xf9\x01\n\x15\x43reateResourceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\ttime_zone\x18\x02 \x01(\t\x12(\n\x05price\x18\x03 \x01(\x0b\x32\x19.holdfast.common.v1.Money\x12\x18\n\x10\x64\x65\x66\x61ult_capacity\x18\x04 \x01(\x05\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12/\n\x04kind\x18\x06 \x01(\x0e\x32!.holdfast.booking.v1.ResourceKind\x12\x36\n\x0cwindow_rules\x18\x07 \x01(\x0b\x32 .holdfast.booking.v1.WindowRules\"I\n\x16\x43reateResourceResponse\x12/\n\x08resource\x18\x01 \x01(\x0b\x32\x1d.holdfast.booking.v1.Resource\")\n\x12GetResourceRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\"F\n\x13GetResourceResponse\x12/\n\x08resource\x18\x01 \x01(\x0b\x32\x1d.holdfast.booking.v1.Resource\"=\n\x14ListResourcesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x15ListResourcesResponse\x12\x30\n\tresources\x18\x01 \x03(\x0b\x32\x1d.holdfast.booking.v1.Resource\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"a\n\x08SlotSpec\x12\x31\n\ntime_range\x18\x01 \x01(\x0b\x32\x1d.holdfast.common.v1.TimeRange\x12\x15\n\x08\x63\x61pacity\x18\x02 \x01(\x05H\x00\x88\x01\x01\x42\x0b\n\t_capacity\"k\n\x12\x43reateSlotsRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12,\n\x05slots\x18\x02 \x03(\x0b\x32\x1d.holdfast.booking.v1.SlotSpec\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"?\n\x13\x43reateSlotsResponse\x12(\n\x05slots\x18\x01 \x03(\x0b\x32\x19.holdfast.booking.v1.Slot\"\x81\x01\n\x10ListSlotsRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x31\n\ntime_range\x18\x02 \x01(\x0b\x32\x1d.holdfast.common.v1.TimeRange\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"V\n\x11ListSlotsResponse\x12(\n\x05slots\x18\x01 \x03(\x0b\x32\x19.holdfast.booking.v1.Slot\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x19UpdateSlotCapacityRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\x05\"E\n\x1aUpdateSlotCapacityResponse\x12\'\n\x04slot\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Slot\"#\n\x10\x43loseSlotRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\t\"<\n\x11\x43loseSlotResponse\x12\'\n\x04slot\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Slot\"$\n\x11ReopenSlotRequest\x12\x0f\n\x07slot_id\x18\x01 \x01(\t\"=\n\x12ReopenSlotResponse\x12\'\n\x04slot\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Slot\"]\n\x15SetWindowRulesRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12/\n\x05rules\x18\x02 \x01(\x0b\x32 .holdfast.booking.v1.WindowRules\"I\n\x16SetWindowRulesResponse\x12/\n\x05rules\x18\x01 \x01(\x0b\x32 .holdfast.booking.v1.WindowRules\",\n\x15GetWindowSetupRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\"\xd6\x01\n\x16GetWindowSetupResponse\x12/\n\x08resource\x18\x01 \x01(\x0b\x32\x1d.holdfast.booking.v1.Resource\x12/\n\x05rules\x18\x02 \x01(\x0b\x32 .holdfast.booking.v1.WindowRules\x12(\n\x05units\x18\x03 \x03(\x0b\x32\x19.holdfast.booking.v1.Unit\x12\x30\n\x05hours\x18\x04 \x01(\x0b\x32!.holdfast.booking.v1.OpeningHours\"X\n\x11\x43reateUnitRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x05\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"=\n\x12\x43reateUnitResponse\x12\'\n\x04unit\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Unit\"\\\n\x11UpdateUnitRequest\x12\x0f\n\x07unit_id\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x11\n\x04size\x18\x03 \x01(\x05H\x01\x88\x01\x01\x42\x07\n\x05_nameB\x07\n\x05_size\"=\n\x12UpdateUnitResponse\x12\'\n\x04unit\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Unit\"$\n\x11RetireUnitRequest\x12\x0f\n\x07unit_id\x18\x01 \x01(\t\"=\n\x12RetireUnitResponse\x12\'\n\x04unit\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Unit\"%\n\x12RestoreUnitRequest\x12\x0f\n\x07unit_id\x18\x01 \x01(\t\">\n\x13RestoreUnitResponse\x12\'\n\x04unit\x18\x01 \x01(\x0b\x32\x19.holdfast.booking.v1.Unit\"^\n\x15SetWeeklyHoursRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x30\n\x06weekly\x18\x02 \x03(\x0b\x32 .holdfast.booking.v1.WeeklyHours\"J\n\x16SetWeeklyHoursResponse\x12\x30\n\x05hours\x18\x01 \x01(\x0b\x32!.holdfast.booking.v1.OpeningHours\"g\n\x18SetHoursExceptionRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x36\n\texception\x18\x02 \x01(\x0b\x32#.holdfast.booking.v1.HoursException\"M\n\x19SetHoursExceptionResponse\x12\x30\n\x05hours\x18\x01 \x01(\x0b\x32!.holdfast.booking.v1.OpeningHours\"?\n\x1a\x43learHoursExceptionRequest\x12\x13\n\x0bresource_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x02 \x01(\t\"O\n\x1b\x43learHoursExceptionResponse\x12\x30\n\x05hours\x18\x01 \x01(\x0b\x32!.holdfast.booking.v1.OpeningHours*d\n\x0cResourceKind\x12\x1d\n\x19RESOURCE_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15RESOURCE_KIND_SLOTTED\x10\x01\x12\x1a\n\x16RESOURCE_KIND_WINDOWED\x10\x02*\xb6\x01\n\x07Weekday\x12\x17\n\x13WEEKDAY_UNSPECIFIED\x10\x00\x12\x12\n\x0eWEEKDAY_MONDAY\x10\x01\x12\x13\n\x0fWEEKDAY_TUESDAY\x10\x02\x12\x15\n\x11WEEKDAY_WEDNESDAY\x10\x03\x12\x14\n\x10WEEKDAY_THURSDAY\x10\x04\x12\x12\n\x0eWEEKDAY_FRIDAY\x10\x05\x12\x14\n\x10WEEKDAY_SATURDAY\x10\x06\x12\x12\n\x0eWEEKDAY_SUNDAY\x10\x07\x32\xe5\r\n\x10InventoryService\x12i\n\x0e\x43reateResource\x12*.holdfast.booking.v1.CreateResourceRequest\x1a+.holdfast.booking.v1.CreateResourceResponse\x12`\n\x0bGetResource\x12\'.holdfast.booking.v1.GetResourceRequest\x1a(.holdfast.booking.v1.GetResourceResponse\x12\x66\n\rListResources\x12).holdfast.booking.v1.ListResourcesRequest\x1a*.holdfast.booking.v1.ListResourcesResponse\x12`\n\x0b\x43reateSlots\x12\'.holdfast.booking.v1.CreateSlotsRequest\x1a(.holdfast.booking.v1.CreateSlotsResponse\x12Z\n\tListSlots\x12%.holdfast.booking.v1.ListSlotsRequest\x1a&.holdfast.booking.v1.ListSlotsResponse\x12u\n\x12UpdateSlotCapacity\x12..holdfast.booking.v1.UpdateSlotCapacityRequest\x1a/.holdfast.booking.v1.UpdateSlotCapacityResponse\x12Z\n\tCloseSlot\x12%.holdfast.booking.v1.CloseSlotRequest\x1a&.holdfast.booking.v1.CloseSlotResponse\x12]\n\nReopenSlot\x12&.holdfast.booking.v1.ReopenSlotRequest\x1a\'.holdfast.booking.v1.ReopenSlotResponse\x12i\n\x0eSetWindowRules\x12*.holdfast.booking.v1.SetWindowRulesRequest\x1a+.holdfast.booking.v1.SetWindowRulesResponse\x12i\n\x0eGetWindowSetup\x12*.holdfast.booking.v1.GetWindowSetupRequest\x1a+.holdfast.booking.v1.GetWindowSetupResponse\x12]\n\nCreateUnit\x12&.holdfast.booking.v1.CreateUnitRequest\x1a\'.holdfast.booking.v1.CreateUnitResponse\x12]\n\nUpdateUnit\x12&.holdfast.booking.v1.UpdateUnitRequest\x1a\'.holdfast.booking.v1.UpdateUnitResponse\x12]\n\nRetireUnit\x12&.holdfast.booking.v1.RetireUnitRequest\x1a\'.holdfast.booking.v1.RetireUnitResponse\x12`\n\x0bRestoreUnit\x12\'.holdfast.booking.v1.RestoreUnitRequest\x1a(.holdfast.booking.v1.RestoreUnitResponse\x12i\n\x0eSetWeeklyHours\x12*.holdfast.booking.v1.SetWeeklyHoursRequest\x1a+.holdfast.booking.v1.SetWeeklyHoursResponse\x12r\n\x11SetHoursException\x12-.holdfast.booking.v1.SetHoursExceptionRequest\x1a..holdfast.booking.v1.SetHoursExceptionResponse\x12x\n\x13\x43learHoursException\x12/.holdfast.booking.v1.ClearHoursExceptionRequest\x1a\x30.holdfast.booking.v1.ClearHoursExceptionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'holdfast.contracts.booking.v1.inventory_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESOURCE']._serialized_start=163
-  _globals['_RESOURCE']._serialized_end=344
-  _globals['_SLOT']._serialized_start=347
-  _globals['_SLOT']._serialized_end=542
-  _globals['_CREATERESOURCEREQUEST']._serialized_start=545
-  _globals['_CREATERESOURCEREQUEST']._serialized_end=689
-  _globals['_CREATERESOURCERESPONSE']._serialized_start=691
-  _globals['_CREATERESOURCERESPONSE']._serialized_end=764
-  _globals['_GETRESOURCEREQUEST']._serialized_start=766
-  _globals['_GETRESOURCEREQUEST']._serialized_end=807
-  _globals['_GETRESOURCERESPONSE']._serialized_start=809
-  _globals['_GETRESOURCERESPONSE']._serialized_end=879
-  _globals['_LISTRESOURCESREQUEST']._serialized_start=881
-  _globals['_LISTRESOURCESREQUEST']._serialized_end=942
-  _globals['_LISTRESOURCESRESPONSE']._serialized_start=944
-  _globals['_LISTRESOURCESRESPONSE']._serialized_end=1042
-  _globals['_SLOTSPEC']._serialized_start=1044
-  _globals['_SLOTSPEC']._serialized_end=1141
-  _globals['_CREATESLOTSREQUEST']._serialized_start=1143
-  _globals['_CREATESLOTSREQUEST']._serialized_end=1250
-  _globals['_CREATESLOTSRESPONSE']._serialized_start=1252
-  _globals['_CREATESLOTSRESPONSE']._serialized_end=1315
-  _globals['_LISTSLOTSREQUEST']._serialized_start=1318
-  _globals['_LISTSLOTSREQUEST']._serialized_end=1447
-  _globals['_LISTSLOTSRESPONSE']._serialized_start=1449
-  _globals['_LISTSLOTSRESPONSE']._serialized_end=1535
-  _globals['_UPDATESLOTCAPACITYREQUEST']._serialized_start=1537
-  _globals['_UPDATESLOTCAPACITYREQUEST']._serialized_end=1599
-  _globals['_UPDATESLOTCAPACITYRESPONSE']._serialized_start=1601
-  _globals['_UPDATESLOTCAPACITYRESPONSE']._serialized_end=1670
-  _globals['_CLOSESLOTREQUEST']._serialized_start=1672
-  _globals['_CLOSESLOTREQUEST']._serialized_end=1707
-  _globals['_CLOSESLOTRESPONSE']._serialized_start=1709
-  _globals['_CLOSESLOTRESPONSE']._serialized_end=1769
-  _globals['_REOPENSLOTREQUEST']._serialized_start=1771
-  _globals['_REOPENSLOTREQUEST']._serialized_end=1807
-  _globals['_REOPENSLOTRESPONSE']._serialized_start=1809
-  _globals['_REOPENSLOTRESPONSE']._serialized_end=1870
-  _globals['_INVENTORYSERVICE']._serialized_start=1873
-  _globals['_INVENTORYSERVICE']._serialized_end=2696
+  _globals['_RESOURCEKIND']._serialized_start=4369
+  _globals['_RESOURCEKIND']._serialized_end=4469
+  _globals['_WEEKDAY']._serialized_start=4472
+  _globals['_WEEKDAY']._serialized_end=4654
+  _globals['_RESOURCE']._serialized_start=195
+  _globals['_RESOURCE']._serialized_end=425
+  _globals['_WINDOWRULES']._serialized_start=428
+  _globals['_WINDOWRULES']._serialized_end=781
+  _globals['_UNIT']._serialized_start=784
+  _globals['_UNIT']._serialized_end=921
+  _globals['_OPENINGRANGE']._serialized_start=923
+  _globals['_OPENINGRANGE']._serialized_end=968
+  _globals['_WEEKLYHOURS']._serialized_start=970
+  _globals['_WEEKLYHOURS']._serialized_end=1081
+  _globals['_HOURSEXCEPTION']._serialized_start=1083
+  _globals['_HOURSEXCEPTION']._serialized_end=1164
+  _globals['_OPENINGHOURS']._serialized_start=1166
+  _globals['_OPENINGHOURS']._serialized_end=1287
+  _globals['_SLOT']._serialized_start=1290
+  _globals['_SLOT']._serialized_end=1485
+  _globals['_CREATERESOURCEREQUEST']._serialized_start=1488
+  _globals['_CREATERESOURCEREQUEST']._serialized_end=1737
+  _globals['_CREATERESOURCERESPONSE']._serialized_start=1739
+  _globals['_CREATERESOURCERESPONSE']._serialized_end=1812
+  _globals['_GETRESOURCEREQUEST']._serialized_start=1814
+  _globals['_GETRESOURCEREQUEST']._serialized_end=1855
+  _globals['_GETRESOURCERESPONSE']._serialized_start=1857
+  _globals['_GETRESOURCERESPONSE']._serialized_end=1927
+  _globals['_LISTRESOURCESREQUEST']._serialized_start=1929
+  _globals['_LISTRESOURCESREQUEST']._serialized_end=1990
+  _globals['_LISTRESOURCESRESPONSE']._serialized_start=1992
+  _globals['_LISTRESOURCESRESPONSE']._serialized_end=2090
+  _globals['_SLOTSPEC']._serialized_start=2092
+  _globals['_SLOTSPEC']._serialized_end=2189
+  _globals['_CREATESLOTSREQUEST']._serialized_start=2191
+  _globals['_CREATESLOTSREQUEST']._serialized_end=2298
+  _globals['_CREATESLOTSRESPONSE']._serialized_start=2300
+  _globals['_CREATESLOTSRESPONSE']._serialized_end=2363
+  _globals['_LISTSLOTSREQUEST']._serialized_start=2366
+  _globals['_LISTSLOTSREQUEST']._serialized_end=2495
+  _globals['_LISTSLOTSRESPONSE']._serialized_start=2497
+  _globals['_LISTSLOTSRESPONSE']._serialized_end=2583
+  _globals['_UPDATESLOTCAPACITYREQUEST']._serialized_start=2585
+  _globals['_UPDATESLOTCAPACITYREQUEST']._serialized_end=2647
+  _globals['_UPDATESLOTCAPACITYRESPONSE']._serialized_start=2649
+  _globals['_UPDATESLOTCAPACITYRESPONSE']._serialized_end=2718
+  _globals['_CLOSESLOTREQUEST']._serialized_start=2720
+  _globals['_CLOSESLOTREQUEST']._serialized_end=2755
+  _globals['_CLOSESLOTRESPONSE']._serialized_start=2757
+  _globals['_CLOSESLOTRESPONSE']._serialized_end=2817
+  _globals['_REOPENSLOTREQUEST']._serialized_start=2819
+  _globals['_REOPENSLOTREQUEST']._serialized_end=2855
+  _globals['_REOPENSLOTRESPONSE']._serialized_start=2857
+  _globals['_REOPENSLOTRESPONSE']._serialized_end=2918
+  _globals['_SETWINDOWRULESREQUEST']._serialized_start=2920
+  _globals['_SETWINDOWRULESREQUEST']._serialized_end=3013
+  _globals['_SETWINDOWRULESRESPONSE']._serialized_start=3015
+  _globals['_SETWINDOWRULESRESPONSE']._serialized_end=3088
+  _globals['_GETWINDOWSETUPREQUEST']._serialized_start=3090
+  _globals['_GETWINDOWSETUPREQUEST']._serialized_end=3134
+  _globals['_GETWINDOWSETUPRESPONSE']._serialized_start=3137
+  _globals['_GETWINDOWSETUPRESPONSE']._serialized_end=3351
+  _globals['_CREATEUNITREQUEST']._serialized_start=3353
+  _globals['_CREATEUNITREQUEST']._serialized_end=3441
+  _globals['_CREATEUNITRESPONSE']._serialized_start=3443
+  _globals['_CREATEUNITRESPONSE']._serialized_end=3504
+  _globals['_UPDATEUNITREQUEST']._serialized_start=3506
+  _globals['_UPDATEUNITREQUEST']._serialized_end=3598
+  _globals['_UPDATEUNITRESPONSE']._serialized_start=3600
+  _globals['_UPDATEUNITRESPONSE']._serialized_end=3661
+  _globals['_RETIREUNITREQUEST']._serialized_start=3663
+  _globals['_RETIREUNITREQUEST']._serialized_end=3699
+  _globals['_RETIREUNITRESPONSE']._serialized_start=3701
+  _globals['_RETIREUNITRESPONSE']._serialized_end=3762
+  _globals['_RESTOREUNITREQUEST']._serialized_start=3764
+  _globals['_RESTOREUNITREQUEST']._serialized_end=3801
+  _globals['_RESTOREUNITRESPONSE']._serialized_start=3803
+  _globals['_RESTOREUNITRESPONSE']._serialized_end=3865
+  _globals['_SETWEEKLYHOURSREQUEST']._serialized_start=3867
+  _globals['_SETWEEKLYHOURSREQUEST']._serialized_end=3961
+  _globals['_SETWEEKLYHOURSRESPONSE']._serialized_start=3963
+  _globals['_SETWEEKLYHOURSRESPONSE']._serialized_end=4037
+  _globals['_SETHOURSEXCEPTIONREQUEST']._serialized_start=4039
+  _globals['_SETHOURSEXCEPTIONREQUEST']._serialized_end=4142
+  _globals['_SETHOURSEXCEPTIONRESPONSE']._serialized_start=4144
+  _globals['_SETHOURSEXCEPTIONRESPONSE']._serialized_end=4221
+  _globals['_CLEARHOURSEXCEPTIONREQUEST']._serialized_start=4223
+  _globals['_CLEARHOURSEXCEPTIONREQUEST']._serialized_end=4286
+  _globals['_CLEARHOURSEXCEPTIONRESPONSE']._serialized_start=4288
+  _globals['_CLEARHOURSEXCEPTIONRESPONSE']._serialized_end=4367
+  _globals['_INVENTORYSERVICE']._serialized_start=4657
+  _globals['_INVENTORYSERVICE']._serialized_end=6422
 # @@protoc_insertion_point(module_scope)

@@ -5,9 +5,11 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from holdfast.contracts.common.v1 import money_pb2 as _money_pb2
 from holdfast.contracts.common.v1 import time_range_pb2 as _time_range_pb2
 import builtins as _builtins
@@ -21,6 +23,54 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _ResourceKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ResourceKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ResourceKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RESOURCE_KIND_UNSPECIFIED: _ResourceKind.ValueType  # 0
+    RESOURCE_KIND_SLOTTED: _ResourceKind.ValueType  # 1
+    """Pre-cut slots, each with a capacity."""
+    RESOURCE_KIND_WINDOWED: _ResourceKind.ValueType  # 2
+    """Units (tables, rooms, bikes) sold for any window the rules allow."""
+
+class ResourceKind(_ResourceKind, metaclass=_ResourceKindEnumTypeWrapper): ...
+
+RESOURCE_KIND_UNSPECIFIED: ResourceKind.ValueType  # 0
+RESOURCE_KIND_SLOTTED: ResourceKind.ValueType  # 1
+"""Pre-cut slots, each with a capacity."""
+RESOURCE_KIND_WINDOWED: ResourceKind.ValueType  # 2
+"""Units (tables, rooms, bikes) sold for any window the rules allow."""
+Global___ResourceKind: _TypeAlias = ResourceKind  # noqa: Y015
+
+class _Weekday:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WeekdayEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Weekday.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WEEKDAY_UNSPECIFIED: _Weekday.ValueType  # 0
+    WEEKDAY_MONDAY: _Weekday.ValueType  # 1
+    WEEKDAY_TUESDAY: _Weekday.ValueType  # 2
+    WEEKDAY_WEDNESDAY: _Weekday.ValueType  # 3
+    WEEKDAY_THURSDAY: _Weekday.ValueType  # 4
+    WEEKDAY_FRIDAY: _Weekday.ValueType  # 5
+    WEEKDAY_SATURDAY: _Weekday.ValueType  # 6
+    WEEKDAY_SUNDAY: _Weekday.ValueType  # 7
+
+class Weekday(_Weekday, metaclass=_WeekdayEnumTypeWrapper): ...
+
+WEEKDAY_UNSPECIFIED: Weekday.ValueType  # 0
+WEEKDAY_MONDAY: Weekday.ValueType  # 1
+WEEKDAY_TUESDAY: Weekday.ValueType  # 2
+WEEKDAY_WEDNESDAY: Weekday.ValueType  # 3
+WEEKDAY_THURSDAY: Weekday.ValueType  # 4
+WEEKDAY_FRIDAY: Weekday.ValueType  # 5
+WEEKDAY_SATURDAY: Weekday.ValueType  # 6
+WEEKDAY_SUNDAY: Weekday.ValueType  # 7
+Global___Weekday: _TypeAlias = Weekday  # noqa: Y015
+
 @_typing.final
 class Resource(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -31,12 +81,14 @@ class Resource(_message.Message):
     PRICE_FIELD_NUMBER: _builtins.int
     DEFAULT_CAPACITY_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
     resource_id: _builtins.str
     name: _builtins.str
     time_zone: _builtins.str
     """IANA time zone name, e.g. "Europe/Lisbon"; slots are stored in UTC."""
     default_capacity: _builtins.int
     """Capacity a slot gets when its spec names none."""
+    kind: Global___ResourceKind.ValueType
     @_builtins.property
     def price(self) -> _money_pb2.Money:
         """Price of one unit of one slot."""
@@ -52,14 +104,215 @@ class Resource(_message.Message):
         price: _money_pb2.Money | None = ...,
         default_capacity: _builtins.int = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        kind: Global___ResourceKind.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "price", b"price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "default_capacity", b"default_capacity", "name", b"name", "price", b"price", "resource_id", b"resource_id", "time_zone", b"time_zone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "default_capacity", b"default_capacity", "kind", b"kind", "name", b"name", "price", b"price", "resource_id", b"resource_id", "time_zone", b"time_zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Resource: _TypeAlias = Resource  # noqa: Y015
+
+@_typing.final
+class WindowRules(_message.Message):
+    """How a windowed resource's windows may be booked. All durations are whole
+    minutes.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MIN_DURATION_FIELD_NUMBER: _builtins.int
+    MAX_DURATION_FIELD_NUMBER: _builtins.int
+    GRANULARITY_FIELD_NUMBER: _builtins.int
+    BUFFER_BEFORE_FIELD_NUMBER: _builtins.int
+    BUFFER_AFTER_FIELD_NUMBER: _builtins.int
+    LEAD_TIME_FIELD_NUMBER: _builtins.int
+    PRICE_PERIOD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def min_duration(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def max_duration(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def granularity(self) -> _duration_pb2.Duration:
+        """Starts lie on this grid counted from local midnight; it divides a day."""
+
+    @_builtins.property
+    def buffer_before(self) -> _duration_pb2.Duration:
+        """Kept clear before and after each booking on its unit (turnover)."""
+
+    @_builtins.property
+    def buffer_after(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def lead_time(self) -> _duration_pb2.Duration:
+        """How long before its start a window can still be booked."""
+
+    @_builtins.property
+    def price_period(self) -> _duration_pb2.Duration:
+        """The resource's price is for this much of a window, every part of one
+        counting whole (an hour, a night); unset or zero: per booking.
+        """
+
+    def __init__(
+        self,
+        *,
+        min_duration: _duration_pb2.Duration | None = ...,
+        max_duration: _duration_pb2.Duration | None = ...,
+        granularity: _duration_pb2.Duration | None = ...,
+        buffer_before: _duration_pb2.Duration | None = ...,
+        buffer_after: _duration_pb2.Duration | None = ...,
+        lead_time: _duration_pb2.Duration | None = ...,
+        price_period: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["buffer_after", b"buffer_after", "buffer_before", b"buffer_before", "granularity", b"granularity", "lead_time", b"lead_time", "max_duration", b"max_duration", "min_duration", b"min_duration", "price_period", b"price_period"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buffer_after", b"buffer_after", "buffer_before", b"buffer_before", "granularity", b"granularity", "lead_time", b"lead_time", "max_duration", b"max_duration", "min_duration", b"min_duration", "price_period", b"price_period"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WindowRules: _TypeAlias = WindowRules  # noqa: Y015
+
+@_typing.final
+class Unit(_message.Message):
+    """A table, room or bike of a windowed resource."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UNIT_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    unit_id: _builtins.str
+    resource_id: _builtins.str
+    name: _builtins.str
+    size: _builtins.int
+    """Seats, beds, or 1: the largest party it takes."""
+    active: _builtins.bool
+    """False once retired: it takes no new holds."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        unit_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        size: _builtins.int = ...,
+        active: _builtins.bool = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "create_time", b"create_time", "name", b"name", "resource_id", b"resource_id", "size", b"size", "unit_id", b"unit_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Unit: _TypeAlias = Unit  # noqa: Y015
+
+@_typing.final
+class OpeningRange(_message.Message):
+    """Wall-clock times "HH:MM" in the resource's time zone. A range whose
+    closing is not after its opening runs past midnight ("18:00"-"01:00"; and
+    "00:00"-"00:00" is the whole day).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPENS_FIELD_NUMBER: _builtins.int
+    CLOSES_FIELD_NUMBER: _builtins.int
+    opens: _builtins.str
+    closes: _builtins.str
+    def __init__(
+        self,
+        *,
+        opens: _builtins.str = ...,
+        closes: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closes", b"closes", "opens", b"opens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpeningRange: _TypeAlias = OpeningRange  # noqa: Y015
+
+@_typing.final
+class WeeklyHours(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WEEKDAY_FIELD_NUMBER: _builtins.int
+    RANGES_FIELD_NUMBER: _builtins.int
+    weekday: Global___Weekday.ValueType
+    @_builtins.property
+    def ranges(self) -> _containers.RepeatedCompositeFieldContainer[Global___OpeningRange]: ...
+    def __init__(
+        self,
+        *,
+        weekday: Global___Weekday.ValueType = ...,
+        ranges: _abc.Iterable[Global___OpeningRange] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ranges", b"ranges", "weekday", b"weekday"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WeeklyHours: _TypeAlias = WeeklyHours  # noqa: Y015
+
+@_typing.final
+class HoursException(_message.Message):
+    """One date's own hours ("YYYY-MM-DD", local); no ranges: closed that day."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATE_FIELD_NUMBER: _builtins.int
+    RANGES_FIELD_NUMBER: _builtins.int
+    date: _builtins.str
+    @_builtins.property
+    def ranges(self) -> _containers.RepeatedCompositeFieldContainer[Global___OpeningRange]: ...
+    def __init__(
+        self,
+        *,
+        date: _builtins.str = ...,
+        ranges: _abc.Iterable[Global___OpeningRange] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "ranges", b"ranges"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HoursException: _TypeAlias = HoursException  # noqa: Y015
+
+@_typing.final
+class OpeningHours(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WEEKLY_FIELD_NUMBER: _builtins.int
+    EXCEPTIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def weekly(self) -> _containers.RepeatedCompositeFieldContainer[Global___WeeklyHours]:
+        """By weekday; a weekday absent is closed."""
+
+    @_builtins.property
+    def exceptions(self) -> _containers.RepeatedCompositeFieldContainer[Global___HoursException]:
+        """By date."""
+
+    def __init__(
+        self,
+        *,
+        weekly: _abc.Iterable[Global___WeeklyHours] | None = ...,
+        exceptions: _abc.Iterable[Global___HoursException] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exceptions", b"exceptions", "weekly", b"weekly"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpeningHours: _TypeAlias = OpeningHours  # noqa: Y015
 
 @_typing.final
 class Slot(_message.Message):
@@ -116,13 +369,19 @@ class CreateResourceRequest(_message.Message):
     PRICE_FIELD_NUMBER: _builtins.int
     DEFAULT_CAPACITY_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    WINDOW_RULES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     time_zone: _builtins.str
     default_capacity: _builtins.int
     request_id: _builtins.str
     """Optional idempotency key (AIP-155)."""
+    kind: Global___ResourceKind.ValueType
+    """Unset means SLOTTED. A WINDOWED resource needs `window_rules`."""
     @_builtins.property
     def price(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def window_rules(self) -> Global___WindowRules: ...
     def __init__(
         self,
         *,
@@ -131,10 +390,12 @@ class CreateResourceRequest(_message.Message):
         price: _money_pb2.Money | None = ...,
         default_capacity: _builtins.int = ...,
         request_id: _builtins.str = ...,
+        kind: Global___ResourceKind.ValueType = ...,
+        window_rules: Global___WindowRules | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price", "window_rules", b"window_rules"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_capacity", b"default_capacity", "name", b"name", "price", b"price", "request_id", b"request_id", "time_zone", b"time_zone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_capacity", b"default_capacity", "kind", b"kind", "name", b"name", "price", b"price", "request_id", b"request_id", "time_zone", b"time_zone", "window_rules", b"window_rules"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -493,3 +754,408 @@ class ReopenSlotResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReopenSlotResponse: _TypeAlias = ReopenSlotResponse  # noqa: Y015
+
+@_typing.final
+class SetWindowRulesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    RULES_FIELD_NUMBER: _builtins.int
+    resource_id: _builtins.str
+    @_builtins.property
+    def rules(self) -> Global___WindowRules: ...
+    def __init__(
+        self,
+        *,
+        resource_id: _builtins.str = ...,
+        rules: Global___WindowRules | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rules", b"rules"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resource_id", b"resource_id", "rules", b"rules"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetWindowRulesRequest: _TypeAlias = SetWindowRulesRequest  # noqa: Y015
+
+@_typing.final
+class SetWindowRulesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rules(self) -> Global___WindowRules: ...
+    def __init__(
+        self,
+        *,
+        rules: Global___WindowRules | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rules", b"rules"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rules", b"rules"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetWindowRulesResponse: _TypeAlias = SetWindowRulesResponse  # noqa: Y015
+
+@_typing.final
+class GetWindowSetupRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    resource_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        resource_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resource_id", b"resource_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWindowSetupRequest: _TypeAlias = GetWindowSetupRequest  # noqa: Y015
+
+@_typing.final
+class GetWindowSetupResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    RULES_FIELD_NUMBER: _builtins.int
+    UNITS_FIELD_NUMBER: _builtins.int
+    HOURS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def resource(self) -> Global___Resource: ...
+    @_builtins.property
+    def rules(self) -> Global___WindowRules: ...
+    @_builtins.property
+    def units(self) -> _containers.RepeatedCompositeFieldContainer[Global___Unit]:
+        """Best first: the smallest, then by name; retired ones too."""
+
+    @_builtins.property
+    def hours(self) -> Global___OpeningHours: ...
+    def __init__(
+        self,
+        *,
+        resource: Global___Resource | None = ...,
+        rules: Global___WindowRules | None = ...,
+        units: _abc.Iterable[Global___Unit] | None = ...,
+        hours: Global___OpeningHours | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hours", b"hours", "resource", b"resource", "rules", b"rules"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hours", b"hours", "resource", b"resource", "rules", b"rules", "units", b"units"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWindowSetupResponse: _TypeAlias = GetWindowSetupResponse  # noqa: Y015
+
+@_typing.final
+class CreateUnitRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    resource_id: _builtins.str
+    name: _builtins.str
+    """Unique within the resource."""
+    size: _builtins.int
+    request_id: _builtins.str
+    """Optional idempotency key (AIP-155)."""
+    def __init__(
+        self,
+        *,
+        resource_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        size: _builtins.int = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "request_id", b"request_id", "resource_id", b"resource_id", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateUnitRequest: _TypeAlias = CreateUnitRequest  # noqa: Y015
+
+@_typing.final
+class CreateUnitResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UNIT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def unit(self) -> Global___Unit: ...
+    def __init__(
+        self,
+        *,
+        unit: Global___Unit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["unit", b"unit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["unit", b"unit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateUnitResponse: _TypeAlias = CreateUnitResponse  # noqa: Y015
+
+@_typing.final
+class UpdateUnitRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UNIT_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    unit_id: _builtins.str
+    name: _builtins.str
+    size: _builtins.int
+    def __init__(
+        self,
+        *,
+        unit_id: _builtins.str = ...,
+        name: _builtins.str | None = ...,
+        size: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_name", b"_name", "_size", b"_size", "name", b"name", "size", b"size"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_name", b"_name", "_size", b"_size", "name", b"name", "size", b"size", "unit_id", b"unit_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__name: _TypeAlias = _typing.Literal["name"]  # noqa: Y015
+    _WhichOneofArgType__name: _TypeAlias = _typing.Literal["_name", b"_name"]  # noqa: Y015
+    _WhichOneofReturnType__size: _TypeAlias = _typing.Literal["size"]  # noqa: Y015
+    _WhichOneofArgType__size: _TypeAlias = _typing.Literal["_size", b"_size"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__name) -> _WhichOneofReturnType__name | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__size) -> _WhichOneofReturnType__size | None: ...
+
+Global___UpdateUnitRequest: _TypeAlias = UpdateUnitRequest  # noqa: Y015
+
+@_typing.final
+class UpdateUnitResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UNIT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def unit(self) -> Global___Unit: ...
+    def __init__(
+        self,
+        *,
+        unit: Global___Unit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["unit", b"unit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["unit", b"unit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateUnitResponse: _TypeAlias = UpdateUnitResponse  # noqa: Y015
+
+@_typing.final
+class RetireUnitRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UNIT_ID_FIELD_NUMBER: _builtins.int
+    unit_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        unit_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["unit_id", b"unit_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetireUnitRequest: _TypeAlias = RetireUnitRequest  # noqa: Y015
+
+@_typing.final
+class RetireUnitResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UNIT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def unit(self) -> Global___Unit: ...
+    def __init__(
+        self,
+        *,
+        unit: Global___Unit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["unit", b"unit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["unit", b"unit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetireUnitResponse: _TypeAlias = RetireUnitResponse  # noqa: Y015
+
+@_typing.final
+class RestoreUnitRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UNIT_ID_FIELD_NUMBER: _builtins.int
+    unit_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        unit_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["unit_id", b"unit_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RestoreUnitRequest: _TypeAlias = RestoreUnitRequest  # noqa: Y015
+
+@_typing.final
+class RestoreUnitResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UNIT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def unit(self) -> Global___Unit: ...
+    def __init__(
+        self,
+        *,
+        unit: Global___Unit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["unit", b"unit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["unit", b"unit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RestoreUnitResponse: _TypeAlias = RestoreUnitResponse  # noqa: Y015
+
+@_typing.final
+class SetWeeklyHoursRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    WEEKLY_FIELD_NUMBER: _builtins.int
+    resource_id: _builtins.str
+    @_builtins.property
+    def weekly(self) -> _containers.RepeatedCompositeFieldContainer[Global___WeeklyHours]: ...
+    def __init__(
+        self,
+        *,
+        resource_id: _builtins.str = ...,
+        weekly: _abc.Iterable[Global___WeeklyHours] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resource_id", b"resource_id", "weekly", b"weekly"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetWeeklyHoursRequest: _TypeAlias = SetWeeklyHoursRequest  # noqa: Y015
+
+@_typing.final
+class SetWeeklyHoursResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOURS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def hours(self) -> Global___OpeningHours: ...
+    def __init__(
+        self,
+        *,
+        hours: Global___OpeningHours | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hours", b"hours"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hours", b"hours"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetWeeklyHoursResponse: _TypeAlias = SetWeeklyHoursResponse  # noqa: Y015
+
+@_typing.final
+class SetHoursExceptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    EXCEPTION_FIELD_NUMBER: _builtins.int
+    resource_id: _builtins.str
+    @_builtins.property
+    def exception(self) -> Global___HoursException: ...
+    def __init__(
+        self,
+        *,
+        resource_id: _builtins.str = ...,
+        exception: Global___HoursException | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["exception", b"exception"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exception", b"exception", "resource_id", b"resource_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetHoursExceptionRequest: _TypeAlias = SetHoursExceptionRequest  # noqa: Y015
+
+@_typing.final
+class SetHoursExceptionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOURS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def hours(self) -> Global___OpeningHours: ...
+    def __init__(
+        self,
+        *,
+        hours: Global___OpeningHours | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hours", b"hours"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hours", b"hours"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetHoursExceptionResponse: _TypeAlias = SetHoursExceptionResponse  # noqa: Y015
+
+@_typing.final
+class ClearHoursExceptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    resource_id: _builtins.str
+    date: _builtins.str
+    """"YYYY-MM-DD"."""
+    def __init__(
+        self,
+        *,
+        resource_id: _builtins.str = ...,
+        date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "resource_id", b"resource_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClearHoursExceptionRequest: _TypeAlias = ClearHoursExceptionRequest  # noqa: Y015
+
+@_typing.final
+class ClearHoursExceptionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOURS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def hours(self) -> Global___OpeningHours: ...
+    def __init__(
+        self,
+        *,
+        hours: Global___OpeningHours | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hours", b"hours"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hours", b"hours"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClearHoursExceptionResponse: _TypeAlias = ClearHoursExceptionResponse  # noqa: Y015

@@ -27,8 +27,10 @@ if _version_not_supported:
 
 class InventoryServiceStub:
     """Manages what can be booked: resources (a room, a tour, a table) and their
-    time slots with a capacity. Every call acts for the tenant named in the
-    `x-tenant-id` request metadata.
+    time slots with a capacity, or, for a windowed resource, its units (tables,
+    rooms, bikes), window rules and opening hours. Every call acts for the
+    tenant named in the `x-tenant-id` request metadata. Changing rules, hours
+    or units never touches existing holds and bookings.
     """
 
     def __init__(self, channel):
@@ -77,12 +79,59 @@ class InventoryServiceStub:
                 request_serializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.ReopenSlotRequest.SerializeToString,
                 response_deserializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.ReopenSlotResponse.FromString,
                 _registered_method=True)
+        self.SetWindowRules = channel.unary_unary(
+                '/holdfast.booking.v1.InventoryService/SetWindowRules',
+                request_serializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.SetWindowRulesRequest.SerializeToString,
+                response_deserializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.SetWindowRulesResponse.FromString,
+                _registered_method=True)
+        self.GetWindowSetup = channel.unary_unary(
+                '/holdfast.booking.v1.InventoryService/GetWindowSetup',
+                request_serializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.GetWindowSetupRequest.SerializeToString,
+                response_deserializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.GetWindowSetupResponse.FromString,
+                _registered_method=True)
+        self.CreateUnit = channel.unary_unary(
+                '/holdfast.booking.v1.InventoryService/CreateUnit',
+                request_serializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.CreateUnitRequest.SerializeToString,
+                response_deserializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.CreateUnitResponse.FromString,
+                _registered_method=True)
+        self.UpdateUnit = channel.unary_unary(
+                '/holdfast.booking.v1.InventoryService/UpdateUnit',
+                request_serializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.UpdateUnitRequest.SerializeToString,
+                response_deserializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.UpdateUnitResponse.FromString,
+                _registered_method=True)
+        self.RetireUnit = channel.unary_unary(
+                '/holdfast.booking.v1.InventoryService/RetireUnit',
+                request_serializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.RetireUnitRequest.SerializeToString,
+                response_deserializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.RetireUnitResponse.FromString,
+                _registered_method=True)
+        self.RestoreUnit = channel.unary_unary(
+                '/holdfast.booking.v1.InventoryService/RestoreUnit',
+                request_serializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.RestoreUnitRequest.SerializeToString,
+                response_deserializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.RestoreUnitResponse.FromString,
+                _registered_method=True)
+        self.SetWeeklyHours = channel.unary_unary(
+                '/holdfast.booking.v1.InventoryService/SetWeeklyHours',
+                request_serializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.SetWeeklyHoursRequest.SerializeToString,
+                response_deserializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.SetWeeklyHoursResponse.FromString,
+                _registered_method=True)
+        self.SetHoursException = channel.unary_unary(
+                '/holdfast.booking.v1.InventoryService/SetHoursException',
+                request_serializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.SetHoursExceptionRequest.SerializeToString,
+                response_deserializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.SetHoursExceptionResponse.FromString,
+                _registered_method=True)
+        self.ClearHoursException = channel.unary_unary(
+                '/holdfast.booking.v1.InventoryService/ClearHoursException',
+                request_serializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.ClearHoursExceptionRequest.SerializeToString,
+                response_deserializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.ClearHoursExceptionResponse.FromString,
+                _registered_method=True)
 
 
 class InventoryServiceServicer:
     """Manages what can be booked: resources (a room, a tour, a table) and their
-    time slots with a capacity. Every call acts for the tenant named in the
-    `x-tenant-id` request metadata.
+    time slots with a capacity, or, for a windowed resource, its units (tables,
+    rooms, bikes), window rules and opening hours. Every call acts for the
+    tenant named in the `x-tenant-id` request metadata. Changing rules, hours
+    or units never touches existing holds and bookings.
     """
 
     def CreateResource(self, request, context):
@@ -136,6 +185,69 @@ class InventoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetWindowRules(self, request, context):
+        """Windowed resources. Sets the rules of a windowed resource; a slotted one
+        without slots becomes windowed (one with slots: FAILED_PRECONDITION
+        RESOURCE_NOT_WINDOWED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWindowSetup(self, request, context):
+        """The rules, units (retired ones too) and opening hours of a windowed resource.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateUnit(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateUnit(self, request, context):
+        """Renames or resizes a unit; existing holds and bookings stay.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetireUnit(self, request, context):
+        """A retired unit takes no new holds; existing holds and bookings stay.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreUnit(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetWeeklyHours(self, request, context):
+        """Replaces the weekly opening hours (a weekday left out is closed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetHoursException(self, request, context):
+        """Replaces one date's hours by special ranges, or closes it (no ranges).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearHoursException(self, request, context):
+        """The date follows the weekly hours again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InventoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -179,6 +291,51 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     request_deserializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.ReopenSlotRequest.FromString,
                     response_serializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.ReopenSlotResponse.SerializeToString,
             ),
+            'SetWindowRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetWindowRules,
+                    request_deserializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.SetWindowRulesRequest.FromString,
+                    response_serializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.SetWindowRulesResponse.SerializeToString,
+            ),
+            'GetWindowSetup': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWindowSetup,
+                    request_deserializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.GetWindowSetupRequest.FromString,
+                    response_serializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.GetWindowSetupResponse.SerializeToString,
+            ),
+            'CreateUnit': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateUnit,
+                    request_deserializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.CreateUnitRequest.FromString,
+                    response_serializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.CreateUnitResponse.SerializeToString,
+            ),
+            'UpdateUnit': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateUnit,
+                    request_deserializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.UpdateUnitRequest.FromString,
+                    response_serializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.UpdateUnitResponse.SerializeToString,
+            ),
+            'RetireUnit': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetireUnit,
+                    request_deserializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.RetireUnitRequest.FromString,
+                    response_serializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.RetireUnitResponse.SerializeToString,
+            ),
+            'RestoreUnit': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreUnit,
+                    request_deserializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.RestoreUnitRequest.FromString,
+                    response_serializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.RestoreUnitResponse.SerializeToString,
+            ),
+            'SetWeeklyHours': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetWeeklyHours,
+                    request_deserializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.SetWeeklyHoursRequest.FromString,
+                    response_serializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.SetWeeklyHoursResponse.SerializeToString,
+            ),
+            'SetHoursException': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetHoursException,
+                    request_deserializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.SetHoursExceptionRequest.FromString,
+                    response_serializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.SetHoursExceptionResponse.SerializeToString,
+            ),
+            'ClearHoursException': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearHoursException,
+                    request_deserializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.ClearHoursExceptionRequest.FromString,
+                    response_serializer=holdfast_dot_booking_dot_v1_dot_inventory__pb2.ClearHoursExceptionResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'holdfast.booking.v1.InventoryService', rpc_method_handlers)
@@ -189,8 +346,10 @@ def add_InventoryServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class InventoryService:
     """Manages what can be booked: resources (a room, a tour, a table) and their
-    time slots with a capacity. Every call acts for the tenant named in the
-    `x-tenant-id` request metadata.
+    time slots with a capacity, or, for a windowed resource, its units (tables,
+    rooms, bikes), window rules and opening hours. Every call acts for the
+    tenant named in the `x-tenant-id` request metadata. Changing rules, hours
+    or units never touches existing holds and bookings.
     """
 
     @staticmethod
@@ -399,6 +558,249 @@ class InventoryService:
             '/holdfast.booking.v1.InventoryService/ReopenSlot',
             holdfast_dot_booking_dot_v1_dot_inventory__pb2.ReopenSlotRequest.SerializeToString,
             holdfast_dot_booking_dot_v1_dot_inventory__pb2.ReopenSlotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetWindowRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/holdfast.booking.v1.InventoryService/SetWindowRules',
+            holdfast_dot_booking_dot_v1_dot_inventory__pb2.SetWindowRulesRequest.SerializeToString,
+            holdfast_dot_booking_dot_v1_dot_inventory__pb2.SetWindowRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWindowSetup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/holdfast.booking.v1.InventoryService/GetWindowSetup',
+            holdfast_dot_booking_dot_v1_dot_inventory__pb2.GetWindowSetupRequest.SerializeToString,
+            holdfast_dot_booking_dot_v1_dot_inventory__pb2.GetWindowSetupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateUnit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/holdfast.booking.v1.InventoryService/CreateUnit',
+            holdfast_dot_booking_dot_v1_dot_inventory__pb2.CreateUnitRequest.SerializeToString,
+            holdfast_dot_booking_dot_v1_dot_inventory__pb2.CreateUnitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateUnit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/holdfast.booking.v1.InventoryService/UpdateUnit',
+            holdfast_dot_booking_dot_v1_dot_inventory__pb2.UpdateUnitRequest.SerializeToString,
+            holdfast_dot_booking_dot_v1_dot_inventory__pb2.UpdateUnitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetireUnit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/holdfast.booking.v1.InventoryService/RetireUnit',
+            holdfast_dot_booking_dot_v1_dot_inventory__pb2.RetireUnitRequest.SerializeToString,
+            holdfast_dot_booking_dot_v1_dot_inventory__pb2.RetireUnitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreUnit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/holdfast.booking.v1.InventoryService/RestoreUnit',
+            holdfast_dot_booking_dot_v1_dot_inventory__pb2.RestoreUnitRequest.SerializeToString,
+            holdfast_dot_booking_dot_v1_dot_inventory__pb2.RestoreUnitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetWeeklyHours(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/holdfast.booking.v1.InventoryService/SetWeeklyHours',
+            holdfast_dot_booking_dot_v1_dot_inventory__pb2.SetWeeklyHoursRequest.SerializeToString,
+            holdfast_dot_booking_dot_v1_dot_inventory__pb2.SetWeeklyHoursResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetHoursException(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/holdfast.booking.v1.InventoryService/SetHoursException',
+            holdfast_dot_booking_dot_v1_dot_inventory__pb2.SetHoursExceptionRequest.SerializeToString,
+            holdfast_dot_booking_dot_v1_dot_inventory__pb2.SetHoursExceptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearHoursException(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/holdfast.booking.v1.InventoryService/ClearHoursException',
+            holdfast_dot_booking_dot_v1_dot_inventory__pb2.ClearHoursExceptionRequest.SerializeToString,
+            holdfast_dot_booking_dot_v1_dot_inventory__pb2.ClearHoursExceptionResponse.FromString,
             options,
             channel_credentials,
             insecure,

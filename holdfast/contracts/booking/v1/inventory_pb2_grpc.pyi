@@ -28,8 +28,10 @@ GRPC_VERSION: str
 
 class InventoryServiceStub:
     """Manages what can be booked: resources (a room, a tour, a table) and their
-    time slots with a capacity. Every call acts for the tenant named in the
-    `x-tenant-id` request metadata.
+    time slots with a capacity, or, for a windowed resource, its units (tables,
+    rooms, bikes), window rules and opening hours. Every call acts for the
+    tenant named in the `x-tenant-id` request metadata. Changing rules, hours
+    or units never touches existing holds and bookings.
     """
 
     @_typing.overload
@@ -47,12 +49,33 @@ class InventoryServiceStub:
     CloseSlot: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.CloseSlotRequest, _inventory_pb2.CloseSlotResponse]
     """A closed slot takes no new holds; existing holds and bookings stay."""
     ReopenSlot: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.ReopenSlotRequest, _inventory_pb2.ReopenSlotResponse]
+    SetWindowRules: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.SetWindowRulesRequest, _inventory_pb2.SetWindowRulesResponse]
+    """Windowed resources. Sets the rules of a windowed resource; a slotted one
+    without slots becomes windowed (one with slots: FAILED_PRECONDITION
+    RESOURCE_NOT_WINDOWED).
+    """
+    GetWindowSetup: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.GetWindowSetupRequest, _inventory_pb2.GetWindowSetupResponse]
+    """The rules, units (retired ones too) and opening hours of a windowed resource."""
+    CreateUnit: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.CreateUnitRequest, _inventory_pb2.CreateUnitResponse]
+    UpdateUnit: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.UpdateUnitRequest, _inventory_pb2.UpdateUnitResponse]
+    """Renames or resizes a unit; existing holds and bookings stay."""
+    RetireUnit: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.RetireUnitRequest, _inventory_pb2.RetireUnitResponse]
+    """A retired unit takes no new holds; existing holds and bookings stay."""
+    RestoreUnit: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.RestoreUnitRequest, _inventory_pb2.RestoreUnitResponse]
+    SetWeeklyHours: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.SetWeeklyHoursRequest, _inventory_pb2.SetWeeklyHoursResponse]
+    """Replaces the weekly opening hours (a weekday left out is closed)."""
+    SetHoursException: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.SetHoursExceptionRequest, _inventory_pb2.SetHoursExceptionResponse]
+    """Replaces one date's hours by special ranges, or closes it (no ranges)."""
+    ClearHoursException: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.ClearHoursExceptionRequest, _inventory_pb2.ClearHoursExceptionResponse]
+    """The date follows the weekly hours again."""
 
 @_typing.type_check_only
 class InventoryServiceAsyncStub(InventoryServiceStub):
     """Manages what can be booked: resources (a room, a tour, a table) and their
-    time slots with a capacity. Every call acts for the tenant named in the
-    `x-tenant-id` request metadata.
+    time slots with a capacity, or, for a windowed resource, its units (tables,
+    rooms, bikes), window rules and opening hours. Every call acts for the
+    tenant named in the `x-tenant-id` request metadata. Changing rules, hours
+    or units never touches existing holds and bookings.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -67,11 +90,32 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     CloseSlot: _aio.UnaryUnaryMultiCallable[_inventory_pb2.CloseSlotRequest, _inventory_pb2.CloseSlotResponse]  # type: ignore[assignment]
     """A closed slot takes no new holds; existing holds and bookings stay."""
     ReopenSlot: _aio.UnaryUnaryMultiCallable[_inventory_pb2.ReopenSlotRequest, _inventory_pb2.ReopenSlotResponse]  # type: ignore[assignment]
+    SetWindowRules: _aio.UnaryUnaryMultiCallable[_inventory_pb2.SetWindowRulesRequest, _inventory_pb2.SetWindowRulesResponse]  # type: ignore[assignment]
+    """Windowed resources. Sets the rules of a windowed resource; a slotted one
+    without slots becomes windowed (one with slots: FAILED_PRECONDITION
+    RESOURCE_NOT_WINDOWED).
+    """
+    GetWindowSetup: _aio.UnaryUnaryMultiCallable[_inventory_pb2.GetWindowSetupRequest, _inventory_pb2.GetWindowSetupResponse]  # type: ignore[assignment]
+    """The rules, units (retired ones too) and opening hours of a windowed resource."""
+    CreateUnit: _aio.UnaryUnaryMultiCallable[_inventory_pb2.CreateUnitRequest, _inventory_pb2.CreateUnitResponse]  # type: ignore[assignment]
+    UpdateUnit: _aio.UnaryUnaryMultiCallable[_inventory_pb2.UpdateUnitRequest, _inventory_pb2.UpdateUnitResponse]  # type: ignore[assignment]
+    """Renames or resizes a unit; existing holds and bookings stay."""
+    RetireUnit: _aio.UnaryUnaryMultiCallable[_inventory_pb2.RetireUnitRequest, _inventory_pb2.RetireUnitResponse]  # type: ignore[assignment]
+    """A retired unit takes no new holds; existing holds and bookings stay."""
+    RestoreUnit: _aio.UnaryUnaryMultiCallable[_inventory_pb2.RestoreUnitRequest, _inventory_pb2.RestoreUnitResponse]  # type: ignore[assignment]
+    SetWeeklyHours: _aio.UnaryUnaryMultiCallable[_inventory_pb2.SetWeeklyHoursRequest, _inventory_pb2.SetWeeklyHoursResponse]  # type: ignore[assignment]
+    """Replaces the weekly opening hours (a weekday left out is closed)."""
+    SetHoursException: _aio.UnaryUnaryMultiCallable[_inventory_pb2.SetHoursExceptionRequest, _inventory_pb2.SetHoursExceptionResponse]  # type: ignore[assignment]
+    """Replaces one date's hours by special ranges, or closes it (no ranges)."""
+    ClearHoursException: _aio.UnaryUnaryMultiCallable[_inventory_pb2.ClearHoursExceptionRequest, _inventory_pb2.ClearHoursExceptionResponse]  # type: ignore[assignment]
+    """The date follows the weekly hours again."""
 
 class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Manages what can be booked: resources (a room, a tour, a table) and their
-    time slots with a capacity. Every call acts for the tenant named in the
-    `x-tenant-id` request metadata.
+    time slots with a capacity, or, for a windowed resource, its units (tables,
+    rooms, bikes), window rules and opening hours. Every call acts for the
+    tenant named in the `x-tenant-id` request metadata. Changing rules, hours
+    or units never touches existing holds and bookings.
     """
 
     @_abc_1.abstractmethod
@@ -132,5 +176,78 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _inventory_pb2.ReopenSlotRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_inventory_pb2.ReopenSlotResponse, _abc.Awaitable[_inventory_pb2.ReopenSlotResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetWindowRules(
+        self,
+        request: _inventory_pb2.SetWindowRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_pb2.SetWindowRulesResponse, _abc.Awaitable[_inventory_pb2.SetWindowRulesResponse]]:
+        """Windowed resources. Sets the rules of a windowed resource; a slotted one
+        without slots becomes windowed (one with slots: FAILED_PRECONDITION
+        RESOURCE_NOT_WINDOWED).
+        """
+
+    @_abc_1.abstractmethod
+    def GetWindowSetup(
+        self,
+        request: _inventory_pb2.GetWindowSetupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_pb2.GetWindowSetupResponse, _abc.Awaitable[_inventory_pb2.GetWindowSetupResponse]]:
+        """The rules, units (retired ones too) and opening hours of a windowed resource."""
+
+    @_abc_1.abstractmethod
+    def CreateUnit(
+        self,
+        request: _inventory_pb2.CreateUnitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_pb2.CreateUnitResponse, _abc.Awaitable[_inventory_pb2.CreateUnitResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateUnit(
+        self,
+        request: _inventory_pb2.UpdateUnitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_pb2.UpdateUnitResponse, _abc.Awaitable[_inventory_pb2.UpdateUnitResponse]]:
+        """Renames or resizes a unit; existing holds and bookings stay."""
+
+    @_abc_1.abstractmethod
+    def RetireUnit(
+        self,
+        request: _inventory_pb2.RetireUnitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_pb2.RetireUnitResponse, _abc.Awaitable[_inventory_pb2.RetireUnitResponse]]:
+        """A retired unit takes no new holds; existing holds and bookings stay."""
+
+    @_abc_1.abstractmethod
+    def RestoreUnit(
+        self,
+        request: _inventory_pb2.RestoreUnitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_pb2.RestoreUnitResponse, _abc.Awaitable[_inventory_pb2.RestoreUnitResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetWeeklyHours(
+        self,
+        request: _inventory_pb2.SetWeeklyHoursRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_pb2.SetWeeklyHoursResponse, _abc.Awaitable[_inventory_pb2.SetWeeklyHoursResponse]]:
+        """Replaces the weekly opening hours (a weekday left out is closed)."""
+
+    @_abc_1.abstractmethod
+    def SetHoursException(
+        self,
+        request: _inventory_pb2.SetHoursExceptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_pb2.SetHoursExceptionResponse, _abc.Awaitable[_inventory_pb2.SetHoursExceptionResponse]]:
+        """Replaces one date's hours by special ranges, or closes it (no ranges)."""
+
+    @_abc_1.abstractmethod
+    def ClearHoursException(
+        self,
+        request: _inventory_pb2.ClearHoursExceptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_pb2.ClearHoursExceptionResponse, _abc.Awaitable[_inventory_pb2.ClearHoursExceptionResponse]]:
+        """The date follows the weekly hours again."""
 
 def add_InventoryServiceServicer_to_server(servicer: InventoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
