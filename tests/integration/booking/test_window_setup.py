@@ -495,19 +495,25 @@ BAD: dict[str, tuple[Call, list[str]]] = {
 
 
 async def _state(db: asyncpg.Pool, tenant: str) -> list[Any]:
-    """Everything a setup change could write for the tenant."""
-    tables = [
-        "resources",
-        "resource_window_rules",
-        "resource_units",
-        "resource_hours",
-        "resource_hour_exceptions",
-        "audit_log",
-        "outbox",
-    ]
+    """Everything a setup change could write for the tenant (of the outbox,
+    which rows: the relay marks them published as it goes)."""
+    tables = {
+        "resources": "*",
+        "resource_window_rules": "*",
+        "resource_units": "*",
+        "resource_hours": "*",
+        "resource_hour_exceptions": "*",
+        "audit_log": "*",
+        "outbox": "id, dedupe_key, payload",
+    }
     return [
-        [tuple(r) for r in await db.fetch(f"SELECT * FROM {t} WHERE tenant_id = $1", tenant)]
-        for t in tables
+        [
+            tuple(r)
+            for r in await db.fetch(
+                f"SELECT {columns} FROM {table} WHERE tenant_id = $1 ORDER BY 1", tenant
+            )
+        ]
+        for table, columns in tables.items()
     ]
 
 
@@ -601,4 +607,19 @@ async def test_a_slotted_resource_takes_no_units_or_hours(
     assert {n: (e.code, e.reason) for n, e in answers.items()} == {
         n: (grpc.StatusCode.FAILED_PRECONDITION, "RESOURCE_NOT_WINDOWED") for n in windowed_only
     }
+    assert await _state(db, tenant) == before
+
+
+async def test_a_windowed_resource_takes_no_slots(
+    setup: SetupClient, client: BookingClient, db: asyncpg.Pool, tenant: str
+) -> None:
+    resource = await setup.restaurant()
+    before = await _state(db, tenant)
+
+    error = await error_of(client.slots(resource.resource_id))
+
+    assert (error.code, error.reason) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "RESOURCE_NOT_SLOTTED",
+    )
     assert await _state(db, tenant) == before
