@@ -204,6 +204,10 @@ def _window_setup_rule_broken(field: str, detail: str, case: Any) -> bool:
 def _window_setup_rules_broken(response: Any, case: Any) -> bool:
     """Every field named breaks one of the windowed setup's rules no schema states."""
     errors = response.json().get("errors", [])
-    return bool(errors) and all(
-        _window_setup_rule_broken(str(e.get("field")), str(e.get("detail")), case) for e in errors
-    )
+    try:
+        return bool(errors) and all(
+            _window_setup_rule_broken(str(e.get("field")), str(e.get("detail")), case)
+            for e in errors
+        )
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        return False  # a body not of the shape the rule reads: not this rule's refusal
