@@ -5,6 +5,7 @@ computed at each request's own time."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -40,7 +41,7 @@ def paris(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime.combine(day, time(hour, minute), tzinfo=PARIS).astimezone(UTC)
 
 
-def inputs(busy: dict[str, tuple[Interval, ...]] | None = None) -> WindowInputs:
+def inputs(busy: Mapping[str, tuple[Interval, ...]] | None = None) -> WindowInputs:
     return WindowInputs(
         time_zone="Europe/Paris",
         rules=RULES,
@@ -48,7 +49,7 @@ def inputs(busy: dict[str, tuple[Interval, ...]] | None = None) -> WindowInputs:
         unit_ids=IDS,
         weekly={5: (OpeningRange(time(18), time(2)),)},  # Saturday 18:00 to Sunday 02:00
         exceptions={date(2030, 6, 8): ()},
-        busy=busy or {},
+        busy=dict(busy or {}),
     )
 
 

@@ -50,12 +50,12 @@ def test_a_guard_outside_the_stored_range_is_refused() -> None:
 
 
 def test_hours_rows_become_weekly_ranges_and_exceptions() -> None:
-    weekly = [
+    weekly: list[dict[str, object]] = [
         {"weekday": 4, "opens": time(12), "closes": time(14)},
         {"weekday": 4, "opens": time(19), "closes": time(23)},
         {"weekday": 5, "opens": time(22), "closes": time(2)},
     ]
-    exceptions = [
+    exceptions: list[dict[str, object]] = [
         {"day": date(2030, 12, 25), "opens": None, "closes": None},
         {"day": date(2030, 12, 31), "opens": time(19), "closes": time(3)},
     ]
