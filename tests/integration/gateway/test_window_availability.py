@@ -29,7 +29,12 @@ from tests.support.windows import (
 
 HOUR = timedelta(hours=1)
 DAY = date(2031, 6, 7)
-QUERY = {"first_date": "2031-06-07", "last_date": "2031-06-07", "party_size": 3, "duration": 120}
+QUERY: dict[str, str | int] = {
+    "first_date": "2031-06-07",
+    "last_date": "2031-06-07",
+    "party_size": 3,
+    "duration": 120,
+}
 RULES = WindowRules(HOUR, 3 * HOUR, timedelta(minutes=15), buffer_after=timedelta(minutes=15))
 
 
@@ -115,7 +120,7 @@ async def test_a_stream_sends_the_new_starts_after_a_window_is_placed(
 ) -> None:
     auth = await key_for(keys, tenant)
     path = f"/v1/resources/{room.id}/window-availability/stream"
-    six_only = {**QUERY, "party_size": 6}
+    six_only: dict[str, str | int] = {**QUERY, "party_size": 6}
 
     async with api.stream("GET", path, params=six_only, headers=auth) as response:
         assert response.status_code == 200, await response.aread()
