@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Query
@@ -18,7 +18,6 @@ from holdfast.contracts.availability.v1 import availability_pb2
 
 router = v1_router()
 
-_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 # What a protobuf Duration holds, in minutes (10,000 years).
 _MAX_MINUTES = 315_576_000_000 // 60
 
@@ -27,8 +26,8 @@ _MAX_MINUTES = 315_576_000_000 // 60
 class WindowQuery:
     """The window availability asked for; the same for a read and a stream."""
 
-    first_date: str
-    last_date: str
+    first_date: date
+    last_date: date
     party_size: int
     duration_minutes: int | None
 
@@ -40,19 +39,17 @@ class WindowQuery:
 
 def window_query(
     first_date: Annotated[
-        str,
+        date,
         Query(
-            pattern=_DATE,
             description="The first local date (YYYY-MM-DD) in the resource's time zone",
             examples=["2031-06-01"],
         ),
     ],
     last_date: Annotated[
-        str,
+        date,
         Query(
-            pattern=_DATE,
             description="The last local date, included: not before `first_date`, and at most"
-            " 62 days in all (422 otherwise)",
+            " 62 days in all; both within 1971-01-01 and 2105-12-31 (422 otherwise)",
             examples=["2031-06-02"],
         ),
     ],
@@ -85,8 +82,8 @@ async def read_window_availability(
     """`including`: a change message the answer must reflect (see the stream)."""
     request = availability_pb2.GetWindowAvailabilityRequest(
         resource_id=str(resource_id),
-        first_date=query.first_date,
-        last_date=query.last_date,
+        first_date=query.first_date.isoformat(),
+        last_date=query.last_date.isoformat(),
         party_size=query.party_size,
         min_change_id=including,
     )

@@ -16,13 +16,16 @@ both the request to break the rule and the answer to name exactly that rule.
 - a time is within years 1 to 9999 once in UTC (0001-01-01T01:00:00+02:00
   is not): `date-time` bounds its form, not its value (422);
 - a hold's `ttl_seconds` is within the range the booking service's settings
-  set, which the answer states: the gateway has no range of its own (422).
+  set, which the answer states: the gateway has no range of its own (422);
+- window availability's dates are within 1971-01-01 and 2105-12-31, the
+  last not before the first and at most 62 days on, and its `duration`
+  within the resource's own rules, which the answer states (422).
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import schemathesis
@@ -125,6 +128,8 @@ def refused_for_a_rule_no_schema_states(response: Any, case: Any) -> bool:
     if status == 422 and fields == ["time_range"]:
         query = case.query or {}
         return _breaks_a_window_rule(query.get("start"), query.get("end"), MAX_WINDOW)
+    if status == 422 and "/window-availability" in case.operation.path:
+        return all(_window_date_rule_broken(field, case.query or {}) for field in fields)
     if status == 422 and set(fields) <= {"success_url", "cancel_url"}:
         body = case.body if isinstance(case.body, dict) else {}
         return all(url_problem(str(body.get(f))) == "must be a valid URL" for f in fields)
@@ -133,6 +138,22 @@ def refused_for_a_rule_no_schema_states(response: Any, case: Any) -> bool:
         if not isinstance(slots, list) or not all(isinstance(s, dict) for s in slots):
             return False
         return all(_slot_rule_broken(field, slots) for field in fields)
+    return False
+
+
+def _window_date_rule_broken(field: str, query: dict[str, Any]) -> bool:
+    if field == "duration":  # the resource's own range, stated in the answer
+        return "duration" in query
+    try:
+        first = date.fromisoformat(str(query.get("first_date")))
+        last = date.fromisoformat(str(query.get("last_date")))
+    except ValueError:
+        return False
+    outside = {d for d in (first, last) if not date(1971, 1, 1) <= d <= date(2105, 12, 31)}
+    if field == "first_date":
+        return first in outside
+    if field == "last_date":
+        return last in outside or last < first or (last - first).days >= MAX_WINDOW.days
     return False
 
 
