@@ -1,5 +1,10 @@
 """Answers availability: local cache, then Redis, then Postgres.
 
+`CachedAnswers` is the machinery, for any kind of answer cached per resource
+and span (`AnswerKind`): slot answers here (`AvailabilityReader`), windowed
+resources' inputs in `services.availability.windows`. Both live under the
+resource's generation, so one change message naming the resource drops both.
+
 Each level is filled on the way back only under the version read before the
 level below was asked (see services.availability.cache), so no fill can
 resurrect what an invalidation dropped. While the invalidation consumer is not
