@@ -32,7 +32,7 @@ class Gateway:
     metrics: GatewayMetrics
     readiness: Readiness
     streams: StreamQuota
-    stream_reads: SharedReads[models.Availability]
+    stream_reads: SharedReads[models.Availability | models.WindowAvailability]
 
     def metadata(self, who: Principal) -> tuple[tuple[str, str], ...]:
         return call_metadata(who.tenant, who.key_prefix)

@@ -75,6 +75,31 @@ def availability(value: availability_pb2.ResourceAvailability) -> models.Availab
     )
 
 
+def window_availability(value: availability_pb2.WindowAvailability) -> models.WindowAvailability:
+    return models.WindowAvailability.model_validate(
+        {
+            "resource_id": value.resource_id,
+            "time_zone": value.time_zone,
+            "first_date": value.first_date,
+            "last_date": value.last_date,
+            "party_size": value.party_size,
+            "duration_minutes": value.duration.seconds // 60,
+            "starts": [{"start": _time(s.start_time), "unit_id": s.unit_id} for s in value.starts],
+            "units": [
+                {
+                    "unit_id": u.unit_id,
+                    "name": u.name,
+                    "size": u.size,
+                    "free": [
+                        {"start": _time(r.start_time), "end": _time(r.end_time)} for r in u.free
+                    ],
+                }
+                for u in value.units
+            ],
+        }
+    )
+
+
 def hold(value: booking_pb2.Hold) -> models.Hold:
     return models.Hold.model_validate(
         {

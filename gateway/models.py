@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 import zoneinfo
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -121,6 +121,41 @@ class Availability(Strict):
     start: datetime
     end: datetime
     slots: list[SlotAvailability]
+
+
+class BookableStart(Strict):
+    start: datetime
+    unit_id: uuid.UUID = Field(description="The unit a hold for this window would get now")
+
+
+class FreeInterval(Strict):
+    start: datetime
+    end: datetime
+
+
+class UnitAvailability(Strict):
+    unit_id: uuid.UUID
+    name: str
+    size: int
+    free: list[FreeInterval] = Field(
+        description="The open hours of the dates asked that no live hold or booking (buffers"
+        " included) touches, in order"
+    )
+
+
+class WindowAvailability(Strict):
+    resource_id: uuid.UUID
+    time_zone: str
+    first_date: date
+    last_date: date
+    party_size: int
+    duration_minutes: int
+    starts: list[BookableStart] = Field(
+        description="In order; each can be held now for the duration by the party"
+    )
+    units: list[UnitAvailability] = Field(
+        description="The units that fit the party, best first (smallest, then by name)"
+    )
 
 
 # The longest span a protobuf Duration holds (10,000 years).

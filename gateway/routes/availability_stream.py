@@ -1,4 +1,6 @@
-"""The live availability of a window as Server-Sent Events."""
+"""The live availability of a window as Server-Sent Events: a slotted
+resource's slots in a time range, or a windowed resource's bookable starts
+and free units on some dates."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from datetime import datetime
 from typing import Annotated, Any
 
 import grpc
@@ -22,9 +23,13 @@ from gateway.context import Gateway, gateway_of, requires
 from gateway.problems import ProblemError
 from gateway.routes.common import ERRORS, WindowEnd, WindowStart, v1_router
 from gateway.routes.resources import read_availability
+from gateway.routes.window_availability import WindowQueryParameters, read_window_availability
 from gateway.stream import TooManyStreams, WindowKey
 
 router = v1_router()
+
+# What an `availability` event carries: a slotted or a windowed resource's.
+StreamDocument = models.Availability | models.WindowAvailability
 
 _UINT64_MAX = 2**64 - 1
 # A stream that ends for good (its key stopped being valid) waits this long
@@ -63,36 +68,60 @@ def _json_data(schema: dict[str, Any]) -> dict[str, Any]:
     return {"type": "string", "contentMediaType": "application/json", "contentSchema": schema}
 
 
-# One event of the stream, as Open API 3.1 describes a text/event-stream
-# (each event an object of its fields; heartbeat comments are no events).
-_EVENT_SCHEMA = {
-    "oneOf": [
-        {
-            "type": "object",
-            "required": ["event", "data", "id"],
-            "properties": {
-                "event": {"const": "availability"},
-                "data": _json_data({"$ref": "#/components/schemas/Availability"}),
-                "id": {"type": "string", "pattern": r"^[0-9]{1,20}-[0-9]{1,20}$"},
-            },
+def _event_schema(document: str) -> dict[str, Any]:
+    """One event of a stream whose `availability` events carry `document`, as
+    Open API 3.1 describes a text/event-stream (each event an object of its
+    fields; heartbeat comments are no events)."""
+    return {"oneOf": [_availability_event(document), _CLOSED_EVENT]}
+
+
+def _availability_event(document: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["event", "data", "id"],
+        "properties": {
+            "event": {"const": "availability"},
+            "data": _json_data({"$ref": f"#/components/schemas/{document}"}),
+            "id": {"type": "string", "pattern": r"^[0-9]{1,20}-[0-9]{1,20}$"},
         },
-        {
-            "type": "object",
-            "required": ["event", "data"],
-            "properties": {
-                "event": {"const": "closed"},
-                "data": _json_data(
-                    {
-                        "type": "object",
-                        "required": ["reason", "detail"],
-                        "properties": {"reason": {"type": "string"}, "detail": {"type": "string"}},
-                    }
-                ),
-                "retry": {"type": "integer"},
-            },
-        },
-    ]
+    }
+
+
+_CLOSED_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"const": "closed"},
+        "data": _json_data(
+            {
+                "type": "object",
+                "required": ["reason", "detail"],
+                "properties": {"reason": {"type": "string"}, "detail": {"type": "string"}},
+            }
+        ),
+        "retry": {"type": "integer"},
+    },
 }
+
+
+def _stream_responses(document: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        **ERRORS,
+        200: {
+            "content": {"text/event-stream": {"schema": _event_schema(document)}},
+            "description": (
+                f"`availability` events (data: the {document} document, id: the position"
+                " to resume from), `: heartbeat` comments while nothing changes, and a last"
+                " `closed` event (data: `reason`, `detail`) when the API key stops being"
+                " valid."
+            ),
+        },
+        429: {
+            "model": models.Problem,
+            "description": "Rate limited, or the API key holds all the streams it may; see"
+            " Retry-After",
+        },
+    }
 
 
 class _StreamResponse(StreamingResponse):
@@ -119,23 +148,7 @@ def _sse(event: str, data: str, event_id: str | None = None) -> str:
 
 @router.get(
     "/resources/{resource_id}/availability/stream",
-    responses={
-        **ERRORS,
-        200: {
-            "content": {"text/event-stream": {"schema": _EVENT_SCHEMA}},
-            "description": (
-                "`availability` events (data: the Availability document, id: the position"
-                " to resume from), `: heartbeat` comments while nothing changes, and a last"
-                " `closed` event (data: `reason`, `detail`) when the API key stops being"
-                " valid."
-            ),
-        },
-        429: {
-            "model": models.Problem,
-            "description": "Rate limited, or the API key holds all the streams it may; see"
-            " Retry-After",
-        },
-    },
+    responses=_stream_responses("Availability"),
     response_class=StreamingResponse,
 )
 async def stream_availability(
@@ -148,10 +161,53 @@ async def stream_availability(
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     """Server-Sent Events: `availability` events with the resource's numbers
-    whenever they change, heartbeat comments while they do not. Reconnect
+    whenever they change, heartbeats while they do not. Reconnect
     with `Last-Event-ID` to get what changed meanwhile. The stream ends when
     its API key is revoked or expires. An API key holds a limited number of
     streams at once (429 beyond)."""
+
+    async def read(change_id: str) -> StreamDocument:
+        return await read_availability(gw, who, resource_id, start, end, including=change_id)
+
+    window_key = (who.tenant, str(resource_id), start.isoformat(), end.isoformat())
+    return await _open_stream(gw, who, request, window_key, read, last_event_id)
+
+
+@router.get(
+    "/resources/{resource_id}/window-availability/stream",
+    responses=_stream_responses("WindowAvailability"),
+    response_class=StreamingResponse,
+)
+async def stream_window_availability(
+    resource_id: uuid.UUID,
+    query: WindowQueryParameters,
+    request: Request,
+    gw: Annotated[Gateway, Depends(gateway_of)],
+    who: Annotated[Principal, Depends(requires("availability:read"))],
+    last_event_id: LastEventId = None,
+) -> StreamingResponse:
+    """Server-Sent Events for a windowed resource: `availability` events with
+    its window availability (as `/window-availability` with the same query)
+    whenever a hold, a booking or its setup changes, and otherwise as
+    `/availability/stream`."""
+
+    async def read(change_id: str) -> StreamDocument:
+        return await read_window_availability(gw, who, resource_id, query, including=change_id)
+
+    window_key = (who.tenant, str(resource_id), "window", query.key)
+    return await _open_stream(gw, who, request, window_key, read, last_event_id)
+
+
+async def _open_stream(
+    gw: Gateway,
+    who: Principal,
+    request: Request,
+    window_key: WindowKey,
+    read: Callable[[str], Awaitable[StreamDocument]],
+    last_event_id: str | None,
+) -> StreamingResponse:
+    """Takes a place for the stream (429 without one), reads the first
+    document (its errors, 404 say, before streaming) and streams."""
     place = contextlib.ExitStack()
     try:
         place.enter_context(gw.streams.place(who.key_prefix))
@@ -165,9 +221,9 @@ async def stream_availability(
     with place:
         # The stream position first: the numbers read next are at least as new.
         since = last_event_id or await gw.hub.newest_id()
-        first = await read_availability(gw, who, resource_id, start, end)  # 404 before streaming
+        first = await read("")
         events = _availability_events(
-            gw, who, request, resource_id, (start, end), first, since, last_event_id is not None
+            gw, request, window_key, read, first, since, last_event_id is not None
         )
         response = _StreamResponse(events, place.pop_all())
     gw.metrics.sse_subscribers.inc()
@@ -176,27 +232,20 @@ async def stream_availability(
 
 async def _availability_events(
     gw: Gateway,
-    who: Principal,
     request: Request,
-    resource_id: uuid.UUID,
-    window: tuple[datetime, datetime],
-    first: models.Availability,
+    window_key: WindowKey,
+    read: Callable[[str], Awaitable[StreamDocument]],
+    first: StreamDocument,
     since: str,
     resuming: bool,
 ) -> AsyncIterator[str]:
     """The stream's events: `first` unless resuming from `since`, then one
     per change (read once per change for every subscriber of the window),
-    heartbeats between, and a last one when the key stops being valid."""
-    start, end = window
-    resource = (who.tenant, str(resource_id))
-    window_key = (*resource, start.isoformat(), end.isoformat())
+    heartbeats between, and a last one when the key stops being valid.
+    `read(change_id)` names the change the answer must include: the
+    availability service may not have applied it yet."""
+    resource = (window_key[0], window_key[1])
     authorization = request.headers.get("authorization")
-
-    async def read(change_id: str) -> models.Availability:
-        # The availability service may not have applied this change yet;
-        # naming it makes the answer include it.
-        return await read_availability(gw, who, resource_id, start, end, including=change_id)
-
     with gw.hub.subscribe(resource) as changes, gw.stream_reads.watching(window_key):
         # Subscribed: from here on no change is missed. What changed after
         # `since` but before that (or while a resuming client was away) is
@@ -215,7 +264,7 @@ async def _live_events(
     authorization: str | None,
     changes: asyncio.Queue[str],
     window_key: WindowKey,
-    read: Callable[[str], Awaitable[models.Availability]],
+    read: Callable[[str], Awaitable[StreamDocument]],
     pending_id: str | None,
 ) -> AsyncGenerator[str, None]:
     """After the first event: one per change, heartbeats between, and a last

@@ -20,7 +20,10 @@ both the request to break the rule and the answer to name exactly that rule.
 - a windowed resource's rules: min_duration_minutes <= max_duration_minutes,
   `window_rules` given exactly for a windowed resource; its hours: one
   day's ranges do not overlap, each weekday once, and an exception's date
-  exists (2030-02-30 fits the pattern): relations and calendars (422).
+  exists (2030-02-30 fits the pattern): relations and calendars (422);
+- window availability's dates are within 1971-01-01 and 2105-12-31, the
+  last not before the first and at most 62 days on, and its `duration`
+  within the resource's own rules, which the answer states (422).
 """
 
 from __future__ import annotations
@@ -129,6 +132,8 @@ def refused_for_a_rule_no_schema_states(response: Any, case: Any) -> bool:
     if status == 422 and fields == ["time_range"]:
         query = case.query or {}
         return _breaks_a_window_rule(query.get("start"), query.get("end"), MAX_WINDOW)
+    if status == 422 and "/window-availability" in case.operation.path:
+        return all(_window_date_rule_broken(field, case.query or {}) for field in fields)
     if status == 422 and set(fields) <= {"success_url", "cancel_url"}:
         body = case.body if isinstance(case.body, dict) else {}
         return all(url_problem(str(body.get(f))) == "must be a valid URL" for f in fields)
@@ -139,6 +144,22 @@ def refused_for_a_rule_no_schema_states(response: Any, case: Any) -> bool:
         if not isinstance(slots, list) or not all(isinstance(s, dict) for s in slots):
             return False
         return all(_slot_rule_broken(field, slots) for field in fields)
+    return False
+
+
+def _window_date_rule_broken(field: str, query: dict[str, Any]) -> bool:
+    if field == "duration":  # the resource's own range, stated in the answer
+        return "duration" in query
+    try:
+        first = date.fromisoformat(str(query.get("first_date")))
+        last = date.fromisoformat(str(query.get("last_date")))
+    except ValueError:
+        return False
+    outside = {d for d in (first, last) if not date(1971, 1, 1) <= d <= date(2105, 12, 31)}
+    if field == "first_date":
+        return first in outside
+    if field == "last_date":
+        return last in outside or last < first or (last - first).days >= MAX_WINDOW.days
     return False
 
 
