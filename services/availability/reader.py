@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Generic, TypeVar
 
 import asyncpg
 from redis.exceptions import RedisError
@@ -27,6 +29,7 @@ from services.availability.repository import AvailabilityRepository, TooManySlot
 log = logging.getLogger(__name__)
 
 ResourceAvailability = availability_pb2.ResourceAvailability
+T = TypeVar("T")
 
 
 def span_of(start: datetime, end: datetime) -> str:
@@ -55,7 +58,121 @@ def to_message(
     )
 
 
+@dataclass(frozen=True)
+class AnswerKind(Generic[T]):
+    """One kind of answer the caches hold per resource and span (slot
+    answers, window inputs): how Postgres gives it and how it travels
+    through Redis. `load` answers for each resource asked, or raises."""
+
+    span: str
+    load: Callable[[Sequence[uuid.UUID]], Awaitable[dict[uuid.UUID, T]]]
+    decode: Callable[[bytes], T]
+    encode: Callable[[T], bytes]
+    type: type[T]
+
+
+class CachedAnswers:
+    """Local cache, then Redis, then Postgres, for any AnswerKind; Postgres
+    alone while the invalidation consumer is not live or `fresh` asks."""
+
+    def __init__(
+        self,
+        shared: SharedCache,
+        local: LocalCache,
+        metrics: AvailabilityMetrics,
+        cache_live: Callable[[], bool],
+    ) -> None:
+        self._shared = shared
+        self._local = local
+        self._metrics = metrics
+        # The invalidation consumer's state: the caches may be used only while
+        # it is live, i.e. sure to see every invalidation.
+        self._cache_live = cache_live
+
+    async def read(
+        self,
+        tenant_id: str,
+        resource_ids: Sequence[uuid.UUID],
+        kind: AnswerKind[T],
+        *,
+        fresh: bool = False,
+    ) -> list[T]:
+        """The answer for each resource, in order. `fresh` reads Postgres
+        whatever the caches hold."""
+        bypass = "fresh" if fresh else "degraded" if not self._cache_live() else None
+        if bypass is not None:
+            self._metrics.cache_misses.labels(bypass).inc(len(resource_ids))
+            found = await kind.load(resource_ids)
+            return [found[r] for r in resource_ids]
+
+        answers: dict[uuid.UUID, T] = {}
+        # Local versions are taken before Redis is asked, shared ones (inside
+        # SharedRead) before Postgres is: each fill is checked against them.
+        ask_redis: list[tuple[uuid.UUID, tuple[int, int]]] = []
+        for resource_id in dict.fromkeys(resource_ids):
+            key = (tenant_id, str(resource_id))
+            cached = self._local.get(key, kind.span)
+            if isinstance(cached, kind.type):
+                self._metrics.cache_hits.labels("local").inc()
+                answers[resource_id] = cached
+            else:
+                ask_redis.append((resource_id, self._local.version(key)))
+        if ask_redis:
+            await self._through_redis(tenant_id, ask_redis, kind, answers)
+        return [answers[r] for r in resource_ids]
+
+    async def _through_redis(
+        self,
+        tenant_id: str,
+        wanted: list[tuple[uuid.UUID, tuple[int, int]]],
+        kind: AnswerKind[T],
+        answers: dict[uuid.UUID, T],
+    ) -> None:
+        span = kind.span
+        keys: list[ResourceKey] = [(tenant_id, str(r)) for r, _ in wanted]
+        try:
+            seen = await self._shared.get_many(keys, span)
+        except RedisError as error:
+            self._redis_failed(error)
+            self._metrics.cache_misses.labels("degraded").inc(len(wanted))
+            answers.update(await kind.load([r for r, _ in wanted]))
+            return
+
+        misses: list[tuple[uuid.UUID, ResourceKey, tuple[int, int], SharedRead]] = []
+        for (resource_id, local_version), key, read in zip(wanted, keys, seen, strict=True):
+            if read.value is None:
+                misses.append((resource_id, key, local_version, read))
+                continue
+            self._metrics.cache_hits.labels("redis").inc()
+            answer = kind.decode(read.value)
+            self._local.put(key, span, answer, local_version)
+            answers[resource_id] = answer
+        if not misses:
+            return
+
+        self._metrics.cache_misses.labels("miss").inc(len(misses))
+        found = await kind.load([m[0] for m in misses])
+        fills: list[tuple[ResourceKey, SharedRead, bytes]] = []
+        for resource_id, key, local_version, read in misses:
+            answer = found[resource_id]
+            answers[resource_id] = answer
+            fills.append((key, read, kind.encode(answer)))
+            self._local.put(key, span, answer, local_version)
+        try:
+            await self._shared.put_many(fills, span)
+        except RedisError as error:
+            self._redis_failed(error)
+
+    def _redis_failed(self, error: RedisError) -> None:
+        # The consumer notices an outage on its own and turns the caches off;
+        # this request just answers from Postgres.
+        self._metrics.cache_errors.inc()
+        log.warning("availability cache unavailable for this request: %s", error)
+
+
 class AvailabilityReader:
+    """Slot answers, through CachedAnswers."""
+
     def __init__(
         self,
         repository: AvailabilityRepository,
@@ -66,13 +183,8 @@ class AvailabilityReader:
         cache_live: Callable[[], bool],
     ) -> None:
         self._repository = repository
-        self._shared = shared
-        self._local = local
-        self._metrics = metrics
         self._max_slots = max_slots
-        # The invalidation consumer's state: the caches may be used only while
-        # it is live, i.e. sure to see every invalidation.
-        self._cache_live = cache_live
+        self._cached = CachedAnswers(shared, local, metrics, cache_live)
 
     async def read(
         self,
@@ -85,71 +197,18 @@ class AvailabilityReader:
     ) -> list[ResourceAvailability]:
         """Availability of each resource, in order; NOT_FOUND if any is unknown.
         `fresh` reads Postgres whatever the caches hold."""
-        bypass = "fresh" if fresh else "degraded" if not self._cache_live() else None
-        if bypass is not None:
-            self._metrics.cache_misses.labels(bypass).inc(len(resource_ids))
-            found = await self._from_database(tenant_id, resource_ids, start, end)
-            return [found[r] for r in resource_ids]
 
-        span = span_of(start, end)
-        answers: dict[uuid.UUID, ResourceAvailability] = {}
-        # Local versions are taken before Redis is asked, shared ones (inside
-        # SharedRead) before Postgres is: each fill is checked against them.
-        ask_redis: list[tuple[uuid.UUID, tuple[int, int]]] = []
-        for resource_id in dict.fromkeys(resource_ids):
-            key = (tenant_id, str(resource_id))
-            cached = self._local.get(key, span)
-            if isinstance(cached, ResourceAvailability):
-                self._metrics.cache_hits.labels("local").inc()
-                answers[resource_id] = cached
-            else:
-                ask_redis.append((resource_id, self._local.version(key)))
-        if ask_redis:
-            await self._through_redis(tenant_id, ask_redis, start, end, span, answers)
-        return [answers[r] for r in resource_ids]
+        async def load(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, ResourceAvailability]:
+            return await self._from_database(tenant_id, ids, start, end)
 
-    async def _through_redis(
-        self,
-        tenant_id: str,
-        wanted: list[tuple[uuid.UUID, tuple[int, int]]],
-        start: datetime,
-        end: datetime,
-        span: str,
-        answers: dict[uuid.UUID, ResourceAvailability],
-    ) -> None:
-        keys: list[ResourceKey] = [(tenant_id, str(r)) for r, _ in wanted]
-        try:
-            seen = await self._shared.get_many(keys, span)
-        except RedisError as error:
-            self._redis_failed(error)
-            self._metrics.cache_misses.labels("degraded").inc(len(wanted))
-            answers.update(await self._from_database(tenant_id, [r for r, _ in wanted], start, end))
-            return
-
-        misses: list[tuple[uuid.UUID, ResourceKey, tuple[int, int], SharedRead]] = []
-        for (resource_id, local_version), key, read in zip(wanted, keys, seen, strict=True):
-            if read.value is None:
-                misses.append((resource_id, key, local_version, read))
-                continue
-            self._metrics.cache_hits.labels("redis").inc()
-            answer = ResourceAvailability.FromString(read.value)
-            self._local.put(key, span, answer, local_version)
-            answers[resource_id] = answer
-        if not misses:
-            return
-
-        self._metrics.cache_misses.labels("miss").inc(len(misses))
-        found = await self._from_database(tenant_id, [m[0] for m in misses], start, end)
-        fills: list[tuple[ResourceKey, SharedRead, bytes]] = []
-        for resource_id, key, local_version, read in misses:
-            answer = found[resource_id]
-            answers[resource_id] = answer
-            fills.append((key, read, answer.SerializeToString()))
-            self._local.put(key, span, answer, local_version)
-        try:
-            await self._shared.put_many(fills, span)
-        except RedisError as error:
-            self._redis_failed(error)
+        kind = AnswerKind(
+            span_of(start, end),
+            load,
+            ResourceAvailability.FromString,
+            ResourceAvailability.SerializeToString,
+            ResourceAvailability,
+        )
+        return await self._cached.read(tenant_id, resource_ids, kind, fresh=fresh)
 
     async def _from_database(
         self, tenant_id: str, resource_ids: Sequence[uuid.UUID], start: datetime, end: datetime
@@ -174,9 +233,3 @@ class AvailabilityReader:
             if resource_id not in rows:
                 raise not_found("resource", str(resource_id))
         return {r: to_message(r, start, end, rows[r]) for r in resource_ids}
-
-    def _redis_failed(self, error: RedisError) -> None:
-        # The consumer notices an outage on its own and turns the caches off;
-        # this request just answers from Postgres.
-        self._metrics.cache_errors.inc()
-        log.warning("availability cache unavailable for this request: %s", error)

@@ -25,6 +25,8 @@ from services.availability.handlers import AvailabilityHandler
 from services.availability.metrics import AvailabilityMetrics
 from services.availability.reader import AvailabilityReader
 from services.availability.repository import AvailabilityRepository
+from services.availability.window_repository import WindowRepository
+from services.availability.windows import WindowReader
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +121,12 @@ class AvailabilityApp:
             s.max_slots_per_resource,
             self._cache_live,
         )
-        self.host = self._grpc_host(AvailabilityHandler(self.reader, s, self._applied_change_id))
+        windows = WindowReader(
+            WindowRepository(self.pool), self.shared, self.local, self.metrics, self._cache_live
+        )
+        self.host = self._grpc_host(
+            AvailabilityHandler(self.reader, windows, s, self._applied_change_id)
+        )
         self.consumer = InvalidationConsumer(
             self.stream_redis,
             stream_key(s, AVAILABILITY_TOPIC),

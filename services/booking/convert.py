@@ -26,6 +26,7 @@ def resource(value: Resource) -> inventory_pb2.Resource:
         price=money(value.price_minor, value.currency),
         default_capacity=value.default_capacity,
         create_time=timestamp(value.created_at),
+        kind=inventory_pb2.ResourceKind.Value(f"RESOURCE_KIND_{value.kind.value}"),
     )
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from holdfast.scheduling.intervals import Interval
+from holdfast.scheduling.rules import WindowRules
 
 
 class HoldStatus(enum.StrEnum):
@@ -29,6 +30,7 @@ class Resource:
     currency: str
     default_capacity: int
     created_at: datetime
+    kind: ResourceKind
 
 
 @dataclass(frozen=True)
@@ -279,6 +281,16 @@ class ResourceUnit:
     size: int
     active: bool
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class WindowTerms:
+    """How a windowed resource sells its windows: its `rules`, and what its
+    price is for: each `price_period` of a window, every started one counting
+    whole (an hour, a night), or, when zero, the booking as a whole."""
+
+    rules: WindowRules
+    price_period: timedelta = timedelta(0)
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ from typing import TypeVar
 
 from holdfast.platform.errors import DomainError, ErrorKind, failed_precondition, not_found
 from holdfast.platform.pagination import Cursor
-from services.booking.domain import NewResource, NewSlot, Resource, Slot
+from services.booking.domain import NewResource, NewSlot, Resource, Slot, WindowTerms
 from services.booking.idempotency import IdempotentCall
 from services.booking.repository import BookingRepository, Transaction
+from services.booking.windowed_inventory import WindowedInventory
 
 Response = TypeVar("Response")
 
@@ -19,6 +20,8 @@ Response = TypeVar("Response")
 class Inventory:
     def __init__(self, repository: BookingRepository) -> None:
         self._repo = repository
+        # Windowed resources' rules, units and hours.
+        self.windows = WindowedInventory(repository)
 
     async def create_resource(
         self,
@@ -26,8 +29,17 @@ class Inventory:
         new: NewResource,
         call: IdempotentCall[Resource, Response],
         actor: str,
+        terms: WindowTerms | None = None,
     ) -> Response:
-        return await call.run(self._repo, tenant_id, actor, lambda tx: tx.create_resource(new))
+        """A slotted resource, or with `terms` a windowed one (both in one transaction)."""
+
+        async def create(tx: Transaction) -> Resource:
+            resource = await tx.create_resource(new)
+            if terms is None:
+                return resource
+            return await self.windows.make_windowed(tx, resource, terms)
+
+        return await call.run(self._repo, tenant_id, actor, create)
 
     async def get_resource(self, tenant_id: str, resource_id: uuid.UUID) -> Resource:
         resource = await self._repo.get_resource(tenant_id, resource_id)

@@ -17,11 +17,10 @@ from holdfast.platform.proto_time import read_time_range
 from holdfast.platform.validation import Violations, parse_id
 from services.booking import convert
 from services.booking.config import BookingSettings
-from services.booking.domain import (
-    NewResource,
-    NewSlot,
-)
+from services.booking.convert_windows import read_kind, read_terms
+from services.booking.domain import NewResource, NewSlot, ResourceKind, WindowTerms
 from services.booking.handlers.request_keys import request_key
+from services.booking.handlers.windowed_inventory import WindowedInventoryCalls
 from services.booking.idempotency import IdempotentCall
 from services.booking.inventory import Inventory
 from services.booking.limits import (
@@ -39,11 +38,29 @@ def _time_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
-class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
+def _window_terms(
+    v: Violations, request: inventory_pb2.CreateResourceRequest
+) -> WindowTerms | None:
+    """A WINDOWED resource's rules (required); a slotted one takes none."""
+    kind = read_kind(v, request.kind)
+    if kind is ResourceKind.WINDOWED:
+        if request.HasField("window_rules"):
+            return read_terms(v, "window_rules", request.window_rules)
+        v.add("window_rules", "is required for a RESOURCE_KIND_WINDOWED resource")
+    elif kind is ResourceKind.SLOTTED and request.HasField("window_rules"):
+        v.add("window_rules", "only a RESOURCE_KIND_WINDOWED resource takes window rules")
+    return None
+
+
+class InventoryHandler(WindowedInventoryCalls, inventory_pb2_grpc.InventoryServiceServicer):
+    """Resources and slots here; windowed resources' rules, units and hours
+    in `WindowedInventoryCalls`."""
+
     def __init__(
         self, inventory: Inventory, settings: BookingSettings, pages: pagination.PageTokens
     ) -> None:
         self._inventory = inventory
+        self._windows = inventory.windows
         self._limits = BookingLimits.from_settings(settings)
         self._pages = pages
 
@@ -60,6 +77,7 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
         currency = v.currency("price.currency_code", request.price.currency_code)
         v.int_range("price.amount_minor", request.price.amount_minor, 0, MAX_PRICE_MINOR)
         v.int_range("default_capacity", request.default_capacity, 0, MAX_CAPACITY)
+        terms = _window_terms(v, request)
         key = request_key(v, "CreateResource", request)
         v.raise_if_any()
         new = NewResource(
@@ -70,7 +88,7 @@ class InventoryHandler(inventory_pb2_grpc.InventoryServiceServicer):
             default_capacity=request.default_capacity,
         )
         return await self._inventory.create_resource(
-            tenant, new, IdempotentCall(key, convert.CREATE_RESOURCE), current_actor()
+            tenant, new, IdempotentCall(key, convert.CREATE_RESOURCE), current_actor(), terms
         )
 
     async def GetResource(

@@ -8,7 +8,8 @@ lock timeouts, deadlocks and serialization failures as ABORTED with a retry
 hint, an unreachable or overloaded database as UNAVAILABLE.
 
 - `inventory`: resources and slots; `units`: windowed resources' rules,
-  units and hours; `windows`: holds' windows on units, which the exclusion
+  units and hours; `window_changes`: the audit and outbox rows of their
+  changes; `windows`: holds' windows on units, which the exclusion
   constraint keeps apart; `holds` and `hold_changes`: holds and their
   transitions (with the lock order); `checkouts` and `refunds`: the payment
   side; `idempotency`: request ids; `outbox`: what the relay and the payment
@@ -34,6 +35,7 @@ from services.booking.repository.inventory import InventoryReads, InventoryState
 from services.booking.repository.outbox import OutboxRepository
 from services.booking.repository.refunds import RefundReads, RefundStatements
 from services.booking.repository.units import UnitReads, UnitStatements
+from services.booking.repository.window_changes import WindowChangeStatements
 from services.booking.repository.windows import WindowReads, WindowStatements
 
 __all__ = [
@@ -56,6 +58,7 @@ class Transaction(
     CheckoutStatements,
     RefundStatements,
     UnitStatements,
+    WindowChangeStatements,
     WindowStatements,
     TransactionScope,
 ):

@@ -12,7 +12,14 @@ import asyncpg
 from holdfast.platform.context import current_correlation_id
 from holdfast.platform.pagination import Cursor
 from holdfast.platform.records import from_record
-from services.booking.domain import NewResource, NewSlot, Resource, Slot, SlotPreview
+from services.booking.domain import (
+    NewResource,
+    NewSlot,
+    Resource,
+    ResourceKind,
+    Slot,
+    SlotPreview,
+)
 from services.booking.repository.base import (
     PoolScope,
     TransactionScope,
@@ -26,8 +33,8 @@ def _slot(row: asyncpg.Record) -> Slot:
     return from_record(Slot, row)
 
 
-def _resource(row: asyncpg.Record) -> Resource:
-    return from_record(Resource, row)
+def resource_of(row: asyncpg.Record) -> Resource:
+    return from_record(Resource, row, kind=ResourceKind(row["kind"]))
 
 
 def _preview(row: asyncpg.Record) -> SlotPreview:
@@ -82,7 +89,7 @@ class InventoryStatements(TransactionScope):
             self.actor,
             current_correlation_id(),
         )
-        return _resource(row)
+        return resource_of(row)
 
     async def create_slots(
         self, resource: Resource, new_slots: Sequence[NewSlot]
@@ -203,7 +210,7 @@ class InventoryReads(PoolScope):
             row = await self._pool.fetchrow(
                 "SELECT * FROM resources WHERE tenant_id = $1 AND id = $2", tenant_id, resource_id
             )
-        return _resource(row) if row else None
+        return resource_of(row) if row else None
 
     async def list_resources(
         self, tenant_id: str, after: Cursor | None, limit: int
@@ -222,7 +229,7 @@ class InventoryReads(PoolScope):
                 after.uuid if after else None,
                 limit,
             )
-        return [_resource(row) for row in rows]
+        return [resource_of(row) for row in rows]
 
     # --- slots ---------------------------------------------------------------
 
