@@ -30,6 +30,9 @@ def resource(value: inventory_pb2.Resource) -> models.Resource:
             "price": _money(value.price),
             "default_capacity": value.default_capacity,
             "created_at": _time(value.create_time),
+            "kind": inventory_pb2.ResourceKind.Name(value.kind)
+            .removeprefix("RESOURCE_KIND_")
+            .lower(),
         }
     )
 

@@ -95,6 +95,9 @@ class Resource(Strict):
     price: Money
     default_capacity: int
     created_at: datetime
+    kind: Literal["slotted", "windowed"] = Field(
+        description="slotted: sold in slots with a capacity; windowed: units sold for windows"
+    )
 
 
 class ResourceList(Strict):

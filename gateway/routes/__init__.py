@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gateway.routes import availability_stream, bookings, holds, inventory, resources
+from gateway.routes import availability_stream, bookings, holds, inventory, resources, windowed
 
 router = APIRouter()
 # In this order the OpenAPI document lists them.
-for _part in (resources, availability_stream, holds, bookings, inventory):
+for _part in (resources, availability_stream, holds, bookings, inventory, windowed):
     router.include_router(_part.router)

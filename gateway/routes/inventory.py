@@ -8,9 +8,10 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from gateway import convert, models
+from gateway import convert, models, window_models
 from gateway.auth import Principal
 from gateway.context import Gateway, gateway_of, requires
+from gateway.convert_windows import named_as_sent, rules_message
 from gateway.routes.common import ERRORS, RESOURCE_ID, deadline, link, linked, v1_router
 from holdfast.contracts.booking.v1 import inventory_pb2
 from holdfast.contracts.common.v1 import money_pb2
@@ -34,21 +35,26 @@ router = v1_router()
     ),
 )
 async def create_resource(
-    body: models.ResourceCreate,
+    body: window_models.ResourceCreate,
     gw: Annotated[Gateway, Depends(gateway_of)],
     who: Annotated[Principal, Depends(requires("inventory:admin"))],
 ) -> models.Resource:
-    answer = await gw.downstream.inventory.CreateResource(
-        inventory_pb2.CreateResourceRequest(
-            name=body.name,
-            time_zone=body.time_zone,
-            price=money_pb2.Money(
-                currency_code=body.price.currency, amount_minor=body.price.amount_minor
-            ),
-            default_capacity=body.default_capacity,
+    """A slotted resource, or a windowed one with its `window_rules`."""
+    request = inventory_pb2.CreateResourceRequest(
+        name=body.name,
+        time_zone=body.time_zone,
+        price=money_pb2.Money(
+            currency_code=body.price.currency, amount_minor=body.price.amount_minor
         ),
-        metadata=gw.metadata(who),
-        timeout=deadline(gw),
+        default_capacity=body.default_capacity,
+        kind=inventory_pb2.ResourceKind.Value(f"RESOURCE_KIND_{body.kind.upper()}"),
+    )
+    if body.window_rules is not None:
+        request.window_rules.CopyFrom(rules_message(body.window_rules))
+    answer = await named_as_sent(
+        gw.downstream.inventory.CreateResource(
+            request, metadata=gw.metadata(who), timeout=deadline(gw)
+        )
     )
     return convert.resource(answer.resource)
 

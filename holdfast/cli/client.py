@@ -17,14 +17,16 @@ from holdfast.cli.holds import add_hold_commands
 from holdfast.cli.inventory import add_resource_commands, add_slot_commands
 from holdfast.cli.rpc import CommandTree
 from holdfast.cli.webhooks import add_webhook_commands
+from holdfast.cli.windows import add_window_commands
 
 
 def add_client_commands(commands: Any) -> None:
-    """Adds the resources/slots/holds/bookings/availability/pay/webhooks subcommands
-    to the `holdfast` parser."""
+    """Adds the resources/slots/setup/units/hours/holds/bookings/availability/pay/webhooks
+    subcommands to the `holdfast` parser."""
     tree = CommandTree(commands)
     add_resource_commands(tree)
     add_slot_commands(tree)
+    add_window_commands(tree)
     add_hold_commands(tree)
     add_booking_commands(tree)
     add_availability_command(tree)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 
-from holdfast.cli.rpc import CommandTree, Stubs, utc
+from holdfast.cli.rpc import CommandTree, Stubs, time_range, utc
 from holdfast.contracts.booking.v1 import booking_pb2
 
 
@@ -16,10 +17,15 @@ async def _holds_create(args: argparse.Namespace, stubs: Stubs, md: Any) -> Mess
     request = booking_pb2.CreateHoldRequest(
         resource_id=args.resource,
         slot_ids=args.slot,
-        quantity=args.quantity,
         customer_ref=args.customer_ref,
         request_id=args.request_id,
+        party_size=args.party,
+        unit_id=args.unit,
     )
+    if args.window is not None:
+        request.window.CopyFrom(time_range(*args.window))
+    else:  # a window's hold takes a party (or a unit), not a quantity
+        request.quantity = args.quantity
     if args.ttl is not None:
         ttl = Duration()
         ttl.FromSeconds(args.ttl)
@@ -67,12 +73,33 @@ def _print_checkout(response: Message) -> None:
     print(f"amount    {checkout.amount.amount_minor} {checkout.amount.currency_code} (minor units)")
 
 
+def window(text: str) -> tuple[datetime, datetime]:
+    """ "START/END", each ISO 8601 with its offset."""
+    start, slash, end = text.partition("/")
+    try:
+        found = datetime.fromisoformat(start), datetime.fromisoformat(end)
+    except ValueError:
+        found = None
+    if not slash or found is None or any(t.tzinfo is None for t in found):
+        raise argparse.ArgumentTypeError(f"{text!r} is not START/END, each with its offset")
+    return found
+
+
 def add_hold_commands(tree: CommandTree) -> None:
     holds = tree.group("holds", "take, read, release, pay for and confirm holds")
     p = tree.action(holds, "create", _holds_create)
     p.add_argument("--resource", required=True)
-    p.add_argument("--slot", action="append", required=True, help="repeat for several slots")
-    p.add_argument("--quantity", type=int, default=1)
+    p.add_argument("--slot", action="append", default=[], help="repeat for several slots")
+    p.add_argument("--quantity", type=int, default=1, help="places on each slot")
+    p.add_argument(
+        "--window",
+        type=window,
+        metavar="START/END",
+        help="a windowed resource's window, ISO 8601 with offsets,"
+        " e.g. 2030-05-03T19:30+02:00/2030-05-03T21:30+02:00",
+    )
+    p.add_argument("--party", type=int, default=0, help="party size, with --window")
+    p.add_argument("--unit", default="", help="a unit id, with --window (default: the best fit)")
     p.add_argument("--customer-ref", default="")
     p.add_argument("--ttl", type=int, help="seconds")
     p.add_argument("--request-id", default="", help="idempotency key")

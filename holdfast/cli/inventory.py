@@ -10,6 +10,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from holdfast.cli.rpc import CommandTree, Stubs, time_range
+from holdfast.cli.windows import add_rule_options, window_rules
 from holdfast.contracts.booking.v1 import inventory_pb2
 from holdfast.contracts.common.v1 import money_pb2
 
@@ -20,7 +21,11 @@ async def _resources_create(args: argparse.Namespace, stubs: Stubs, md: Any) -> 
         time_zone=args.time_zone,
         price=money_pb2.Money(currency_code=args.currency, amount_minor=args.price_minor),
         default_capacity=args.capacity,
+        request_id=args.request_id,
     )
+    if args.windowed:
+        request.kind = inventory_pb2.RESOURCE_KIND_WINDOWED
+        request.window_rules.CopyFrom(window_rules(args))
     response: Message = await stubs.inventory.CreateResource(request, metadata=md)
     return response
 
@@ -63,6 +68,14 @@ def add_resource_commands(tree: CommandTree) -> None:
     p.add_argument("--price-minor", type=int, required=True, help="e.g. 4500 for 45.00")
     p.add_argument("--currency", default="EUR")
     p.add_argument("--capacity", type=int, default=1, help="default capacity of its slots")
+    p.add_argument("--request-id", default="", help="idempotency key")
+    p.add_argument(
+        "--windowed",
+        action="store_true",
+        help="units sold for windows (see `holdfast units`, `holdfast hours`) under the"
+        " rules below, instead of slots",
+    )
+    add_rule_options(p, required=False)
     tree.action(resources, "list", _resources_list, tree.paging)
 
 

@@ -9,7 +9,14 @@ from typing import TypeVar
 
 from holdfast.platform.errors import DomainError, ErrorKind, failed_precondition, not_found
 from holdfast.platform.pagination import Cursor
-from services.booking.domain import NewResource, NewSlot, Resource, Slot, WindowTerms
+from services.booking.domain import (
+    NewResource,
+    NewSlot,
+    Resource,
+    ResourceKind,
+    Slot,
+    WindowTerms,
+)
 from services.booking.idempotency import IdempotentCall
 from services.booking.repository import BookingRepository, Transaction
 from services.booking.windowed_inventory import WindowedInventory
@@ -63,6 +70,15 @@ class Inventory:
         resource = await self.get_resource(tenant_id, resource_id)
 
         async def create(tx: Transaction) -> list[Slot]:
+            # Locked, so that it cannot become windowed while its slots are made.
+            locked = await tx.lock_resource(resource_id)
+            if locked is not None and locked.kind is ResourceKind.WINDOWED:
+                raise failed_precondition(
+                    "RESOURCE_NOT_SLOTTED",
+                    f"resource {resource_id} is windowed: it sells its units for windows,"
+                    " not slots",
+                    {"resource_id": str(resource_id)},
+                )
             created = await tx.create_slots(resource, new_slots)
             if created is None:
                 # Raising rolls the whole batch back: all or none.
