@@ -16,13 +16,17 @@ both the request to break the rule and the answer to name exactly that rule.
 - a time is within years 1 to 9999 once in UTC (0001-01-01T01:00:00+02:00
   is not): `date-time` bounds its form, not its value (422);
 - a hold's `ttl_seconds` is within the range the booking service's settings
-  set, which the answer states: the gateway has no range of its own (422).
+  set, which the answer states: the gateway has no range of its own (422);
+- a windowed resource's rules: min_duration_minutes <= max_duration_minutes,
+  `window_rules` given exactly for a windowed resource; its hours: one
+  day's ranges do not overlap, each weekday once, and an exception's date
+  exists (2030-02-30 fits the pattern): relations and calendars (422).
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import schemathesis
@@ -128,6 +132,8 @@ def refused_for_a_rule_no_schema_states(response: Any, case: Any) -> bool:
     if status == 422 and set(fields) <= {"success_url", "cancel_url"}:
         body = case.body if isinstance(case.body, dict) else {}
         return all(url_problem(str(body.get(f))) == "must be a valid URL" for f in fields)
+    if status == 422 and _window_setup_rules_broken(response, case):
+        return True
     if status == 422 and case.operation.path.endswith("/slots"):
         slots = case.body.get("slots") if isinstance(case.body, dict) else None
         if not isinstance(slots, list) or not all(isinstance(s, dict) for s in slots):
@@ -155,3 +161,53 @@ def positive_data_accepted_unless_a_stated_rule_refuses_it(
         return None
     result: bool | None = positive_data_acceptance(ctx, response, case)
     return result
+
+
+_RANGE_FIELD = re.compile(r"^(?:weekly\[(\d+)\]\.)?ranges\[(\d+)\]$")
+_OVERLAPS = re.compile(r"^overlaps ranges\[(\d+)\]$")
+
+
+def _minutes_of(day_range: Any) -> tuple[int, int]:
+    opens = int(day_range["opens"][:2]) * 60 + int(day_range["opens"][3:])
+    closes = int(day_range["closes"][:2]) * 60 + int(day_range["closes"][3:])
+    return opens, closes if closes > opens else closes + 24 * 60
+
+
+def _window_setup_rule_broken(field: str, detail: str, case: Any) -> bool:
+    body = case.body if isinstance(case.body, dict) else {}
+    rules = body.get("window_rules") if "window_rules" in body else body
+    if field.endswith("max_duration_minutes") and isinstance(rules, dict):
+        return bool(rules["max_duration_minutes"] < rules["min_duration_minutes"])
+    if field == "window_rules":
+        return (body.get("kind") == "windowed") != (body.get("window_rules") is not None)
+    if field == "path.date":
+        try:
+            date.fromisoformat(str((case.path_parameters or {}).get("date")))
+        except ValueError:
+            return True
+        return False
+    if (match := re.match(r"^weekly\[(\d+)\]\.weekday$", field)) is not None:
+        days = [d["weekday"] for d in body["weekly"]]
+        return days.index(days[int(match.group(1))]) < int(match.group(1))
+    found, overlaps = _RANGE_FIELD.match(field), _OVERLAPS.match(detail)
+    if found is None or overlaps is None:
+        return False
+    day = body["weekly"][int(found.group(1))] if found.group(1) else body
+    ranges = [_minutes_of(r) for r in day["ranges"]]
+    (start, end), (other_start, other_end) = (
+        ranges[int(found.group(2))],
+        ranges[int(overlaps.group(1))],
+    )
+    return start < other_end and other_start < end
+
+
+def _window_setup_rules_broken(response: Any, case: Any) -> bool:
+    """Every field named breaks one of the windowed setup's rules no schema states."""
+    errors = response.json().get("errors", [])
+    try:
+        return bool(errors) and all(
+            _window_setup_rule_broken(str(e.get("field")), str(e.get("detail")), case)
+            for e in errors
+        )
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        return False  # a body not of the shape the rule reads: not this rule's refusal

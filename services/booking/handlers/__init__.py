@@ -3,7 +3,8 @@
 Each handler reads its request completely, checking it against the booking
 service's limits (services/booking/limits.py), so that every bad field is
 named in one INVALID_ARGUMENT answer before the domain sees it. One module a
-service: `inventory` (InventoryService), `booking` (BookingService).
+service: `inventory` (InventoryService, whose windowed-resource calls are in
+`windowed_inventory`), `booking` (BookingService).
 """
 
 from services.booking.handlers.booking import BookingHandler
