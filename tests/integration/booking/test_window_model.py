@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import grpc
 from google.protobuf.duration_pb2 import Duration
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from holdfast.contracts.booking.v1 import booking_pb2, inventory_pb2
@@ -55,12 +55,15 @@ def _minutes(n: int) -> Duration:
 
 windows = st.tuples(
     st.integers(0, len(DAYS) - 1),
-    st.integers(0, 27),  # 09:00, 09:30, ... 22:30 local
+    st.integers(0, 27),  # 09:00, 09:30, ... 22:30 local, some outside the hours
     st.sampled_from(DURATIONS),
 )
+# Dinner on the first day: windows that mostly lie within the hours and collide.
+dinners = st.tuples(st.just(0), st.integers(18, 22), st.sampled_from(DURATIONS))
 steps = st.one_of(
     st.tuples(st.just("hold"), windows, st.integers(1, 6)),
-    st.tuples(st.just("hold"), windows, st.integers(1, 6)),
+    st.tuples(st.just("hold"), dinners, st.integers(1, 4)),
+    st.tuples(st.just("hold"), dinners, st.integers(1, 4)),
     st.tuples(st.just("hold_on"), windows, st.integers(0, len(UNIT_NAMES) - 1)),
     st.tuples(st.just("release"), st.integers(0, 50)),
     st.tuples(st.just("confirm"), st.integers(0, 50), st.sampled_from(PAYMENTS)),
@@ -81,7 +84,7 @@ steps = st.one_of(
 )
 @given(
     sizes=st.lists(st.integers(1, 6), min_size=len(UNIT_NAMES), max_size=len(UNIT_NAMES)),
-    program=st.lists(steps, min_size=1, max_size=30),
+    program=st.lists(steps, min_size=5, max_size=30),
 )
 async def test_random_window_programs_match_the_model(
     booking_app: BookingApp,
@@ -195,6 +198,7 @@ async def _hold(
         got = f"{details.code.name}:{details.reason}"
         if details.code is grpc.StatusCode.INVALID_ARGUMENT:
             got = "INVALID_ARGUMENT:" + ",".join(name for name, _ in details.field_violations)
+    event(f"{step[0]}: {got}")  # --hypothesis-show-statistics: every answer is reached
     assert got == expected, step
     if got == "OK":
         assert unit is not None
