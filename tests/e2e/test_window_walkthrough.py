@@ -1,11 +1,9 @@
 """The README's table for three at 19:30, with every piece a process of its
 own: the demo's restaurant set up as `make up` does (devtools.demo_windowed,
 over gRPC), its window availability over HTTP, a hold for a party of 3 at
-19:30, checkout and payment at the fake Stripe, the booking confirmed, and
-the window stream showing the table taken.
-
-The hold is made over gRPC: POST /v1/holds takes no window yet (see the
-README); everything else goes through the gateway.
+19:30 (POST /v1/holds with a window and a party size), checkout and payment
+at the fake Stripe, the booking confirmed, and the window stream showing the
+table taken.
 """
 
 from __future__ import annotations
@@ -24,8 +22,7 @@ import httpx
 import pytest
 
 from devtools.demo_windowed import RESTAURANT, ensure_windowed
-from holdfast.contracts.booking.v1 import booking_pb2, booking_pb2_grpc, inventory_pb2_grpc
-from holdfast.platform.proto_time import time_range
+from holdfast.contracts.booking.v1 import inventory_pb2_grpc
 from holdfast.tenancy import SCOPES
 from holdfast.tenancy.keys import KeyRepository
 from tests.support.availability import eventually
@@ -86,19 +83,22 @@ async def test_a_table_for_three_at_half_past_seven(stack: Stack) -> None:
             first = await stream.next_event(within=10)
             assert t4a_free(first.json()) == t4a_free(before.json())
 
-            async with grpc.aio.insecure_channel(stack.targets["booking"]) as booking_channel:
-                held = await booking_pb2_grpc.BookingServiceStub(booking_channel).CreateHold(
-                    booking_pb2.CreateHoldRequest(
-                        resource_id=bistro,
-                        window=time_range(start, start + timedelta(hours=2)),
-                        party_size=3,
-                    ),
-                    metadata=metadata,
-                    timeout=10,
-                )
-            hold = held.hold
-            assert hold.window.unit_name == "T4a"
-            checkout = await api.post(f"/v1/holds/{hold.hold_id}/checkout")
+            held = await api.post(
+                "/v1/holds",
+                json={
+                    "resource_id": bistro,
+                    "window": {
+                        "start_time": start.isoformat(),
+                        "end_time": (start + timedelta(hours=2)).isoformat(),
+                    },
+                    "party_size": 3,
+                },
+                headers={"Idempotency-Key": f"table-{uuid.uuid4()}"},
+            )
+            assert held.status_code == 201, held.text
+            hold_id = held.json()["id"]
+            assert held.json()["window"]["unit_name"] == "T4a"
+            checkout = await api.post(f"/v1/holds/{hold_id}/checkout")
             assert checkout.status_code == 200, checkout.text
             assert checkout.json()["amount"] == {"currency": "EUR", "amount_minor": 1000}
             async with httpx.AsyncClient(base_url=stack.fake_stripe, timeout=15) as browser:
@@ -108,7 +108,7 @@ async def test_a_table_for_three_at_half_past_seven(stack: Stack) -> None:
             assert paid.status_code == 200, paid.text
 
             async def booking() -> dict[str, Any]:
-                answer: dict[str, Any] = (await api.get(f"/v1/bookings/{hold.hold_id}")).json()
+                answer: dict[str, Any] = (await api.get(f"/v1/bookings/{hold_id}")).json()
                 return answer
 
             confirmed = await eventually(booking, lambda b: b["status"] == "confirmed", within=20)
