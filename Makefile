@@ -16,9 +16,11 @@ BENCH_AVAILABILITY_ARGS ?=
 BENCH_WEBHOOKS_ARGS ?=
 # e.g. BENCH_GATEWAY_ARGS="--users 500 --think-ms 1000 --pid gateway=1234"
 BENCH_GATEWAY_ARGS ?=
+# e.g. BENCH_WINDOWS_ARGS="--seconds 5 --pgbench-clients 32 --pgbench /usr/lib/postgresql/16/bin/pgbench"
+BENCH_WINDOWS_ARGS ?=
 
 .DEFAULT_GOAL := venv
-.PHONY: venv protos check-protos buf lint test up bench bench-availability bench-webhooks bench-gateway clean-state
+.PHONY: venv protos check-protos buf lint test up bench bench-availability bench-webhooks bench-gateway bench-windows clean-state
 
 venv: $(VENV)/.installed
 
@@ -89,6 +91,13 @@ bench-gateway: venv
 	. ./.state/up.env && $(BIN)/python -m bench.gateway \
 		--gateway-url "$$HOLDFAST_GATEWAY_URL" \
 		--database-url "$$HOLDFAST_DATABASE_URL" $(BENCH_GATEWAY_ARGS)
+
+# Window holds over gRPC next to pgbench running the same SQL
+# (bench/windows_hold.sql) on the stack's database, and the hot window.
+bench-windows: venv
+	@test -f .state/up.env || { echo "make bench-windows: no running stack; start one with make up" >&2; exit 1; }
+	. ./.state/up.env && $(BIN)/python -m bench.windows \
+		--target "$$HOLDFAST_BOOKING_TARGET" --database-url "$$HOLDFAST_DATABASE_URL" $(BENCH_WINDOWS_ARGS)
 
 clean-state:
 	rm -rf .state

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from devtools.demo_windowed import WINDOWED_DEMOS, ensure_windowed
 from holdfast.contracts.booking.v1 import inventory_pb2, inventory_pb2_grpc
 from holdfast.contracts.common.v1 import money_pb2, time_range_pb2
 from holdfast.tenancy import SCOPES
@@ -29,6 +30,9 @@ DEMO_KEY_FILE = "demo-api-key"
 DEMO_KEY_NAME = "holdfast up demo key"
 RPC_TIMEOUT = 10.0
 SQL_TIMEOUT = 10.0
+KAYAK_TOUR = "Harbour kayak tour"
+SEA_VIEW_ROOM = "Sea view room"
+SLOTTED_DEMOS = (KAYAK_TOUR, SEA_VIEW_ROOM)
 
 
 @dataclass(frozen=True)
@@ -85,13 +89,42 @@ def write_private(path: Path, text: str) -> None:
 
 
 def seed_demo(channel: Any) -> bool:
-    """Creates the demo inventory unless the tenant has some; says whether it did."""
+    """Creates what the demo inventory lacks; says whether it created anything.
+
+    The slotted kayak tour and sea-view room are made with their slots only
+    when the tenant has no resources of either name (their slots run from
+    the day of the first `make up`); the windowed restaurant, hotel and bike
+    rental are each made or completed by name (devtools.demo_windowed), so a
+    demo tenant seeded before they existed gains them.
+    """
     inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
-    existing = inventory.ListResources(
-        inventory_pb2.ListResourcesRequest(page_size=1), metadata=DEMO_METADATA, timeout=RPC_TIMEOUT
-    )
-    if existing.resources:
-        return False
+    existing = _resource_ids_by_name(inventory)
+    call = {"metadata": DEMO_METADATA, "timeout": RPC_TIMEOUT}
+    made = False
+    if not existing.keys() & set(SLOTTED_DEMOS):
+        _seed_slotted(inventory)
+        made = True
+    for demo in WINDOWED_DEMOS:
+        made |= ensure_windowed(inventory, demo, existing.get(demo.name), DEMO_ZONE, call)
+    return made
+
+
+def _resource_ids_by_name(inventory: Any) -> dict[str, str]:
+    ids: dict[str, str] = {}
+    token = ""
+    while True:
+        page = inventory.ListResources(
+            inventory_pb2.ListResourcesRequest(page_size=500, page_token=token),
+            metadata=DEMO_METADATA,
+            timeout=RPC_TIMEOUT,
+        )
+        ids.update((r.name, r.resource_id) for r in page.resources)
+        token = page.next_page_token
+        if not token:
+            return ids
+
+
+def _seed_slotted(inventory: Any) -> None:
     zone = ZoneInfo(DEMO_ZONE)
     # Tomorrow onwards, so every slot is still bookable whatever the time now.
     first_day = datetime.now(zone).date() + timedelta(days=1)
@@ -99,9 +132,8 @@ def seed_demo(channel: Any) -> bool:
     tour_days += daily_ranges(zone, first_day, 7, clock(14), timedelta(hours=2))
     # Check-in 15:00, check-out 11:00 the next day (wall clock, so DST nights still end at 11:00).
     nights = daily_ranges(zone, first_day, 14, clock(15), timedelta(hours=20))
-    _create_with_slots(inventory, "Harbour kayak tour", 4500, 8, sorted(tour_days))
-    _create_with_slots(inventory, "Sea view room", 12000, 3, nights)
-    return True
+    _create_with_slots(inventory, KAYAK_TOUR, 4500, 8, sorted(tour_days))
+    _create_with_slots(inventory, SEA_VIEW_ROOM, 12000, 3, nights)
 
 
 def daily_ranges(
@@ -160,11 +192,17 @@ def _ts(moment: datetime) -> Timestamp:
 
 
 def example_ids(channel: Any) -> tuple[str, str]:
-    """A resource id and one of its slot ids to put in the walkthrough."""
+    """A slotted resource's id and one of its slot ids to put in the walkthrough."""
     inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
-    resources = inventory.ListResources(
-        inventory_pb2.ListResourcesRequest(), metadata=DEMO_METADATA, timeout=RPC_TIMEOUT
-    ).resources
+    resources = [
+        r
+        for r in inventory.ListResources(
+            inventory_pb2.ListResourcesRequest(page_size=500),
+            metadata=DEMO_METADATA,
+            timeout=RPC_TIMEOUT,
+        ).resources
+        if r.kind != inventory_pb2.RESOURCE_KIND_WINDOWED
+    ]
     if not resources:
         return "RESOURCE_ID", "SLOT_ID"
     resource = min(resources, key=lambda r: r.name)

@@ -40,6 +40,15 @@ from tests.support.make_up import (
 
 pytestmark = pytest.mark.e2e
 
+# The slotted tour and room, and the windowed restaurant, hotel and bike rental.
+DEMO_RESOURCES = [
+    "Alfama guesthouse",
+    "City bike rental",
+    "Harbour bistro",
+    "Harbour kayak tour",
+    "Sea view room",
+]
+
 
 @pytest.fixture
 def state_dir() -> Iterator[Path]:
@@ -71,7 +80,7 @@ def _demo_inventory(
 ) -> tuple[dict[str, inventory_pb2.Resource], list[inventory_pb2.Slot], list[inventory_pb2.Slot]]:
     """The seeded demo resources, the kayak's tours and the room's nights."""
     resources = up.demo_resources(channel)
-    assert sorted(resources) == ["Harbour kayak tour", "Sea view room"]
+    assert sorted(resources) == DEMO_RESOURCES
     kayak = resources["Harbour kayak tour"]
     assert kayak.time_zone == "Europe/Lisbon"
     assert (kayak.price.currency_code, kayak.price.amount_minor) == ("EUR", 4500)
@@ -206,7 +215,7 @@ def _gateway_is_ready_and_lists_the_demo(
     listed = gateway.get("/v1/resources")
     assert listed.status_code == 200, listed.text
     by_name = {r["name"]: r for r in listed.json()["items"]}
-    assert sorted(by_name) == ["Harbour kayak tour", "Sea view room"]
+    assert sorted(by_name) == DEMO_RESOURCES
     room: dict[str, Any] = by_name["Sea view room"]
     assert room["id"] == resources["Sea view room"].resource_id
     assert room["price"] == {"currency": "EUR", "amount_minor": 12000}
@@ -295,7 +304,7 @@ def _second_run(state_dir: Path, ports: Ports, first: FirstRun) -> None:
         grpc.insecure_channel(f"127.0.0.1:{ports.availability}") as availability,
         grpc.insecure_channel(f"127.0.0.1:{ports.webhooks}") as webhooks,
     ):
-        assert sorted(up.demo_resources(channel)) == ["Harbour kayak tour", "Sea view room"]
+        assert sorted(up.demo_resources(channel)) == DEMO_RESOURCES
         kept = {s.slot_id: s for s in up.slots(channel, first.kayak.resource_id)}[
             first.slot.slot_id
         ]
@@ -311,7 +320,7 @@ def _second_run(state_dir: Path, ports: Ports, first: FirstRun) -> None:
         assert gateway.get("/readyz").status_code == 200
         listed = gateway.get("/v1/resources")
         assert listed.status_code == 200, listed.text
-        assert len(listed.json()["items"]) == 2
+        assert len(listed.json()["items"]) == len(DEMO_RESOURCES)
 
 
 def test_up_seeds_the_demo_tenant_serves_holds_their_availability_and_payment_and_stops_cleanly(
