@@ -9,7 +9,8 @@ hint, an unreachable or overloaded database as UNAVAILABLE.
 
 - `inventory`: resources and slots; `units`: windowed resources' rules,
   units and hours; `windows`: holds' windows on units, which the exclusion
-  constraint keeps apart; `holds` and `hold_changes`: holds and their
+  constraint keeps apart; `window_holds`: what a hold on a window reads of
+  its resource and the hold's own rows; `holds` and `hold_changes`: holds and their
   transitions (with the lock order); `checkouts` and `refunds`: the payment
   side; `idempotency`: request ids; `outbox`: what the relay and the payment
   actions take; `sql`: the audit and outbox rows every writer adds.
@@ -34,6 +35,7 @@ from services.booking.repository.inventory import InventoryReads, InventoryState
 from services.booking.repository.outbox import OutboxRepository
 from services.booking.repository.refunds import RefundReads, RefundStatements
 from services.booking.repository.units import UnitReads, UnitStatements
+from services.booking.repository.window_holds import WindowHoldReads, WindowHoldStatements
 from services.booking.repository.windows import WindowReads, WindowStatements
 
 __all__ = [
@@ -57,13 +59,21 @@ class Transaction(
     RefundStatements,
     UnitStatements,
     WindowStatements,
+    WindowHoldStatements,
     TransactionScope,
 ):
     """Statements that only make sense inside one reservation-style transaction."""
 
 
 class BookingRepository(
-    InventoryReads, HoldReads, HoldExpiry, IdempotencyReads, UnitReads, WindowReads, PoolScope
+    InventoryReads,
+    HoldReads,
+    HoldExpiry,
+    IdempotencyReads,
+    UnitReads,
+    WindowReads,
+    WindowHoldReads,
+    PoolScope,
 ):
     """Reads, and the transactions that write.
 
