@@ -152,20 +152,27 @@ def window_total(setup: WindowSetup, window: Interval) -> int:
     return setup.price_minor * math.ceil(window.duration / setup.price_period)
 
 
-def no_free_unit(request: WindowHoldRequest, quantity: int, guarded: Interval) -> DomainError:
+def no_free_unit(
+    request: WindowHoldRequest, candidates: Sequence[ResourceUnit], quantity: int, guarded: Interval
+) -> DomainError:
+    """SOLD_OUT: no unit that fits (or not the one named) is free for the window."""
     window = request.window
-    who = "the unit asked for" if request.unit_id else f"a unit that seats {quantity}"
+    named = request.unit_id is not None
+    who = f"unit {candidates[0].name}" if named else f"any unit that seats {quantity}"
+    metadata = {
+        "window_start": window.start.isoformat(),
+        "window_end": window.end.isoformat(),
+        "guarded_start": guarded.start.isoformat(),
+        "guarded_end": guarded.end.isoformat(),
+        "party_size": str(quantity),
+    }
+    if named:
+        metadata |= {"unit_id": str(candidates[0].id), "unit_name": candidates[0].name}
     return failed_precondition(
         "SOLD_OUT",
-        f"no window {window.start.isoformat()} to {window.end.isoformat()} is free on {who}"
+        f"the window {window.start.isoformat()} to {window.end.isoformat()} is taken on {who}"
         " (buffers included)",
-        {
-            "window_start": window.start.isoformat(),
-            "window_end": window.end.isoformat(),
-            "guarded_start": guarded.start.isoformat(),
-            "guarded_end": guarded.end.isoformat(),
-            "party_size": str(quantity),
-        },
+        metadata,
     )
 
 
@@ -198,7 +205,7 @@ class WindowHolds(ReservationBase):
             replayed = await call.seen(self._repo, tenant_id)
             if replayed is not None:
                 return replayed, "replayed"
-            raise no_free_unit(request, quantity, guarded)
+            raise no_free_unit(request, candidates, quantity, guarded)
 
         async with self._repo.transaction(tenant_id, actor) as tx:
             replayed = await call.claim(tx)
@@ -243,7 +250,7 @@ class WindowHolds(ReservationBase):
             raise failed_precondition(
                 "UNIT_RETIRED", "the unit asked for was retired", {"unit_id": str(request.unit_id)}
             )
-        raise no_free_unit(request, hold.quantity, guarded)
+        raise no_free_unit(request, units, hold.quantity, guarded)
 
     async def _place_or_reclaim(
         self,

@@ -77,7 +77,12 @@ def _window(v: Violations, request: booking_pb2.CreateHoldRequest) -> Interval |
     if not request.HasField("window"):
         v.add("window", "is required in a window hold")
         return None
-    times = v.time_range("window", *read_time_range(request.window))
+    try:
+        bounds = read_time_range(request.window)
+    except (ValueError, OverflowError):  # seconds beyond what a Timestamp may hold
+        v.add("window", "start_time and end_time must lie within years 1 to 9999")
+        return None
+    times = v.time_range("window", *bounds)
     if times is None:
         return None
     window = Interval(*times)
