@@ -28,7 +28,7 @@ from tests.support.windows import (
 async def attempt(client: BookingClient, request: object) -> tuple[str, str]:
     """("OK", hold id) or ("CODE:REASON", "")."""
     try:
-        response = await client.booking.CreateHold(request, metadata=client.md)  # type: ignore[arg-type]
+        response = await client.booking.CreateHold(request, metadata=client.md)
     except grpc.aio.AioRpcError as error:
         details = details_of(error)
         return f"{details.code.name}:{details.reason}", ""
