@@ -136,9 +136,10 @@ class WindowRequest(Strict):
 
 
 class HoldCreate(Strict):
-    """A slotted resource is held with `slot_ids` and `quantity`; a windowed
-    one with `window` and `party_size` and/or `unit_id`. The booking service
-    refuses the other shape's fields, naming them."""
+    """Either shape, never both: on a slotted resource `slot_ids` (at least
+    one) and `quantity`; on a windowed one `window` with `party_size`,
+    `unit_id` or both. The booking service refuses a field of the other
+    shape, or a missing one, naming it (422)."""
 
     resource_id: uuid.UUID
     slot_ids: Annotated[list[uuid.UUID], AfterValidator(_each_once)] = Field(

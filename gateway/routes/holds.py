@@ -48,15 +48,17 @@ async def create_hold(
         ),
     ],
 ) -> models.Hold:
+    """Slots and a quantity on a slotted resource, or a window with a party
+    size and/or a unit on a windowed one."""
     request = booking_pb2.CreateHoldRequest(
         resource_id=str(body.resource_id),
-        slot_ids=[str(s) for s in body.slot_ids],
-        quantity=body.quantity or 0,
         customer_ref=body.customer_ref,
         request_id=idempotency_key,
-        party_size=body.party_size or 0,
-        unit_id=str(body.unit_id) if body.unit_id else "",
     )
+    request.slot_ids.extend(str(s) for s in body.slot_ids)
+    request.quantity = body.quantity or 0
+    request.party_size = body.party_size or 0
+    request.unit_id = str(body.unit_id) if body.unit_id else ""
     if body.window is not None:
         request.window.CopyFrom(time_range(body.window.start_time, body.window.end_time))
     if body.ttl_seconds is not None:

@@ -84,7 +84,7 @@ async def test_a_refused_window_names_the_json_field(
     assert [e["field"] for e in problem_of(off_grid, 422)["errors"]] == ["window.start_time"]
     assert [e["field"] for e in problem_of(too_large, 422)["errors"]] == ["party_size"]
     fields = {e["field"] for e in problem_of(slots_too, 422)["errors"]}
-    assert fields == {"quantity", "party_size"}
+    assert fields == {"quantity", "party_size"}  # a window hold's party, not a quantity
     assert await written_rows(db, tenant) == before
 
 
