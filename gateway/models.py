@@ -135,6 +135,10 @@ class WindowRequest(Strict):
     end_time: Instant = Field(description=INSTANT)
 
 
+# How many places or people one hold is for.
+Count = Annotated[int, Field(ge=1, le=1000), BeforeValidator(_a_number)]
+
+
 class HoldCreate(Strict):
     """Either shape, never both: on a slotted resource `slot_ids` (at least
     one) and `quantity`; on a windowed one `window` with `party_size`,
@@ -145,12 +149,13 @@ class HoldCreate(Strict):
     slot_ids: Annotated[list[uuid.UUID], AfterValidator(_each_once)] = Field(
         default_factory=list, max_length=100, json_schema_extra={"uniqueItems": True}
     )
-    quantity: Integer | None = Field(None, ge=1, le=1000)
+    # Bounds inside the Annotated, or the schema's integer branch loses them.
+    quantity: Count | None = Field(None, description="Slotted resources: places on each slot")
     window: WindowRequest | None = Field(
         None, description="Windowed resources: the window [start_time, end_time) wanted"
     )
-    party_size: Integer | None = Field(
-        None, ge=1, le=1000, description="Windowed resources: the best free unit seating it"
+    party_size: Count | None = Field(
+        None, description="Windowed resources: the best free unit seating it"
     )
     unit_id: uuid.UUID | None = Field(None, description="Windowed resources: this unit")
     customer_ref: str = Field(
