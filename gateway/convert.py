@@ -125,8 +125,20 @@ def hold(value: booking_pb2.Hold) -> models.Hold:
             "updated_at": _time(value.update_time),
             "payment_ref": value.payment_ref,
             "status_reason": value.status_reason,
+            "window": _window(value.window) if value.HasField("window") else None,
         }
     )
+
+
+def _window(value: booking_pb2.HoldWindow) -> dict[str, Any]:
+    return {
+        "start_time": _time(value.time_range.start_time),
+        "end_time": _time(value.time_range.end_time),
+        "unit_id": value.unit_id,
+        "unit_name": value.unit_name,
+        "guarded_start_time": _time(value.guarded_range.start_time),
+        "guarded_end_time": _time(value.guarded_range.end_time),
+    }
 
 
 def checkout(value: booking_pb2.Checkout) -> models.Checkout:

@@ -168,12 +168,34 @@ def _each_once(ids: list[uuid.UUID]) -> list[uuid.UUID]:
     return ids
 
 
+class WindowRequest(Strict):
+    start_time: Instant = Field(description=INSTANT)
+    end_time: Instant = Field(description=INSTANT)
+
+
+# How many places or people one hold is for.
+Count = Annotated[int, Field(ge=1, le=1000), BeforeValidator(_a_number)]
+
+
 class HoldCreate(Strict):
+    """Either shape, never both: on a slotted resource `slot_ids` (at least
+    one) and `quantity`; on a windowed one `window` with `party_size`,
+    `unit_id` or both. The booking service refuses a field of the other
+    shape, or a missing one, naming it (422)."""
+
     resource_id: uuid.UUID
     slot_ids: Annotated[list[uuid.UUID], AfterValidator(_each_once)] = Field(
-        min_length=1, max_length=100, json_schema_extra={"uniqueItems": True}
+        default_factory=list, max_length=100, json_schema_extra={"uniqueItems": True}
     )
-    quantity: Integer = Field(ge=1, le=1000)
+    # Bounds inside the Annotated, or the schema's integer branch loses them.
+    quantity: Count | None = Field(None, description="Slotted resources: places on each slot")
+    window: WindowRequest | None = Field(
+        None, description="Windowed resources: the window [start_time, end_time) wanted"
+    )
+    party_size: Count | None = Field(
+        None, description="Windowed resources: the best free unit seating it"
+    )
+    unit_id: uuid.UUID | None = Field(None, description="Windowed resources: this unit")
     customer_ref: str = Field(
         "", max_length=200, pattern=_STORABLE, description="Your reference; no personal data"
     )
@@ -202,6 +224,15 @@ class HoldLine(Strict):
 HoldStatus = Literal["held", "confirmed", "cancelled", "refunded", "released", "expired"]
 
 
+class HoldWindow(Strict):
+    start_time: datetime
+    end_time: datetime
+    unit_id: uuid.UUID
+    unit_name: str
+    guarded_start_time: datetime = Field(description="The start less the buffer before")
+    guarded_end_time: datetime = Field(description="The end plus the buffer after")
+
+
 class Hold(Strict):
     id: uuid.UUID
     resource_id: uuid.UUID
@@ -215,6 +246,9 @@ class Hold(Strict):
     updated_at: datetime
     payment_ref: str
     status_reason: str
+    window: HoldWindow | None = Field(
+        None, description="On a windowed resource: the window held and its unit"
+    )
 
 
 class HoldList(Strict):

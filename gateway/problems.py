@@ -55,7 +55,12 @@ _TITLES = {
 OPAQUE_PARAMETERS = frozenset({"query.cursor", "header.last-event-id"})
 # By gRPC field name, the HTTP field or parameter each comes from, where the
 # two names differ: a service's field violation names what the caller sent.
-_HTTP_FIELDS = {"page_token": "query.cursor", "ttl": "ttl_seconds"}
+_HTTP_FIELDS = {
+    "page_token": "query.cursor",
+    "ttl": "ttl_seconds",
+    "window.start": "window.start_time",
+    "window.end": "window.end_time",
+}
 
 
 def invalid_argument_status(fields: list[str]) -> int:

@@ -14,6 +14,7 @@ from gateway.auth import Principal
 from gateway.context import Gateway, gateway_of, requires
 from gateway.routes.common import ERRORS, HOLD_ID, deadline, link, linked, v1_router
 from holdfast.contracts.booking.v1 import booking_pb2
+from holdfast.platform.proto_time import time_range
 
 router = v1_router()
 
@@ -47,13 +48,19 @@ async def create_hold(
         ),
     ],
 ) -> models.Hold:
+    """Slots and a quantity on a slotted resource, or a window with a party
+    size and/or a unit on a windowed one."""
     request = booking_pb2.CreateHoldRequest(
         resource_id=str(body.resource_id),
-        slot_ids=[str(s) for s in body.slot_ids],
-        quantity=body.quantity,
         customer_ref=body.customer_ref,
         request_id=idempotency_key,
     )
+    request.slot_ids.extend(str(s) for s in body.slot_ids)
+    request.quantity = body.quantity or 0
+    request.party_size = body.party_size or 0
+    request.unit_id = str(body.unit_id) if body.unit_id else ""
+    if body.window is not None:
+        request.window.CopyFrom(time_range(body.window.start_time, body.window.end_time))
     if body.ttl_seconds is not None:
         ttl = Duration()
         ttl.FromTimedelta(timedelta(seconds=body.ttl_seconds))

@@ -10,7 +10,15 @@ from google.protobuf.message import Message
 from holdfast.contracts.booking.v1 import booking_pb2, inventory_pb2
 from holdfast.contracts.common.v1 import money_pb2
 from holdfast.platform.proto_time import time_range, timestamp
-from services.booking.domain import Checkout, Hold, HoldStatus, Refund, Resource, Slot
+from services.booking.domain import (
+    Checkout,
+    Hold,
+    HoldStatus,
+    HoldWindow,
+    Refund,
+    Resource,
+    Slot,
+)
 from services.booking.idempotency import ResponseCodec
 
 
@@ -74,6 +82,16 @@ def hold(value: Hold) -> booking_pb2.Hold:
         update_time=timestamp(value.updated_at),
         payment_ref=value.payment_ref,
         status_reason=value.status_reason,
+        window=hold_window(value.window) if value.window else None,
+    )
+
+
+def hold_window(value: HoldWindow) -> booking_pb2.HoldWindow:
+    return booking_pb2.HoldWindow(
+        time_range=time_range(value.window.start, value.window.end),
+        unit_id=str(value.unit_id),
+        unit_name=value.unit_name,
+        guarded_range=time_range(value.guarded.start, value.guarded.end),
     )
 
 

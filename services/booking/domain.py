@@ -69,6 +69,18 @@ def in_time_order(lines: Iterable[HoldLine]) -> tuple[HoldLine, ...]:
 
 
 @dataclass(frozen=True)
+class HoldWindow:
+    """A windowed hold's window and the unit it is on: `guarded` is the window
+    widened by the resource's buffers at hold time (whole seconds, rounded
+    outwards), what no other live window on the unit may overlap."""
+
+    window: Interval
+    unit_id: uuid.UUID
+    unit_name: str
+    guarded: Interval
+
+
+@dataclass(frozen=True)
 class Hold:
     id: uuid.UUID
     resource_id: uuid.UUID
@@ -83,6 +95,8 @@ class Hold:
     created_at: datetime
     updated_at: datetime
     lines: tuple[HoldLine, ...]
+    # Where a hold on a windowed resource sits (None for a slotted one).
+    window: HoldWindow | None = None
 
     @property
     def slot_ids(self) -> list[uuid.UUID]:
@@ -111,6 +125,19 @@ class HoldRequest:
     resource_id: uuid.UUID
     slot_ids: tuple[uuid.UUID, ...]
     quantity: int
+    customer_ref: str
+    ttl: timedelta
+
+
+@dataclass(frozen=True)
+class WindowHoldRequest:
+    """A hold on a windowed resource: the window wanted, for a party (the
+    best free unit that seats it), a named unit, or both."""
+
+    resource_id: uuid.UUID
+    window: Interval
+    party_size: int | None
+    unit_id: uuid.UUID | None
     customer_ref: str
     ttl: timedelta
 
@@ -305,3 +332,18 @@ class UnitWindow:
     window: Interval
     guarded: Interval
     live: bool
+
+
+@dataclass(frozen=True)
+class WindowSetup:
+    """What a window hold reads of its resource before it is attempted: its
+    kind, zone and price, and (windowed only) its rules and the period its
+    price is for (zero: the booking as a whole); `now` is the database's."""
+
+    kind: ResourceKind
+    time_zone: str
+    price_minor: int
+    currency: str
+    rules: WindowRules | None
+    price_period: timedelta
+    now: datetime

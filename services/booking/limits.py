@@ -23,6 +23,9 @@ MAX_TEXT = 200
 MAX_URL = 2048
 MAX_CAPACITY = 1_000_000
 MAX_PRICE_MINOR = 10**12
+# The longest window a window hold may ask for, whatever the resource's rules
+# allow: the opening hours worked out for one request stay a year's at most.
+MAX_WINDOW = timedelta(days=366)
 # What a cancellation that names no refund mode does, until tenants set
 # refund policies of their own.
 DEFAULT_REFUND_MODE = RefundMode.FULL

@@ -23,10 +23,12 @@ from services.booking.domain import (
     Refund,
     RefundCause,
     RefundMode,
+    WindowHoldRequest,
 )
 from services.booking.idempotency import IdempotentCall
 from services.booking.refund_records import LATE_PAYMENT_REFUND_REASON, RefundRecords
 from services.booking.repository import Transaction
+from services.booking.window_holds import WindowHolds
 
 Response = TypeVar("Response")
 
@@ -53,33 +55,36 @@ def _hold_outcome(error: DomainError) -> str:
     return "unavailable" if error.kind is ErrorKind.UNAVAILABLE else "rejected"
 
 
-class Reservations(RefundRecords):
+class Reservations(WindowHolds, RefundRecords):
     """The reservation transactions: holds made, released, confirmed, paid
-    and cancelled (the records of refunds are in `RefundRecords`)."""
+    and cancelled (holds on windows are made in `WindowHolds`, the records
+    of refunds are in `RefundRecords`)."""
 
     # --- creating a hold -----------------------------------------------------
 
     async def create_hold(
         self,
         tenant_id: str,
-        request: HoldRequest,
+        request: HoldRequest | WindowHoldRequest,
         call: IdempotentCall[Hold, Response],
         actor: str,
     ) -> Response:
-        """Takes capacity on every requested slot, or on none; returns the
-        response to the new hold (the first one again when `call`'s request
-        id was used before)."""
+        """Takes capacity on every requested slot, or on none, or puts the
+        requested window on one unit; returns the response to the new hold
+        (the first one again when `call`'s request id was used before)."""
         span = trace.get_current_span()
-        span.set_attributes(
-            {
-                "holdfast.resource_id": str(request.resource_id),
-                "holdfast.quantity": request.quantity,
-                "holdfast.slot_count": len(request.slot_ids),
-            }
-        )
+        span.set_attribute("holdfast.resource_id", str(request.resource_id))
+        if isinstance(request, HoldRequest):
+            span.set_attribute("holdfast.quantity", request.quantity)
+            span.set_attribute("holdfast.slot_count", len(request.slot_ids))
+        elif request.party_size is not None:
+            span.set_attribute("holdfast.quantity", request.party_size)
         outcome = "error"  # unless we learn better: an unexpected exception
         try:
-            response, outcome = await self._create_hold(tenant_id, request, call, actor)
+            if isinstance(request, WindowHoldRequest):
+                response, outcome = await self._create_window_hold(tenant_id, request, call, actor)
+            else:
+                response, outcome = await self._create_hold(tenant_id, request, call, actor)
         except DomainError as error:
             outcome = _hold_outcome(error)
             raise
@@ -96,7 +101,11 @@ class Reservations(RefundRecords):
         actor: str,
     ) -> tuple[Response, str]:
         previews = await self._repo.preview_slots(tenant_id, request.slot_ids, request.quantity)
-        capacity.check_slots_exist(request, previews)
+        try:
+            capacity.check_slots_exist(request, previews)
+        except DomainError:
+            await self._refuse_slots_of_windowed(tenant_id, request)
+            raise
         # A slot that is full with nothing to reclaim answers at once, without
         # queueing for its row lock: this is what keeps a hot slot fast.
         if capacity.clearly_unavailable(previews, request.quantity):
@@ -246,6 +255,8 @@ class Reservations(RefundRecords):
                 payment_ref=payment_ref,
             )
         # RELEASED or EXPIRED: the payment came late; take the capacity again.
+        if hold.window is not None:
+            return await self._confirm_late_window(tx, hold, hold.window, payment_ref)
         try:
             await capacity.ensure_capacity(tx, slots, hold.quantity)
         except DomainError as error:

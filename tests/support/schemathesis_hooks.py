@@ -15,6 +15,8 @@ both the request to break the rule and the answer to name exactly that rule.
   in brackets): the pattern bounds its characters, not their values (422);
 - a time is within years 1 to 9999 once in UTC (0001-01-01T01:00:00+02:00
   is not): `date-time` bounds its form, not its value (422);
+- a window hold's window has `start_time < end_time` at most 366 days apart:
+  a relation between fields (422);
 - a hold's `ttl_seconds` is within the range the booking service's settings
   set, which the answer states: the gateway has no range of its own (422);
 - a windowed resource's rules: min_duration_minutes <= max_duration_minutes,
@@ -38,6 +40,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from holdfast.platform.stripe_limits import url_problem
 
 MAX_WINDOW = timedelta(days=62)
+# A window hold's longest window (services/booking/limits.py MAX_WINDOW).
+MAX_HOLD_WINDOW = timedelta(days=366)
 UINT64_MAX = 2**64 - 1
 
 
@@ -91,11 +95,11 @@ def _fields(response: Any) -> list[str]:
 _TTL_RANGE = re.compile(r"^must be between (\d+)s and (\d+)s$")
 
 
-def _ttl_outside_the_stated_range(response: Any, case: Any) -> bool:
+def _ttl_outside_the_stated_range(response: Any, sent: dict[str, Any]) -> bool:
     body = response.json()
-    [error] = body["errors"]
+    [error] = [e for e in body["errors"] if e.get("field") == "ttl_seconds"]
     match = _TTL_RANGE.match(str(error.get("detail")))
-    ttl = case.body.get("ttl_seconds") if isinstance(case.body, dict) else None
+    ttl = sent.get("ttl_seconds")
     if match is None or isinstance(ttl, bool) or not isinstance(ttl, int | float):
         return False
     return not int(match.group(1)) <= ttl <= int(match.group(2))
@@ -127,8 +131,9 @@ def refused_for_a_rule_no_schema_states(response: Any, case: Any) -> bool:
         return bool((case.query or {}).get("cursor"))
     if status == 400 and fields == ["header.last-event-id"]:
         return not _a_stream_position(str((case.headers or {}).get("Last-Event-ID", "")))
-    if status == 422 and fields == ["ttl_seconds"] and case.operation.path == "/v1/holds":
-        return _ttl_outside_the_stated_range(response, case)
+    if status == 422 and case.operation.path == "/v1/holds" and set(fields) <= _HOLD_SHAPE:
+        body = case.body if isinstance(case.body, dict) else {}
+        return all(_hold_rule_broken(field, body, response) for field in fields)
     if status == 422 and fields == ["time_range"]:
         query = case.query or {}
         return _breaks_a_window_rule(query.get("start"), query.get("end"), MAX_WINDOW)
@@ -161,6 +166,33 @@ def _window_date_rule_broken(field: str, query: dict[str, Any]) -> bool:
     if field == "last_date":
         return last in outside or last < first or (last - first).days >= MAX_WINDOW.days
     return False
+
+
+# A hold's two shapes (gateway/models.py HoldCreate): slot_ids and quantity,
+# or a window with party_size and/or unit_id.
+_SLOTS_SHAPE = ("slot_ids", "quantity")
+_WINDOW_SHAPE = ("window", "party_size", "unit_id")
+_HOLD_SHAPE = {*_SLOTS_SHAPE, *_WINDOW_SHAPE, "ttl_seconds"}
+
+
+def _given(body: dict[str, Any], field: str) -> bool:
+    return body.get(field) not in (None, [], 0, "")
+
+
+def _hold_rule_broken(field: str, body: dict[str, Any], response: Any) -> bool:
+    if field == "ttl_seconds":
+        return _ttl_outside_the_stated_range(response, body)
+    windowed = any(_given(body, f) for f in _WINDOW_SHAPE)
+    if windowed and any(_given(body, f) for f in _SLOTS_SHAPE):
+        return True  # both shapes at once
+    if not windowed:
+        return not all(_given(body, f) for f in _SLOTS_SHAPE)
+    if not _given(body, "window") or not (_given(body, "party_size") or _given(body, "unit_id")):
+        return True
+    window = body["window"] if isinstance(body["window"], dict) else {}
+    return field == "window" and _breaks_a_window_rule(
+        window.get("start_time"), window.get("end_time"), MAX_HOLD_WINDOW
+    )
 
 
 def _slot_rule_broken(field: str, slots: list[dict[str, Any]]) -> bool:

@@ -17,6 +17,12 @@ from services.booking.domain import (
     HoldFilter,
     HoldRequest,
     RefundMode,
+    WindowHoldRequest,
+)
+from services.booking.handlers.hold_requests import (
+    asks_for_window,
+    slots_request,
+    window_request,
 )
 from services.booking.handlers.request_keys import request_key
 from services.booking.idempotency import IdempotentCall
@@ -24,8 +30,6 @@ from services.booking.limits import (
     DEFAULT_REFUND_MODE,
     MAX_TEXT,
     BookingLimits,
-    check_count,
-    check_each_once,
     check_return_url,
 )
 from services.booking.payments.service import Payments
@@ -58,26 +62,19 @@ class BookingHandler(booking_pb2_grpc.BookingServiceServicer):
         limits = self._limits
         v = Violations()
         resource_id = v.uuid("resource_id", request.resource_id)
-        most = limits.max_slots_per_hold
-        check_count(v, "slot_ids", len(request.slot_ids), most, "slot")
-        slot_ids = [v.uuid(f"slot_ids[{i}]", raw) for i, raw in enumerate(request.slot_ids[:most])]
-        check_each_once(v, "slot_ids", slot_ids, "slot")
-        v.int_range("quantity", request.quantity, 1, limits.max_quantity)
         v.text("customer_ref", request.customer_ref, max_length=MAX_TEXT, required=False)
         asked_ttl = request.ttl.ToTimedelta() if request.HasField("ttl") else None
         if asked_ttl is not None and (problem := limits.hold_ttl.problem(asked_ttl)):
             v.add("ttl", problem)
+        ttl = limits.hold_ttl.lifetime(asked_ttl)
+        hold_request: HoldRequest | WindowHoldRequest | None
+        if asks_for_window(request):
+            hold_request = window_request(v, request, limits, resource_id, ttl)
+        else:
+            hold_request = slots_request(v, request, limits, resource_id, ttl)
         key = request_key(v, "CreateHold", request)
         v.raise_if_any()
-        assert resource_id is not None
-        ttl = limits.hold_ttl.lifetime(asked_ttl)
-        hold_request = HoldRequest(
-            resource_id=resource_id,
-            slot_ids=tuple(slot_id for slot_id in slot_ids if slot_id is not None),
-            quantity=request.quantity,
-            customer_ref=request.customer_ref,
-            ttl=ttl,
-        )
+        assert hold_request is not None
         return await self._reservations.create_hold(
             tenant,
             hold_request,

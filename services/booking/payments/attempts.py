@@ -4,6 +4,7 @@ before Stripe is asked."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from holdfast.platform.context import current_correlation_id
 from holdfast.platform.telemetry import current_traceparent
@@ -49,3 +50,40 @@ def new_attempt(
         traceparent=current_traceparent(),
         correlation_id=current_correlation_id(),
     )
+
+
+def line_items(hold: Hold, currency: str) -> list[dict[str, Any]]:
+    """What the customer is shown buying: a slotted hold's lines (its
+    quantity of each), or a windowed hold's window on its unit, once, at the
+    hold's total. Either way they add up to the hold's total."""
+    if hold.window is not None:
+        window = hold.window.window
+        return [
+            _line(
+                f"{hold.window.unit_name}: {window.start:%Y-%m-%d %H:%M}"
+                f" - {window.end:%Y-%m-%d %H:%M} UTC",
+                hold.total_minor,
+                1,
+                currency,
+            )
+        ]
+    return [
+        _line(
+            f"{line.starts_at:%Y-%m-%d %H:%M} - {line.ends_at:%Y-%m-%d %H:%M} UTC",
+            line.unit_minor,
+            hold.quantity,
+            currency,
+        )
+        for line in hold.lines
+    ]
+
+
+def _line(name: str, unit_amount: int, quantity: int, currency: str) -> dict[str, Any]:
+    return {
+        "price_data": {
+            "currency": currency,
+            "unit_amount": unit_amount,
+            "product_data": {"name": name},
+        },
+        "quantity": quantity,
+    }

@@ -45,7 +45,7 @@ from services.booking.domain import (
     RefundStatus,
 )
 from services.booking.metrics import BookingMetrics
-from services.booking.payments.attempts import new_attempt
+from services.booking.payments.attempts import line_items, new_attempt
 from services.booking.payments.refunds import Refunds
 from services.booking.payments.stripe_calls import (
     payment_intent_id,
@@ -219,20 +219,7 @@ class Payments:
         params: dict[str, Any] = {
             "mode": "payment",
             "client_reference_id": str(hold.id),
-            "line_items": [
-                {
-                    "price_data": {
-                        "currency": checkout.currency.lower(),
-                        "unit_amount": line.unit_minor,
-                        "product_data": {
-                            "name": f"{line.starts_at:%Y-%m-%d %H:%M}"
-                            f" - {line.ends_at:%Y-%m-%d %H:%M} UTC"
-                        },
-                    },
-                    "quantity": hold.quantity,
-                }
-                for line in hold.lines
-            ],
+            "line_items": line_items(hold, checkout.currency.lower()),
             "metadata": metadata,
             # So a charge (and its refund events) lead back to the hold too.
             "payment_intent_data": {

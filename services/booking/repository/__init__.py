@@ -10,7 +10,8 @@ hint, an unreachable or overloaded database as UNAVAILABLE.
 - `inventory`: resources and slots; `units`: windowed resources' rules,
   units and hours; `window_changes`: the audit and outbox rows of their
   changes; `windows`: holds' windows on units, which the exclusion
-  constraint keeps apart; `holds` and `hold_changes`: holds and their
+  constraint keeps apart; `window_holds`: what a hold on a window reads of
+  its resource and the hold's own rows; `holds` and `hold_changes`: holds and their
   transitions (with the lock order); `checkouts` and `refunds`: the payment
   side; `idempotency`: request ids; `outbox`: what the relay and the payment
   actions take; `sql`: the audit and outbox rows every writer adds.
@@ -36,6 +37,7 @@ from services.booking.repository.outbox import OutboxRepository
 from services.booking.repository.refunds import RefundReads, RefundStatements
 from services.booking.repository.units import UnitReads, UnitStatements
 from services.booking.repository.window_changes import WindowChangeStatements
+from services.booking.repository.window_holds import WindowHoldReads, WindowHoldStatements
 from services.booking.repository.windows import WindowReads, WindowStatements
 
 __all__ = [
@@ -60,13 +62,21 @@ class Transaction(
     UnitStatements,
     WindowChangeStatements,
     WindowStatements,
+    WindowHoldStatements,
     TransactionScope,
 ):
     """Statements that only make sense inside one reservation-style transaction."""
 
 
 class BookingRepository(
-    InventoryReads, HoldReads, HoldExpiry, IdempotencyReads, UnitReads, WindowReads, PoolScope
+    InventoryReads,
+    HoldReads,
+    HoldExpiry,
+    IdempotencyReads,
+    UnitReads,
+    WindowReads,
+    WindowHoldReads,
+    PoolScope,
 ):
     """Reads, and the transactions that write.
 

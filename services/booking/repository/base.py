@@ -51,6 +51,10 @@ class TransactionScope:
         # Stored on the outbox rows, so the invalidation links to this request's trace.
         self.traceparent = current_traceparent()
 
+    def savepoint(self) -> asyncpg.transaction.Transaction:
+        """A savepoint: what runs inside it is undone, alone, if it raises."""
+        return self._conn.transaction()
+
 
 class PoolScope:
     """Reads and self-contained writes on the pool. `_after_commit` is called

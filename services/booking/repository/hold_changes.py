@@ -66,6 +66,39 @@ class HoldChangeStatements(TransactionScope):
             self._conn, hold_ids, self.actor, "reclaimed by a reservation", self.traceparent
         )
 
+    async def reclaim_lapsed_windows(self, unit_id: uuid.UUID, guard: tuple[int, int]) -> int:
+        """Expires the lapsed holds whose live windows on the unit overlap the
+        guard (epoch seconds [from, until)), when they are all that overlaps
+        it: a reservation refused there by a hold nobody swept yet gets the
+        unit. Holds another transaction has locked are skipped (it may be
+        confirming one). Returns how many expired; their windows are freed
+        by the holds trigger."""
+        hold_ids = await self._conn.fetchval(
+            """
+            WITH overlapping AS (
+                SELECT h.id, h.status = 'HELD' AND h.expires_at <= now() AS lapsed
+                FROM unit_windows w JOIN holds h ON h.id = w.hold_id
+                WHERE w.tenant_id = $1 AND w.unit_id = $2 AND w.live
+                  AND w.guard_from < $4 AND w.guard_until > $3
+            )
+            SELECT coalesce(array_agg(h.id), '{}') FROM (
+                SELECT h.id FROM holds h
+                WHERE h.tenant_id = $1 AND h.status = 'HELD' AND h.expires_at <= now()
+                  AND h.id IN (SELECT id FROM overlapping)
+                  AND NOT EXISTS (SELECT 1 FROM overlapping WHERE NOT lapsed)
+                FOR UPDATE OF h SKIP LOCKED
+            ) h
+            """,
+            self.tenant_id,
+            unit_id,
+            *guard,
+        )
+        if not hold_ids:
+            return 0
+        return await expire_holds(
+            self._conn, hold_ids, self.actor, "reclaimed by a reservation", self.traceparent
+        )
+
     async def transition_hold(
         self,
         hold: Hold,
@@ -100,7 +133,7 @@ class HoldChangeStatements(TransactionScope):
         if rule.moves_capacity:
             args.append(hold.quantity)  # $15, only in the statement of a rule that moves it
         row = await self._conn.fetchrow(transition_statement(rule), *args)
-        return hold_of(row, hold.lines)
+        return hold_of(row, hold.lines, hold.window)
 
 
 class HoldExpiry(PoolScope):
@@ -223,14 +256,19 @@ _EXPIRED_AUDIT = insert_audit(
 _EXPIRED_OUTBOX = availability_changed(
     change=f"'{EXPIRE.audit_action}'",
     resource_id="e.resource_id",
-    slot_ids="array_agg(l.slot_id ORDER BY l.slot_id)",
+    # A windowed hold has no lines (the holds trigger frees its window): its
+    # row says the resource changed, with no slots.
+    slot_ids=(
+        "coalesce(array_agg(l.slot_id ORDER BY l.slot_id)"
+        " FILTER (WHERE l.slot_id IS NOT NULL), '{}')"
+    ),
     hold_id="e.id",
     tenant_id="e.tenant_id",
     dedupe_key=f"'{EXPIRE.audit_action}:' || e.id::text",
     traceparent="$5",
     correlation_id="$4",
     source=(
-        "FROM expired e JOIN hold_lines l ON l.hold_id = e.id"
+        "FROM expired e LEFT JOIN hold_lines l ON l.hold_id = e.id"
         " GROUP BY e.id, e.resource_id, e.tenant_id"
     ),
 )

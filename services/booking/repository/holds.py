@@ -13,16 +13,19 @@ import asyncpg
 from holdfast.platform.context import current_correlation_id
 from holdfast.platform.pagination import Cursor
 from holdfast.platform.records import from_record
+from holdfast.scheduling.intervals import Interval
 from services.booking.domain import (
     Hold,
     HoldFilter,
     HoldLine,
     HoldStatus,
+    HoldWindow,
     RequestKey,
     in_time_order,
 )
 from services.booking.repository.base import PoolScope, TransactionScope, database_errors
 from services.booking.repository.sql import HOLD_COLUMNS, availability_changed, insert_audit
+from services.booking.repository.windows import guarded_of
 from services.booking.rules import CREATE, counter_updates
 
 _CREATED_AUDIT = insert_audit(
@@ -47,18 +50,69 @@ _CREATED_OUTBOX = availability_changed(
 )
 
 
-def hold_of(row: asyncpg.Record, lines: Iterable[HoldLine]) -> Hold:
+# A hold's lines and its window, read with the hold: a slotted hold has lines
+# and no window, a windowed one a window and no lines (hence the outer joins).
+# The window is the hold's live one, else the last it had (a released or
+# expired hold still says where it was).
+_LINE_AND_WINDOW = """
+    l.slot_id, l.starts_at, l.ends_at, l.unit_minor,
+    w.unit_id AS window_unit_id, w.unit_name AS window_unit_name,
+    w.starts_at AS window_start, w.ends_at AS window_end, w.guard_from, w.guard_until
+    FROM holds h
+    LEFT JOIN hold_lines l ON l.hold_id = h.id
+    LEFT JOIN LATERAL (
+        SELECT w.unit_id, u.name AS unit_name, w.starts_at, w.ends_at, w.guard_from, w.guard_until
+        FROM unit_windows w JOIN resource_units u ON u.id = w.unit_id
+        WHERE w.hold_id = h.id
+        ORDER BY w.live DESC, w.updated_at DESC
+        LIMIT 1
+    ) w ON true
+"""
+_WINDOWS = """
+    SELECT DISTINCT ON (w.hold_id) w.hold_id, w.unit_id AS window_unit_id,
+           u.name AS window_unit_name, w.starts_at AS window_start, w.ends_at AS window_end,
+           w.guard_from, w.guard_until
+    FROM unit_windows w JOIN resource_units u ON u.id = w.unit_id
+    WHERE w.hold_id = ANY($1::uuid[])
+    ORDER BY w.hold_id, w.live DESC, w.updated_at DESC
+"""
+
+
+def hold_of(
+    row: asyncpg.Record, lines: Iterable[HoldLine], window: HoldWindow | None = None
+) -> Hold:
     return from_record(
         Hold,
         row,
         status=HoldStatus(row["status"]),
         payment_ref=row["payment_ref"] or "",
         lines=in_time_order(lines),
+        window=window,
     )
 
 
 def line_of(row: asyncpg.Record) -> HoldLine:
     return HoldLine(row["slot_id"], row["starts_at"], row["ends_at"], row["unit_minor"])
+
+
+def window_of(row: asyncpg.Record) -> HoldWindow | None:
+    """The window columns of `_LINE_AND_WINDOW` or `_WINDOWS`, if the hold has one."""
+    if row["window_unit_id"] is None:
+        return None
+    return HoldWindow(
+        Interval(row["window_start"], row["window_end"]),
+        row["window_unit_id"],
+        row["window_unit_name"],
+        guarded_of(row["guard_from"], row["guard_until"]),
+    )
+
+
+def _hold_with_parts(rows: list[asyncpg.Record]) -> Hold | None:
+    """The hold of `_LINE_AND_WINDOW`'s rows (one per line, or one without)."""
+    if not rows:
+        return None
+    lines = [line_of(row) for row in rows if row["slot_id"] is not None]
+    return hold_of(rows[0], lines, window_of(rows[0]))
 
 
 class HoldStatements(TransactionScope):
@@ -117,15 +171,14 @@ class HoldStatements(TransactionScope):
         """Locks one of the tenant's holds and returns it."""
         rows = await self._conn.fetch(
             f"""
-            SELECT {HOLD_COLUMNS}, l.slot_id, l.starts_at, l.ends_at, l.unit_minor
-            FROM holds h JOIN hold_lines l ON l.hold_id = h.id
+            SELECT {HOLD_COLUMNS}, {_LINE_AND_WINDOW}
             WHERE h.tenant_id = $1 AND h.id = $2
             FOR UPDATE OF h
             """,
             self.tenant_id,
             hold_id,
         )
-        return hold_of(rows[0], map(line_of, rows)) if rows else None
+        return _hold_with_parts(rows)
 
 
 class HoldReads(PoolScope):
@@ -133,14 +186,13 @@ class HoldReads(PoolScope):
         async with database_errors():
             rows = await self._pool.fetch(
                 f"""
-                SELECT {HOLD_COLUMNS}, l.slot_id, l.starts_at, l.ends_at, l.unit_minor
-                FROM holds h JOIN hold_lines l ON l.hold_id = h.id
+                SELECT {HOLD_COLUMNS}, {_LINE_AND_WINDOW}
                 WHERE h.tenant_id = $1 AND h.id = $2
                 """,
                 tenant_id,
                 hold_id,
             )
-        return hold_of(rows[0], map(line_of, rows)) if rows else None
+        return _hold_with_parts(rows)
 
     async def list_holds(
         self, tenant_id: str, filters: HoldFilter, after: Cursor | None, limit: int
@@ -163,14 +215,17 @@ class HoldReads(PoolScope):
                 after.uuid if after else None,
                 limit,
             )
+            hold_ids = [row["id"] for row in rows]
             line_rows = await conn.fetch(
                 "SELECT hold_id, slot_id, starts_at, ends_at, unit_minor FROM hold_lines"
                 " WHERE hold_id = ANY($1::uuid[])",
-                [row["id"] for row in rows],
+                hold_ids,
             )
+            window_rows = await conn.fetch(_WINDOWS, hold_ids)
         lines: dict[uuid.UUID, list[HoldLine]] = {}
         for line in line_rows:
             lines.setdefault(line["hold_id"], []).append(line_of(line))
-        return [hold_of(row, lines.get(row["id"], [])) for row in rows]
+        windows = {row["hold_id"]: window_of(row) for row in window_rows}
+        return [hold_of(row, lines.get(row["id"], []), windows.get(row["id"])) for row in rows]
 
     # --- the sweeper ---------------------------------------------------------

@@ -18,7 +18,7 @@ import asyncpg
 from holdfast.platform.errors import DomainError, failed_precondition
 from holdfast.platform.records import from_record
 from holdfast.scheduling.intervals import Interval
-from services.booking.domain import ResourceUnit, UnitWindow
+from services.booking.domain import HoldWindow, ResourceUnit, UnitWindow
 from services.booking.repository.base import PoolScope, TransactionScope, database_errors
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -51,25 +51,29 @@ def guard_seconds(guarded: Interval) -> tuple[int, int]:
     return start, end
 
 
-def window_taken(unit: ResourceUnit, guarded: Interval) -> DomainError:
+def window_taken(unit_id: uuid.UUID, unit_name: str, guarded: Interval) -> DomainError:
     """The refusal when the database finds the unit's buffered window taken."""
     return failed_precondition(
         "SOLD_OUT",
-        f"unit {unit.name}: the window overlaps a live hold or booking (buffers included)",
+        f"unit {unit_name}: the window overlaps a live hold or booking (buffers included)",
         {
-            "unit_id": str(unit.id),
-            "unit_name": unit.name,
+            "unit_id": str(unit_id),
+            "unit_name": unit_name,
             "guarded_start": guarded.start.isoformat(),
             "guarded_end": guarded.end.isoformat(),
         },
     )
 
 
-def unit_window_of(row: asyncpg.Record) -> UnitWindow:
-    guarded = Interval(
-        datetime.fromtimestamp(row["guard_from"], UTC),
-        datetime.fromtimestamp(row["guard_until"], UTC),
+def guarded_of(guard_from: int, guard_until: int) -> Interval:
+    """The stored guard (epoch seconds) as an interval."""
+    return Interval(
+        datetime.fromtimestamp(guard_from, UTC), datetime.fromtimestamp(guard_until, UTC)
     )
+
+
+def unit_window_of(row: asyncpg.Record) -> UnitWindow:
+    guarded = guarded_of(row["guard_from"], row["guard_until"])
     window = Interval(row["starts_at"], row["ends_at"])
     return from_record(UnitWindow, row, window=window, guarded=guarded)
 
@@ -84,13 +88,7 @@ class WindowStatements(TransactionScope):
         guard_from, guard_until = guard_seconds(guarded)
         try:
             async with self._conn.transaction():
-                await self._conn.execute(
-                    "SELECT pg_advisory_xact_lock($1, unit_key) FROM resource_units"
-                    " WHERE tenant_id = $2 AND id = $3",
-                    _UNIT_LOCK_SPACE,
-                    self.tenant_id,
-                    unit.id,
-                )
+                await self._lock_unit(unit.id)
                 row = await self._conn.fetchrow(
                     f"""
                     INSERT INTO unit_windows (tenant_id, hold_id, resource_id, unit_id, unit_key,
@@ -114,7 +112,7 @@ class WindowStatements(TransactionScope):
                     guard_until,
                 )
         except asyncpg.ExclusionViolationError:
-            raise window_taken(unit, guarded) from None
+            raise window_taken(unit.id, unit.name, guarded) from None
         if row is None:
             raise failed_precondition(
                 "WINDOW_NOT_PLACED",
@@ -122,6 +120,47 @@ class WindowStatements(TransactionScope):
                 {"unit_id": str(unit.id), "hold_id": str(hold_id)},
             )
         return unit_window_of(row)
+
+    async def revive_window(self, hold_id: uuid.UUID, window: HoldWindow) -> UnitWindow:
+        """Makes a hold's freed `window` live again on its unit (a late payment
+        for a released or expired hold), or raises SOLD_OUT when a live window
+        there now overlaps it, or WINDOW_NOT_PLACED when the unit is retired
+        or the hold not live. Inside a savepoint, as `place_window`."""
+        try:
+            async with self._conn.transaction():
+                await self._lock_unit(window.unit_id)
+                row = await self._conn.fetchrow(
+                    f"""
+                    UPDATE unit_windows w SET live = true, updated_at = now()
+                    FROM resource_units u
+                    WHERE w.tenant_id = $1 AND w.hold_id = $2 AND w.unit_id = $3 AND NOT w.live
+                      AND u.id = w.unit_id AND u.active
+                      AND EXISTS (SELECT 1 FROM holds WHERE tenant_id = $1 AND id = $2
+                                  AND status IN ('HELD', 'CONFIRMED'))
+                    RETURNING {_prefixed("w.", _WINDOW_COLUMNS)}
+                    """,
+                    self.tenant_id,
+                    hold_id,
+                    window.unit_id,
+                )
+        except asyncpg.ExclusionViolationError:
+            raise window_taken(window.unit_id, window.unit_name, window.guarded) from None
+        if row is None:
+            raise failed_precondition(
+                "WINDOW_NOT_PLACED",
+                f"unit {window.unit_name} is retired, or hold {hold_id} is not live",
+                {"unit_id": str(window.unit_id), "hold_id": str(hold_id)},
+            )
+        return unit_window_of(row)
+
+    async def _lock_unit(self, unit_id: uuid.UUID) -> None:
+        await self._conn.execute(
+            "SELECT pg_advisory_xact_lock($1, unit_key) FROM resource_units"
+            " WHERE tenant_id = $2 AND id = $3",
+            _UNIT_LOCK_SPACE,
+            self.tenant_id,
+            unit_id,
+        )
 
     async def release_windows(self, hold_id: uuid.UUID) -> int:
         """Frees the hold's live windows (a hold leaving HELD/CONFIRMED frees
@@ -139,10 +178,12 @@ class WindowStatements(TransactionScope):
 
 class WindowReads(PoolScope):
     async def busy_windows(
-        self, tenant_id: str, resource_id: uuid.UUID, span: Interval
+        self, tenant_id: str, resource_id: uuid.UUID, span: Interval, *, lapsed: bool = True
     ) -> dict[str, list[Interval]]:
         """Per unit name, the guarded windows of live holds and bookings that
-        touch `span` (what `holdfast.scheduling.starts` calls busy)."""
+        touch `span` (what `holdfast.scheduling.starts` calls busy). With
+        `lapsed` False, those of HELD holds past their expiry are left out:
+        a reservation may reclaim them."""
         guard_from, guard_until = guard_seconds(span)
         async with database_errors():
             rows = await self._pool.fetch(
@@ -151,12 +192,15 @@ class WindowReads(PoolScope):
                 FROM unit_windows w JOIN resource_units u ON u.id = w.unit_id
                 WHERE w.tenant_id = $1 AND w.resource_id = $2 AND w.live
                   AND w.guard_from < $4 AND w.guard_until > $3
+                  AND ($5 OR NOT EXISTS (SELECT 1 FROM holds h WHERE h.id = w.hold_id
+                                         AND h.status = 'HELD' AND h.expires_at <= now()))
                 ORDER BY u.name, w.guard_from
                 """,
                 tenant_id,
                 resource_id,
                 guard_from,
                 guard_until,
+                lapsed,
             )
         busy: dict[str, list[Interval]] = defaultdict(list)
         for row in rows:

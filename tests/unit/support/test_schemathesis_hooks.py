@@ -47,6 +47,8 @@ SLOTS = "/v1/resources/{resource_id}/slots"
 WINDOW = "/v1/resources/{resource_id}/availability"
 HOLDS = "/v1/holds"
 TTL_RANGE = "must be between 1s and 3600s"
+SLOT_ID = "5d3ac1b5-4f60-4a5c-9d3b-111111111111"
+A_WINDOW = {"start_time": FINE, "end_time": "2031-06-01T11:00:00Z"}
 
 
 @pytest.mark.parametrize(
@@ -112,10 +114,51 @@ def test_a_ttl_outside_the_range_the_answer_states_is_excused() -> None:
         ),
         pytest.param(
             Answer(422, ["ttl_seconds", "quantity"], TTL_RANGE),
-            Case(HOLDS, {"ttl_seconds": 9999}),
+            Case(HOLDS, {"ttl_seconds": 9999, "slot_ids": [SLOT_ID], "quantity": 1}),
             id="another-field-named-too",
         ),
     ],
 )
 def test_a_ttl_refusal_is_excused_only_for_the_stated_range(answer: Answer, case: Case) -> None:
     assert not refused_for_a_rule_no_schema_states(answer, case)
+
+
+@pytest.mark.parametrize(
+    ("answer", "case", "excused"),
+    [
+        pytest.param(
+            Answer(422, ["quantity"]),
+            Case(HOLDS, {"window": A_WINDOW, "party_size": 2, "quantity": 2}),
+            True,
+            id="both-shapes",
+        ),
+        pytest.param(
+            Answer(422, ["party_size"]),
+            Case(HOLDS, {"window": A_WINDOW}),
+            True,
+            id="a-window-for-nobody",
+        ),
+        pytest.param(
+            Answer(422, ["window"]),
+            Case(HOLDS, {"window": {**A_WINDOW, "end_time": FINE}, "party_size": 2}),
+            True,
+            id="a-window-ending-as-it-starts",
+        ),
+        pytest.param(
+            Answer(422, ["window"]),
+            Case(HOLDS, {"window": A_WINDOW, "party_size": 2}),
+            False,
+            id="a-fine-window-refused",
+        ),
+        pytest.param(
+            Answer(422, ["quantity"]),
+            Case(HOLDS, {"slot_ids": [SLOT_ID], "quantity": 2}),
+            False,
+            id="a-fine-slot-hold-refused",
+        ),
+    ],
+)
+def test_a_hold_refusal_is_excused_only_for_a_broken_shape_or_window(
+    answer: Answer, case: Case, excused: bool
+) -> None:
+    assert refused_for_a_rule_no_schema_states(answer, case) is excused
