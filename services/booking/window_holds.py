@@ -30,6 +30,7 @@ from holdfast.scheduling.hours import OpeningHours
 from holdfast.scheduling.intervals import Interval, overlaps_any
 from holdfast.scheduling.rules import WindowRules, buffered, window_problem
 from holdfast.scheduling.starts import Unit, fitting
+from holdfast.scheduling.stored import guard_seconds, guarded_interval
 from services.booking import rules
 from services.booking.domain import (
     Hold,
@@ -43,7 +44,6 @@ from services.booking.domain import (
 )
 from services.booking.idempotency import IdempotentCall
 from services.booking.repository import Transaction
-from services.booking.repository.windows import guard_seconds, guarded_of
 from services.booking.reservation_base import ReservationBase
 
 Response = TypeVar("Response")
@@ -85,7 +85,7 @@ def stored_guard(window: Interval, rules: WindowRules) -> Interval:
     """The buffered window as the database will store it (whole seconds,
     rounded outwards), or INVALID_ARGUMENT when it cannot be stored."""
     try:
-        return guarded_of(*guard_seconds(buffered(window, rules)))
+        return guarded_interval(*guard_seconds(buffered(window, rules)))
     except (ValueError, OverflowError):
         raise _invalid("window", "must lie between 1970 and 2106 UTC, buffers included") from None
 

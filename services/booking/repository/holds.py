@@ -14,6 +14,7 @@ from holdfast.platform.context import current_correlation_id
 from holdfast.platform.pagination import Cursor
 from holdfast.platform.records import from_record
 from holdfast.scheduling.intervals import Interval
+from holdfast.scheduling.stored import guarded_interval
 from services.booking.domain import (
     Hold,
     HoldFilter,
@@ -25,7 +26,6 @@ from services.booking.domain import (
 )
 from services.booking.repository.base import PoolScope, TransactionScope, database_errors
 from services.booking.repository.sql import HOLD_COLUMNS, availability_changed, insert_audit
-from services.booking.repository.windows import guarded_of
 from services.booking.rules import CREATE, counter_updates
 
 _CREATED_AUDIT = insert_audit(
@@ -103,7 +103,7 @@ def window_of(row: asyncpg.Record) -> HoldWindow | None:
         Interval(row["window_start"], row["window_end"]),
         row["window_unit_id"],
         row["window_unit_name"],
-        guarded_of(row["guard_from"], row["guard_until"]),
+        guarded_interval(row["guard_from"], row["guard_until"]),
     )
 
 

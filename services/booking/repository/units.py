@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import date, time, timedelta
 from zoneinfo import ZoneInfo
@@ -15,10 +14,10 @@ from holdfast.platform.errors import DomainError, ErrorKind, failed_precondition
 from holdfast.platform.records import from_record
 from holdfast.scheduling.hours import OpeningHours, OpeningRange
 from holdfast.scheduling.rules import WindowRules
+from holdfast.scheduling.stored import MINUTE, hours_from_rows, rules_from_row
 from services.booking.domain import ResourceUnit, WindowTerms
 from services.booking.repository.base import PoolScope, TransactionScope, database_errors
 
-_MINUTE = timedelta(minutes=1)
 _UNIT_COLUMNS = "id, resource_id, name, size, active, created_at"
 
 
@@ -26,19 +25,8 @@ def unit_of(row: asyncpg.Record) -> ResourceUnit:
     return from_record(ResourceUnit, row)
 
 
-def rules_of(row: asyncpg.Record) -> WindowRules:
-    return WindowRules(
-        min_duration=row["min_duration_minutes"] * _MINUTE,
-        max_duration=row["max_duration_minutes"] * _MINUTE,
-        granularity=row["granularity_minutes"] * _MINUTE,
-        buffer_before=row["buffer_before_minutes"] * _MINUTE,
-        buffer_after=row["buffer_after_minutes"] * _MINUTE,
-        lead_time=row["lead_time_minutes"] * _MINUTE,
-    )
-
-
 def terms_of(row: asyncpg.Record) -> WindowTerms:
-    return WindowTerms(rules_of(row), row["price_period_minutes"] * _MINUTE)
+    return WindowTerms(rules_from_row(row), row["price_period_minutes"] * MINUTE)
 
 
 def _whole_minutes(rules: WindowRules, price_period: timedelta) -> list[int]:
@@ -51,9 +39,9 @@ def _whole_minutes(rules: WindowRules, price_period: timedelta) -> list[int]:
         rules.lead_time,
         price_period,
     )
-    if any(span % _MINUTE for span in spans) or price_period < timedelta(0):
+    if any(span % MINUTE for span in spans) or price_period < timedelta(0):
         raise ValueError(f"window rules are stored in whole minutes, got {rules}, {price_period}")
-    return [span // _MINUTE for span in spans]
+    return [span // MINUTE for span in spans]
 
 
 def not_windowed(
@@ -245,7 +233,7 @@ class UnitReads(PoolScope):
                 tenant_id,
                 resource_id,
             )
-        return rules_of(row) if row else None
+        return rules_from_row(row) if row else None
 
     async def window_terms(self, tenant_id: str, resource_id: uuid.UUID) -> WindowTerms | None:
         """The rules and price period of a windowed resource; None for any other."""
@@ -287,11 +275,4 @@ class UnitReads(PoolScope):
                 tenant_id,
                 resource_id,
             )
-        weekly: dict[int, tuple[OpeningRange, ...]] = defaultdict(tuple)
-        for row in weekly_rows:
-            weekly[row["weekday"]] += (OpeningRange(row["opens"], row["closes"]),)
-        exceptions: dict[date, tuple[OpeningRange, ...]] = defaultdict(tuple)
-        for row in exception_rows:
-            ranges = () if row["opens"] is None else (OpeningRange(row["opens"], row["closes"]),)
-            exceptions[row["day"]] += ranges
-        return OpeningHours(zone, dict(weekly), dict(exceptions))
+        return hours_from_rows(zone, weekly_rows, exception_rows)

@@ -9,6 +9,7 @@ import uuid
 from datetime import timedelta
 
 from holdfast.platform.context import current_correlation_id
+from holdfast.scheduling.stored import MINUTE, rules_from_row
 from services.booking.domain import (
     Hold,
     HoldWindow,
@@ -19,10 +20,7 @@ from services.booking.domain import (
 from services.booking.repository.base import PoolScope, TransactionScope, database_errors
 from services.booking.repository.holds import hold_of
 from services.booking.repository.sql import HOLD_COLUMNS, availability_changed, insert_audit
-from services.booking.repository.units import rules_of
 from services.booking.rules import CREATE
-
-_MINUTE = timedelta(minutes=1)
 
 # record_window_hold's parameters: $1 hold, $2 tenant, $3 resource, $4 actor,
 # $5 correlation id, $6 quantity, $7 unit, $8 unit name, $9 window start,
@@ -140,8 +138,8 @@ class WindowHoldReads(PoolScope):
             time_zone=row["time_zone"],
             price_minor=row["price_minor"],
             currency=row["currency"],
-            rules=rules_of(row) if with_rules else None,
-            price_period=(row["price_period_minutes"] or 0) * _MINUTE,
+            rules=rules_from_row(row) if with_rules else None,
+            price_period=(row["price_period_minutes"] or 0) * MINUTE,
             now=row["db_now"],
         )
 

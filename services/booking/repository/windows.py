@@ -4,28 +4,22 @@ the resources' rules, units and hours are in `units`.
 Two live windows on one unit never overlap: the table's exclusion constraint
 refuses the second, whoever races whom, and `place_window` turns that refusal
 into the same SOLD_OUT a full slot gives. The guarded window is stored in
-whole epoch seconds, rounded outwards, within `GUARD_RANGE`.
+whole epoch seconds, rounded outwards, within `holdfast.scheduling.stored.GUARD_RANGE`.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
 from holdfast.platform.errors import DomainError, failed_precondition
 from holdfast.platform.records import from_record
 from holdfast.scheduling.intervals import Interval
+from holdfast.scheduling.stored import guard_seconds, guarded_interval
 from services.booking.domain import HoldWindow, ResourceUnit, UnitWindow
 from services.booking.repository.base import PoolScope, TransactionScope, database_errors
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SECOND = timedelta(seconds=1)
-# The seconds a guarded window may cover: the CHECK unit_windows_guard_bounds
-# (what keeps one unit's windows off the next unit's in the exclusion encoding).
-GUARD_RANGE = (0, 2**32 - 1)
 
 # The first key of the transaction-scoped advisory lock on a unit (the second
 # is its unit_key). Two transactions inserting overlapping windows at once can
@@ -39,16 +33,6 @@ _WINDOW_COLUMNS = "hold_id, unit_id, resource_id, starts_at, ends_at, guard_from
 
 def _prefixed(alias: str, columns: str) -> str:
     return ", ".join(alias + column.strip() for column in columns.split(","))
-
-
-def guard_seconds(guarded: Interval) -> tuple[int, int]:
-    """The buffered window as epoch seconds [from, until), rounded outwards so
-    the stored guard is never smaller than the one asked for."""
-    start = (guarded.start - _EPOCH) // _SECOND
-    end = -((_EPOCH - guarded.end) // _SECOND)
-    if start < GUARD_RANGE[0] or end > GUARD_RANGE[1]:
-        raise ValueError(f"a guarded window must lie in 1970-2106 UTC, got {guarded}")
-    return start, end
 
 
 def window_taken(unit_id: uuid.UUID, unit_name: str, guarded: Interval) -> DomainError:
@@ -65,15 +49,8 @@ def window_taken(unit_id: uuid.UUID, unit_name: str, guarded: Interval) -> Domai
     )
 
 
-def guarded_of(guard_from: int, guard_until: int) -> Interval:
-    """The stored guard (epoch seconds) as an interval."""
-    return Interval(
-        datetime.fromtimestamp(guard_from, UTC), datetime.fromtimestamp(guard_until, UTC)
-    )
-
-
 def unit_window_of(row: asyncpg.Record) -> UnitWindow:
-    guarded = guarded_of(row["guard_from"], row["guard_until"])
+    guarded = guarded_interval(row["guard_from"], row["guard_until"])
     window = Interval(row["starts_at"], row["ends_at"])
     return from_record(UnitWindow, row, window=window, guarded=guarded)
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from holdfast.scheduling.intervals import Interval
-from services.booking.repository.windows import GUARD_RANGE, guard_seconds
+from holdfast.scheduling.stored import GUARD_RANGE, guard_seconds
 
 SEVEN = datetime(2030, 6, 1, 19, 0, tzinfo=UTC)
 
