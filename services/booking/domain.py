@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from holdfast.scheduling.hours import OpeningHours
 from holdfast.scheduling.intervals import Interval
 from holdfast.scheduling.rules import WindowRules
 
@@ -336,9 +337,12 @@ class UnitWindow:
 
 @dataclass(frozen=True)
 class WindowSetup:
-    """What a window hold reads of its resource before it is attempted: its
-    kind, zone and price, and (windowed only) its rules and the period its
-    price is for (zero: the booking as a whole); `now` is the database's."""
+    """What a window hold reads of its resource before it is attempted, in
+    one round trip: its kind, zone and price, and (windowed only) its rules,
+    the period its price is for (zero: the booking as a whole), its hours,
+    its units (best first, retired ones too) and, per unit name, the guarded
+    windows of live holds near the window asked for (those of lapsed unswept
+    holds left out: the transaction reclaims them); `now` is the database's."""
 
     kind: ResourceKind
     time_zone: str
@@ -347,3 +351,6 @@ class WindowSetup:
     rules: WindowRules | None
     price_period: timedelta
     now: datetime
+    hours: OpeningHours | None = None
+    units: tuple[ResourceUnit, ...] = ()
+    busy: Mapping[str, Sequence[Interval]] = field(default_factory=dict)

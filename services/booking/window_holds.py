@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
-from zoneinfo import ZoneInfo
 
 from holdfast.platform.errors import (
     DomainError,
@@ -186,19 +185,17 @@ class WindowHolds(ReservationBase):
         call: IdempotentCall[Hold, Response],
         actor: str,
     ) -> tuple[Response, str]:
-        setup = await self._repo.window_setup(tenant_id, request.resource_id)
+        setup = await self._repo.window_setup(tenant_id, request.resource_id, request.window)
         rules = check_setup(setup, request)
         assert setup is not None
+        assert setup.hours is not None
         guarded = stored_guard(request.window, rules)
-        zone = ZoneInfo(setup.time_zone)
-        hours = await self._repo.opening_hours(tenant_id, request.resource_id, zone)
-        check_window(rules, hours, request.window, setup.now)
-        units = await self._repo.units(tenant_id, request.resource_id)
-        candidates, quantity = candidate_units(request, units)
+        check_window(rules, setup.hours, request.window, setup.now)
+        candidates, quantity = candidate_units(request, setup.units)
         # Units taken by live windows are skipped without queueing for them
         # (what keeps a hot window fast); windows of lapsed holds are not
         # counted, since the transaction reclaims them.
-        busy = await self._repo.busy_windows(tenant_id, request.resource_id, guarded, lapsed=False)
+        busy = setup.busy
         free = [u for u in candidates if not overlaps_any(busy.get(u.name, ()), guarded)]
         if not free:
             # The first request of this id may be what took the window.

@@ -155,12 +155,10 @@ class WindowStatements(TransactionScope):
 
 class WindowReads(PoolScope):
     async def busy_windows(
-        self, tenant_id: str, resource_id: uuid.UUID, span: Interval, *, lapsed: bool = True
+        self, tenant_id: str, resource_id: uuid.UUID, span: Interval
     ) -> dict[str, list[Interval]]:
         """Per unit name, the guarded windows of live holds and bookings that
-        touch `span` (what `holdfast.scheduling.starts` calls busy). With
-        `lapsed` False, those of HELD holds past their expiry are left out:
-        a reservation may reclaim them."""
+        touch `span` (what `holdfast.scheduling.starts` calls busy)."""
         guard_from, guard_until = guard_seconds(span)
         async with database_errors():
             rows = await self._pool.fetch(
@@ -169,15 +167,12 @@ class WindowReads(PoolScope):
                 FROM unit_windows w JOIN resource_units u ON u.id = w.unit_id
                 WHERE w.tenant_id = $1 AND w.resource_id = $2 AND w.live
                   AND w.guard_from < $4 AND w.guard_until > $3
-                  AND ($5 OR NOT EXISTS (SELECT 1 FROM holds h WHERE h.id = w.hold_id
-                                         AND h.status = 'HELD' AND h.expires_at <= now()))
                 ORDER BY u.name, w.guard_from
                 """,
                 tenant_id,
                 resource_id,
                 guard_from,
                 guard_until,
-                lapsed,
             )
         busy: dict[str, list[Interval]] = defaultdict(list)
         for row in rows:
