@@ -38,7 +38,7 @@ from services.booking.repository.refunds import RefundReads, RefundStatements
 from services.booking.repository.units import UnitReads, UnitStatements
 from services.booking.repository.window_changes import WindowChangeStatements
 from services.booking.repository.window_holds import WindowHoldReads, WindowHoldStatements
-from services.booking.repository.windows import WindowReads, WindowStatements
+from services.booking.repository.windows import WindowStatements
 
 __all__ = [
     "BookingRepository",
@@ -74,7 +74,6 @@ class BookingRepository(
     HoldExpiry,
     IdempotencyReads,
     UnitReads,
-    WindowReads,
     WindowHoldReads,
     PoolScope,
 ):

@@ -10,7 +10,6 @@ whole epoch seconds, rounded outwards, within `holdfast.scheduling.stored.GUARD_
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 
 import asyncpg
 
@@ -19,7 +18,7 @@ from holdfast.platform.records import from_record
 from holdfast.scheduling.intervals import Interval
 from holdfast.scheduling.stored import guard_seconds, guarded_interval
 from services.booking.domain import HoldWindow, ResourceUnit, UnitWindow
-from services.booking.repository.base import PoolScope, TransactionScope, database_errors
+from services.booking.repository.base import TransactionScope
 
 # The first key of the transaction-scoped advisory lock on a unit (the second
 # is its unit_key). Two transactions inserting overlapping windows at once can
@@ -151,30 +150,3 @@ class WindowStatements(TransactionScope):
             hold_id,
         )
         return int(status.rsplit(" ", 1)[-1])
-
-
-class WindowReads(PoolScope):
-    async def busy_windows(
-        self, tenant_id: str, resource_id: uuid.UUID, span: Interval
-    ) -> dict[str, list[Interval]]:
-        """Per unit name, the guarded windows of live holds and bookings that
-        touch `span` (what `holdfast.scheduling.starts` calls busy)."""
-        guard_from, guard_until = guard_seconds(span)
-        async with database_errors():
-            rows = await self._pool.fetch(
-                f"""
-                SELECT u.name AS unit_name, {_prefixed("w.", _WINDOW_COLUMNS)}
-                FROM unit_windows w JOIN resource_units u ON u.id = w.unit_id
-                WHERE w.tenant_id = $1 AND w.resource_id = $2 AND w.live
-                  AND w.guard_from < $4 AND w.guard_until > $3
-                ORDER BY u.name, w.guard_from
-                """,
-                tenant_id,
-                resource_id,
-                guard_from,
-                guard_until,
-            )
-        busy: dict[str, list[Interval]] = defaultdict(list)
-        for row in rows:
-            busy[row["unit_name"]].append(unit_window_of(row).guarded)
-        return dict(busy)

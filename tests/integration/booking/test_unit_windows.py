@@ -216,7 +216,9 @@ async def test_a_refusal_leaves_the_transaction_free_to_try_another_unit(
     assert (refused.value.kind, refused.value.reason) == (ErrorKind.FAILED_PRECONDITION, "SOLD_OUT")
     assert refused.value.metadata["unit_name"] == "T1"
     assert (placed.unit_id, placed.window, placed.live) == (large.id, window, True)
-    assert await repo.busy_windows(tenant, small.resource_id, window) == {
+    setup = await repo.window_setup(tenant, small.resource_id, window)
+    assert setup is not None
+    assert setup.busy == {
         "T1": [buffered(window, TURNOVER)],
         "T2": [buffered(window, TURNOVER)],
     }
