@@ -12,7 +12,7 @@ import grpc
 from holdfast.contracts.availability.v1 import availability_pb2, availability_pb2_grpc
 from holdfast.contracts.common.v1 import time_range_pb2
 from holdfast.platform.context import current_tenant
-from holdfast.platform.proto_time import read_time_range
+from holdfast.platform.proto_time import checked_time_range
 from holdfast.platform.streams import stream_position
 from holdfast.platform.validation import Violations
 from services.availability.config import AvailabilitySettings
@@ -44,7 +44,7 @@ class AvailabilityHandler(availability_pb2_grpc.AvailabilityServiceServicer):
     def _window(
         self, v: Violations, message: time_range_pb2.TimeRange
     ) -> tuple[datetime, datetime] | None:
-        window = v.time_range("time_range", *read_time_range(message))
+        window = checked_time_range(v, "time_range", message)
         if window is not None and window[1] - window[0] > self._max_range:
             v.add("time_range", f"must span at most {self._max_range.days} days")
             return None

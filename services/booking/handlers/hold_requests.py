@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 
 from holdfast.contracts.booking.v1 import booking_pb2
-from holdfast.platform.proto_time import read_time_range
+from holdfast.platform.proto_time import checked_time_range
 from holdfast.platform.validation import Violations
 from holdfast.scheduling.intervals import Interval
 from services.booking.domain import HoldRequest, WindowHoldRequest
@@ -77,12 +77,7 @@ def _window(v: Violations, request: booking_pb2.CreateHoldRequest) -> Interval |
     if not request.HasField("window"):
         v.add("window", "is required in a window hold")
         return None
-    try:
-        bounds = read_time_range(request.window)
-    except (ValueError, OverflowError):  # seconds beyond what a Timestamp may hold
-        v.add("window", "start_time and end_time must lie within years 1 to 9999")
-        return None
-    times = v.time_range("window", *bounds)
+    times = checked_time_range(v, "window", request.window)
     if times is None:
         return None
     window = Interval(*times)

@@ -13,7 +13,7 @@ from holdfast.contracts.booking.v1 import (
 )
 from holdfast.platform import pagination
 from holdfast.platform.context import current_actor, current_tenant
-from holdfast.platform.proto_time import read_time_range
+from holdfast.platform.proto_time import checked_time_range
 from holdfast.platform.validation import Violations, parse_id
 from services.booking import convert
 from services.booking.config import BookingSettings
@@ -129,7 +129,7 @@ class InventoryHandler(WindowedInventoryCalls, inventory_pb2_grpc.InventoryServi
         check_count(v, "slots", len(request.slots), limit, "slot")
         new_slots: list[NewSlot] = []
         for i, spec in enumerate(request.slots[:limit]):
-            window = v.time_range(f"slots[{i}].time_range", *read_time_range(spec.time_range))
+            window = checked_time_range(v, f"slots[{i}].time_range", spec.time_range)
             capacity = spec.capacity if spec.HasField("capacity") else None
             if capacity is not None:
                 v.int_range(f"slots[{i}].capacity", capacity, 0, MAX_CAPACITY)
@@ -155,7 +155,7 @@ class InventoryHandler(WindowedInventoryCalls, inventory_pb2_grpc.InventoryServi
         resource_id = v.uuid("resource_id", request.resource_id)
         window = None
         if request.HasField("time_range"):
-            window = v.time_range("time_range", *read_time_range(request.time_range))
+            window = checked_time_range(v, "time_range", request.time_range)
         size = pagination.page_size(v, request.page_size)
         filters = [tenant, str(resource_id), str(window)]
         after = self._pages.decode(v, request.page_token, "ListSlots", filters)

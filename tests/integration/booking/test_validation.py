@@ -12,9 +12,10 @@ import asyncpg
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from holdfast.contracts.booking.v1 import booking_pb2, inventory_pb2
-from holdfast.contracts.common.v1 import money_pb2
+from holdfast.contracts.common.v1 import money_pb2, time_range_pb2
 from holdfast.platform.proto_time import time_range
 from tests.support.booking import BASE_TIME, BookingClient, error_of
 from tests.support.db import count_rows
@@ -115,6 +116,14 @@ def slot_spec(
     )
 
 
+def beyond_year_9999() -> time_range_pb2.TimeRange:
+    """A range whose end lies in the year 10000 (as a client can send it)."""
+    return time_range_pb2.TimeRange(
+        start_time=Timestamp(seconds=int(BASE_TIME.timestamp())),
+        end_time=Timestamp(seconds=253_402_300_800),
+    )
+
+
 INVENTORY_CASES: list[tuple[str, Build, list[str]]] = [
     (
         "resource without anything",
@@ -145,6 +154,25 @@ INVENTORY_CASES: list[tuple[str, Build, list[str]]] = [
             metadata=c.md,
         ),
         ["slots[0].time_range", "slots[1].time_range"],
+    ),
+    (
+        # Past what a protobuf Timestamp may hold: a violation, never INTERNAL.
+        "slot in the year 10000",
+        lambda c, r, s: c.inventory.CreateSlots(
+            inventory_pb2.CreateSlotsRequest(
+                resource_id=r, slots=[inventory_pb2.SlotSpec(time_range=beyond_year_9999())]
+            ),
+            metadata=c.md,
+        ),
+        ["slots[0].time_range"],
+    ),
+    (
+        "slots listed over the year 10000",
+        lambda c, r, s: c.inventory.ListSlots(
+            inventory_pb2.ListSlotsRequest(resource_id=r, time_range=beyond_year_9999()),
+            metadata=c.md,
+        ),
+        ["time_range"],
     ),
     (
         "slot without times and negative capacity",
