@@ -159,6 +159,8 @@ state          {state_dir}  (`make clean-state` deletes it)
 env file       {env_file}  (the addresses above and the demo API key as shell exports;
                `make bench` reads it)
 demo tenant    "{DEMO_TENANT}": {demo}
+               sold in slots: a kayak tour and a room; for any window: a restaurant,
+               a guesthouse and a bike rental (README, "A table for three at 19:30")
                API key with every scope ({key_origin}): $HOLDFAST_DEMO_API_KEY in the env file
 
 Try the HTTP API, from a hold to a paid booking:
