@@ -264,14 +264,15 @@ class InventoryReads(PoolScope):
 
     async def preview_slots(
         self, tenant_id: str, slot_ids: Sequence[uuid.UUID], quantity: int
-    ) -> list[SlotPreview]:
+    ) -> tuple[list[SlotPreview], datetime | None]:
         """Reads slots without locking, with their price and whether any lapsed
-        hold could be reclaimed on the ones too full for `quantity`."""
+        hold could be reclaimed on the ones too full for `quantity`; and the
+        database's time of the read (None when no slot was found)."""
         async with database_errors():
             rows = await self._pool.fetch(
                 f"""
                 SELECT {", ".join("s." + c.strip() for c in SLOT_COLUMNS.split(","))},
-                       r.price_minor, r.currency,
+                       r.price_minor, r.currency, now() AS read_at,
                        CASE WHEN s.capacity - s.held - s.booked < $3 THEN EXISTS (
                            SELECT 1 FROM hold_lines l JOIN holds h ON h.id = l.hold_id
                            WHERE l.slot_id = s.id AND h.status = 'HELD'
@@ -284,4 +285,4 @@ class InventoryReads(PoolScope):
                 list(slot_ids),
                 quantity,
             )
-        return [_preview(row) for row in rows]
+        return [_preview(row) for row in rows], rows[0]["read_at"] if rows else None
