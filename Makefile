@@ -58,7 +58,8 @@ up: venv
 	$(BIN)/python -m devtools up $(UP_ARGS)
 
 # Against the stack `make up` runs in another terminal: it writes its URLs to
-# .state/up.env while it is up.
+# .state/up.env while it is up. Slot holds over gRPC next to pgbench running
+# the same SQL (bench/slot_hold.sql) on the stack's database, and the hot slot.
 bench: venv
 	@test -f .state/up.env || { echo "make bench: no running stack; start one with make up" >&2; exit 1; }
 	. ./.state/up.env && $(BIN)/python -m bench.holds \

@@ -3,14 +3,17 @@
     python -m bench.holds --target HOST:PORT --database-url DSN
 
 1. Hot slot: a thousand concurrent CreateHold on one slot of capacity 10 must
-   give exactly 10 holds and a clean SOLD_OUT to everyone else, all within a
-   second, with no lock timeouts. The slot row is then read from Postgres.
-2. Distinct slots: holds spread over many slots at a fixed concurrency, once
-   through the service over gRPC and once, in the same run, through the very
-   same reservation code (`Reservations.create_hold` on a pool built like the
-   service's) called directly on asyncpg. The ratio of the two throughputs is
-   what everything around that code costs (gRPC, interceptors, handlers,
-   telemetry, the extra process); the target is >= 0.6.
+   give exactly 10 holds and a clean SOLD_OUT to everyone else, all within
+   half a second, with no lock timeouts. The slot row is then read from
+   Postgres.
+2. Distinct slots: holds spread over many slots (each call in flight on a
+   slot of its own) through the service over gRPC and, in the same run in
+   alternating rounds, the very SQL a slot hold runs (bench/slot_hold.sql) from
+   pgbench, one slot per client. pgbench is the ceiling on this machine; the
+   ratio of the two is what everything around that SQL costs (gRPC,
+   interceptors, handlers, telemetry, the Python around it). Target >= 0.4.
+   When the service runs on this machine, its CPU per hold (from /proc) is
+   reported too.
 
 Setup (tenant, resources, slots) goes through the gRPC API like any client,
 in a fresh tenant `bench-xxxxxxxx` per run. The last line printed is one JSON
@@ -36,7 +39,6 @@ from typing import Any
 
 import asyncpg
 
-from bench.direct_path import ENCODERS, DirectPath
 from bench.grpc_load import (
     CALL_TIMEOUT_SECONDS,
     CONNECT_TIMEOUT_SECONDS,
@@ -45,63 +47,57 @@ from bench.grpc_load import (
     fire_at_once,
     keep_busy,
 )
-from bench.report import phase_row
-from bench.stats import Latencies
+from bench.holds_report import HotSlotResult, print_distinct, print_hot_slot
+from bench.pgbench import SLOT_HOLD_SCRIPT, Pgbench, PgbenchError
+from bench.processes import cpu_seconds, listening_pids
 
-HOT_SLOT_TARGET_SECONDS = 1.0
-RATIO_TARGET = 0.6
-
-
-# --- the benchmark ----------------------------------------------------------------
+RATIO_TARGET = 0.4
+MAX_ROUNDS = 4
 
 
 @dataclass(frozen=True)
 class Options:
     target: str
     database_url: str
+    booking_pids: tuple[int, ...]
     channels: int
     hot_requests: int
     hot_capacity: int
     concurrency: int
-    requests: int
-    seconds: float | None
+    seconds: float
     slots: int
     warmup: int
     rounds: int
-    encode: str
+    pgbench: str | None
+    pgbench_clients: int
+    pgbench_threads: int
 
 
 @dataclass
-class HotSlotResult:
-    phase: Phase
-    capacity: int
-    held: int
-    booked: int
-    live_holds: int
+class Distinct:
+    """Both paths' merged rounds, and the service's CPU seconds over its rounds."""
+
+    service: Phase
+    ceiling: Phase
+    service_cpu_seconds: float | None
 
     @property
-    def passed(self) -> bool:
-        return (
-            self.phase.ok == self.capacity
-            and self.phase.sold_out == len(self.phase.latencies) - self.capacity
-            and not self.phase.others
-            and self.held == self.capacity
-            and self.phase.wall_seconds < HOT_SLOT_TARGET_SECONDS
-        )
+    def ratio(self) -> float:
+        return self.service.throughput / self.ceiling.throughput if self.ceiling.throughput else 0
 
     @property
-    def consistent(self) -> bool:
-        """Never oversold, and the row agrees with the answers callers got."""
-        return self.held + self.booked <= self.capacity and self.held == self.phase.ok
+    def cpu_ms_per_hold(self) -> float | None:
+        if self.service_cpu_seconds is None or not self.service.ok:
+            return None
+        return self.service_cpu_seconds / self.service.ok * 1000
 
     def figures(self) -> dict[str, Any]:
         return {
-            **self.phase.figures(),
-            "capacity": self.capacity,
-            "slot_held": self.held,
-            "slot_booked": self.booked,
-            "live_holds": self.live_holds,
-            "target_met": self.passed,
+            "service": self.service.figures(),
+            "pgbench": self.ceiling.figures(),
+            "ratio": round(self.ratio, 3),
+            "service_cpu_ms_per_hold": self.cpu_ms_per_hold,
+            "target_met": self.ratio >= RATIO_TARGET,
         }
 
 
@@ -125,36 +121,42 @@ async def hot_slot(
     return HotSlotResult(phase, row["capacity"], row["held"], row["booked"], row["live_holds"])
 
 
-async def distinct_slots(
-    client: ServiceClient, direct: DirectPath, options: Options
-) -> tuple[Phase, Phase]:
-    """Both paths, each warmed up and on slots of its own, in alternating
-    rounds (service, direct, direct, service, ...) so that drift in the
-    machine's load or the database's state weighs on both alike."""
+async def distinct_slots(client: ServiceClient, pgbench: Pgbench, options: Options) -> Distinct:
+    """Both paths warmed up, each on slots of its own, then measured in
+    alternating rounds (service, pgbench, pgbench, service, ...) so that
+    drift in the machine's load or the database's state weighs on both alike."""
     capacity = 1000
-
-    async def prepare() -> tuple[str, list[str]]:
-        resource_id = await client.resource(capacity)
-        return resource_id, await client.slots(resource_id, options.slots, capacity)
-
-    service_resource, service_slots = await prepare()
-    direct_resource, direct_slots = await prepare()
-    calls = {
-        "gRPC service": client.holder(service_resource, service_slots),
-        "direct asyncpg": direct.holder(client.tenant, direct_resource, direct_slots),
+    service_resource = await client.resource(capacity)
+    service_slots = await client.slots(service_resource, options.slots, capacity)
+    # pgbench's slots: one per client, each with room for every transaction.
+    pg_resource = await client.resource(1_000_000)
+    pg_slots = await client.slots(pg_resource, options.pgbench_clients, 1_000_000)
+    variables = {
+        "tenant": client.tenant,
+        "resource": pg_resource,
+        "slots": "{" + ",".join(pg_slots) + "}",
     }
-    for call in calls.values():
-        await keep_busy("warm-up", call, options.concurrency, options.warmup, None)
+    holder = client.holder(service_resource, service_slots)
+    await keep_busy("warm-up", holder, options.concurrency, options.warmup, None)
+    await pgbench.run("warm-up", 2, variables)
 
-    rounds: dict[str, list[Phase]] = {label: [] for label in calls}
+    service_rounds: list[Phase] = []
+    pg_rounds: list[Phase] = []
+    cpu: float | None = 0.0
     for r in range(options.rounds):
-        for label in list(calls) if r % 2 == 0 else reversed(list(calls)):
-            phase = await keep_busy(
-                label, calls[label], options.concurrency, options.requests, options.seconds
+        for path in ("service", "pgbench") if r % 2 == 0 else ("pgbench", "service"):
+            if path == "pgbench":
+                pg_rounds.append(await pgbench.run("pgbench", options.seconds, variables))
+                continue
+            before = cpu_seconds(options.booking_pids) if options.booking_pids else None
+            service_rounds.append(
+                await keep_busy("gRPC service", holder, options.concurrency, 0, options.seconds)
             )
-            rounds[label].append(phase)
-    service, direct_phase = (Phase.merge(label, phases) for label, phases in rounds.items())
-    return service, direct_phase
+            after = cpu_seconds(options.booking_pids) if options.booking_pids else None
+            cpu = None if cpu is None or before is None or after is None else cpu + after - before
+    return Distinct(
+        Phase.merge("gRPC service", service_rounds), Phase.merge("pgbench", pg_rounds), cpu
+    )
 
 
 async def warm_up_service(client: ServiceClient, options: Options) -> None:
@@ -166,24 +168,9 @@ async def warm_up_service(client: ServiceClient, options: Options) -> None:
     )
 
 
-# --- output -------------------------------------------------------------------------
-
-
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def report(
-    options: Options,
-    tenant: str,
-    server_version: str,
-    hot: HotSlotResult,
-    service: Phase,
-    direct: Phase,
+def figures(
+    options: Options, tenant: str, server_version: str, hot: HotSlotResult, distinct: Distinct
 ) -> dict[str, Any]:
-    ratio = service.throughput / direct.throughput if direct.throughput else 0.0
-    _print_hot_slot(options, tenant, server_version, hot)
-    _print_distinct(options, service, direct, ratio)
     return {
         "bench": "holds",
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -196,60 +183,23 @@ def report(
         },
         "options": asdict(options) | {"database_url": None},
         "hot_slot": hot.figures(),
-        "distinct": {
-            "service": service.figures(),
-            "direct": direct.figures(),
-            "ratio": round(ratio, 3),
-            "target_met": ratio >= RATIO_TARGET,
-        },
+        "distinct": distinct.figures(),
     }
-
-
-def _print_hot_slot(options: Options, tenant: str, server_version: str, hot: HotSlotResult) -> None:
-    lat = Latencies.of(hot.phase.latencies)
-    print(
-        f"holdfast hold benchmark  target={options.target}  tenant={tenant}\n"
-        f"  {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"PostgreSQL {server_version}, {options.channels} gRPC channels\n"
-    )
-    others = ", ".join(f"{k} {v}" for k, v in hot.phase.others.items()) or "none"
-    print(
-        f"hot slot: {len(hot.phase.latencies)} concurrent CreateHold (quantity 1) "
-        f"on one slot of capacity {hot.capacity}\n"
-        f"  ok {hot.phase.ok}   sold out {hot.phase.sold_out}   other errors: {others}\n"
-        f"  last answer after {hot.phase.wall_seconds * 1000:.0f} ms   "
-        f"latency p50 {lat.p50_ms:.0f}  p95 {lat.p95_ms:.0f}  p99 {lat.p99_ms:.0f}  "
-        f"max {lat.max_ms:.0f} ms\n"
-        f"  slot row in Postgres: held {hot.held}  booked {hot.booked}  "
-        f"(live holds {hot.live_holds})\n"
-        f"  target (exactly {hot.capacity} ok, the rest sold out, no other errors, "
-        f"< {HOT_SLOT_TARGET_SECONDS:.0f} s): {_verdict(hot.passed)}\n"
-    )
-
-
-def _print_distinct(options: Options, service: Phase, direct: Phase, ratio: float) -> None:
-    work = f"{options.requests} holds" if options.seconds is None else f"{options.seconds:g} s"
-    print(
-        f"distinct slots: {options.rounds} alternating rounds of {work} per path over "
-        f"{options.slots} slots, concurrency {options.concurrency}, after "
-        f"{options.warmup} warm-up holds (direct path encodes: {options.encode})"
-    )
-    print(
-        f"  {'path':<16}{'holds/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-        f"{'errors':>8}{'client cpu':>12}   holds/s per round"
-    )
-    for phase in (service, direct):
-        print(phase_row(phase, 16, "9.1f", "8.1f"))
-        for name, count in phase.others.items():
-            print(f"    {name}: {count}")
-    print(
-        f"  ratio service/direct {ratio:.2f}  "
-        f"(target >= {RATIO_TARGET}: {_verdict(ratio >= RATIO_TARGET)})\n"
-    )
 
 
 async def run(options: Options) -> int:
     tenant = f"bench-{secrets.token_hex(4)}"
+    try:
+        pgbench = Pgbench.find(
+            options.database_url,
+            options.pgbench_clients,
+            options.pgbench_threads,
+            options.pgbench,
+            SLOT_HOLD_SCRIPT,
+        )
+    except PgbenchError as error:
+        print(error, file=sys.stderr)
+        return 2
     client = ServiceClient(options.target, tenant, options.channels)
     try:
         await client.connect()
@@ -257,18 +207,27 @@ async def run(options: Options) -> int:
         print(f"no booking service answers at {options.target}", file=sys.stderr)
         return 2
     conn = await asyncpg.connect(options.database_url, timeout=CONNECT_TIMEOUT_SECONDS)
-    direct = await DirectPath.open(options.database_url, ENCODERS[options.encode])
     try:
         server_version: str = await conn.fetchval("SHOW server_version")
+        print(
+            f"holdfast hold benchmark  target={options.target}  tenant={tenant}\n"
+            f"  {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"PostgreSQL {server_version}, {options.channels} gRPC channels, {pgbench.path}\n"
+        )
         await warm_up_service(client, options)
         hot = await hot_slot(client, conn, options.hot_requests, options.hot_capacity)
-        service, direct_phase = await distinct_slots(client, direct, options)
-        figures = report(options, tenant, server_version, hot, service, direct_phase)
+        print_hot_slot(hot)
+        distinct = await distinct_slots(client, pgbench, options)
+        print_distinct(options, distinct.service, distinct.ceiling, distinct.cpu_ms_per_hold)
+    except PgbenchError as error:
+        print(error, file=sys.stderr)
+        return 2
     finally:
-        await direct.pool.close()
         await conn.close()
         await client.close()
-    print(json.dumps(figures, separators=(",", ":")))
+    print(
+        json.dumps(figures(options, tenant, server_version, hot, distinct), separators=(",", ":"))
+    )
     if not hot.consistent:
         print("hot slot: the slot row disagrees with the answers given", file=sys.stderr)
         return 1
@@ -283,27 +242,27 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument(
         "--database-url",
         default=os.environ.get("HOLDFAST_DATABASE_URL"),
-        help="the service's Postgres (default: $HOLDFAST_DATABASE_URL)",
+        help="the service's Postgres, for pgbench and the checks (default: $HOLDFAST_DATABASE_URL)",
+    )
+    parser.add_argument(
+        "--booking-pid",
+        type=int,
+        action="append",
+        default=None,
+        help="the booking service's process(es), for its CPU per hold "
+        "(default: whatever listens on --target's port here)",
     )
     parser.add_argument("--channels", type=int, default=4, help="gRPC channels (connections)")
     parser.add_argument("--hot-requests", type=int, default=1000)
     parser.add_argument("--hot-capacity", type=int, default=10)
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--requests", type=int, default=3000, help="holds per distinct phase")
-    parser.add_argument(
-        "--seconds", type=float, default=None, help="run each distinct phase this long instead"
-    )
-    parser.add_argument("--slots", type=int, default=256, help="slots per distinct phase")
-    parser.add_argument("--warmup", type=int, default=300, help="warm-up holds per path")
-    parser.add_argument(
-        "--rounds", type=int, default=2, help="alternating measured rounds per distinct path"
-    )
-    parser.add_argument(
-        "--encode",
-        choices=sorted(ENCODERS),
-        default="proto",
-        help="what the direct path encodes inside the transaction; the service encodes proto",
-    )
+    parser.add_argument("--concurrency", type=int, default=64, help="service holds in flight")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each round")
+    parser.add_argument("--slots", type=int, default=256, help="slots the service's holds use")
+    parser.add_argument("--warmup", type=int, default=300, help="service holds before measuring")
+    parser.add_argument("--rounds", type=int, default=2, help="measured rounds per path")
+    parser.add_argument("--pgbench", default=None, help="pgbench binary (default: found)")
+    parser.add_argument("--pgbench-clients", type=int, default=16)
+    parser.add_argument("--pgbench-threads", type=int, default=2)
     args = parser.parse_args(argv)
     if not args.database_url:
         parser.error("--database-url or HOLDFAST_DATABASE_URL is required")
@@ -311,19 +270,25 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         parser.error("--slots must be at least twice --concurrency, so no two calls share a slot")
     if args.hot_requests < args.hot_capacity:
         parser.error("--hot-requests must be at least --hot-capacity")
+    if not 1 <= args.rounds <= MAX_ROUNDS:
+        parser.error(f"--rounds must be between 1 and {MAX_ROUNDS}")
+    if not 1 <= args.seconds <= 60:
+        parser.error("--seconds must be between 1 and 60")
     return Options(
         target=args.target,
         database_url=args.database_url,
+        booking_pids=tuple(args.booking_pid or listening_pids(int(args.target.rsplit(":", 1)[1]))),
         channels=max(1, args.channels),
         hot_requests=args.hot_requests,
         hot_capacity=args.hot_capacity,
-        concurrency=args.concurrency,
-        requests=args.requests,
+        concurrency=max(1, args.concurrency),
         seconds=args.seconds,
         slots=args.slots,
-        warmup=args.warmup,
-        rounds=max(1, args.rounds),
-        encode=args.encode,
+        warmup=max(0, args.warmup),
+        rounds=args.rounds,
+        pgbench=args.pgbench,
+        pgbench_clients=max(1, args.pgbench_clients),
+        pgbench_threads=max(1, args.pgbench_threads),
     )
 
 

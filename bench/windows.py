@@ -45,8 +45,8 @@ from bench.grpc_load import (
     fire_at_once,
     keep_busy,
 )
+from bench.pgbench import Pgbench, PgbenchError
 from bench.windows_client import SEATING, STRIDE, TURNOVER, WindowClient
-from bench.windows_pgbench import Pgbench, PgbenchError
 from bench.windows_report import Checks, HotWindow, print_distinct, print_hot_window
 
 # Each pgbench run starts its clients' window numbers this far after the last

@@ -6,6 +6,7 @@ what each outcome means. Nothing here talks to anything but Postgres.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any, TypeVar
 
@@ -23,11 +24,12 @@ from services.booking.domain import (
     Refund,
     RefundCause,
     RefundMode,
+    SlotPreview,
     WindowHoldRequest,
 )
 from services.booking.idempotency import IdempotentCall
 from services.booking.refund_records import LATE_PAYMENT_REFUND_REASON, RefundRecords
-from services.booking.repository import Transaction
+from services.booking.repository import Placement, Transaction
 from services.booking.window_holds import WindowHolds
 
 Response = TypeVar("Response")
@@ -100,21 +102,72 @@ class Reservations(WindowHolds, RefundRecords):
         call: IdempotentCall[Hold, Response],
         actor: str,
     ) -> tuple[Response, str]:
-        previews = await self._repo.preview_slots(tenant_id, request.slot_ids, request.quantity)
+        previews, read_at = await self._repo.preview_slots(
+            tenant_id, request.slot_ids, request.quantity
+        )
         try:
             capacity.check_slots_exist(request, previews)
         except DomainError:
             await self._refuse_slots_of_windowed(tenant_id, request)
             raise
+        assert read_at is not None  # the slots were found
         # A slot that is full with nothing to reclaim answers at once, without
         # queueing for its row lock: this is what keeps a hot slot fast.
-        if capacity.clearly_unavailable(previews, request.quantity):
-            # The first request of this id may be what sold the slot out.
-            replayed = await call.seen(self._repo, tenant_id)
-            if replayed is not None:
-                return replayed, "replayed"
-            raise capacity.refusal([p.slot for p in previews], request.quantity)
+        if not capacity.clearly_unavailable(previews, request.quantity):
+            # The hold as of the read: its time is the database's at the
+            # preview, a moment before its slots are locked.
+            hold = capacity.new_hold(request, previews, [p.slot for p in previews], read_at)
+            response, stored = call.respond(hold)
+            placement = await self._place_hold(tenant_id, actor, hold, call, stored)
+            if placement.placed:
+                trace.get_current_span().set_attribute("holdfast.hold_id", str(hold.id))
+                return response, "placed"
+            read = {p.slot.id: p for p in previews}
+            locked = [
+                SlotPreview(slot, read[slot.id].unit_minor, read[slot.id].currency, lapsed)
+                for slot, lapsed in placement.slots
+            ]
+            if len(locked) != len(previews) or not capacity.clearly_unavailable(
+                locked, request.quantity
+            ):
+                # Lapsed holds to reclaim, or a request id used before.
+                return await self._create_hold_in_transaction(
+                    tenant_id, request, previews, call, actor
+                )
+            previews = locked
+        # The first request of this id may be what sold the slot out.
+        replayed = await call.seen(self._repo, tenant_id)
+        if replayed is not None:
+            return replayed, "replayed"
+        raise capacity.refusal([p.slot for p in previews], request.quantity)
 
+    async def _place_hold(
+        self,
+        tenant_id: str,
+        actor: str,
+        hold: Hold,
+        call: IdempotentCall[Hold, Response],
+        stored: bytes | None,
+    ) -> Placement:
+        """The hold in one statement, which waits for its slots' locks
+        (measured: a hot slot's wait is what a slow hold is made of)."""
+        started = time.perf_counter()
+        try:
+            return await self._repo.place_hold(tenant_id, actor, hold, call.key, stored)
+        finally:
+            self._metrics.lock_wait.observe(time.perf_counter() - started)
+
+    async def _create_hold_in_transaction(
+        self,
+        tenant_id: str,
+        request: HoldRequest,
+        previews: list[SlotPreview],
+        call: IdempotentCall[Hold, Response],
+        actor: str,
+    ) -> tuple[Response, str]:
+        """The hold as a transaction of several statements: the request id
+        claimed first, lapsed holds on the locked slots reclaimed if that
+        makes room."""
         async with self._repo.transaction(tenant_id, actor) as tx:
             replayed = await call.claim(tx)
             if replayed is not None:

@@ -12,8 +12,9 @@ hint, an unreachable or overloaded database as UNAVAILABLE.
   changes; `windows`: holds' windows on units, which the exclusion
   constraint keeps apart; `window_holds`: what a hold on a window reads of
   its resource and the hold's own rows; `holds` and `hold_changes`: holds and their
-  transitions (with the lock order); `checkouts` and `refunds`: the payment
-  side; `idempotency`: request ids; `outbox`: what the relay and the payment
+  transitions (with the lock order); `placement`: a new hold on slots in one
+  statement; `checkouts` and `refunds`: the payment side; `idempotency`:
+  request ids; `outbox`: what the relay and the payment
   actions take; `sql`: the audit and outbox rows every writer adds.
 """
 
@@ -34,6 +35,7 @@ from services.booking.repository.holds import HoldReads, HoldStatements
 from services.booking.repository.idempotency import IdempotencyReads, IdempotencyStatements
 from services.booking.repository.inventory import InventoryReads, InventoryStatements
 from services.booking.repository.outbox import OutboxRepository
+from services.booking.repository.placement import HoldPlacement, Placement
 from services.booking.repository.refunds import RefundReads, RefundStatements
 from services.booking.repository.units import UnitReads, UnitStatements
 from services.booking.repository.window_changes import WindowChangeStatements
@@ -45,6 +47,7 @@ __all__ = [
     "DueCheckout",
     "OutboxRepository",
     "PaymentRepository",
+    "Placement",
     "SlotPreview",
     "Transaction",
     "database_errors",
@@ -71,6 +74,7 @@ class Transaction(
 class BookingRepository(
     InventoryReads,
     HoldReads,
+    HoldPlacement,
     HoldExpiry,
     IdempotencyReads,
     UnitReads,

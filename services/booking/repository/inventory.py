@@ -28,6 +28,19 @@ from services.booking.repository.base import (
 )
 from services.booking.repository.sql import SLOT_COLUMNS, availability_changed, insert_audit
 
+# Built once: a hold reads it first, on every call.
+_PREVIEW_SLOTS = f"""
+    SELECT {", ".join("s." + c.strip() for c in SLOT_COLUMNS.split(","))},
+           r.price_minor, r.currency, now() AS read_at,
+           CASE WHEN s.capacity - s.held - s.booked < $3 THEN EXISTS (
+               SELECT 1 FROM hold_lines l JOIN holds h ON h.id = l.hold_id
+               WHERE l.slot_id = s.id AND h.status = 'HELD'
+                 AND h.expires_at <= now())
+           ELSE false END AS has_expired_holds
+    FROM slots s JOIN resources r ON r.id = s.resource_id
+    WHERE s.tenant_id = $1 AND s.id = ANY($2::uuid[])
+    """
+
 
 def _slot(row: asyncpg.Record) -> Slot:
     return from_record(Slot, row)
@@ -264,24 +277,15 @@ class InventoryReads(PoolScope):
 
     async def preview_slots(
         self, tenant_id: str, slot_ids: Sequence[uuid.UUID], quantity: int
-    ) -> list[SlotPreview]:
+    ) -> tuple[list[SlotPreview], datetime | None]:
         """Reads slots without locking, with their price and whether any lapsed
-        hold could be reclaimed on the ones too full for `quantity`."""
+        hold could be reclaimed on the ones too full for `quantity`; and the
+        database's time of the read (None when no slot was found)."""
         async with database_errors():
             rows = await self._pool.fetch(
-                f"""
-                SELECT {", ".join("s." + c.strip() for c in SLOT_COLUMNS.split(","))},
-                       r.price_minor, r.currency,
-                       CASE WHEN s.capacity - s.held - s.booked < $3 THEN EXISTS (
-                           SELECT 1 FROM hold_lines l JOIN holds h ON h.id = l.hold_id
-                           WHERE l.slot_id = s.id AND h.status = 'HELD'
-                             AND h.expires_at <= now())
-                       ELSE false END AS has_expired_holds
-                FROM slots s JOIN resources r ON r.id = s.resource_id
-                WHERE s.tenant_id = $1 AND s.id = ANY($2::uuid[])
-                """,
+                _PREVIEW_SLOTS,
                 tenant_id,
                 list(slot_ids),
                 quantity,
             )
-        return [_preview(row) for row in rows]
+        return [_preview(row) for row in rows], rows[0]["read_at"] if rows else None

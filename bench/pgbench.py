@@ -1,6 +1,7 @@
-"""pgbench running bench/windows_hold.sql (the SQL of one window hold) against
-the service's database: the ceiling the service's window holds are measured
-against, in the same run and on the same machine.
+"""pgbench running a hold's SQL against the service's database: the ceiling
+the service's holds are measured against, in the same run and on the same
+machine. bench/windows_hold.sql is a window hold's (bench.windows),
+bench/slot_hold.sql a slot hold's (bench.holds).
 
 Each transaction's latency comes from pgbench's own per-transaction log, so
 its percentiles read like the service's.
@@ -21,7 +22,8 @@ from pathlib import Path
 
 from bench.grpc_load import OK, Phase
 
-SCRIPT = Path(__file__).with_name("windows_hold.sql")
+WINDOW_HOLD_SCRIPT = Path(__file__).with_name("windows_hold.sql")
+SLOT_HOLD_SCRIPT = Path(__file__).with_name("slot_hold.sql")
 # Where Debian puts it when it is not on PATH.
 _FALLBACKS = "/usr/lib/postgresql/*/bin/pgbench"
 _TPS = re.compile(r"^tps = ([0-9.]+) \(without initial connection time\)", re.M)
@@ -38,13 +40,21 @@ class Pgbench:
     database_url: str
     clients: int
     threads: int
+    script: Path = WINDOW_HOLD_SCRIPT
 
     @classmethod
-    def find(cls, database_url: str, clients: int, threads: int, path: str | None) -> Pgbench:
+    def find(
+        cls,
+        database_url: str,
+        clients: int,
+        threads: int,
+        path: str | None,
+        script: Path = WINDOW_HOLD_SCRIPT,
+    ) -> Pgbench:
         found = path or shutil.which("pgbench") or next(iter(sorted(glob.glob(_FALLBACKS))), None)
         if not found:
             raise PgbenchError("no pgbench on PATH nor in /usr/lib/postgresql/*/bin; --pgbench")
-        return cls(found, database_url, clients, min(threads, clients))
+        return cls(found, database_url, clients, min(threads, clients), script)
 
     async def run(self, label: str, seconds: float, variables: Mapping[str, str]) -> Phase:
         """Runs the script for `seconds` on `self.clients` connections; the
@@ -62,7 +72,7 @@ class Pgbench:
                 f"--client={self.clients}",
                 f"--jobs={self.threads}",
                 f"--time={max(1, round(seconds))}",
-                f"--file={SCRIPT}",
+                f"--file={self.script}",
                 "--log",
                 f"--log-prefix={prefix}",
                 *defines,
