@@ -2,9 +2,11 @@
 the hops that are not calls.
 
 Every process installs the SDK tracer provider (unless OTEL_SDK_DISABLED is
-true) and instruments gRPC (in the bootstrap), asyncpg, Redis, httpx and its
-HTTP server. Spans are exported over OTLP only when OTEL_EXPORTER_OTLP_ENDPOINT
-(or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set. The W3C trace context and
+true). Spans are exported over OTLP only when OTEL_EXPORTER_OTLP_ENDPOINT (or
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set, and only then are gRPC (in the
+bootstrap), asyncpg, Redis, httpx and the HTTP servers instrumented: without
+an exporter the trace context still passes through (log lines, outbox rows
+and Stripe metadata keep their trace ids), but no span is built per query. The W3C trace context and
 baggage propagators are OpenTelemetry's defaults; OTEL_PROPAGATORS changes them.
 
 Two hops are not calls, so the trace context crosses them as data: outbox rows
@@ -90,9 +92,11 @@ def configure_telemetry(service: str) -> None:
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
-    AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
-    RedisInstrumentor().instrument()
-    HTTPXClientInstrumentor().instrument()
+    if exporting():
+        # Unexported, their spans would only cost CPU on every query and call.
+        AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
+        RedisInstrumentor().instrument()
+        HTTPXClientInstrumentor().instrument()
 
 
 def shutdown_telemetry() -> None:
