@@ -69,7 +69,7 @@ bench-availability: venv
 	. ./.state/up.env && $(BIN)/python -m bench.availability \
 		--booking-target "$$HOLDFAST_BOOKING_TARGET" \
 		--availability-target "$$HOLDFAST_AVAILABILITY_TARGET" \
-		--redis-url "$$HOLDFAST_REDIS_URL" $(BENCH_AVAILABILITY_ARGS)
+		--availability-metrics "$$HOLDFAST_AVAILABILITY_METRICS_URL" $(BENCH_AVAILABILITY_ARGS)
 
 # The signing secret: the fake Stripe's when the stack runs one (its
 # HOLDFAST_FAKE_STRIPE_URL is in up.env; the webhook service then ignores
