@@ -27,6 +27,9 @@ class AvailabilityMetrics:
             ["reason"],
             registry=self.registry,
         )
+        # The series the read path counts on every answer, found once.
+        self.local_hits = self.cache_hits.labels("local")
+        self.redis_hits = self.cache_hits.labels("redis")
         self.cache_errors = Counter(
             "holdfast_availability_cache_errors",
             "Redis calls that failed on the request path (the answer came from Postgres)",
