@@ -118,14 +118,23 @@ class CachedAnswers:
         # Local versions are taken before Redis is asked, shared ones (inside
         # SharedRead) before Postgres is: each fill is checked against them.
         ask_redis: list[tuple[uuid.UUID, tuple[int, int]]] = []
+        # Resources whose invalidation is being applied: Redis may still hold
+        # what it drops, Postgres already has the change (see LocalCache).
+        ask_database: list[uuid.UUID] = []
         for resource_id in dict.fromkeys(resource_ids):
             key = (tenant_id, str(resource_id))
+            if self._local.invalidating(key):
+                ask_database.append(resource_id)
+                continue
             cached = self._local.get(key, kind.span)
             if isinstance(cached, kind.type):
                 self._metrics.local_hits.inc()
                 answers[resource_id] = cached
             else:
                 ask_redis.append((resource_id, self._local.version(key)))
+        if ask_database:
+            self._metrics.cache_misses.labels("invalidating").inc(len(ask_database))
+            answers.update(await kind.load(ask_database))
         if ask_redis:
             await self._through_redis(tenant_id, ask_redis, kind, answers)
         return [answers[r] for r in resource_ids]
