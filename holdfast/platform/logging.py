@@ -19,6 +19,8 @@ access_log = logging.getLogger("holdfast.access")
 # Attributes every LogRecord has; anything else passed via `extra=` is logged.
 # Also left out: uvicorn's terminal-coloured copy of each message.
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+# Made once: json.dumps(..., default=str) builds a new encoder for every line.
+_ENCODER = json.JSONEncoder(default=str)
 
 
 class JsonFormatter(logging.Formatter):
@@ -46,7 +48,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return _ENCODER.encode(entry)
 
 
 def configure_logging(service: str, level: str = "INFO", access: bool = True) -> None:
