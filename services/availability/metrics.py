@@ -23,7 +23,8 @@ class AvailabilityMetrics:
         )
         self.cache_misses = Counter(
             "holdfast_availability_cache_misses",
-            "Answers read from Postgres, per resource, by why (miss, degraded, fresh, invalidating)",
+            "Answers read from Postgres, per resource, by why"
+            " (miss, degraded, fresh, invalidating)",
             ["reason"],
             registry=self.registry,
         )
