@@ -60,15 +60,17 @@ def _incoming_correlation_id(metadata: Mapping[str, str | bytes]) -> str:
     )
 
 
-def _server_span_context(method: str, metadata: Mapping[str, str | bytes]) -> otel_context.Context:
-    """The caller's trace context and baggage (if the call carries any) with
-    an unsampled server span of this call as the current span."""
+def _server_span(
+    method: str, metadata: Mapping[str, str | bytes]
+) -> tuple[trace.Span, otel_context.Context]:
+    """An (unsampled) server span of this call, and the caller's trace context
+    and baggage (if the call carries any) with that span as the current one."""
     if any(key in metadata for key in _PROPAGATION_KEYS):
         parent = propagate.extract(metadata)
     else:
         parent = otel_context.get_current()
     span = tracer.start_span(method, parent, kind=trace.SpanKind.SERVER)
-    return trace.set_span_in_context(span, parent)
+    return span, trace.set_span_in_context(span, parent)
 
 
 class ServerContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -112,11 +114,13 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
             metadata = dict(context.invocation_metadata() or ())
             if not starts_span:
                 return await self._answer(behavior, method, request, context, metadata, started)
-            token = otel_context.attach(_server_span_context(method, metadata))
+            span, span_context = _server_span(method, metadata)
+            token = otel_context.attach(span_context)
             try:
                 return await self._answer(behavior, method, request, context, metadata, started)
             finally:
                 otel_context.detach(token)
+                span.end()
 
         return call
 
