@@ -10,7 +10,7 @@ BUF_STAMP := .tools/.buf-$(BUF_VERSION)
 # Extra arguments, e.g. `make up UP_ARGS="--booking-port 50061"`.
 UP_ARGS ?=
 BENCH_ARGS ?=
-# e.g. BENCH_AVAILABILITY_ARGS="--seconds 10 --availability-metrics http://localhost:9102/metrics"
+# e.g. BENCH_AVAILABILITY_ARGS="--seconds 10 --client-processes 3 --lag-rounds 500"
 BENCH_AVAILABILITY_ARGS ?=
 # e.g. BENCH_WEBHOOKS_ARGS="--events 5000 --webhooks-metrics http://localhost:9103/metrics"
 BENCH_WEBHOOKS_ARGS ?=
@@ -70,7 +70,7 @@ bench-availability: venv
 	. ./.state/up.env && $(BIN)/python -m bench.availability \
 		--booking-target "$$HOLDFAST_BOOKING_TARGET" \
 		--availability-target "$$HOLDFAST_AVAILABILITY_TARGET" \
-		--redis-url "$$HOLDFAST_REDIS_URL" $(BENCH_AVAILABILITY_ARGS)
+		--availability-metrics "$$HOLDFAST_AVAILABILITY_METRICS_URL" $(BENCH_AVAILABILITY_ARGS)
 
 # The signing secret: the fake Stripe's when the stack runs one (its
 # HOLDFAST_FAKE_STRIPE_URL is in up.env; the webhook service then ignores

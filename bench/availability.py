@@ -1,24 +1,26 @@
 """Availability benchmarks against running booking and availability services.
 
     python -m bench.availability --booking-target HOST:PORT \
-        --availability-target HOST:PORT --redis-url URL [--availability-metrics URL]
+        --availability-target HOST:PORT [--availability-metrics URL]
 
-1. Cache hits: GetAvailability for one resource and range, warmed first, from
-   many concurrent callers over several gRPC channels.
-2. Cache misses: the same load, but every call asks a range nobody asked
-   before (its start moved back by a number of seconds unique in the run), so
-   every answer is read from Postgres.
-3. Raw Redis GET: redis-py's asyncio client at the same concurrency on a key
-   holding as many bytes as the cached answer. What the hits reach as a share
-   of it is the cost of everything around a cache lookup (gRPC, the handler,
-   the service process); the design targets are hit p99 < 5 ms and a ratio
-   of at least 0.5.
+1. Cache hits: GetAvailability for one resource and range, warmed first,
+   `--concurrency` calls in flight from `--client-processes` processes.
+2. Its ceiling, a bare `grpc.aio` server: the same client processes, the
+   same request, against a server in a process of its own
+   (bench.availability_ceiling) that answers the very bytes a hit answers,
+   serialized once, with no interceptors or handler of ours. Hits ÷ bare is
+   the share of gRPC's own capacity the service keeps (target >= 0.7, and hit
+   p99 < 20 ms at 64 in flight). When the service runs on this machine its
+   CPU per call is read from /proc next to the bare server's.
+3. Cache misses: the same load from this process, but every call asks a
+   range nobody asked before (its start moved back by a number of seconds
+   unique in the run), so every answer is read from Postgres.
 4. Invalidation lag: sequential rounds of hold, warm, ConfirmHold; the time
    from ConfirmHold's answer until GetAvailability shows the booking, polled
-   back to back. Target p99 < 50 ms. With --availability-metrics the service's
+   back to back. Target p99 < 10 ms. With --availability-metrics the service's
    own lag histogram (commit to invalidation applied) is read around it.
 
-Hits, raw GETs and misses run in alternating rounds so drift in the machine's
+Hits, bare and misses run in alternating rounds so drift in the machine's
 load weighs on all three alike. Setup goes through the booking service's
 gRPC API in a fresh tenant `bench-xxxxxxxx` per run. The last line printed is
 one JSON object with every figure. Exit status 1 means some answer was wrong
@@ -30,36 +32,39 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import secrets
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import grpc
-from redis.asyncio import Redis
 
+from bench.availability_ceiling import SERVICE, Ceiling
 from bench.availability_client import (
     AvailabilityClient,
     Call,
+    Measured,
+    PhaseRunner,
     ResourceAvailability,
-    redis_getter,
     run_rounds,
 )
 from bench.availability_lag import LagRounds
+from bench.availability_load import LoadClients, Target
 from bench.availability_options import Options
 from bench.availability_report import report
-from bench.availability_results import Results
-from bench.grpc_load import (
-    BASE_TIME,
-    CALL_TIMEOUT_SECONDS,
-    ServiceClient,
-    keep_busy,
-)
+from bench.availability_results import BARE, HITS, MISSES, Results
+from bench.grpc_load import BASE_TIME, Phase, ServiceClient, keep_busy
 from bench.metrics import Metrics
+from bench.processes import listening_pid
+from holdfast.contracts.availability.v1 import availability_pb2
 from holdfast.contracts.booking.v1 import booking_pb2_grpc
+from holdfast.platform.context import TENANT_ID_KEY
+from holdfast.platform.proto_time import time_range
 
+GET_AVAILABILITY = f"/{SERVICE}/GetAvailability"
 CACHE_LIVE_WAIT_SECONDS = 15.0
 
 
@@ -130,15 +135,9 @@ def well_formed(answer: ResourceAvailability, options: Options) -> bool:
     )
 
 
-def phase_calls(
-    availability: AvailabilityClient, setup: Setup, options: Options, redis_get: Call
-) -> dict[str, Call]:
-    """The three throughput phases' calls, each checking its answers."""
-    expected = setup.expected
+def miss_call(availability: AvailabilityClient, setup: Setup, options: Options) -> Call:
+    """A call asking a range nobody asked before, checking its answer."""
     expected_slots = setup.expected_misses.slots
-    hits = availability.reader(
-        setup.hit_resource, lambda i: hit_window(options), lambda a: a == expected
-    )
     misses = availability.reader(
         setup.miss_resource,
         miss_window(options),
@@ -152,45 +151,101 @@ def phase_calls(
         miss_count += 1
         return await misses(miss_count)
 
-    return {"cache hits": hits, "redis GET": redis_get, "cache misses": miss}
+    return miss
 
 
-async def measure(options: Options, tenant: str, redis: Redis) -> Results | None:
+def hit_target(address: str, tenant: str, setup: Setup, options: Options) -> Target:
+    """The hits' call as raw bytes: the same request and answer for the
+    service and for its ceiling."""
+    request = availability_pb2.GetAvailabilityRequest(
+        resource_id=setup.hit_resource, time_range=time_range(*hit_window(options))
+    )
+    answer = availability_pb2.GetAvailabilityResponse(availability=setup.expected)
+    return Target(
+        address,
+        GET_AVAILABILITY,
+        request.SerializeToString(),
+        answer.SerializeToString(),
+        ((TENANT_ID_KEY, tenant),),
+    )
+
+
+async def throughput(
+    options: Options, setup: Setup, availability: AvailabilityClient, metrics: Metrics
+) -> dict[str, Measured]:
+    """Hits, bare and misses in alternating rounds, after a warm-up each."""
+    target = hit_target(options.availability_target, availability.tenant, setup, options)
+    service_pid = options.availability_pid or local_pid(options.availability_target)
+    with tempfile.TemporaryDirectory(prefix="holdfast-bench-") as scratch:
+        ceiling = Ceiling(Path(scratch) / "answer.bin")
+        per_process = max(1, options.channels // options.client_processes)
+        load = LoadClients(options.client_processes, per_process)
+        try:
+            await ceiling.start(target.expected)
+            await load.connect(HITS, target)
+            await load.connect(BARE, replace(target, address=ceiling.target))
+            miss = miss_call(availability, setup, options)
+            for name in (HITS, BARE):
+                await load.run("warm-up", name, options.concurrency, options.warmup_seconds)
+            await keep_busy("warm-up", miss, options.concurrency, options.warmup, None)
+
+            def loaded(name: str) -> Callable[[], Awaitable[Phase]]:
+                return lambda: load.run(name, name, options.concurrency, options.seconds)
+
+            async def misses() -> Phase:
+                return await keep_busy(MISSES, miss, options.concurrency, 0, options.seconds)
+
+            phases = {
+                HITS: PhaseRunner(loaded(HITS), service_pid),
+                BARE: PhaseRunner(loaded(BARE), ceiling.pid),
+                MISSES: PhaseRunner(misses, service_pid),
+            }
+            return await run_rounds(phases, metrics, options.rounds)
+        finally:
+            await load.close()
+            await ceiling.stop()
+
+
+def local_pid(target: str) -> int | None:
+    host, _, port = target.rpartition(":")
+    if host.strip("[]") not in ("localhost", "127.0.0.1", "::1", "0.0.0.0", ""):
+        return None
+    return listening_pid(int(port))
+
+
+async def connected(setup_client: ServiceClient, availability: AvailabilityClient) -> bool:
+    for name, connect in (
+        ("booking service", setup_client.connect),
+        ("availability service", availability.connect),
+    ):
+        try:
+            await connect()
+        except TimeoutError:
+            print(f"no {name} answers", file=sys.stderr)
+            return False
+    if not await availability.wait_until_cache_live(CACHE_LIVE_WAIT_SECONDS):
+        print(
+            "the availability cache is not live (degraded to Postgres): nothing to measure",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
+async def measure(options: Options, tenant: str) -> Results | None:
     setup_client = ServiceClient(options.booking_target, tenant, 1)
     availability = AvailabilityClient(options.availability_target, tenant, options.channels)
     booking_channel = grpc.aio.insecure_channel(options.booking_target)
     metrics = Metrics(options.availability_metrics)
     try:
-        for name, connect in (
-            (f"booking service at {options.booking_target}", setup_client.connect),
-            (f"availability service at {options.availability_target}", availability.connect),
-        ):
-            try:
-                await connect()
-            except TimeoutError:
-                print(f"no {name} answers", file=sys.stderr)
-                return None
-        if not await availability.wait_until_cache_live(CACHE_LIVE_WAIT_SECONDS):
-            print(
-                "the availability cache is not live (degraded to Postgres): nothing to measure",
-                file=sys.stderr,
-            )
+        if not await connected(setup_client, availability):
             return None
         setup = await prepare(setup_client, availability, options)
         for first in (setup.expected, setup.expected_misses):
             if not well_formed(first, options):
                 print(f"unexpected first answer: {first}", file=sys.stderr)
                 return None
-
-        value = setup.expected.SerializeToString()
-        key = f"{tenant}:raw-get"
-        await redis.set(key, value, ex=3600)
-        calls = phase_calls(availability, setup, options, redis_getter(redis, key, value))
-        # Opens every connection and grows the service's and the Redis pools.
-        for call in calls.values():
-            await keep_busy("warm-up", call, options.concurrency, options.warmup, None)
-        measured = await run_rounds(calls, metrics, options)
-
+        measured = await throughput(options, setup, availability, metrics)
         lag_rounds = LagRounds(
             booking_pb2_grpc.BookingServiceStub(booking_channel),
             availability,
@@ -201,33 +256,20 @@ async def measure(options: Options, tenant: str, redis: Redis) -> Results | None
             options,
         )
         lag = await lag_rounds.run(metrics)
-        await redis.delete(key)
     finally:
         await booking_channel.close()
         await availability.close()
         await setup_client.close()
-    return Results(
-        len(value), measured["cache hits"], measured["redis GET"], measured["cache misses"], lag
-    )
+    answer_bytes = setup.expected.ByteSize()
+    return Results(answer_bytes, measured[HITS], measured[BARE], measured[MISSES], lag)
 
 
 async def run(options: Options) -> int:
     tenant = f"bench-{secrets.token_hex(4)}"
-    redis = Redis.from_url(
-        options.redis_url,
-        max_connections=options.concurrency,
-        socket_timeout=CALL_TIMEOUT_SECONDS,
-        client_name="holdfast-bench",
-    )
-    try:
-        info = await redis.info("server")
-        redis_version = str(info.get("redis_version", "?"))
-        results = await measure(options, tenant, redis)
-    finally:
-        await redis.aclose()
+    results = await measure(options, tenant)
     if results is None:
         return 2
-    print(json.dumps(report(options, tenant, redis_version, results), separators=(",", ":")))
+    print(json.dumps(report(options, tenant, results), separators=(",", ":")))
     if results.wrong:
         print(f"{results.wrong} wrong answers", file=sys.stderr)
         return 1
@@ -246,27 +288,35 @@ def _parser() -> argparse.ArgumentParser:
         "--availability-target", default="localhost:50052", help="availability gRPC address"
     )
     parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("HOLDFAST_REDIS_URL"),
-        help="for the raw GET phase (default: $HOLDFAST_REDIS_URL)",
-    )
-    parser.add_argument(
         "--availability-metrics",
         default=None,
         metavar="URL",
         help="the availability service's /metrics, e.g. http://localhost:9102/metrics",
     )
+    parser.add_argument(
+        "--availability-pid",
+        type=int,
+        default=None,
+        help="the service's process, for its CPU (default: whoever listens on the target's port)",
+    )
     parser.add_argument("--channels", type=int, default=4, help="gRPC channels (connections)")
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        default=2,
+        help="processes sharing the hits' and the bare server's calls in flight",
+    )
     parser.add_argument("--concurrency", type=int, default=64)
-    work = parser.add_mutually_exclusive_group()
-    work.add_argument("--seconds", type=float, help="length of each phase round (default 5)")
-    work.add_argument("--requests", type=int, help="requests per phase round instead")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each phase round")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per phase")
     parser.add_argument(
         "--warmup",
         type=int,
         default=500,
-        help="warm-up requests per phase; at least --concurrency, to open every connection",
+        help="warm-up misses; at least --concurrency, to open every connection",
+    )
+    parser.add_argument(
+        "--warmup-seconds", type=float, default=1.0, help="warm-up of the hits and of the bare"
     )
     parser.add_argument("--slots", type=int, default=24, help="hourly slots in each answer")
     parser.add_argument(
@@ -290,23 +340,20 @@ def _parser() -> argparse.ArgumentParser:
 def parse(argv: Sequence[str] | None = None) -> Options:
     parser = _parser()
     args = parser.parse_args(argv)
-    if not args.redis_url:
-        parser.error("--redis-url or HOLDFAST_REDIS_URL is required")
     if args.warmup < args.concurrency:
         parser.error("--warmup must be at least --concurrency")
-    if args.requests is None and args.seconds is None:
-        args.seconds = 5.0
     return Options(
         booking_target=args.booking_target,
         availability_target=args.availability_target,
-        redis_url=args.redis_url,
         availability_metrics=args.availability_metrics,
+        availability_pid=args.availability_pid,
         channels=max(1, args.channels),
+        client_processes=max(1, args.client_processes),
         concurrency=max(1, args.concurrency),
-        requests=args.requests or 0,
         seconds=args.seconds,
         rounds=max(1, args.rounds),
         warmup=args.warmup,
+        warmup_seconds=args.warmup_seconds,
         slots=max(1, args.slots),
         lag_rounds=args.lag_rounds,
         lag_poll_ms=args.lag_poll_ms,

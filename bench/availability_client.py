@@ -1,31 +1,28 @@
-"""The availability service as `bench.availability` calls it, and the raw
-Redis GET it is compared with."""
+"""The availability service as `bench.availability` calls it in-process
+(setup, misses, lag), and its alternating rounds of phases."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from bench.availability_options import Options
 from bench.grpc_load import (
     CALL_TIMEOUT_SECONDS,
     OK,
     Channels,
     HoldCall,
     Phase,
-    keep_busy,
     outcome_of_status,
 )
 from bench.metrics import Metrics, Samples
+from bench.processes import cpu_seconds
 from holdfast.contracts.availability.v1 import availability_pb2, availability_pb2_grpc
 from holdfast.platform.grpc_errors import details_of
 from holdfast.platform.proto_time import time_range
@@ -91,44 +88,56 @@ class AvailabilityClient(Channels):
         return read
 
 
-def redis_getter(redis: Redis, key: str, value: bytes) -> Call:
-    async def get(i: int) -> str:
-        try:
-            found = await redis.get(key)
-        except RedisError as error:
-            return f"REDIS/{type(error).__name__}"
-        return OK if found == value else WRONG
-
-    return get
-
-
 @dataclass
 class Measured:
-    """A phase over all its rounds, with what the service counted meanwhile."""
+    """A phase over all its rounds, the server's CPU time meanwhile (None when
+    its process is not known), and what the service counted meanwhile."""
 
     phase: Phase
+    server_cpu_seconds: float | None = None
     service: Samples = field(default_factory=dict)
 
     @property
     def wrong(self) -> int:
         return self.phase.outcomes[WRONG]
 
+    @property
+    def server_cpu_ms_per_call(self) -> float | None:
+        calls = len(self.phase.latencies)
+        if self.server_cpu_seconds is None or not calls:
+            return None
+        return self.server_cpu_seconds / calls * 1000
+
+
+@dataclass(frozen=True)
+class PhaseRunner:
+    """How to run one round of a phase, and the pid of the server it loads."""
+
+    run: Callable[[], Awaitable[Phase]]
+    server_pid: int | None
+
 
 async def run_rounds(
-    calls: dict[str, Call], metrics: Metrics, options: Options
+    phases: dict[str, PhaseRunner], metrics: Metrics, rounds: int
 ) -> dict[str, Measured]:
-    """Every call for `options.rounds` rounds, in order then reversed, and so on."""
-    rounds: dict[str, list[Phase]] = {label: [] for label in calls}
-    service: dict[str, Counter[str]] = {label: Counter() for label in calls}
-    for r in range(options.rounds):
-        for label in list(calls) if r % 2 == 0 else reversed(list(calls)):
-            before = await metrics.read()
-            phase = await keep_busy(
-                label, calls[label], options.concurrency, options.requests, options.seconds
-            )
+    """Every phase for `rounds` rounds, in order then reversed, and so on."""
+    done: dict[str, list[Phase]] = {label: [] for label in phases}
+    service: dict[str, Counter[str]] = {label: Counter() for label in phases}
+    cpu: dict[str, float | None] = {label: 0.0 for label in phases}
+    for r in range(rounds):
+        for label in list(phases) if r % 2 == 0 else reversed(list(phases)):
+            runner = phases[label]
+            pids = [runner.server_pid] if runner.server_pid else []
+            before, cpu_before = await metrics.read(), cpu_seconds(pids) if pids else None
+            done[label].append(await runner.run())
+            cpu_after = cpu_seconds(pids) if pids else None
             service[label].update(Metrics.delta(before, await metrics.read()))
-            rounds[label].append(phase)
+            used = cpu[label]
+            if used is None or cpu_before is None or cpu_after is None:
+                cpu[label] = None
+            else:
+                cpu[label] = used + cpu_after - cpu_before
     return {
-        label: Measured(Phase.merge(label, phases), dict(service[label]))
-        for label, phases in rounds.items()
+        label: Measured(Phase.merge(label, p), cpu[label], dict(service[label]))
+        for label, p in done.items()
     }

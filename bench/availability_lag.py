@@ -27,7 +27,7 @@ from holdfast.contracts.booking.v1 import booking_pb2, booking_pb2_grpc
 from holdfast.platform.context import TENANT_ID_KEY
 from holdfast.platform.grpc_errors import details_of
 
-LAG_P99_TARGET_MS = 50.0
+LAG_P99_TARGET_MS = 10.0
 
 
 @dataclass

@@ -10,14 +10,17 @@ from dataclasses import dataclass
 class Options:
     booking_target: str
     availability_target: str
-    redis_url: str
     availability_metrics: str | None
+    # The availability service's process, for its CPU per call (found from
+    # the target's port when it runs on this machine).
+    availability_pid: int | None
     channels: int
+    client_processes: int
     concurrency: int
-    requests: int
-    seconds: float | None
+    seconds: float
     rounds: int
     warmup: int
+    warmup_seconds: float
     slots: int
     lag_rounds: int
     lag_poll_ms: float

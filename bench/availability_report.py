@@ -21,36 +21,46 @@ from bench.metrics import cache_levels
 from bench.report import met, phase_row
 from bench.stats import Latencies
 
-HIT_P99_TARGET_MS = 5.0
-HIT_RATIO_TARGET = 0.5
+# At 64 calls in flight (the goals).
+HIT_P99_TARGET_MS = 20.0
+HIT_RATIO_TARGET = 0.7
 
 
-def report(options: Options, tenant: str, redis_version: str, results: Results) -> dict[str, Any]:
+def report(options: Options, tenant: str, results: Results) -> dict[str, Any]:
     print(
         f"holdfast availability benchmark  availability={options.availability_target}  "
         f"booking={options.booking_target}  tenant={tenant}\n"
-        f"  {os.cpu_count()} CPUs, Python {platform.python_version()}, Redis {redis_version}, "
-        f"{options.channels} gRPC channels, concurrency {options.concurrency}\n"
+        f"  {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{options.channels} gRPC channels from {options.client_processes} client processes "
+        f"(hits and bare), concurrency {options.concurrency}\n"
     )
     _print_throughput(options, results)
     figures = _print_lag(options, results.lag)
-    return _figures(options, tenant, redis_version, results, figures)
+    return _figures(options, tenant, results, figures)
+
+
+def _server_cpu(measured: Measured) -> str:
+    per_call = measured.server_cpu_ms_per_call
+    if per_call is None or measured.server_cpu_seconds is None:
+        return f"{'-':>12}{'-':>10}"
+    share = measured.server_cpu_seconds / measured.phase.wall_seconds
+    return f"{share:12.0%}{per_call:10.3f}"
 
 
 def _print_throughput(options: Options, results: Results) -> None:
-    work = f"{options.requests} requests" if options.seconds is None else f"{options.seconds:g} s"
     print(
-        f"throughput: {options.rounds} alternating rounds of {work} per phase, after "
-        f"{options.warmup} warm-up requests each; {options.slots} slots per answer, "
+        f"throughput: {options.rounds} alternating rounds of {options.seconds:g} s per phase, "
+        f"after a warm-up each; {options.slots} slots per answer, "
         f"{results.answer_bytes} bytes cached"
     )
     print(
         f"  {'phase':<14}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-        f"{'errors':>8}{'client cpu':>12}   req/s per round"
+        f"{'errors':>8}{'client cpu':>12}{'server cpu':>12}{'ms/call':>10}   req/s per round"
     )
-    for measured in (results.hits, results.redis, results.misses):
+    for measured in (results.hits, results.bare, results.misses):
         phase = measured.phase
-        print(phase_row(phase, 14, "9.0f", "9.2f"))
+        row, rounds = phase_row(phase, 14, "9.0f", "9.2f").rsplit("   ", 1)
+        print(f"{row}{_server_cpu(measured)}   {rounds}")
         for name, count in phase.outcomes.items():
             if name != OK:
                 print(f"    {name}: {count}")
@@ -66,11 +76,12 @@ def _print_throughput(options: Options, results: Results) -> None:
             f"  NOTE: {not_hits} answers of the hits phase were not cache hits and "
             f"{not_misses} of the misses phase were not misses: those figures are mixed"
         )
+    bare_p99 = Latencies.of(results.bare.phase.latencies).p99_ms
     print(
-        f"  hit p99 {results.hit_p99_ms:.2f} ms (target < {HIT_P99_TARGET_MS:g} ms: "
-        f"{met(results.hit_p99_ms < HIT_P99_TARGET_MS)}); "
-        f"hits / raw GET {results.ratio:.2f} (target >= {HIT_RATIO_TARGET}: "
-        f"{met(results.ratio >= HIT_RATIO_TARGET)})\n"
+        f"  hits / bare grpc.aio {results.ratio:.2f} (target >= {HIT_RATIO_TARGET}: "
+        f"{met(results.ratio >= HIT_RATIO_TARGET)}); hit p99 {results.hit_p99_ms:.2f} ms, "
+        f"bare p99 {bare_p99:.2f} ms (target < {HIT_P99_TARGET_MS:g} ms: "
+        f"{met(results.hit_p99_ms < HIT_P99_TARGET_MS)})\n"
     )
 
 
@@ -105,10 +116,16 @@ def _print_lag(options: Options, lag: LagResult) -> dict[str, Any]:
 
 
 def _figures(
-    options: Options, tenant: str, redis_version: str, results: Results, figures: dict[str, Any]
+    options: Options, tenant: str, results: Results, figures: dict[str, Any]
 ) -> dict[str, Any]:
     def answered_by(measured: Measured) -> dict[str, int] | None:
         return cache_levels(measured.service) if options.availability_metrics else None
+
+    def phase(measured: Measured, answered: dict[str, int] | None = None) -> dict[str, Any]:
+        per_call = measured.server_cpu_ms_per_call
+        return phase_figures(measured.phase, answered) | {
+            "server_cpu_ms_per_call": None if per_call is None else round(per_call, 4)
+        }
 
     return {
         "bench": "availability",
@@ -119,14 +136,13 @@ def _figures(
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
-            "redis": redis_version,
         },
-        "options": asdict(options) | {"redis_url": None},
+        "options": asdict(options),
         "answer_bytes": results.answer_bytes,
-        "hits": phase_figures(results.hits.phase, answered_by(results.hits)),
-        "redis_get": phase_figures(results.redis.phase),
-        "misses": phase_figures(results.misses.phase, answered_by(results.misses)),
-        "hits_over_redis_get": round(results.ratio, 3),
+        "hits": phase(results.hits, answered_by(results.hits)),
+        "bare_grpc": phase(results.bare),
+        "misses": phase(results.misses, answered_by(results.misses)),
+        "hits_over_bare": round(results.ratio, 3),
         "targets": {
             "hit_p99_ms": HIT_P99_TARGET_MS,
             "hit_p99_met": results.hit_p99_ms < HIT_P99_TARGET_MS,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -21,7 +21,8 @@ CORRELATION_BAGGAGE_KEY = "holdfast.correlation_id"
 
 
 def new_correlation_id() -> str:
-    return uuid.uuid4().hex
+    """32 random hex digits (as `uuid4().hex`, without building a UUID)."""
+    return secrets.token_hex(16)
 
 
 def current_correlation_id() -> str:

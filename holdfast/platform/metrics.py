@@ -46,10 +46,17 @@ class RpcMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        # The labelled series per (method, code), found once: `labels()` takes
+        # a lock and builds a key on every call.
+        self._series: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
     def observe(self, method: str, code: str, seconds: float) -> None:
-        self.requests.labels(method, code).inc()
-        self.latency.labels(method).observe(seconds)
+        series = self._series.get((method, code))
+        if series is None:
+            series = (self.requests.labels(method, code), self.latency.labels(method))
+            self._series[(method, code)] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
 
 class PoolMetrics(Collector):

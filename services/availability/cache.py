@@ -22,6 +22,13 @@ consulted while this process's invalidation consumer is live, every message
 drops the resource's entries, and a reader stores what it fetched only if no
 invalidation for that resource arrived since it started (a per-resource
 version, checked on write) — the same guarantee as above, in memory.
+
+A change shows as soon as its message arrives, not one Redis round trip
+later: from arrival until the new generation is written, the resource is
+*invalidating* and its readers go to Postgres (which committed the change
+before the message was sent), past both levels. Its entries are dropped and
+its version bumped at both ends, so nothing read before the new generation
+is stored locally.
 """
 
 from __future__ import annotations
@@ -137,6 +144,7 @@ class LocalCache:
         # so a reader can tell whether one arrived while it was fetching.
         self._versions: dict[ResourceKey, int] = {}
         self._epoch = 0
+        self._invalidating: set[ResourceKey] = set()
 
     @property
     def enabled(self) -> bool:
@@ -171,6 +179,24 @@ class LocalCache:
         self._versions[resource] = self._versions.get(resource, 0) + 1
         for span in self._spans.pop(resource, ()):
             self._entries.pop((resource, span), None)
+
+    def invalidating(self, resource: ResourceKey) -> bool:
+        """Whether an invalidation of `resource` is being applied: the shared
+        level may still hold what it drops, so read Postgres."""
+        return resource in self._invalidating
+
+    def begin_invalidation(self, resources: set[ResourceKey]) -> None:
+        self._invalidating |= resources
+        for resource in resources:
+            self.invalidate(resource)
+
+    def end_invalidation(self, resources: set[ResourceKey]) -> None:
+        """The shared level has the new generations (or the caches are being
+        turned off): readers may use both levels again; whatever was stored
+        in between is dropped."""
+        self._invalidating -= resources
+        for resource in resources:
+            self.invalidate(resource)
 
     def clear(self) -> None:
         self._epoch += 1

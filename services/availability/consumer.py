@@ -118,10 +118,15 @@ class InvalidationConsumer:
         ]
         spans = [_invalidation_span(m) for m in messages]
         resources: set[ResourceKey] = {(m.tenant_id, m.message_key) for m in messages}
-        with ending(spans, "not applied; the cache is dropped instead"):
-            await self._shared.invalidate(resources, messages[-1].stream_id)
-        for resource in resources:
-            self._local.invalidate(resource)
+        # Readers of these resources go to Postgres until the shared cache
+        # has the new generations: the change shows here without waiting
+        # for that round trip.
+        self._local.begin_invalidation(resources)
+        try:
+            with ending(spans, "not applied; the cache is dropped instead"):
+                await self._shared.invalidate(resources, messages[-1].stream_id)
+        finally:
+            self._local.end_invalidation(resources)
         now = time.time()
         for message in messages:
             self._metrics.invalidations.inc()

@@ -1,4 +1,9 @@
-"""gRPC handlers: validate, convert, and ask the readers."""
+"""gRPC handlers: validate, convert, and ask the readers.
+
+GetAvailability and BatchGetAvailability answer their response's bytes (see
+services.availability.wire), registered without a response serializer
+(`method_handlers`); GetWindowAvailability answers a message as usual.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import grpc
 
-from holdfast.contracts.availability.v1 import availability_pb2, availability_pb2_grpc
+from holdfast.contracts.availability.v1 import availability_pb2
 from holdfast.contracts.common.v1 import time_range_pb2
 from holdfast.platform.context import current_tenant
 from holdfast.platform.proto_time import checked_time_range
@@ -18,6 +23,7 @@ from holdfast.platform.validation import Violations
 from services.availability.config import AvailabilitySettings
 from services.availability.reader import AvailabilityReader
 from services.availability.windows import WindowReader, window_availability
+from services.availability.wire import response_bytes
 
 _CHANGE_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -26,7 +32,7 @@ _DATES = (date(1971, 1, 1), date(2105, 12, 31))
 _MINUTE = timedelta(minutes=1)
 
 
-class AvailabilityHandler(availability_pb2_grpc.AvailabilityServiceServicer):
+class AvailabilityHandler:
     def __init__(
         self,
         reader: AvailabilityReader,
@@ -54,7 +60,8 @@ class AvailabilityHandler(availability_pb2_grpc.AvailabilityServiceServicer):
         self,
         request: availability_pb2.GetAvailabilityRequest,
         context: grpc.aio.ServicerContext,
-    ) -> availability_pb2.GetAvailabilityResponse:
+    ) -> bytes:
+        """A serialized GetAvailabilityResponse."""
         tenant = current_tenant()
         v = Violations()
         resource_id = v.uuid("resource_id", request.resource_id)
@@ -63,8 +70,8 @@ class AvailabilityHandler(availability_pb2_grpc.AvailabilityServiceServicer):
         v.raise_if_any()
         assert resource_id is not None
         assert window is not None
-        [answer] = await self._reader.read(tenant, [resource_id], *window, fresh=fresh)
-        return availability_pb2.GetAvailabilityResponse(availability=answer)
+        answers = await self._reader.read_serialized(tenant, [resource_id], *window, fresh=fresh)
+        return response_bytes(answers)
 
     def _fresh(self, v: Violations, wanted: str) -> bool:
         """Whether the answer must come from Postgres: `wanted` (min_change_id)
@@ -125,7 +132,8 @@ class AvailabilityHandler(availability_pb2_grpc.AvailabilityServiceServicer):
         self,
         request: availability_pb2.BatchGetAvailabilityRequest,
         context: grpc.aio.ServicerContext,
-    ) -> availability_pb2.BatchGetAvailabilityResponse:
+    ) -> bytes:
+        """A serialized BatchGetAvailabilityResponse."""
         tenant = current_tenant()
         v = Violations()
         if not request.resource_ids:
@@ -143,8 +151,27 @@ class AvailabilityHandler(availability_pb2_grpc.AvailabilityServiceServicer):
         window = self._window(v, request.time_range)
         v.raise_if_any()
         assert window is not None
-        answers = await self._reader.read(tenant, resource_ids, *window)
-        return availability_pb2.BatchGetAvailabilityResponse(availabilities=answers)
+        return response_bytes(await self._reader.read_serialized(tenant, resource_ids, *window))
+
+
+def method_handlers(handler: AvailabilityHandler) -> dict[str, grpc.RpcMethodHandler]:
+    """The service's methods, as the generated registration makes them except
+    that the two answering bytes have no response serializer."""
+    pb = availability_pb2
+    return {
+        "GetAvailability": grpc.unary_unary_rpc_method_handler(
+            handler.GetAvailability, request_deserializer=pb.GetAvailabilityRequest.FromString
+        ),
+        "BatchGetAvailability": grpc.unary_unary_rpc_method_handler(
+            handler.BatchGetAvailability,
+            request_deserializer=pb.BatchGetAvailabilityRequest.FromString,
+        ),
+        "GetWindowAvailability": grpc.unary_unary_rpc_method_handler(
+            handler.GetWindowAvailability,
+            request_deserializer=pb.GetWindowAvailabilityRequest.FromString,
+            response_serializer=pb.GetWindowAvailabilityResponse.SerializeToString,
+        ),
+    }
 
 
 def _date(v: Violations, field: str, text: str) -> date | None:

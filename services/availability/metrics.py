@@ -23,10 +23,14 @@ class AvailabilityMetrics:
         )
         self.cache_misses = Counter(
             "holdfast_availability_cache_misses",
-            "Answers read from Postgres, per resource, by why (miss or degraded)",
+            "Answers read from Postgres, per resource, by why"
+            " (miss, degraded, fresh, invalidating)",
             ["reason"],
             registry=self.registry,
         )
+        # The series the read path counts on every answer, found once.
+        self.local_hits = self.cache_hits.labels("local")
+        self.redis_hits = self.cache_hits.labels("redis")
         self.cache_errors = Counter(
             "holdfast_availability_cache_errors",
             "Redis calls that failed on the request path (the answer came from Postgres)",

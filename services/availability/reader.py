@@ -63,6 +63,10 @@ def to_message(
     )
 
 
+def _as_stored(answer: bytes) -> bytes:
+    return answer
+
+
 @dataclass(frozen=True)
 class AnswerKind(Generic[T]):
     """One kind of answer the caches hold per resource and span (slot
@@ -114,14 +118,23 @@ class CachedAnswers:
         # Local versions are taken before Redis is asked, shared ones (inside
         # SharedRead) before Postgres is: each fill is checked against them.
         ask_redis: list[tuple[uuid.UUID, tuple[int, int]]] = []
+        # Resources whose invalidation is being applied: Redis may still hold
+        # what it drops, Postgres already has the change (see LocalCache).
+        ask_database: list[uuid.UUID] = []
         for resource_id in dict.fromkeys(resource_ids):
             key = (tenant_id, str(resource_id))
+            if self._local.invalidating(key):
+                ask_database.append(resource_id)
+                continue
             cached = self._local.get(key, kind.span)
             if isinstance(cached, kind.type):
-                self._metrics.cache_hits.labels("local").inc()
+                self._metrics.local_hits.inc()
                 answers[resource_id] = cached
             else:
                 ask_redis.append((resource_id, self._local.version(key)))
+        if ask_database:
+            self._metrics.cache_misses.labels("invalidating").inc(len(ask_database))
+            answers.update(await kind.load(ask_database))
         if ask_redis:
             await self._through_redis(tenant_id, ask_redis, kind, answers)
         return [answers[r] for r in resource_ids]
@@ -148,7 +161,7 @@ class CachedAnswers:
             if read.value is None:
                 misses.append((resource_id, key, local_version, read))
                 continue
-            self._metrics.cache_hits.labels("redis").inc()
+            self._metrics.redis_hits.inc()
             answer = kind.decode(read.value)
             self._local.put(key, span, answer, local_version)
             answers[resource_id] = answer
@@ -202,17 +215,27 @@ class AvailabilityReader:
     ) -> list[ResourceAvailability]:
         """Availability of each resource, in order; NOT_FOUND if any is unknown.
         `fresh` reads Postgres whatever the caches hold."""
+        found = await self.read_serialized(tenant_id, resource_ids, start, end, fresh=fresh)
+        return [ResourceAvailability.FromString(answer) for answer in found]
 
-        async def load(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, ResourceAvailability]:
-            return await self._from_database(tenant_id, ids, start, end)
+    async def read_serialized(
+        self,
+        tenant_id: str,
+        resource_ids: Sequence[uuid.UUID],
+        start: datetime,
+        end: datetime,
+        *,
+        fresh: bool = False,
+    ) -> list[bytes]:
+        """As `read`, each answer a serialized ResourceAvailability: what both
+        cache levels hold, so a hit is answered without parsing or building a
+        message (see services.availability.wire)."""
 
-        kind = AnswerKind(
-            span_of(start, end),
-            load,
-            ResourceAvailability.FromString,
-            ResourceAvailability.SerializeToString,
-            ResourceAvailability,
-        )
+        async def load(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, bytes]:
+            found = await self._from_database(tenant_id, ids, start, end)
+            return {r: answer.SerializeToString() for r, answer in found.items()}
+
+        kind = AnswerKind(span_of(start, end), load, _as_stored, _as_stored, bytes)
         return await self._cached.read(tenant_id, resource_ids, kind, fresh=fresh)
 
     async def _from_database(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 
 import asyncpg
+import grpc
 from grpc_health.v1 import health_pb2
 from redis.asyncio import Redis
 
-from holdfast.contracts.availability.v1 import availability_pb2, availability_pb2_grpc
+from holdfast.contracts.availability.v1 import availability_pb2
 from holdfast.platform.config import load
 from holdfast.platform.db import create_pool
 from holdfast.platform.db_watch import DatabaseWatcher
@@ -21,7 +22,7 @@ from holdfast.platform.streams import AVAILABILITY_TOPIC, stream_key
 from services.availability.cache import LocalCache, SharedCache
 from services.availability.config import AvailabilitySettings
 from services.availability.consumer import InvalidationConsumer
-from services.availability.handlers import AvailabilityHandler
+from services.availability.handlers import AvailabilityHandler, method_handlers
 from services.availability.metrics import AvailabilityMetrics
 from services.availability.reader import AvailabilityReader
 from services.availability.repository import AvailabilityRepository
@@ -149,8 +150,12 @@ class AvailabilityApp:
     def _grpc_host(self, handler: AvailabilityHandler) -> GrpcHost:
         s = self.settings
 
-        def register(server: object) -> None:
-            availability_pb2_grpc.add_AvailabilityServiceServicer_to_server(handler, server)
+        def register(server: grpc.aio.Server) -> None:
+            handlers = method_handlers(handler)
+            server.add_generic_rpc_handlers(
+                (grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),)
+            )
+            server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
         return GrpcHost(
             service_names=(SERVICE_NAME,),
