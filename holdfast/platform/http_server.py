@@ -121,7 +121,9 @@ class HttpHost:
             log_config=None,
             access_log=False,
             lifespan="off",
-            http="h11",
+            # httptools (llhttp, in C) parses requests for a fraction of h11's
+            # CPU (pure Python): measured on the gateway, docs/benchmarks.md.
+            http="httptools",
             ws="none",
             timeout_graceful_shutdown=max(1, int(self._grace)),
             # Longer than any load balancer's idle timeout (AWS ALB: 60 s), so
