@@ -10,7 +10,7 @@ from fastapi import Depends, Request, Response
 
 from gateway import convert, etags, models
 from gateway.auth import Principal
-from gateway.context import Gateway, gateway_of, requires
+from gateway.context import Gateway, gateway_from, gateway_of, requires
 from gateway.routes.common import (
     ERRORS,
     RESOURCE_ID,
@@ -103,7 +103,6 @@ async def get_availability(
     end: WindowEnd,
     request: Request,
     response: Response,
-    gw: Annotated[Gateway, Depends(gateway_of)],
     who: Annotated[Principal, Depends(requires("availability:read"))],
 ) -> Response:
     """Every slot starting in [start, end) with what is free; at most 62 days.
@@ -111,6 +110,9 @@ async def get_availability(
     The answer carries an `ETag` while the gateway follows the availability
     changes; send it back as `If-None-Match` to get 304 Not Modified, quickly,
     until anything about the resource changes."""
+    # The gateway from the request, not a dependency: each one FastAPI
+    # solves costs CPU on every request of the API's busiest route.
+    gw = gateway_from(request)
     version = gw.hub.changes.version((who.tenant, str(resource_id)))
     tag = None
     if version is not None:
