@@ -314,8 +314,15 @@ def _allow_origins(app: FastAPI, gateway: Gateway) -> None:
             CORSMiddleware,
             allow_origins=origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "X-Request-Id",
+                "If-None-Match",
+            ],
             expose_headers=[
+                "ETag",
                 "X-Request-Id",
                 "Retry-After",
                 "RateLimit-Limit",

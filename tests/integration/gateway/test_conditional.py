@@ -118,7 +118,7 @@ async def test_a_hold_makes_the_tag_stale_and_the_next_answer_shows_it(
     assert changed.json()["slots"][0]["available"] == 3
 
 
-FreshGateway = Callable[[], AbstractAsyncContextManager[httpx.AsyncClient]]
+FreshGateway = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
 @pytest.fixture
@@ -129,12 +129,13 @@ def fresh_gateway(
     services, when the test asks."""
 
     @asynccontextmanager
-    async def start() -> AsyncIterator[httpx.AsyncClient]:
+    async def start(**settings: object) -> AsyncIterator[httpx.AsyncClient]:
         async with (
             running_gateway(
                 migrated_database,
                 f"127.0.0.1:{booking_app.port}",
                 f"127.0.0.1:{availability_app.port}",
+                **settings,
             ) as gateway,
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.port}", timeout=10) as api,
         ):
@@ -221,3 +222,37 @@ async def test_no_304_and_no_tag_while_the_stream_reader_is_down(
     assert asked == 1
     # Back, it follows the stream again from a new start: new tags.
     assert await settled_tag(api, resource.resource_id, auth) != tag
+
+
+async def test_a_browser_page_may_send_if_none_match_and_read_the_tag(
+    keys: KeyRepository,
+    client: BookingClient,
+    tenant: str,
+    availability_app: AvailabilityApp,
+    db: asyncpg.Pool,
+    fresh_gateway: FreshGateway,
+) -> None:
+    auth = await key_for(keys, tenant)
+    resource, _ = await client.resource_with_slots(capacity=4)
+    await settled(availability_app, db, tenant)
+    origin = {"Origin": "https://shop.example"}
+    async with fresh_gateway(cors_origins="https://shop.example") as api:
+        preflight = await api.options(
+            _path(resource.resource_id),
+            headers={
+                **origin,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization, if-none-match",
+            },
+        )
+        tag = await settled_tag(api, resource.resource_id, auth)
+        unchanged = await api.get(
+            _path(resource.resource_id),
+            params=WINDOW,
+            headers={**auth, **origin, "If-None-Match": tag},
+        )
+
+    assert preflight.status_code == 200, preflight.text
+    assert "if-none-match" in preflight.headers["Access-Control-Allow-Headers"].lower()
+    assert unchanged.status_code == 304
+    assert "etag" in unchanged.headers["Access-Control-Expose-Headers"].lower()
