@@ -58,7 +58,7 @@ from bench.availability_report import report
 from bench.availability_results import BARE, HITS, MISSES, Results
 from bench.grpc_load import BASE_TIME, Phase, ServiceClient, keep_busy
 from bench.metrics import Metrics
-from bench.processes import listening_pid
+from bench.processes import listening_pids
 from holdfast.contracts.availability.v1 import availability_pb2
 from holdfast.contracts.booking.v1 import booking_pb2_grpc
 from holdfast.platform.context import TENANT_ID_KEY
@@ -210,7 +210,9 @@ def local_pid(target: str) -> int | None:
     host, _, port = target.rpartition(":")
     if host.strip("[]") not in ("localhost", "127.0.0.1", "::1", "0.0.0.0", ""):
         return None
-    return listening_pid(int(port))
+    # The first worker's, when several share the port.
+    pids = listening_pids(int(port))
+    return pids[0] if pids else None
 
 
 async def connected(setup_client: ServiceClient, availability: AvailabilityClient) -> bool:

@@ -1,9 +1,17 @@
 """The HTTP gateway under many users at once, against a running stack.
 
     python -m bench.gateway --gateway-url URL --database-url DSN \
-        [--users 1000] [--seconds 30] [--think-ms 500] [--pid gateway=PID ...]
+        [--users 1000] [--seconds 30] [--think-ms 1000] [--pid gateway=PID ...]
+        [--cached-seconds 5] [--cached-rounds 3] [--only-cached]
 
-Each simulated user loops, until the time is up: read its resource's
+First, one resource's availability (the cached answer, ~2.5 kB of JSON) is
+read by 64 connections as fast as they are answered, next to its ceiling: a
+bare Starlette app on the same uvicorn settings answering the same bytes, in
+a process of its own, in alternating rounds (bench.gateway_cached); then the
+same GET with If-None-Match, answered 304 while nothing changes. wrk is the
+client when installed, else a Python client (the report says which).
+
+Then each simulated user loops, until the time is up: read its resource's
 availability `--browse` times, take a hold of one place on one of its slots
 (POST /v1/holds with an Idempotency-Key of its own), release it (DELETE
 /v1/holds/{id}), with a think time between requests (uniform in 0.5x to 1.5x
@@ -56,6 +64,7 @@ import asyncpg
 import httpx
 import uvloop
 
+from bench.gateway_cached import Cached, measure_cached, print_cached
 from bench.gateway_checks import Consistency, check_state
 from bench.gateway_options import Options
 from bench.gateway_report import report
@@ -90,7 +99,7 @@ async def wait_ready(client: httpx.AsyncClient) -> str | None:
         await asyncio.sleep(0.5)
 
 
-async def measure(options: Options) -> Results | int:
+async def measure(options: Options) -> Results | Cached | int:
     tenant = f"bench-{secrets.token_hex(4)}"
     try:
         pool = await asyncpg.create_pool(options.database_url, min_size=1, max_size=2, timeout=10)
@@ -108,6 +117,9 @@ async def measure(options: Options) -> Results | int:
             print(f"the gateway at {options.gateway_url} is not ready: {why}", file=sys.stderr)
             return 2
         resources = await make_resources(setup, options)
+        cached = await measure_cached(setup, key, resources[0].id, resources[0].window, options)
+        if options.only_cached:
+            return cached
         record = Record()
         users = _users(options, key, resources, record, clients)
         window = Window(options)
@@ -135,7 +147,7 @@ async def measure(options: Options) -> Results | int:
     finally:
         await asyncio.gather(*(client.aclose() for client in clients))
         await pool.close()
-    return _results(
+    results = _results(
         options,
         tenant,
         len(clients) - 1,
@@ -145,6 +157,8 @@ async def measure(options: Options) -> Results | int:
         consistency,
         postgres,
     )
+    results.cached = cached
+    return results
 
 
 def _users(
@@ -207,6 +221,9 @@ async def run(options: Options) -> int:
     results = await measure(options)
     if isinstance(results, int):
         return results
+    if isinstance(results, Cached):
+        print(json.dumps(print_cached(results, options.cached_connections), separators=(",", ":")))
+        return 0
     figures = report(options, results)
     print(json.dumps(figures, separators=(",", ":")))
     wrong = figures["wrong_answers"]
@@ -252,7 +269,7 @@ def _parser() -> argparse.ArgumentParser:
         "--ramp-seconds", type=float, default=5.0, help="users start spread over this, uncounted"
     )
     parser.add_argument(
-        "--think-ms", type=float, default=500.0, help="mean pause after each request (0: none)"
+        "--think-ms", type=float, default=1000.0, help="mean pause after each request (0: none)"
     )
     parser.add_argument("--browse", type=int, default=3, help="availability reads before each hold")
     parser.add_argument("--resources", type=int, default=20)
@@ -284,6 +301,14 @@ def _parser() -> argparse.ArgumentParser:
         help="report this process's CPU, e.g. gateway=1234; repeatable",
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--cached-seconds", type=float, default=5.0, help="each round of the cached GET"
+    )
+    parser.add_argument("--cached-connections", type=int, default=64)
+    parser.add_argument("--cached-rounds", type=int, default=3)
+    parser.add_argument(
+        "--only-cached", action="store_true", help="the cached GET next to its ceiling only"
+    )
     return parser
 
 
@@ -316,6 +341,10 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         availability_metrics=args.availability_metrics,
         pids=dict(args.pid),
         seed=args.seed,
+        cached_seconds=args.cached_seconds,
+        cached_connections=args.cached_connections,
+        cached_rounds=args.cached_rounds,
+        only_cached=args.only_cached,
     )
 
 

@@ -24,3 +24,7 @@ class Options:
     availability_metrics: str | None
     pids: dict[str, list[int]]
     seed: int
+    cached_seconds: float = 5.0
+    cached_connections: int = 64
+    cached_rounds: int = 3
+    only_cached: bool = False

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from bench.gateway_cached import print_cached
 from bench.gateway_options import Options
 from bench.gateway_results import Results
 from bench.gateway_users import BENCH_KEY_RATE, ERROR_RATE_TARGET, P95_TARGET_MS, WRONG
@@ -26,10 +27,11 @@ def _ms(value: float | None) -> str:
 def report(options: Options, results: Results) -> dict[str, Any]:
     wrong = sum(1 for call in results.record.calls if call.outcome == WRONG)
     _print_setup(options, results)
+    cached = print_cached(results.cached, options.cached_connections) if results.cached else None
     holds_per_s = _print_routes(results, wrong)
     rows, levels = _print_window(results)
     _print_after(results)
-    return _figures(options, results, wrong, holds_per_s, rows, levels)
+    return _figures(options, results, wrong, holds_per_s, rows, levels) | {"cached": cached}
 
 
 def _print_setup(options: Options, results: Results) -> None:

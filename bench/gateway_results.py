@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.gateway_cached import Cached
 from bench.gateway_checks import Consistency
 from bench.gateway_users import Record, RouteFigures
 from bench.gateway_window import Window
@@ -21,3 +22,4 @@ class Results:
     consistency: Consistency
     record: Record
     postgres: str
+    cached: Cached | None = None

@@ -20,31 +20,6 @@ def cpu_seconds(pids: Sequence[int]) -> float | None:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def listening_pid(port: int) -> int | None:
-    """The process listening on TCP `port` on this machine (IPv4 or 6), from
-    /proc; None if none is, or it is not ours to see."""
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table, encoding="ascii") as lines:
-                for line in list(lines)[1:]:
-                    fields = line.split()
-                    # local address "HEX_IP:HEX_PORT", state 0A = LISTEN
-                    if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
-                        inodes.add(fields[9])
-        except OSError:
-            continue
-    sockets = {f"socket:[{inode}]" for inode in inodes}
-    for pid in filter(str.isdigit, os.listdir("/proc") if sockets else ()):
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-            if any(os.readlink(f"/proc/{pid}/fd/{fd}") in sockets for fd in fds):
-                return int(pid)
-        except OSError:
-            continue
-    return None
-
-
 class CpuWatch:
     """CPU seconds of named processes (--pid LABEL=PID[,PID...]) over stretches."""
 

@@ -12,7 +12,6 @@ import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
@@ -31,6 +30,7 @@ from gateway.problems import (
     invalid_argument_status,
     problem,
 )
+from gateway.tracing import NATIVE_TELEMETRY_OFF, trace_requests
 from holdfast.platform.context import (
     CORRELATION_ID_KEY,
     REQUEST_ID_KEY,
@@ -216,6 +216,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        telemetry=NATIVE_TELEMETRY_OFF,
     )
     app.state.gateway = gateway
     app.include_router(routes.router)
@@ -223,13 +224,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     _answer_errors(app, MethodTable(app.openapi))
     _add_probes(app, gateway)
     app.add_middleware(Edge, gateway=gateway)
-    # Server spans named by route template; the instrumentation puts itself
-    # outermost, so the edge's correlation id lands on its span.
-    FastAPIInstrumentor.instrument_app(
-        app,
-        excluded_urls=",".join(_UNLOGGED_ROUTES),
-        exclude_spans=["receive", "send"],
-    )
+    trace_requests(app, _UNLOGGED_ROUTES)
     _allow_origins(app, gateway)
     return app
 
@@ -319,8 +314,15 @@ def _allow_origins(app: FastAPI, gateway: Gateway) -> None:
             CORSMiddleware,
             allow_origins=origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "X-Request-Id",
+                "If-None-Match",
+            ],
             expose_headers=[
+                "ETag",
                 "X-Request-Id",
                 "Retry-After",
                 "RateLimit-Limit",

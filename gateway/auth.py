@@ -68,17 +68,32 @@ class Authenticator:
     async def principal(self, authorization: str | None) -> Principal:
         if not authorization:
             raise _unauthenticated("send your API key as `Authorization: Bearer <key>`")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = _token(authorization)
+        if token is None:
             raise _unauthenticated("the Authorization header must read `Bearer <key>`")
-        key = await self._lookup(token.strip())
+        key = await self._lookup(token)
         if key is None:
             raise _unauthenticated("the API key is not valid")
         if key.revoked_at is not None:
             raise _unauthenticated("the API key was revoked")
         if not key.usable_at(datetime.now(UTC)):
             raise _unauthenticated("the API key has expired")
-        return Principal(key.tenant_id, key.prefix, frozenset(key.scopes), key.rate_per_second)
+        return _principal_of(key)
+
+    def cached_principal(self, authorization: str | None) -> Principal | None:
+        """The caller, if its key was read within the cache time and was
+        good then and is still unexpired; None for anything else (ask
+        `principal`, which reads or refuses it). No I/O."""
+        token = _token(authorization) if authorization else None
+        if token is None:
+            return None
+        cached = self._cache.get(hashlib.sha256(token.encode()).digest())
+        if cached is None or cached.key is None or cached.fresh_until <= time.monotonic():
+            return None
+        key = cached.key
+        if key.revoked_at is not None or not key.usable_at(datetime.now(UTC)):
+            return None
+        return _principal_of(key)
 
     async def _lookup(self, token: str) -> ApiKey | None:
         digest = hashlib.sha256(token.encode()).digest()
@@ -111,6 +126,18 @@ class Authenticator:
             if error.kind is ErrorKind.UNAVAILABLE:
                 self._store_down_until = time.monotonic() + _STORE_RETRY_SECONDS
             raise
+
+
+def _token(authorization: str) -> str | None:
+    """The key of a `Bearer <key>` header; None if it reads otherwise."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _principal_of(key: ApiKey) -> Principal:
+    return Principal(key.tenant_id, key.prefix, frozenset(key.scopes), key.rate_per_second)
 
 
 def _store_unavailable() -> DomainError:

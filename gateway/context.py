@@ -42,17 +42,21 @@ class Gateway:
     redis_retry_seconds: float = 1.0
     _redis_down_until: float = field(default=0.0, init=False)
 
-    async def limit(self, kind: str, bucket: str, limit: int, response: Response) -> None:
-        """One request against a bucket; 429 with Retry-After when spent."""
+    async def limit(self, checks: list[tuple[str, str, int]], response: Response) -> None:
+        """One request against each (kind, bucket, limit), in order, in one
+        round trip; 429 with Retry-After for the first one spent."""
         try:
             if time.monotonic() < self._redis_down_until:
                 raise RedisError("Redis failed moments ago; not asked again yet")
-            decision = await self.limiter.check(f"{kind}:{bucket}", limit)
+            decisions = await self.limiter.check_all(
+                [(f"{kind}:{bucket}", limit) for kind, bucket, limit in checks]
+            )
         except RedisError:
             self._redis_down_until = max(
                 self._redis_down_until, time.monotonic() + self.redis_retry_seconds
             )
-            self.metrics.rate_limit_unchecked.inc()
+            for _ in checks:
+                self.metrics.rate_limit_unchecked.inc()
             if self.settings.rate_limit_when_redis_down == "closed":
                 raise ProblemError(
                     503,
@@ -61,15 +65,16 @@ class Gateway:
                     headers={"Retry-After": "1"},
                 ) from None
             return
-        if not decision.allowed:
-            self.metrics.rate_limited.labels(kind).inc()
-            raise ProblemError(
-                429,
-                "RATE_LIMITED",
-                f"too many requests for this {kind}; slow down",
-                headers=decision.headers(),
-            )
-        response.headers.update(decision.headers())
+        for (kind, _, _), decision in zip(checks, decisions, strict=False):
+            if not decision.allowed:
+                self.metrics.rate_limited.labels(kind).inc()
+                raise ProblemError(
+                    429,
+                    "RATE_LIMITED",
+                    f"too many requests for this {kind}; slow down",
+                    headers=decision.headers(),
+                )
+            response.headers.update(decision.headers())
 
 
 def gateway_from(request: Request) -> Gateway:
@@ -105,11 +110,23 @@ def requires(scope: str) -> Callable[..., Awaitable[Principal]]:
     ) -> Principal:
         gw = gateway_from(request)
         address = request.client.host if request.client else "unknown"
-        await gw.limit("address", address, gw.settings.rate_limit_per_address, response)
-        who = await gw.auth.principal(request.headers.get("authorization"))
+        per_address = ("address", address, gw.settings.rate_limit_per_address)
+        authorization = request.headers.get("authorization")
+        # A key known good a moment ago: both limits in one Redis round trip.
+        who = gw.auth.cached_principal(authorization)
+        if who is not None and scope in who.scopes:
+            await gw.limit([per_address, _per_key(gw, who)], response)
+            return who
+        # Otherwise the address first: a flood of unknown keys is limited
+        # before each one costs a read of the key store.
+        await gw.limit([per_address], response)
+        who = await gw.auth.principal(authorization)
         require_scope(who, scope)
-        per_second = who.rate_per_second or gw.settings.rate_limit_per_key
-        await gw.limit("key", who.key_prefix, per_second, response)
+        await gw.limit([_per_key(gw, who)], response)
         return who
 
     return principal
+
+
+def _per_key(gw: Gateway, who: Principal) -> tuple[str, str, int]:
+    return ("key", who.key_prefix, who.rate_per_second or gw.settings.rate_limit_per_key)

@@ -1,5 +1,5 @@
 """Rate limits: GCRA (the generic cell rate algorithm) in Redis, atomic in one
-round trip, shared by every gateway replica.
+round trip for all of a request's limits, shared by every gateway replica.
 
 Each bucket stores one timestamp: the theoretical arrival time (TAT) of the
 next request. A request is allowed if it would not push the TAT more than the
@@ -10,27 +10,37 @@ in the burst and when the bucket is full again, for the RateLimit headers.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-# KEYS[1] bucket; ARGV: emission interval (ms), burst (requests). Redis's own
-# clock, so replicas with skewed clocks share one notion of now.
+# KEYS: the buckets, in order; ARGV: each bucket's emission interval (ms) and
+# burst (requests). Redis's own clock, so replicas with skewed clocks share
+# one notion of now. Buckets are taken in order and the first refusal ends
+# it (the buckets after it are not counted): one round trip for a request's
+# every limit. Each bucket's answer is 4 numbers: allowed, retry after (ms),
+# remaining, reset after (ms).
 _GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local allow_at = tat + interval - burst * interval
-if now < allow_at then
-  return {0, allow_at - now, 0, tat - now}
+local out = {}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local allow_at = tat + interval - burst * interval
+  if now < allow_at then
+    for _, v in ipairs({0, allow_at - now, 0, tat - now}) do out[#out + 1] = v end
+    return out
+  end
+  local new_tat = tat + interval
+  redis.call('SET', key, new_tat, 'PX', math.ceil(new_tat - now) + 1000)
+  local remaining = math.floor((now + burst * interval - new_tat) / interval)
+  for _, v in ipairs({1, 0, remaining, new_tat - now}) do out[#out + 1] = v end
 end
-local new_tat = tat + interval
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
-local remaining = math.floor((now + burst * interval - new_tat) / interval)
-return {1, 0, remaining, new_tat - now}
+return out
 """
 
 
@@ -69,17 +79,28 @@ class RateLimiter:
     async def check(self, bucket: str, limit: int) -> Decision:
         """One request against `bucket`, allowed `limit` per period with a
         burst of as many. Raises RedisError when Redis cannot answer."""
-        interval = self._period_ms / limit
-        allowed, retry_ms, remaining, reset_ms = await self._script(
-            keys=[f"{self._prefix}:{bucket}"], args=[interval, limit]
-        )
-        return Decision(
-            allowed=bool(allowed),
-            limit=limit,
-            remaining=int(remaining),
-            retry_after=float(retry_ms) / 1000,
-            reset_after=float(reset_ms) / 1000,
-        )
+        [decision] = await self.check_all([(bucket, limit)])
+        return decision
+
+    async def check_all(self, buckets: Sequence[tuple[str, int]]) -> list[Decision]:
+        """One request against each (bucket, limit) in order, in one round
+        trip: the decisions up to the first refusal (the last one then), the
+        buckets after it left uncounted. Raises RedisError when Redis
+        cannot answer."""
+        args: list[float] = []
+        for _, limit in buckets:
+            args += [self._period_ms / limit, limit]
+        flat = await self._script(keys=[f"{self._prefix}:{b}" for b, _ in buckets], args=args)
+        return [
+            Decision(
+                allowed=bool(flat[i]),
+                limit=limit,
+                remaining=int(flat[i + 2]),
+                retry_after=float(flat[i + 1]) / 1000,
+                reset_after=float(flat[i + 3]) / 1000,
+            )
+            for i, (_, limit) in zip(range(0, len(flat), 4), buckets, strict=False)
+        ]
 
     async def ping(self) -> bool:
         return bool(await self._redis.ping())

@@ -25,6 +25,7 @@ from typing import Generic, TypeVar, cast
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gateway.changes import ChangeLedger
 from holdfast.platform.background import BackgroundTask
 from holdfast.platform.streams import ChangeMessage, stream_position
 
@@ -38,6 +39,8 @@ _LAST_POSSIBLE = (2**64 - 1, 2**64 - 1)
 # A resumed stream looks this far back for its resource's changes, at most.
 _SCAN_LIMIT = 1000
 Entry = tuple[bytes, dict[bytes, bytes]]
+# Entries one read takes at most; a full batch means it may be behind.
+_READ_COUNT = 500
 
 
 class AvailabilityHub:
@@ -46,6 +49,8 @@ class AvailabilityHub:
         self._stream = stream
         self._block_ms = block_ms
         self._subscribers: dict[ResourceKey, set[asyncio.Queue[str]]] = {}
+        # Each resource's newest change, for the ETags of availability answers.
+        self.changes = ChangeLedger(block_ms / 1000)
         self._task = BackgroundTask("sse-availability", self._run)
 
     @contextlib.contextmanager
@@ -92,12 +97,13 @@ class AvailabilityHub:
         return None
 
     def _publish(self, entries: list[Entry]) -> None:
-        for entry_id, fields in entries:
-            resource = ChangeMessage.subject_of(fields)
+        changes = [(ChangeMessage.subject_of(f), entry_id.decode()) for entry_id, f in entries]
+        self.changes.read(changes, full_batch=len(entries) >= _READ_COUNT)
+        for resource, entry_id in changes:
             for queue in self._subscribers.get(resource, ()):
                 if queue.full():
                     queue.get_nowait()  # the subscriber only needs the newest
-                queue.put_nowait(entry_id.decode())
+                queue.put_nowait(entry_id)
 
     def _refresh_everyone(self, entry_id: str) -> None:
         """After an outage nobody can tell what they missed: all refresh."""
@@ -114,19 +120,23 @@ class AvailabilityHub:
             try:
                 if last == "$":
                     last = await self.newest_id()
+                    self.changes.restart(last)
                     if lost:
                         self._refresh_everyone(last)
                         lost = False
                 reply = cast(
                     "list[tuple[bytes, list[Entry]]]",
-                    await self._redis.xread({self._stream: last}, count=500, block=self._block_ms),
+                    await self._redis.xread(
+                        {self._stream: last}, count=_READ_COUNT, block=self._block_ms
+                    ),
                 )
                 entries = reply[0][1] if reply else []
+                self._publish(entries)
                 if entries:
-                    self._publish(entries)
                     last = max(last, entries[-1][0].decode(), key=stream_position)
             except RedisError as error:
                 log.warning("availability stream unreachable for SSE: %s", error)
+                self.changes.lost()
                 last = "$"
                 lost = True
                 await asyncio.sleep(1.0)
@@ -136,6 +146,7 @@ class AvailabilityHub:
 
     async def stop(self) -> None:
         await self._task.stop()
+        self.changes.lost()
 
 
 class TooManyStreams(Exception):

@@ -6,11 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request, Response
 
-from gateway import convert, models
+from gateway import convert, etags, models
 from gateway.auth import Principal
-from gateway.context import Gateway, gateway_of, requires
+from gateway.context import Gateway, gateway_from, gateway_of, requires
 from gateway.routes.common import (
     ERRORS,
     RESOURCE_ID,
@@ -95,14 +95,38 @@ async def read_availability(
 @router.get(
     "/resources/{resource_id}/availability",
     response_model=models.Availability,
-    responses=ERRORS,
+    responses={**ERRORS, 304: {"description": "Not modified: `If-None-Match` names the answer"}},
 )
 async def get_availability(
     resource_id: uuid.UUID,
     start: WindowStart,
     end: WindowEnd,
-    gw: Annotated[Gateway, Depends(gateway_of)],
+    request: Request,
+    response: Response,
     who: Annotated[Principal, Depends(requires("availability:read"))],
-) -> models.Availability:
-    """Every slot starting in [start, end) with what is free; at most 62 days."""
-    return await read_availability(gw, who, resource_id, start, end)
+) -> Response:
+    """Every slot starting in [start, end) with what is free; at most 62 days.
+
+    The answer carries an `ETag` while the gateway follows the availability
+    changes; send it back as `If-None-Match` to get 304 Not Modified, quickly,
+    until anything about the resource changes."""
+    # The gateway from the request, not a dependency: each one FastAPI
+    # solves costs CPU on every request of the API's busiest route.
+    gw = gateway_from(request)
+    version = gw.hub.changes.version((who.tenant, str(resource_id)))
+    tag = None
+    if version is not None:
+        tag = etags.availability_tag(version, who.tenant, str(resource_id), start, end)
+        if etags.matches(request.headers.get("if-none-match"), tag):
+            return etags.not_modified(tag, response)
+    answer = await gw.downstream.availability.GetAvailability(
+        availability_pb2.GetAvailabilityRequest(
+            resource_id=str(resource_id),
+            time_range=time_range(start, end),
+            # The answer reflects at least the change the tag names.
+            min_change_id=etags.change_to_include(version),
+        ),
+        metadata=gw.metadata(who),
+        timeout=deadline(gw),
+    )
+    return etags.json_answer(convert.availability_json(answer.availability), tag, response)

@@ -13,9 +13,11 @@ import contextlib
 import logging
 import socket
 from collections.abc import Generator
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,18 @@ class _EmbeddedServer(uvicorn.Server):
             await server.wait_closed()
 
 
+class _HttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, taking any byte in a header value as h11
+    did (llhttp refuses DEL and other control characters with a 400). The
+    gateway answers such values itself (an X-Request-Id it cannot pass on is
+    replaced, tests/integration/gateway/test_edges_http.py); how a message is
+    framed (Content-Length, Transfer-Encoding, line endings) stays strict."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.parser.set_dangerous_leniencies(lenient_headers=True)
+
+
 class HttpHost:
     def __init__(
         self,
@@ -121,7 +135,9 @@ class HttpHost:
             log_config=None,
             access_log=False,
             lifespan="off",
-            http="h11",
+            # httptools (llhttp, in C) parses requests for a fraction of h11's
+            # CPU (pure Python): measured on the gateway, docs/benchmarks.md.
+            http=_HttpToolsProtocol,
             ws="none",
             timeout_graceful_shutdown=max(1, int(self._grace)),
             # Longer than any load balancer's idle timeout (AWS ALB: 60 s), so

@@ -21,6 +21,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from redis.asyncio import Redis
 
 from holdfast.tenancy.keys import KeyRepository
 from services.availability.server import AvailabilityApp
@@ -33,6 +34,8 @@ from tests.support.services import running_gateway
 GatewayClient = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 # Limits per hour: no refill while a test runs.
 HOURLY = {"rate_limit_period_seconds": 3600}
+# How a rate-limit script runs in Redis (EVAL loads it when it is not cached).
+SCRIPT_CALLS = ("evalsha", "eval")
 
 
 @pytest.fixture
@@ -210,3 +213,30 @@ async def test_with_redis_down_and_failing_closed_requests_get_503(
     assert ready.json()["status"] == "unhealthy"
     assert down.headers["Retry-After"] == "1"
     assert unchecked(metrics.text) >= 1
+
+
+async def test_a_known_key_is_limited_by_address_and_key_in_one_round_trip(
+    own_gateway: GatewayClient, keys: KeyRepository, tenant: str, redis_server: RedisServer
+) -> None:
+    auth = await key_for(keys, tenant)
+    redis = Redis.from_url(redis_server.url)
+
+    async def scripts_run() -> int:
+        stats = await redis.info("commandstats")
+        return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in SCRIPT_CALLS)
+
+    try:
+        async with own_gateway(rate_limit_per_address=1000, **HOURLY) as api:
+            first = await api.get("/v1/resources", headers=auth)  # reads the key: cached
+            before = await scripts_run()
+            answers = [await api.get("/v1/resources", headers=auth) for _ in range(5)]
+            after = await scripts_run()
+    finally:
+        await redis.aclose()
+
+    assert first.status_code == 200, first.text
+    assert [a.status_code for a in answers] == [200] * 5
+    # Both buckets counted (the key's headers are the ones sent back) ...
+    assert [a.headers["RateLimit-Remaining"] for a in answers] == ["48", "47", "46", "45", "44"]
+    # ... by one script call each.
+    assert after - before == 5

@@ -1,0 +1,258 @@
+"""Conditional availability reads over real HTTP: an answer's ETag, sent back
+as If-None-Match, gets 304 without a call to the availability service while
+nothing changed; any change makes it stale; it never matches for another
+tenant, another window, or while the gateway cannot follow the changes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import asyncpg
+import httpx
+import pytest
+
+from gateway.server import GatewayApp
+from holdfast.tenancy.keys import KeyRepository
+from services.availability.server import AvailabilityApp
+from services.booking.server import BookingApp
+from tests.support.availability import eventually, settled
+from tests.support.booking import BookingClient
+from tests.support.gateway import key_for
+from tests.support.services import running_gateway
+from tests.support.sse import WINDOW, hold
+
+
+def _path(resource_id: str) -> str:
+    return f"/v1/resources/{resource_id}/availability"
+
+
+async def settled_tag(api: httpx.AsyncClient, resource_id: str, auth: dict[str, str]) -> str:
+    """The answer's tag once it holds: the resource's last change has reached
+    the gateway's stream reader."""
+
+    async def probe() -> tuple[str, int]:
+        first = await api.get(_path(resource_id), params=WINDOW, headers=auth)
+        assert first.status_code == 200, first.text
+        tag = first.headers.get("ETag", "")
+        again = await api.get(
+            _path(resource_id), params=WINDOW, headers={**auth, "If-None-Match": tag}
+        )
+        return tag, again.status_code
+
+    tag, _ = await eventually(probe, lambda seen: seen[0] != "" and seen[1] == 304)
+    return tag
+
+
+def availability_calls(app: AvailabilityApp) -> float:
+    """GetAvailability calls the availability service has answered."""
+    return sum(
+        sample.value
+        for metric in app.metrics.registry.collect()
+        if metric.name == "holdfast_grpc_requests"
+        for sample in metric.samples
+        if sample.name.endswith("_total") and "GetAvailability" in sample.labels["method"]
+    )
+
+
+async def test_an_unchanged_answer_is_304_without_asking_the_availability_service(
+    api: httpx.AsyncClient,
+    keys: KeyRepository,
+    client: BookingClient,
+    tenant: str,
+    availability_app: AvailabilityApp,
+    db: asyncpg.Pool,
+) -> None:
+    auth = await key_for(keys, tenant)
+    resource, _ = await client.resource_with_slots(capacity=4)
+    await settled(availability_app, db, tenant)
+    tag = await settled_tag(api, resource.resource_id, auth)
+
+    calls = availability_calls(availability_app)
+    unchanged = await api.get(
+        _path(resource.resource_id), params=WINDOW, headers={**auth, "If-None-Match": tag}
+    )
+    asked_after = availability_calls(availability_app)
+    elsewhere = await api.get(
+        _path(resource.resource_id),
+        params={**WINDOW, "end": "2031-06-29T00:00:00Z"},
+        headers={**auth, "If-None-Match": tag},
+    )
+
+    assert unchanged.status_code == 304
+    assert unchanged.content == b""
+    assert unchanged.headers["ETag"] == tag
+    assert asked_after == calls
+    # Another window of the same resource is another answer.
+    assert elsewhere.status_code == 200
+    assert elsewhere.headers["ETag"] != tag
+    assert availability_calls(availability_app) == calls + 1
+
+
+async def test_a_hold_makes_the_tag_stale_and_the_next_answer_shows_it(
+    api: httpx.AsyncClient,
+    keys: KeyRepository,
+    client: BookingClient,
+    tenant: str,
+    availability_app: AvailabilityApp,
+    db: asyncpg.Pool,
+) -> None:
+    auth = await key_for(keys, tenant)
+    resource, [slot] = await client.resource_with_slots(capacity=4)
+    await settled(availability_app, db, tenant)
+    before = await settled_tag(api, resource.resource_id, auth)
+
+    await hold(api, auth, resource.resource_id, slot.slot_id)
+
+    async def conditional() -> httpx.Response:
+        return await api.get(
+            _path(resource.resource_id), params=WINDOW, headers={**auth, "If-None-Match": before}
+        )
+
+    # 304 until the gateway reads the hold's change; then the first answer
+    # under a new tag already shows the hold.
+    changed = await eventually(conditional, lambda answer: answer.status_code != 304)
+    assert changed.status_code == 200, changed.text
+    assert changed.headers["ETag"] != before
+    assert changed.json()["slots"][0]["held"] == 1
+    assert changed.json()["slots"][0]["available"] == 3
+
+
+FreshGateway = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def fresh_gateway(
+    migrated_database: str, booking_app: BookingApp, availability_app: AvailabilityApp
+) -> FreshGateway:
+    """Starts a gateway of the test's own, reading the same stream as the
+    services, when the test asks."""
+
+    @asynccontextmanager
+    async def start(**settings: object) -> AsyncIterator[httpx.AsyncClient]:
+        async with (
+            running_gateway(
+                migrated_database,
+                f"127.0.0.1:{booking_app.port}",
+                f"127.0.0.1:{availability_app.port}",
+                **settings,
+            ) as gateway,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.port}", timeout=10) as api,
+        ):
+            yield api
+
+    return start
+
+
+async def test_a_tag_of_one_tenant_never_matches_for_another(
+    keys: KeyRepository,
+    client: BookingClient,
+    tenant: str,
+    availability_app: AvailabilityApp,
+    db: asyncpg.Pool,
+    fresh_gateway: FreshGateway,
+) -> None:
+    # Made before the gateway starts: for it the resource has no change of
+    # its own, the same as an unknown one of another tenant.
+    resource, _ = await client.resource_with_slots(capacity=4)
+    await settled(availability_app, db, tenant)
+    owner = await key_for(keys, tenant)
+    stranger = await key_for(keys, f"{tenant}-other")
+    async with fresh_gateway() as api:
+        tag = await settled_tag(api, resource.resource_id, owner)
+        answer = await api.get(
+            _path(resource.resource_id),
+            params=WINDOW,
+            headers={**stranger, "If-None-Match": tag},
+        )
+
+    assert answer.status_code == 404, answer.text
+
+
+async def test_a_tag_of_another_gateway_process_does_not_match(
+    api: httpx.AsyncClient,
+    keys: KeyRepository,
+    client: BookingClient,
+    tenant: str,
+    availability_app: AvailabilityApp,
+    db: asyncpg.Pool,
+    fresh_gateway: FreshGateway,
+) -> None:
+    # A restarted gateway cannot tell what it missed: its tags are all new.
+    auth = await key_for(keys, tenant)
+    resource, _ = await client.resource_with_slots(capacity=4)
+    await settled(availability_app, db, tenant)
+    tag = await settled_tag(api, resource.resource_id, auth)
+
+    async with fresh_gateway() as restarted:
+        answer = await restarted.get(
+            _path(resource.resource_id), params=WINDOW, headers={**auth, "If-None-Match": tag}
+        )
+
+    assert answer.status_code == 200
+    assert answer.headers.get("ETag") != tag
+
+
+async def test_no_304_and_no_tag_while_the_stream_reader_is_down(
+    api: httpx.AsyncClient,
+    keys: KeyRepository,
+    client: BookingClient,
+    tenant: str,
+    availability_app: AvailabilityApp,
+    gateway_app: GatewayApp,
+    db: asyncpg.Pool,
+) -> None:
+    auth = await key_for(keys, tenant)
+    resource, _ = await client.resource_with_slots(capacity=4)
+    await settled(availability_app, db, tenant)
+    tag = await settled_tag(api, resource.resource_id, auth)
+    assert gateway_app.hub is not None
+    await gateway_app.hub.stop()
+    try:
+        calls = availability_calls(availability_app)
+        answer = await api.get(
+            _path(resource.resource_id), params=WINDOW, headers={**auth, "If-None-Match": tag}
+        )
+        asked = availability_calls(availability_app) - calls
+    finally:
+        gateway_app.hub.start()
+
+    assert answer.status_code == 200
+    assert "ETag" not in answer.headers
+    assert asked == 1
+    # Back, it follows the stream again from a new start: new tags.
+    assert await settled_tag(api, resource.resource_id, auth) != tag
+
+
+async def test_a_browser_page_may_send_if_none_match_and_read_the_tag(
+    keys: KeyRepository,
+    client: BookingClient,
+    tenant: str,
+    availability_app: AvailabilityApp,
+    db: asyncpg.Pool,
+    fresh_gateway: FreshGateway,
+) -> None:
+    auth = await key_for(keys, tenant)
+    resource, _ = await client.resource_with_slots(capacity=4)
+    await settled(availability_app, db, tenant)
+    origin = {"Origin": "https://shop.example"}
+    async with fresh_gateway(cors_origins="https://shop.example") as api:
+        preflight = await api.options(
+            _path(resource.resource_id),
+            headers={
+                **origin,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization, if-none-match",
+            },
+        )
+        tag = await settled_tag(api, resource.resource_id, auth)
+        unchanged = await api.get(
+            _path(resource.resource_id),
+            params=WINDOW,
+            headers={**auth, **origin, "If-None-Match": tag},
+        )
+
+    assert preflight.status_code == 200, preflight.text
+    assert "if-none-match" in preflight.headers["Access-Control-Allow-Headers"].lower()
+    assert unchanged.status_code == 304
+    assert "etag" in unchanged.headers["Access-Control-Expose-Headers"].lower()
