@@ -83,7 +83,8 @@ bench-webhooks: venv
 	$(BIN)/python -m bench.webhooks \
 		--booking-target "$$HOLDFAST_BOOKING_TARGET" \
 		--webhooks-url "$${HOLDFAST_WEBHOOKS_URL:-http://127.0.0.1:8081/stripe/webhook}" \
-		--database-url "$$HOLDFAST_DATABASE_URL" $(BENCH_WEBHOOKS_ARGS)
+		--database-url "$$HOLDFAST_DATABASE_URL" \
+		--webhooks-metrics "$$HOLDFAST_WEBHOOKS_METRICS_URL" $(BENCH_WEBHOOKS_ARGS)
 
 # The gateway's URL, the database (for the bench's tenant and key) and the
 # services' metrics URLs all come from up.env.
