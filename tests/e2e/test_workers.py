@@ -28,9 +28,11 @@ from tests.support.stripe_events import SECRET, checkout_session, event, signed
 
 pytestmark = pytest.mark.e2e
 
-# Enough fresh connections that the kernel's hash puts some on each worker
-# (all on one of two: a chance of 2 in 2**CONNECTIONS).
-CONNECTIONS = 40
+# Fresh connections, one at a time, until each worker has answered one: the
+# kernel's hash puts about half on each once both listen (the second may
+# still be starting when the first answers health checks).
+CONNECTIONS = 200
+BETWEEN_SECONDS = 0.05
 EXIT_SECONDS = 30  # a bound on waiting, not a measured figure
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 RECEIVER_ACK = "holdfast_webhook_ack_seconds_count"
@@ -87,6 +89,7 @@ async def _until_both_answer(
         counts = [count(port) for port in ports]
         if all(counts):
             return counts
+        await asyncio.sleep(BETWEEN_SECONDS)
     return [count(port) for port in ports]
 
 
@@ -103,7 +106,10 @@ async def test_two_booking_workers_answer_on_one_grpc_port(
     async with _running("services.booking", env, tmp_path / "booking.log", port) as process:
 
         async def check_on_a_new_connection() -> None:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            # Its own subchannel pool: a connection of its own.
+            async with grpc.aio.insecure_channel(
+                f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]
+            ) as channel:
                 reply = await health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest()
                 )
