@@ -39,6 +39,7 @@ import json
 import os
 import secrets
 import sys
+import urllib.parse
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -47,7 +48,7 @@ import asyncpg
 
 from bench.grpc_load import CONNECT_TIMEOUT_SECONDS
 from bench.metrics import Metrics
-from bench.processes import CpuWatch
+from bench.processes import CpuWatch, listening_pids
 from bench.webhook_delivery import (
     BookingClient,
     Delivery,
@@ -219,6 +220,13 @@ def _pids(value: str) -> tuple[str, list[int]]:
     return label, numbers
 
 
+def _receiver_pids(url: str) -> dict[str, list[int]]:
+    """The local processes listening on the receiver's port (every worker)."""
+    port = urllib.parse.urlsplit(url).port
+    pids = listening_pids(port) if port else []
+    return {"webhooks": pids} if pids else {}
+
+
 def default_secret() -> str:
     """The first of the webhook service's own secrets, else the fake Stripe's."""
     configured = [s.strip() for s in os.environ.get(SECRETS_ENV, "").split(",") if s.strip()]
@@ -260,7 +268,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="LABEL=PID[,PID...]",
-        help="report these local processes' CPU (repeatable), e.g. webhooks=1234",
+        help="report these local processes' CPU (repeatable), e.g. webhooks=1234 "
+        "(default: what listens on the receiver's port)",
     )
     parser.add_argument("--channels", type=int, default=4, help="gRPC channels for the setup")
     parser.add_argument("--concurrency", type=int, default=32, help="deliveries in flight")
@@ -314,7 +323,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         duplicate_copies=max(1, args.duplicate_copies),
         drain_timeout=args.drain_timeout,
         poll_ms=args.poll_ms,
-        pids=dict(args.pids),
+        pids=dict(args.pids) or _receiver_pids(args.webhooks_url),
         rounds=max(1, args.rounds),
         ceiling=not args.no_ceiling,
     )
