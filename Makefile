@@ -16,11 +16,13 @@ BENCH_AVAILABILITY_ARGS ?=
 BENCH_WEBHOOKS_ARGS ?=
 # e.g. BENCH_GATEWAY_ARGS="--users 500 --think-ms 1000 --pid gateway=1234"
 BENCH_GATEWAY_ARGS ?=
+# e.g. BENCH_WORKERS_ARGS="--workers 4 --seconds 10"
+BENCH_WORKERS_ARGS ?=
 # e.g. BENCH_WINDOWS_ARGS="--seconds 5 --pgbench-clients 32 --pgbench /usr/lib/postgresql/16/bin/pgbench"
 BENCH_WINDOWS_ARGS ?=
 
 .DEFAULT_GOAL := venv
-.PHONY: venv protos check-protos buf lint test up bench bench-availability bench-webhooks bench-gateway bench-windows clean-state
+.PHONY: venv protos check-protos buf lint test up bench bench-availability bench-webhooks bench-gateway bench-windows bench-workers clean-state
 
 venv: $(VENV)/.installed
 
@@ -83,7 +85,16 @@ bench-webhooks: venv
 	$(BIN)/python -m bench.webhooks \
 		--booking-target "$$HOLDFAST_BOOKING_TARGET" \
 		--webhooks-url "$${HOLDFAST_WEBHOOKS_URL:-http://127.0.0.1:8081/stripe/webhook}" \
-		--database-url "$$HOLDFAST_DATABASE_URL" $(BENCH_WEBHOOKS_ARGS)
+		--database-url "$$HOLDFAST_DATABASE_URL" \
+		--webhooks-metrics "$$HOLDFAST_WEBHOOKS_METRICS_URL" $(BENCH_WEBHOOKS_ARGS)
+
+# Availability hits from 1 worker and from --workers (default 2) sharing a
+# port: two availability services of its own on the stack's Postgres and Redis.
+bench-workers: venv
+	@test -f .state/up.env || { echo "make bench-workers: no running stack; start one with make up" >&2; exit 1; }
+	. ./.state/up.env && $(BIN)/python -m bench.workers \
+		--booking-target "$$HOLDFAST_BOOKING_TARGET" --database-url "$$HOLDFAST_DATABASE_URL" \
+		--redis-url "$$HOLDFAST_REDIS_URL" $(BENCH_WORKERS_ARGS)
 
 # The gateway's URL, the database (for the bench's tenant and key) and the
 # services' metrics URLs all come from up.env.

@@ -30,6 +30,7 @@ from bench.webhook_delivery import (
     examples,
     redeliver,
 )
+from bench.webhook_rounds import Side, alternate
 from bench.webhook_timings import Ledger, wait_processed
 from bench.webhooks_options import Options
 
@@ -106,6 +107,9 @@ class Delivered:
     """The measured deliveries: answered, sent again where they failed, applied."""
 
     ack: Phase
+    # The receiver's and the ceiling's rounds, with the CPU each used.
+    service: Side
+    ceiling: Side | None
     failures: dict[str, str]
     redelivered: int
     drained: bool
@@ -144,11 +148,22 @@ async def deliver_measured(
     measured: Sequence[Delivery],
     metrics: Metrics,
     cpu: CpuWatch,
+    ceiling: Receiver | None = None,
+    ceiling_pid: int | None = None,
 ) -> Delivered | None:
     """None when the receiver accepted none of them."""
     metrics_before = await metrics.read()
     cpu.mark("start")
-    ack = await deliver("acknowledgement", receiver, measured, options.concurrency)
+    service_pids = options.pids.get("webhooks") or [p for ps in options.pids.values() for p in ps]
+    service, top = await alternate(
+        receiver,
+        ceiling,
+        measured,
+        options.concurrency,
+        options.rounds,
+        (service_pids, [ceiling_pid] if ceiling_pid else []),
+    )
+    ack = service.phase
     cpu.mark("acked")
     metrics_acked = await metrics.read()
     acked_at = time.perf_counter()
@@ -170,6 +185,8 @@ async def deliver_measured(
     metrics_drained = await metrics.read()
     return Delivered(
         ack,
+        service,
+        top,
         failures,
         redelivered,
         drained,

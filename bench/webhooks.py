@@ -39,6 +39,7 @@ import json
 import os
 import secrets
 import sys
+import urllib.parse
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -47,11 +48,12 @@ import asyncpg
 
 from bench.grpc_load import CONNECT_TIMEOUT_SECONDS
 from bench.metrics import Metrics
-from bench.processes import CpuWatch
+from bench.processes import CpuWatch, listening_pids
 from bench.webhook_delivery import (
     BookingClient,
     Delivery,
     Receiver,
+    deliver,
     make_holds,
     prepare_deliveries,
 )
@@ -62,6 +64,7 @@ from bench.webhook_timings import (
     measure_clock,
     service_figures,
 )
+from bench.webhooks_ceiling import CeilingProcess
 from bench.webhooks_options import Options
 from bench.webhooks_report import report
 from bench.webhooks_results import Results
@@ -115,6 +118,8 @@ async def measure(options: Options, tenant: str, conn: asyncpg.Connection) -> Re
     receiver = Receiver(options.webhooks_url, options.secret, options.concurrency)
     metrics = Metrics(options.webhooks_metrics)
     cpu = CpuWatch(options.pids)
+    top = CeilingProcess.start(options.secret) if options.ceiling else None
+    ceiling = Receiver(top.url, options.secret, options.concurrency) if top else None
     try:
         hold_ids = await _holds(options, client)
         if hold_ids is None:
@@ -126,7 +131,11 @@ async def measure(options: Options, tenant: str, conn: asyncpg.Connection) -> Re
         # Warm-up: opens every connection, grows the pools, and proves the secret.
         if warmup and not await warm_up(options, receiver, conn, warmup):
             return None
-        delivered = await deliver_measured(options, receiver, conn, measured, metrics, cpu)
+        if ceiling is not None:  # its connections opened, its code warmed up too
+            await deliver("ceiling warm-up", ceiling, warmup, options.concurrency)
+        delivered = await deliver_measured(
+            options, receiver, conn, measured, metrics, cpu, ceiling, top.pid if top else None
+        )
         if delivered is None:
             return None
         ledger = await Ledger.read(conn, tenant, [d.event_id for d in everything])
@@ -144,12 +153,18 @@ async def measure(options: Options, tenant: str, conn: asyncpg.Connection) -> Re
     finally:
         await receiver.close()
         await client.close()
+        if ceiling is not None:
+            await ceiling.close()
+        if top is not None:
+            top.stop()
 
     service_ack, service_all = _service(options, delivered)
     return Results(
         body_bytes=round(sum(len(d.body) for d in measured) / max(1, len(measured))),
         clock=clock,
         ack=delivered.ack,
+        service_side=delivered.service,
+        ceiling=delivered.ceiling,
         redelivered=delivered.redelivered,
         drained=delivered.drained,
         drain_seconds=delivered.drain_seconds,
@@ -205,6 +220,13 @@ def _pids(value: str) -> tuple[str, list[int]]:
     return label, numbers
 
 
+def _receiver_pids(url: str) -> dict[str, list[int]]:
+    """The local processes listening on the receiver's port (every worker)."""
+    port = urllib.parse.urlsplit(url).port
+    pids = listening_pids(port) if port else []
+    return {"webhooks": pids} if pids else {}
+
+
 def default_secret() -> str:
     """The first of the webhook service's own secrets, else the fake Stripe's."""
     configured = [s.strip() for s in os.environ.get(SECRETS_ENV, "").split(",") if s.strip()]
@@ -246,7 +268,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="LABEL=PID[,PID...]",
-        help="report these local processes' CPU (repeatable), e.g. webhooks=1234",
+        help="report these local processes' CPU (repeatable), e.g. webhooks=1234 "
+        "(default: what listens on the receiver's port)",
     )
     parser.add_argument("--channels", type=int, default=4, help="gRPC channels for the setup")
     parser.add_argument("--concurrency", type=int, default=32, help="deliveries in flight")
@@ -255,6 +278,15 @@ def _parser() -> argparse.ArgumentParser:
         "--warmup", type=int, default=200, help="warm-up events first, on holds of their own"
     )
     parser.add_argument("--slots", type=int, default=500, help="slots the holds are spread over")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="alternating rounds of the receiver and its ceiling, each a share of --events",
+    )
+    parser.add_argument(
+        "--no-ceiling", action="store_true", help="skip the ceiling (a bare verify-and-answer app)"
+    )
     parser.add_argument("--duplicate-events", type=int, default=200, help="events delivered again")
     parser.add_argument("--duplicate-copies", type=int, default=3, help="copies of each, at once")
     parser.add_argument(
@@ -291,7 +323,9 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         duplicate_copies=max(1, args.duplicate_copies),
         drain_timeout=args.drain_timeout,
         poll_ms=args.poll_ms,
-        pids=dict(args.pids),
+        pids=dict(args.pids) or _receiver_pids(args.webhooks_url),
+        rounds=max(1, args.rounds),
+        ceiling=not args.no_ceiling,
     )
 
 

@@ -23,3 +23,6 @@ class Options:
     drain_timeout: float
     poll_ms: float
     pids: dict[str, list[int]]
+    # Alternating rounds of the receiver and its ceiling (0 rounds: no ceiling).
+    rounds: int = 4
+    ceiling: bool = True

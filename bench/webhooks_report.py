@@ -18,6 +18,7 @@ from bench.grpc_load import (
 from bench.report import met
 from bench.stats import Latencies
 from bench.webhook_delivery import EVENT_TYPE
+from bench.webhook_rounds import Side
 from bench.webhooks_options import Options
 from bench.webhooks_results import Results
 
@@ -81,9 +82,42 @@ def _print_ack(r: Results, non_200: dict[str, int]) -> None:
     if r.service_ack:
         s = r.service_ack["ack"]
         print(f"  service side (its ack histogram): {s['count']} answers, mean {s['mean_ms']} ms")
-    if r.cpu_ack:
-        print(f"  cpu (share of one core): {_shares(r.cpu_ack)}")
+    _print_ceiling(r)
     print(f"  target p99 < {ACK_P99_TARGET_MS:g} ms: {met(r.ack_p99_ms < ACK_P99_TARGET_MS)}\n")
+
+
+def _cpu(side: Side) -> str:
+    per = side.cpu_ms_per_delivery
+    return f", cpu {per:.2f} ms/delivery" if per is not None else ""
+
+
+def _print_ceiling(r: Results) -> None:
+    """The receiver next to its ceiling, over the same alternating rounds."""
+    service, top = r.service_side, r.ceiling
+    print(
+        f"  receiver, {len(service.phase.rounds)} rounds: {service.phase.throughput:.0f} acks/s"
+        f"{_cpu(service)}"
+    )
+    if top is None:
+        return
+    ratios = _ceiling_ratios(r)
+    print(
+        f"  ceiling (bare verify-and-answer app, own process, same rounds alternating):\n"
+        f"    {_line(top.phase.latencies)}; {top.phase.throughput:.0f} acks/s{_cpu(top)}\n"
+        f"  ratio to the ceiling: acks/s {ratios['throughput']}, "
+        f"p99 x{ratios['p99_times']} the ceiling's"
+    )
+
+
+def _ceiling_ratios(r: Results) -> dict[str, float | None]:
+    top = r.ceiling
+    if top is None or not top.phase.throughput:
+        return {"throughput": None, "p99_times": None}
+    ceiling_p99 = Latencies.of(top.phase.latencies).p99_ms
+    return {
+        "throughput": round(r.ack.throughput / top.phase.throughput, 3),
+        "p99_times": round(r.ack_p99_ms / ceiling_p99, 2) if ceiling_p99 else None,
+    }
 
 
 def _print_confirmed(options: Options, r: Results) -> None:
@@ -190,6 +224,14 @@ def _json(
             "target_met": r.ack_p99_ms < ACK_P99_TARGET_MS,
             "service": r.service_ack,
             "cpu": r.cpu_ack or None,
+            "cpu_ms_per_delivery": r.service_side.cpu_ms_per_delivery,
+            "ceiling": None
+            if r.ceiling is None
+            else {
+                **_figures(r.ceiling.phase),
+                "cpu_ms_per_delivery": r.ceiling.cpu_ms_per_delivery,
+            },
+            "ratio_to_ceiling": _ceiling_ratios(r),
         },
         "confirmed": {
             **t.figures(),

@@ -8,6 +8,7 @@ from typing import Any
 
 from bench.grpc_load import Phase
 from bench.stats import Latencies
+from bench.webhook_rounds import Side
 from bench.webhook_timings import Clock, Timings
 
 
@@ -16,6 +17,8 @@ class Results:
     body_bytes: int
     clock: Clock
     ack: Phase
+    service_side: Side
+    ceiling: Side | None
     redelivered: int
     drained: bool
     drain_seconds: float

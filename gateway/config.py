@@ -12,6 +12,8 @@ from holdfast.platform.config import PlatformSettings
 class GatewaySettings(PlatformSettings):
     gateway_host: str = "0.0.0.0"  # noqa: S104 - frontends reach it from outside
     gateway_port: int = Field(8080, ge=0, le=65535)
+    # Worker processes sharing its ports on one host (holdfast.platform.workers).
+    gateway_workers: int = Field(1, ge=1, le=64)
     booking_target: str = "localhost:50051"
     availability_target: str = "localhost:50052"
     # Every downstream call gets this deadline; a slower answer is a 504.

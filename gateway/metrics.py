@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from holdfast.platform.metrics import LATENCY_BUCKETS
+from holdfast.platform.metrics import LATENCY_BUCKETS, WorkerInfo
 
 
 class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # /metrics is on the API port: which worker answered it.
+        WorkerInfo(self.registry)
         self.requests = Counter(
             "holdfast_http_requests",
             "HTTP requests, by method, route and status",

@@ -34,11 +34,15 @@ class ServiceEntry:
     grpc_port: str | None
     http_port: str | None
     metrics_port: str | None
+    # How many worker processes it runs on one host (holdfast.platform.workers).
+    workers: str
     # The grpc.health.v1 entry that says "ready" (NOT_SERVING while the
     # service cannot work; "" says "alive"). None for an HTTP service, ready
     # once GET on each of `ready_paths` answers 200.
     ready_health: str | None
     ready_paths: tuple[str, ...] = ()
+    # The setting of the address its HTTP port listens on.
+    http_host: str | None = None
     # Whose gRPC API it calls, at HOLDFAST_<callee>_TARGET.
     calls: tuple[str, ...] = ()
 
@@ -57,6 +61,7 @@ SERVICES = (
         grpc_port="booking_port",
         http_port=None,
         metrics_port="booking_metrics_port",
+        workers="booking_workers",
         ready_health="holdfast.booking.v1.BookingService",
     ),
     ServiceEntry(
@@ -66,6 +71,7 @@ SERVICES = (
         grpc_port="availability_port",
         http_port=None,
         metrics_port="availability_metrics_port",
+        workers="availability_workers",
         ready_health="holdfast.availability.v1.AvailabilityService",
     ),
     ServiceEntry(
@@ -75,6 +81,8 @@ SERVICES = (
         grpc_port="webhooks_port",
         http_port="webhooks_http_port",
         metrics_port="webhooks_metrics_port",
+        workers="webhooks_workers",
+        http_host="webhooks_http_host",
         ready_health="holdfast.webhooks.v1.WebhookAdminService",
         calls=("booking",),
     ),
@@ -87,6 +95,8 @@ SERVICES = (
         grpc_port=None,
         http_port="gateway_port",
         metrics_port=None,
+        workers="gateway_workers",
+        http_host="gateway_host",
         ready_health=None,
         ready_paths=("/healthz", "/readyz"),
         calls=("booking", "availability"),

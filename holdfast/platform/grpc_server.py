@@ -15,6 +15,7 @@ from opentelemetry.instrumentation.grpc.filters import negate, service_name
 from holdfast.platform.interceptors import ClientCorrelationInterceptor, ServerContextInterceptor
 from holdfast.platform.metrics import RpcMetrics
 from holdfast.platform.telemetry import exporting
+from holdfast.platform.workers import this_worker
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,10 @@ class GrpcHost:
         self.server = grpc.aio.server(
             interceptors=_interceptors(error_domain, metrics),
             options=[
-                ("grpc.so_reuseport", 0),
+                # Off for a single worker, so that a port another process
+                # holds is refused at start; several workers of the service
+                # share it (the parent has checked it free: .workers).
+                ("grpc.so_reuseport", 1 if this_worker().shares_ports else 0),
                 # Clients reconnect every few minutes, and so re-resolve their
                 # target: replicas added since get their share of the calls.
                 ("grpc.max_connection_age_ms", _MAX_CONNECTION_AGE_MS),

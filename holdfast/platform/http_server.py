@@ -19,6 +19,8 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from holdfast.platform.workers import this_worker
+
 log = logging.getLogger(__name__)
 
 
@@ -123,7 +125,9 @@ class HttpHost:
             raise RuntimeError("already started")
         # uvicorn narrates its start and stop at INFO; the service logs its own.
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
-        sock = socket.create_server((self._host, self._port))
+        # SO_REUSEPORT only where workers share the port (their parent has
+        # checked it free): a single worker is refused a taken port.
+        sock = socket.create_server((self._host, self._port), reuse_port=this_worker().shares_ports)
         # Accepted connections inherit this. asyncio only sets it itself on
         # sockets made with proto=IPPROTO_TCP, which create_server's are not;
         # without it every response after the first on a kept-alive

@@ -7,6 +7,7 @@ replicas side by side) count separately.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable, Iterator
 from threading import Thread
@@ -18,6 +19,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_a
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from holdfast.platform.workers import this_worker, worker_metrics_port
 
 # Fits what the benchmarks measured (docs/benchmarks.md): cache hits well
 # under a millisecond, holds and webhook acknowledgements in milliseconds to
@@ -87,6 +90,24 @@ class PoolMetrics(Collector):
         yield maximum
 
 
+class WorkerInfo(Collector):
+    """Which of its service's worker processes answered the scrape (worker,
+    workers, pid): with several workers, each counts only its own calls."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        worker = this_worker()
+        info = GaugeMetricFamily(
+            "holdfast_worker_info",
+            "This worker process of the service: always 1",
+            labels=["worker", "workers", "pid"],
+        )
+        info.add_metric([str(worker.index), str(worker.count), str(os.getpid())], 1)
+        yield info
+
+
 # How soon the serving thread notices a stop (socketserver's default, 0.5 s,
 # made every stop of a service wait that long, its event loop blocked).
 _STOP_POLL_SECONDS = 0.02
@@ -109,8 +130,10 @@ class MetricsServer:
 
     def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
         self._registry = registry
+        WorkerInfo(registry)
         self._host = host
-        self._port = port
+        # Each worker of a service on its own port (holdfast.platform.workers).
+        self._port = worker_metrics_port(port)
         self._server: WSGIServer | None = None
         self._thread: Thread | None = None
         self.port = 0

@@ -1,11 +1,14 @@
 """How every service process runs: JSON logs, telemetry, then the service
-until SIGTERM or SIGINT, stopped gracefully."""
+until SIGTERM or SIGINT, stopped gracefully; or, with
+HOLDFAST_<SERVICE>_WORKERS above 1, several such processes sharing its ports
+(holdfast.platform.workers)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -14,6 +17,8 @@ import uvloop
 from holdfast.platform.config import PlatformSettings
 from holdfast.platform.logging import configure_logging
 from holdfast.platform.telemetry import configure_telemetry, shutdown_telemetry
+from holdfast.platform.workers import SharedPort, is_worker, run_workers
+from holdfast.registry import BY_NAME, ServiceEntry
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,10 @@ def run_service(name: str, settings: PlatformSettings, build: Callable[[], Servi
     """The whole `main` of a service: `name` names its log lines and, as
     holdfast-<name>, its spans (unless OTEL_SERVICE_NAME says otherwise)."""
     configure_logging(name, settings.log_level, settings.access_log)
+    entry = BY_NAME[name]
+    workers = int(getattr(settings, entry.workers))
+    if workers > 1 and not is_worker():
+        sys.exit(run_workers(entry.module, workers, _shared_ports(entry, settings)))
     configure_telemetry(f"holdfast-{name}")
 
     async def serve() -> None:
@@ -53,3 +62,15 @@ def run_service(name: str, settings: PlatformSettings, build: Callable[[], Servi
         uvloop.run(serve())
     finally:
         shutdown_telemetry()
+
+
+def _shared_ports(entry: ServiceEntry, settings: PlatformSettings) -> list[SharedPort]:
+    """The ports a service's workers share: its gRPC one and its HTTP one."""
+    ports = []
+    if entry.grpc_port is not None:
+        port = int(getattr(settings, entry.grpc_port))
+        ports.append(SharedPort(entry.grpc_port, settings.grpc_host, port, "gRPC"))
+    if entry.http_port is not None and entry.http_host is not None:
+        host, port = getattr(settings, entry.http_host), int(getattr(settings, entry.http_port))
+        ports.append(SharedPort(entry.http_port, host, port, "HTTP"))
+    return ports

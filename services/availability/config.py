@@ -10,6 +10,8 @@ from holdfast.platform.config import PlatformSettings
 class AvailabilitySettings(PlatformSettings):
     availability_port: int = Field(50052, ge=0, le=65535)
     availability_metrics_port: int = Field(9102, ge=-1, le=65535)
+    # Worker processes sharing its ports on one host (holdfast.platform.workers).
+    availability_workers: int = Field(1, ge=1, le=64)
     # Where to read slots; a read replica works. Defaults to HOLDFAST_DATABASE_URL.
     availability_database_url: str | None = None
     # Longest range one call may ask for, and most resources in one batch.

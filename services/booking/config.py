@@ -28,6 +28,8 @@ class BookingSettings(PlatformSettings, StripeSettings):
     # How long a request_id answers with its first response (AIP-155).
     request_id_retention_hours: int = Field(24, gt=0)
     booking_metrics_port: int = Field(9101, ge=-1, le=65535)
+    # Worker processes sharing its ports on one host (holdfast.platform.workers).
+    booking_workers: int = Field(1, ge=1, le=64)
     # The outbox relay: woken by every commit, and polling this often for rows
     # left by a replica that died or waiting for a retry.
     relay_poll_interval_seconds: float = Field(1.0, gt=0)

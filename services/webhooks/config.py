@@ -14,6 +14,8 @@ class WebhooksSettings(PlatformSettings, StripeSettings):
     webhooks_http_host: str = "0.0.0.0"  # noqa: S104 - Stripe reaches it from outside
     webhooks_http_port: int = Field(8081, ge=0, le=65535)
     webhooks_metrics_port: int = Field(9103, ge=-1, le=65535)
+    # Worker processes sharing its ports on one host (holdfast.platform.workers).
+    webhooks_workers: int = Field(1, ge=1, le=64)
     # Comma-separated signing secrets (whsec_...): during a rotation both the
     # old and the new one are listed, and an event signed with either passes.
     stripe_webhook_secrets: SecretStr

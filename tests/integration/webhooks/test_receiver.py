@@ -4,12 +4,15 @@ once, and Stripe is answered at once."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import secrets
 import time
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from opentelemetry import trace
 
 from devtools.fakestripe.objects import new_id
 from tests.support.availability import eventually
@@ -188,3 +191,35 @@ async def test_a_request_id_grpc_could_not_carry_is_replaced(
         )
         == stored_id
     )
+
+
+class _TraceOfEachLine(logging.Handler):
+    """The trace id current when each receiver log line is written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trace_ids: list[int] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.trace_ids.append(trace.get_current_span().get_span_context().trace_id)
+
+
+async def test_a_delivery_continues_the_senders_trace(stripe_http: httpx.AsyncClient) -> None:
+    # Without an exporter the receiver makes only the delivery's span
+    # current; its log lines still carry the trace id the sender sent.
+    trace_id = secrets.token_hex(16)
+    body, headers = signed(customer_event())
+    headers["traceparent"] = f"00-{trace_id}-{secrets.token_hex(8)}-01"
+    lines = _TraceOfEachLine()
+    receiver_log = logging.getLogger("services.webhooks.receiver")
+    level = receiver_log.level
+    receiver_log.addHandler(lines)
+    receiver_log.setLevel(logging.INFO)  # its "received" line
+    try:
+        response = await stripe_http.post(WEBHOOK, content=body, headers=headers)
+    finally:
+        receiver_log.removeHandler(lines)
+        receiver_log.setLevel(level)
+
+    assert response.status_code == 200
+    assert lines.trace_ids == [int(trace_id, 16)]
