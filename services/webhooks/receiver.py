@@ -16,16 +16,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from holdfast.platform.context import CORRELATION_ID_KEY, REQUEST_ID_KEY, correlation_id_from
+from holdfast.platform.http_tracing import UnrecordedServerSpan
 from holdfast.platform.telemetry import correlation_scope, exporting
 from services.webhooks.config import WebhooksSettings
 from services.webhooks.inbox import NewEvent
@@ -35,7 +35,6 @@ from services.webhooks.tracing import Cause, caused_by
 from services.webhooks.verification import BadSignature, verify
 
 log = logging.getLogger(__name__)
-_tracer = trace.get_tracer(__name__)
 
 
 class TooLarge(Exception):
@@ -111,33 +110,11 @@ def create_receiver(
 
 def _tracing() -> list[Middleware]:
     """Server spans with the request's HTTP attributes when spans are
-    exported (the ASGI receive/send steps left out as noise). Otherwise the
-    delivery's span is only made current, for the ids its log lines carry:
-    collecting attributes nobody records was a quarter of the receiver's CPU
-    per delivery (docs/benchmarks.md, issue 14)."""
+    exported (the ASGI receive/send steps left out as noise); otherwise an
+    unrecorded one, for the ids its log lines carry."""
     if exporting():
         return [Middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"])]
-    return [Middleware(_CurrentSpan)]
-
-
-class _CurrentSpan:
-    """The delivery's server span, current while it is handled, continuing
-    the caller's trace context if it sent one; nothing else."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        with _tracer.start_as_current_span(
-            f"{scope['method']} {scope['path']}",
-            propagate.extract(carrier),
-            kind=trace.SpanKind.SERVER,
-        ):
-            await self._app(scope, receive, send)
+    return [Middleware(UnrecordedServerSpan)]
 
 
 class _Receiver:
