@@ -11,7 +11,7 @@ from fastapi import Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.exceptions import RedisError
 
-from gateway import models
+from gateway import etags, models
 from gateway.auth import Authenticator, Principal, require_scope
 from gateway.config import GatewaySettings
 from gateway.downstream import Downstream, call_metadata
@@ -20,6 +20,9 @@ from gateway.problems import ProblemError
 from gateway.ratelimit import RateLimiter
 from gateway.readiness import Readiness
 from gateway.stream import AvailabilityHub, SharedReads, StreamQuota
+
+# What the gateway keeps of the answers it sent (a 24-slot day is ~4 kB).
+_KEPT_ANSWER_BYTES = 32 * 1024 * 1024
 
 
 @dataclass
@@ -33,6 +36,11 @@ class Gateway:
     readiness: Readiness
     streams: StreamQuota
     stream_reads: SharedReads[models.Availability | models.WindowAvailability]
+    # Slot availability answers by ETag (gateway.etags), served again while
+    # their tag holds.
+    answers: etags.TaggedAnswers = field(
+        default_factory=lambda: etags.TaggedAnswers(_KEPT_ANSWER_BYTES)
+    )
 
     def metadata(self, who: Principal) -> tuple[tuple[str, str], ...]:
         return call_metadata(who.tenant, who.key_prefix)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections import OrderedDict
 from datetime import datetime
 
 from fastapi import Response
@@ -88,3 +89,31 @@ def json_answer(body: bytes, tag: str | None, sub_response: Response) -> Respons
         answer.headers["Cache-Control"] = _CACHE_CONTROL
     answer.headers.raw.extend(sub_response.headers.raw)
     return answer
+
+
+class TaggedAnswers:
+    """The latest answers this gateway sent, by tag, so a plain read of an
+    unchanged answer is served again without asking the availability
+    service: a tag names the tenant, resource, window and version, so an
+    answer found under it is what the service would say (the same exactness
+    as a 304). Bounded by the bytes kept; the least recently used go first."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._answers: OrderedDict[str, bytes] = OrderedDict()
+
+    def get(self, tag: str) -> bytes | None:
+        body = self._answers.get(tag)
+        if body is not None:
+            self._answers.move_to_end(tag)
+        return body
+
+    def put(self, tag: str, body: bytes) -> None:
+        if len(body) > self._max_bytes or tag in self._answers:
+            return
+        self._answers[tag] = body
+        self._bytes += len(body)
+        while self._bytes > self._max_bytes:
+            _, dropped = self._answers.popitem(last=False)
+            self._bytes -= len(dropped)

@@ -1,7 +1,8 @@
 """Conditional availability reads over real HTTP: an answer's ETag, sent back
-as If-None-Match, gets 304 without a call to the availability service while
-nothing changed; any change makes it stale; it never matches for another
-tenant, another window, or while the gateway cannot follow the changes."""
+as If-None-Match, gets 304 (and a plain read the same answer again) without
+a call to the availability service while nothing changed; any change makes
+it stale; it never matches for another tenant, another window, or while the
+gateway cannot follow the changes."""
 
 from __future__ import annotations
 
@@ -87,6 +88,37 @@ async def test_an_unchanged_answer_is_304_without_asking_the_availability_servic
     assert elsewhere.status_code == 200
     assert elsewhere.headers["ETag"] != tag
     assert availability_calls(availability_app) == calls + 1
+
+
+async def test_an_unchanged_answer_is_served_again_without_asking_the_availability_service(
+    api: httpx.AsyncClient,
+    keys: KeyRepository,
+    client: BookingClient,
+    tenant: str,
+    availability_app: AvailabilityApp,
+    db: asyncpg.Pool,
+) -> None:
+    auth = await key_for(keys, tenant)
+    resource, [slot] = await client.resource_with_slots(capacity=4)
+    await settled(availability_app, db, tenant)
+    tag = await settled_tag(api, resource.resource_id, auth)
+    first = await api.get(_path(resource.resource_id), params=WINDOW, headers=auth)
+
+    calls = availability_calls(availability_app)
+    again = await api.get(_path(resource.resource_id), params=WINDOW, headers=auth)
+    asked = availability_calls(availability_app) - calls
+
+    assert again.status_code == 200
+    assert again.content == first.content
+    assert again.headers["ETag"] == first.headers["ETag"] == tag
+    assert asked == 0
+    # A change makes it stale: the next plain read shows the hold.
+    await hold(api, auth, resource.resource_id, slot.slot_id)
+    changed = await eventually(
+        lambda: api.get(_path(resource.resource_id), params=WINDOW, headers=auth),
+        lambda answer: answer.headers.get("ETag") not in (None, tag),
+    )
+    assert changed.json()["slots"][0]["held"] == 1
 
 
 async def test_a_hold_makes_the_tag_stale_and_the_next_answer_shows_it(
