@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bench.grpc_load import Phase
-from bench.report import met, phase_row
+from bench.report import met, print_service_and_pgbench
 from bench.stats import Latencies
 
 if TYPE_CHECKING:
@@ -84,14 +84,7 @@ def print_distinct(
         f"{options.warmup} warm-up holds; pgbench ({options.pgbench_clients} clients, "
         f"{options.pgbench_threads} threads) runs bench/slot_hold.sql, one slot per client"
     )
-    print(
-        f"  {'path':<16}{'holds/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-        f"{'errors':>8}{'client cpu':>12}   holds/s per round"
-    )
-    for phase in (service, ceiling):
-        print(phase_row(phase, 16, "9.1f", "8.1f"))
-        for name, count in phase.others.items():
-            print(f"    {name}: {count}")
+    print_service_and_pgbench(service, ceiling)
     ratio = service.throughput / ceiling.throughput if ceiling.throughput else 0.0
     print(
         f"  ratio service/pgbench {ratio:.2f}  (pgbench is the ceiling; target >= "

@@ -24,3 +24,16 @@ def phase_row(phase: Phase, label_width: int, rate: str, latency: str) -> str:
         f"  {phase.label:<{label_width}}{format(phase.throughput, rate)}{ms}"
         f"{errors:8d}{cpu_share:12.0%}   " + " ".join(f"{t:.0f}" for t in phase.rounds)
     )
+
+
+def print_service_and_pgbench(service: Phase, ceiling: Phase) -> None:
+    """The distinct-holds table of bench.holds and bench.windows: the
+    service's phase and pgbench's, each with what went wrong."""
+    print(
+        f"  {'path':<16}{'holds/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+        f"{'errors':>8}{'client cpu':>12}   holds/s per round"
+    )
+    for phase in (service, ceiling):
+        print(phase_row(phase, 16, "9.1f", "8.1f"))
+        for name, count in phase.others.items():
+            print(f"    {name}: {count}")

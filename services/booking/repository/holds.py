@@ -28,26 +28,38 @@ from services.booking.repository.base import PoolScope, TransactionScope, databa
 from services.booking.repository.sql import HOLD_COLUMNS, availability_changed, insert_audit
 from services.booking.rules import CREATE, counter_updates
 
-_CREATED_AUDIT = insert_audit(
-    tenant_id="$2",
-    entity_type="'hold'",
-    entity_id="$1",
-    action=f"'{CREATE.audit_action}'",
-    to_status=f"'{CREATE.to_status}'",
-    actor="$14",
-    correlation_id="$15",
-    details="jsonb_build_object('quantity', $5::int, 'slots', $10::uuid[])",
-)
-_CREATED_OUTBOX = availability_changed(
-    change=f"'{CREATE.audit_action}'",
-    resource_id="$3::uuid",
-    slot_ids="$10::uuid[]",
-    hold_id="$1::uuid",
-    tenant_id="$2",
-    dedupe_key=f"'{CREATE.audit_action}:' || $1::uuid::text",
-    traceparent="$18",
-    correlation_id="$15",
-)
+
+def hold_created_rows(source: str | None = None) -> tuple[str, str]:
+    """The audit and outbox statements of a created slot hold, on the hold
+    statements' parameters ($1 hold, $2 tenant, $3 resource, $5 quantity,
+    $10 slots, $14 actor, $15 correlation id, $18 traceparent); `source`
+    makes them insert only for the rows it selects."""
+    audit = insert_audit(
+        tenant_id="$2",
+        entity_type="'hold'",
+        entity_id="$1",
+        action=f"'{CREATE.audit_action}'",
+        to_status=f"'{CREATE.to_status}'",
+        actor="$14",
+        correlation_id="$15",
+        details="jsonb_build_object('quantity', $5::int, 'slots', $10::uuid[])",
+        source=source,
+    )
+    outbox = availability_changed(
+        change=f"'{CREATE.audit_action}'",
+        resource_id="$3::uuid",
+        slot_ids="$10::uuid[]",
+        hold_id="$1::uuid",
+        tenant_id="$2",
+        dedupe_key=f"'{CREATE.audit_action}:' || $1::uuid::text",
+        traceparent="$18",
+        correlation_id="$15",
+        source=source,
+    )
+    return audit, outbox
+
+
+_CREATED_AUDIT, _CREATED_OUTBOX = hold_created_rows()
 
 
 # A hold's lines and its window, read with the hold: a slotted hold has lines

@@ -21,33 +21,13 @@ from holdfast.platform.records import from_record
 from holdfast.platform.telemetry import current_traceparent
 from services.booking.domain import Hold, RequestKey, Slot
 from services.booking.repository.base import PoolScope, database_errors
-from services.booking.repository.sql import SLOT_COLUMNS, availability_changed, insert_audit
+from services.booking.repository.holds import hold_created_rows
+from services.booking.repository.sql import SLOT_COLUMNS
 from services.booking.rules import CREATE, counter_updates
 
 # Every write below reads `going`: one row when the hold goes ahead, none
 # otherwise (a data-modifying CTE always runs, so each must select its rows).
-_PLACED_AUDIT = insert_audit(
-    tenant_id="$2",
-    entity_type="'hold'",
-    entity_id="$1",
-    action=f"'{CREATE.audit_action}'",
-    to_status=f"'{CREATE.to_status}'",
-    actor="$14",
-    correlation_id="$15",
-    details="jsonb_build_object('quantity', $5::int, 'slots', $10::uuid[])",
-    source="FROM going",
-)
-_PLACED_OUTBOX = availability_changed(
-    change=f"'{CREATE.audit_action}'",
-    resource_id="$3::uuid",
-    slot_ids="$10::uuid[]",
-    hold_id="$1::uuid",
-    tenant_id="$2",
-    dedupe_key=f"'{CREATE.audit_action}:' || $1::uuid::text",
-    traceparent="$18",
-    correlation_id="$15",
-    source="FROM going",
-)
+_PLACED_AUDIT, _PLACED_OUTBOX = hold_created_rows(source="FROM going")
 _PLACE_HOLD = f"""
     WITH locked AS MATERIALIZED (
         SELECT {SLOT_COLUMNS} FROM slots
