@@ -13,11 +13,9 @@ import contextlib
 import logging
 import socket
 from collections.abc import Generator
-from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from holdfast.platform.workers import this_worker
 
@@ -86,18 +84,6 @@ class _EmbeddedServer(uvicorn.Server):
             await server.wait_closed()
 
 
-class _HttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, taking any byte in a header value as h11
-    did (llhttp refuses DEL and other control characters with a 400). The
-    gateway answers such values itself (an X-Request-Id it cannot pass on is
-    replaced, tests/integration/gateway/test_edges_http.py); how a message is
-    framed (Content-Length, Transfer-Encoding, line endings) stays strict."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.parser.set_dangerous_leniencies(lenient_headers=True)
-
-
 class HttpHost:
     def __init__(
         self,
@@ -141,7 +127,9 @@ class HttpHost:
             lifespan="off",
             # httptools (llhttp, in C) parses requests for a fraction of h11's
             # CPU (pure Python): measured on the gateway, docs/benchmarks.md.
-            http=_HttpToolsProtocol,
+            # Strictly: no leniency, which would take "Transfer-Encoding :"
+            # as framing (request smuggling); a control byte in a value is a 400.
+            http="httptools",
             ws="none",
             timeout_graceful_shutdown=max(1, int(self._grace)),
             # Longer than any load balancer's idle timeout (AWS ALB: 60 s), so
