@@ -62,6 +62,38 @@ def hold_created_rows(source: str | None = None) -> tuple[str, str]:
 _CREATED_AUDIT, _CREATED_OUTBOX = hold_created_rows()
 
 
+def hold_parameters(
+    hold: Hold,
+    tenant_id: str,
+    actor: str,
+    key: RequestKey | None,
+    response: bytes | None,
+    traceparent: str | None,
+) -> tuple[object, ...]:
+    """$1-$18 of a created hold's statements, as `hold_created_rows` names them."""
+    lines = hold.lines
+    return (
+        hold.id,
+        tenant_id,
+        hold.resource_id,
+        hold.created_at,
+        hold.quantity,
+        hold.customer_ref,
+        hold.currency,
+        hold.total_minor,
+        hold.expires_at,
+        [line.slot_id for line in lines],
+        [line.starts_at for line in lines],
+        [line.ends_at for line in lines],
+        [line.unit_minor for line in lines],
+        actor,
+        current_correlation_id(),
+        key.request_id if key else None,
+        response,
+        traceparent,
+    )
+
+
 # A hold's lines and its window, read with the hold: a slotted hold has lines
 # and no window, a windowed one a window and no lines (hence the outer joins).
 # The window is the hold's live one, else the last it had (a released or
@@ -137,7 +169,6 @@ class HoldStatements(TransactionScope):
         """Takes the hold's capacity and writes it, its lines, its audit row, its
         outbox row and its idempotency response, in one statement (one round
         trip under lock)."""
-        lines = hold.lines
         await self._conn.execute(
             f"""
             WITH taken AS (
@@ -159,24 +190,7 @@ class HoldStatements(TransactionScope):
             UPDATE idempotency_records SET response = $17
             WHERE tenant_id = $2 AND request_id = $16
             """,
-            hold.id,
-            self.tenant_id,
-            hold.resource_id,
-            hold.created_at,
-            hold.quantity,
-            hold.customer_ref,
-            hold.currency,
-            hold.total_minor,
-            hold.expires_at,
-            [line.slot_id for line in lines],
-            [line.starts_at for line in lines],
-            [line.ends_at for line in lines],
-            [line.unit_minor for line in lines],
-            self.actor,
-            current_correlation_id(),
-            key.request_id if key else None,
-            response,
-            self.traceparent,
+            *hold_parameters(hold, self.tenant_id, self.actor, key, response, self.traceparent),
         )
 
     async def lock_hold(self, hold_id: uuid.UUID) -> Hold | None:

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from holdfast.platform.context import current_correlation_id
 from holdfast.platform.records import from_record
 from holdfast.platform.telemetry import current_traceparent
 from services.booking.domain import Hold, RequestKey, Slot
 from services.booking.repository.base import PoolScope, database_errors
-from services.booking.repository.holds import hold_created_rows
+from services.booking.repository.holds import hold_created_rows, hold_parameters
 from services.booking.repository.sql import SLOT_COLUMNS
 from services.booking.rules import CREATE, counter_updates
 
@@ -96,29 +95,11 @@ class HoldPlacement(PoolScope):
         """Places `hold` (made by `capacity.new_hold`) on its slots if every
         one can take its quantity, storing `response` under `key` with it;
         one statement, its own transaction."""
-        lines = hold.lines
         async with database_errors():
             rows = await self._pool.fetch(
                 _PLACE_HOLD,
-                hold.id,
-                tenant_id,
-                hold.resource_id,
-                hold.created_at,
-                hold.quantity,
-                hold.customer_ref,
-                hold.currency,
-                hold.total_minor,
-                hold.expires_at,
-                [line.slot_id for line in lines],
-                [line.starts_at for line in lines],
-                [line.ends_at for line in lines],
-                [line.unit_minor for line in lines],
-                actor,
-                current_correlation_id(),
-                key.request_id if key else None,
-                response,
-                current_traceparent(),
-                len(lines),
+                *hold_parameters(hold, tenant_id, actor, key, response, current_traceparent()),
+                len(hold.lines),
                 key.method if key else None,
                 key.request_hash if key else None,
             )
