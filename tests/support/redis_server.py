@@ -6,6 +6,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+from redis.asyncio import Redis
+
 from devtools.engines import free_port, start_redis_server
 
 
@@ -39,3 +41,12 @@ class RedisServer:
             self._process.kill()
             self._process.wait()
             self._process = None
+
+
+async def script_calls(client: Redis) -> int:
+    """How many Lua scripts the server has run (EVALSHA, and EVAL when a
+    script was not cached yet)."""
+    stats = await client.info("commandstats")
+    return sum(
+        int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval")
+    )

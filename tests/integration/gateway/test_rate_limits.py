@@ -28,14 +28,12 @@ from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
 from tests.support.availability import eventually
 from tests.support.gateway import key_for, problem_of
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, script_calls
 from tests.support.services import running_gateway
 
 GatewayClient = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 # Limits per hour: no refill while a test runs.
 HOURLY = {"rate_limit_period_seconds": 3600}
-# How a rate-limit script runs in Redis (EVAL loads it when it is not cached).
-SCRIPT_CALLS = ("evalsha", "eval")
 
 
 @pytest.fixture
@@ -221,16 +219,12 @@ async def test_a_known_key_is_limited_by_address_and_key_in_one_round_trip(
     auth = await key_for(keys, tenant)
     redis = Redis.from_url(redis_server.url)
 
-    async def scripts_run() -> int:
-        stats = await redis.info("commandstats")
-        return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in SCRIPT_CALLS)
-
     try:
         async with own_gateway(rate_limit_per_address=1000, **HOURLY) as api:
             first = await api.get("/v1/resources", headers=auth)  # reads the key: cached
-            before = await scripts_run()
+            before = await script_calls(redis)
             answers = [await api.get("/v1/resources", headers=auth) for _ in range(5)]
-            after = await scripts_run()
+            after = await script_calls(redis)
     finally:
         await redis.aclose()
 
