@@ -30,6 +30,7 @@ from gateway.problems import (
     invalid_argument_status,
     problem,
 )
+from gateway.quick_reads import QuickReads
 from gateway.tracing import NATIVE_TELEMETRY_OFF, trace_requests
 from holdfast.platform.context import (
     CORRELATION_ID_KEY,
@@ -223,6 +224,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     _document_problems(app)
     _answer_errors(app, MethodTable(app.openapi))
     _add_probes(app, gateway)
+    app.add_middleware(QuickReads, gateway=gateway)
     app.add_middleware(Edge, gateway=gateway)
     trace_requests(app, _UNLOGGED_ROUTES)
     _allow_origins(app, gateway)

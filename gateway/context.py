@@ -50,9 +50,11 @@ class Gateway:
     redis_retry_seconds: float = 1.0
     _redis_down_until: float = field(default=0.0, init=False)
 
-    async def limit(self, checks: list[tuple[str, str, int]], response: Response) -> None:
+    async def limit(self, checks: list[tuple[str, str, int]]) -> dict[str, str]:
         """One request against each (kind, bucket, limit), in order, in one
-        round trip; 429 with Retry-After for the first one spent."""
+        round trip; 429 with Retry-After for the first one spent. Returns
+        the RateLimit headers to answer with: the last bucket's, the
+        narrowest (none when Redis could not be asked)."""
         try:
             if time.monotonic() < self._redis_down_until:
                 raise RedisError("Redis failed moments ago; not asked again yet")
@@ -72,7 +74,7 @@ class Gateway:
                     "rate limits cannot be checked; retry",
                     headers={"Retry-After": "1"},
                 ) from None
-            return
+            return {}
         for (kind, _, _), decision in zip(checks, decisions, strict=False):
             if not decision.allowed:
                 self.metrics.rate_limited.labels(kind).inc()
@@ -82,7 +84,7 @@ class Gateway:
                     f"too many requests for this {kind}; slow down",
                     headers=decision.headers(),
                 )
-            response.headers.update(decision.headers())
+        return decisions[-1].headers()
 
 
 def gateway_from(request: Request) -> Gateway:
@@ -117,23 +119,31 @@ def requires(scope: str) -> Callable[..., Awaitable[Principal]]:
         _: HTTPAuthorizationCredentials | None = documented,
     ) -> Principal:
         gw = gateway_from(request)
-        address = request.client.host if request.client else "unknown"
-        per_address = ("address", address, gw.settings.rate_limit_per_address)
+        address = request.client.host if request.client else None
         authorization = request.headers.get("authorization")
         # A key known good a moment ago: both limits in one Redis round trip.
         who = gw.auth.cached_principal(authorization)
         if who is not None and scope in who.scopes:
-            await gw.limit([per_address, _per_key(gw, who)], response)
+            response.headers.update(await gw.limit(both_limits(gw, address, who)))
             return who
         # Otherwise the address first: a flood of unknown keys is limited
         # before each one costs a read of the key store.
-        await gw.limit([per_address], response)
+        response.headers.update(await gw.limit([_per_address(gw, address)]))
         who = await gw.auth.principal(authorization)
         require_scope(who, scope)
-        await gw.limit([_per_key(gw, who)], response)
+        response.headers.update(await gw.limit([_per_key(gw, who)]))
         return who
 
     return principal
+
+
+def both_limits(gw: Gateway, address: str | None, who: Principal) -> list[tuple[str, str, int]]:
+    """A known caller's limits, address first (gw.limit's checks)."""
+    return [_per_address(gw, address), _per_key(gw, who)]
+
+
+def _per_address(gw: Gateway, address: str | None) -> tuple[str, str, int]:
+    return ("address", address or "unknown", gw.settings.rate_limit_per_address)
 
 
 def _per_key(gw: Gateway, who: Principal) -> tuple[str, str, int]:

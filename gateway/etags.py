@@ -22,11 +22,13 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from fastapi import Response
 
-from gateway.changes import Version
+from gateway.changes import ChangeLedger, Version
 
 # Names the answer's JSON layout: changing it must change every tag.
 _LAYOUT = "availability.v1"
@@ -72,23 +74,17 @@ def matches(if_none_match: str | None, tag: str) -> bool:
     )
 
 
-def not_modified(tag: str, sub_response: Response) -> Response:
-    """304 with the tag; `sub_response` carries the headers the route's
-    dependencies set (the rate limits), which a returned Response must
-    carry itself."""
-    answer = Response(status_code=304, headers={"ETag": tag, "Cache-Control": _CACHE_CONTROL})
-    answer.headers.raw.extend(sub_response.headers.raw)
-    return answer
+def not_modified(tag: str, headers: Mapping[str, str]) -> Response:
+    """304 with the tag and `headers` (the rate limits')."""
+    return Response(
+        status_code=304, headers={**headers, "ETag": tag, "Cache-Control": _CACHE_CONTROL}
+    )
 
 
-def json_answer(body: bytes, tag: str | None, sub_response: Response) -> Response:
-    """200 with `body` (JSON), tagged if there is a tag."""
-    answer = Response(body, media_type=JSON)
-    if tag is not None:
-        answer.headers["ETag"] = tag
-        answer.headers["Cache-Control"] = _CACHE_CONTROL
-    answer.headers.raw.extend(sub_response.headers.raw)
-    return answer
+def json_answer(body: bytes, tag: str | None, headers: Mapping[str, str]) -> Response:
+    """200 with `body` (JSON), tagged if there is a tag, and `headers`."""
+    tagged = {} if tag is None else {"ETag": tag, "Cache-Control": _CACHE_CONTROL}
+    return Response(body, media_type=JSON, headers={**headers, **tagged})
 
 
 class TaggedAnswers:
@@ -117,3 +113,48 @@ class TaggedAnswers:
         while self._bytes > self._max_bytes:
             _, dropped = self._answers.popitem(last=False)
             self._bytes -= len(dropped)
+
+
+@dataclass(frozen=True)
+class Recalled:
+    """What the gateway knows of an availability answer without asking the
+    availability service: the resource's version and the answer's tag (None
+    when the ledger is not sure), and whether the caller already has the
+    answer (If-None-Match names it) or the gateway kept it."""
+
+    version: Version | None
+    tag: str | None
+    not_modified: bool = False
+    kept: bytes | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.not_modified or self.kept is not None
+
+    def response(self, headers: Mapping[str, str]) -> Response:
+        """The answer when `answered`: 304, or 200 with the kept answer."""
+        assert self.tag is not None
+        if self.not_modified:
+            return not_modified(self.tag, headers)
+        assert self.kept is not None
+        return json_answer(self.kept, self.tag, headers)
+
+
+def recall(
+    changes: ChangeLedger,
+    answers: TaggedAnswers,
+    tenant: str,
+    resource_id: str,
+    start: datetime,
+    end: datetime,
+    if_none_match: str | None,
+) -> Recalled:
+    """A memory lookup, no I/O: what is known of the answer for the window
+    [start, end) of the tenant's resource."""
+    version = changes.version((tenant, resource_id))
+    if version is None:
+        return Recalled(None, None)
+    tag = availability_tag(version, tenant, resource_id, start, end)
+    if matches(if_none_match, tag):
+        return Recalled(version, tag, not_modified=True)
+    return Recalled(version, tag, kept=answers.get(tag))

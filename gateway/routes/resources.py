@@ -114,26 +114,29 @@ async def get_availability(
     # The gateway from the request, not a dependency: each one FastAPI
     # solves costs CPU on every request of the API's busiest route.
     gw = gateway_from(request)
-    version = gw.hub.changes.version((who.tenant, str(resource_id)))
-    tag = None
-    if version is not None:
-        tag = etags.availability_tag(version, who.tenant, str(resource_id), start, end)
-        if etags.matches(request.headers.get("if-none-match"), tag):
-            return etags.not_modified(tag, response)
-        kept = gw.answers.get(tag)
-        if kept is not None:
-            return etags.json_answer(kept, tag, response)
+    limits = response.headers  # the rate limits', set by the dependency
+    recalled = etags.recall(
+        gw.hub.changes,
+        gw.answers,
+        who.tenant,
+        str(resource_id),
+        start,
+        end,
+        request.headers.get("if-none-match"),
+    )
+    if recalled.answered:
+        return recalled.response(limits)
     answer = await gw.downstream.availability.GetAvailability(
         availability_pb2.GetAvailabilityRequest(
             resource_id=str(resource_id),
             time_range=time_range(start, end),
             # The answer reflects at least the change the tag names.
-            min_change_id=etags.change_to_include(version),
+            min_change_id=etags.change_to_include(recalled.version),
         ),
         metadata=gw.metadata(who),
         timeout=deadline(gw),
     )
     body = convert.availability_json(answer.availability)
-    if tag is not None:
-        gw.answers.put(tag, body)
-    return etags.json_answer(body, tag, response)
+    if recalled.tag is not None:
+        gw.answers.put(recalled.tag, body)
+    return etags.json_answer(body, recalled.tag, limits)

@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import asyncpg
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.server import GatewayApp
 from holdfast.tenancy.keys import KeyRepository
@@ -19,7 +20,8 @@ from services.availability.server import AvailabilityApp
 from services.booking.server import BookingApp
 from tests.support.availability import eventually, settled
 from tests.support.booking import BookingClient
-from tests.support.gateway import key_for
+from tests.support.gateway import key_for, problem_of
+from tests.support.redis_server import RedisServer
 from tests.support.services import running_gateway
 from tests.support.sse import WINDOW, hold
 
@@ -288,3 +290,168 @@ async def test_a_browser_page_may_send_if_none_match_and_read_the_tag(
     assert "if-none-match" in preflight.headers["Access-Control-Allow-Headers"].lower()
     assert unchanged.status_code == 304
     assert "etag" in unchanged.headers["Access-Control-Expose-Headers"].lower()
+
+
+# Reads answered from memory are served in front of FastAPI's routing
+# (gateway.quick_reads): they must carry what the route's answers carry,
+# count against the rate limits exactly once, and leave every other read to
+# the route.
+
+# Counted per hour: no refill while a test runs (keys that settle a tag, in
+# as many reads as that takes, get a budget far above it). On a Redis of the
+# test's own: buckets counted per hour would spend the other tests' (all
+# from one address) that are counted per second. Its empty stream is all
+# the gateway follows, so nothing changes while the test runs.
+HOURLY = {"rate_limit_period_seconds": 3600, "rate_limit_per_address": 100_000}
+
+
+def requests_counted(metrics_text: str, status: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        for sample in family.samples
+        if sample.name == "holdfast_http_requests_total"
+        and sample.labels["route"] == "/v1/resources/{resource_id}/availability"
+        and sample.labels["status"] == status
+    )
+
+
+async def test_answers_from_memory_carry_what_the_routes_answers_carry(
+    keys: KeyRepository,
+    client: BookingClient,
+    tenant: str,
+    availability_app: AvailabilityApp,
+    db: asyncpg.Pool,
+    fresh_gateway: FreshGateway,
+    redis_server: RedisServer,
+) -> None:
+    auth = await key_for(keys, tenant, rate_per_second=10_000)
+    resource, _ = await client.resource_with_slots(capacity=4)
+    await settled(availability_app, db, tenant)
+    async with fresh_gateway(redis_url=redis_server.url, **HOURLY) as api:
+        tag = await settled_tag(api, resource.resource_id, auth)
+        before = (await api.get("/metrics")).text
+        calls = availability_calls(availability_app)
+        read = [
+            await api.get(
+                _path(resource.resource_id),
+                params=WINDOW,
+                headers={**auth, "X-Request-Id": f"poll-{i}", **extra},
+            )
+            for i, extra in enumerate(({}, {"If-None-Match": f'W/"x", {tag}'}, {}))
+        ]
+        after = (await api.get("/metrics")).text
+
+    assert [r.status_code for r in read] == [200, 304, 200]
+    assert availability_calls(availability_app) == calls
+    assert read[0].content == read[2].content != b""
+    for i, answer in enumerate(read):
+        assert answer.headers["ETag"] == tag
+        assert answer.headers["Cache-Control"] == "private, no-cache"
+        assert answer.headers["X-Request-Id"] == f"poll-{i}"
+        assert answer.headers["RateLimit-Limit"] == "10000"
+    assert read[0].headers["content-type"] == "application/json"
+    # Each read counted once against the key, in order.
+    remaining = [int(r.headers["RateLimit-Remaining"]) for r in read]
+    assert remaining == [remaining[0], remaining[0] - 1, remaining[0] - 2]
+    # And in the metrics, under the route's own name.
+    assert requests_counted(after, "304") == requests_counted(before, "304") + 1
+    assert requests_counted(after, "200") == requests_counted(before, "200") + 2
+
+
+async def test_a_read_from_memory_is_refused_once_its_key_is_spent(
+    keys: KeyRepository,
+    client: BookingClient,
+    tenant: str,
+    availability_app: AvailabilityApp,
+    db: asyncpg.Pool,
+    fresh_gateway: FreshGateway,
+    redis_server: RedisServer,
+) -> None:
+    resource, _ = await client.resource_with_slots(capacity=4)
+    await settled(availability_app, db, tenant)
+    spender = await key_for(keys, tenant, rate_per_second=3)
+    async with fresh_gateway(redis_url=redis_server.url, **HOURLY) as api:
+        settler = await key_for(keys, tenant, rate_per_second=10_000)
+        tag = await settled_tag(api, resource.resource_id, settler)
+        conditional = {**spender, "If-None-Match": tag}
+        read = [
+            await api.get(_path(resource.resource_id), params=WINDOW, headers=conditional)
+            for _ in range(4)
+        ]
+
+    assert [r.status_code for r in read] == [304, 304, 304, 429]
+    assert [r.headers.get("RateLimit-Remaining") for r in read] == ["2", "1", "0", "0"]
+    refused = problem_of(read[3], 429, "RATE_LIMITED")
+    assert refused["correlation_id"] == read[3].headers["X-Request-Id"]
+    assert int(read[3].headers["Retry-After"]) > 0
+
+
+async def test_a_key_without_the_scope_never_gets_an_answer_from_memory(
+    keys: KeyRepository,
+    client: BookingClient,
+    tenant: str,
+    availability_app: AvailabilityApp,
+    db: asyncpg.Pool,
+    fresh_gateway: FreshGateway,
+    redis_server: RedisServer,
+) -> None:
+    resource, _ = await client.resource_with_slots(capacity=4)
+    await settled(availability_app, db, tenant)
+    holds_only = await key_for(keys, tenant, scopes=("holds:write",))
+    async with fresh_gateway(redis_url=redis_server.url, **HOURLY) as api:
+        settler = await key_for(keys, tenant, rate_per_second=10_000)
+        tag = await settled_tag(api, resource.resource_id, settler)
+        # Twice: the second time the gateway knows the key (cached).
+        answers = [
+            await api.get(
+                _path(resource.resource_id), params=WINDOW, headers={**holds_only, **extra}
+            )
+            for extra in ({}, {"If-None-Match": tag}) * 2
+        ]
+
+    for answer in answers:
+        problem_of(answer, 403, "MISSING_SCOPE")
+
+
+async def test_reads_in_other_forms_get_the_routes_answer(
+    keys: KeyRepository,
+    client: BookingClient,
+    tenant: str,
+    availability_app: AvailabilityApp,
+    db: asyncpg.Pool,
+    fresh_gateway: FreshGateway,
+    redis_server: RedisServer,
+) -> None:
+    auth = await key_for(keys, tenant, rate_per_second=10_000)
+    resource, _ = await client.resource_with_slots(capacity=4)
+    await settled(availability_app, db, tenant)
+    path = _path(resource.resource_id)
+    start, end = f"start={WINDOW['start']}", f"end={WINDOW['end']}"
+    forms = {
+        # The same read written otherwise: the route answers it, the same.
+        "upper-case id": (_path(resource.resource_id.upper()), f"{start}&{end}"),
+        "an offset instead of Z": (path, f"start=2031-05-31T02:00:00%2B02:00&{end}"),
+        "an extra parameter": (path, f"{start}&{end}&page=2"),
+        "start twice": (path, f"start=2031-01-01T00:00:00Z&{start}&{end}"),
+        # Not a read at all: the route's refusal.
+        "a malformed start": (path, f"start=tomorrow&{end}"),
+        "no end": (path, start),
+    }
+    async with fresh_gateway(redis_url=redis_server.url, **HOURLY) as api:
+        tag = await settled_tag(api, resource.resource_id, auth)
+        answers = {
+            form: await api.get(f"{at}?{query}", headers={**auth, "If-None-Match": tag})
+            for form, (at, query) in forms.items()
+        }
+
+    assert {form: a.status_code for form, a in answers.items()} == {
+        "upper-case id": 304,
+        "an offset instead of Z": 304,
+        "an extra parameter": 304,
+        "start twice": 304,
+        "a malformed start": 422,
+        "no end": 422,
+    }
+    problem_of(answers["no end"], 422, "INVALID_ARGUMENT")
+    problem_of(answers["a malformed start"], 422, "INVALID_ARGUMENT")
