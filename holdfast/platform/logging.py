@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from opentelemetry import trace
 
 from holdfast.platform.context import current_correlation_id
@@ -19,8 +20,9 @@ access_log = logging.getLogger("holdfast.access")
 # Attributes every LogRecord has; anything else passed via `extra=` is logged.
 # Also left out: uvicorn's terminal-coloured copy of each message.
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
-# Made once: json.dumps(..., default=str) builds a new encoder for every line.
-_ENCODER = json.JSONEncoder(default=str)
+# For what orjson refuses (an integer past 64 bits): made once, as
+# json.dumps(..., default=str) builds a new encoder for every line.
+_FALLBACK_ENCODER = json.JSONEncoder(default=str)
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,12 +45,18 @@ class JsonFormatter(logging.Formatter):
         correlation_id = current_correlation_id()
         if correlation_id:
             entry["correlation_id"] = correlation_id
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                entry[key] = value
+        fields = record.__dict__
+        for key in fields.keys() - _STANDARD_ATTRS:
+            if not key.startswith("_"):
+                entry[key] = fields[key]
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return _ENCODER.encode(entry)
+        # orjson: a third of a log line's cost with the standard encoder,
+        # and a line is logged for every request served.
+        try:
+            return orjson.dumps(entry, default=str).decode()
+        except orjson.JSONEncodeError:
+            return _FALLBACK_ENCODER.encode(entry)
 
 
 def configure_logging(service: str, level: str = "INFO", access: bool = True) -> None:
