@@ -44,6 +44,10 @@ from holdfast.platform.telemetry import correlation_scope
 
 log = logging.getLogger(__name__)
 
+_REQUEST_ID = REQUEST_ID_KEY.encode()
+_CORRELATION_ID = CORRELATION_ID_KEY.encode()
+_EDGE_HEADERS = frozenset({_REQUEST_ID, _CORRELATION_ID, b"content-length", b"transfer-encoding"})
+
 # Probes and scrapes: neither logged per request nor traced.
 _UNLOGGED_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -81,12 +85,21 @@ class Edge:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        headers = {k.decode().lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        correlation_id = correlation_id_from(
-            headers.get(REQUEST_ID_KEY), headers.get(CORRELATION_ID_KEY)
-        )
+        # The first of each header it reads (ASGI names are lower case).
+        wanted: dict[bytes, str] = {}
+        for name, value in scope["headers"]:
+            if name in _EDGE_HEADERS and name not in wanted:
+                wanted[name] = value.decode("latin-1")
+        correlation_id = correlation_id_from(wanted.get(_REQUEST_ID), wanted.get(_CORRELATION_ID))
         with correlation_scope(correlation_id):
-            await self._serve(scope, receive, send, correlation_id, headers.get("content-length"))
+            await self._serve(
+                scope,
+                receive,
+                send,
+                correlation_id,
+                wanted.get(b"content-length"),
+                has_body=b"content-length" in wanted or b"transfer-encoding" in wanted,
+            )
 
     async def _serve(
         self,
@@ -95,6 +108,7 @@ class Edge:
         send: Send,
         correlation_id: str,
         declared_length: str | None,
+        has_body: bool,
     ) -> None:
         started = time.perf_counter()
         status = 500
@@ -113,6 +127,9 @@ class Edge:
             await send(message)
 
         try:
+            if not has_body:  # RFC 9112: without a length or chunked coding, there is none
+                await self._app(scope, receive, tagged_send)
+                return
             declared = declared_length or ""
             # A declared length is refused before reading; a chunked body is
             # read ahead (it is small or refused), so that the refusal does
