@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import random
 import re
-import secrets
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -21,8 +21,11 @@ CORRELATION_BAGGAGE_KEY = "holdfast.correlation_id"
 
 
 def new_correlation_id() -> str:
-    """32 random hex digits (as `uuid4().hex`, without building a UUID)."""
-    return secrets.token_hex(16)
+    """32 random hex digits. Not a secret (every answer shows it, a caller may
+    choose it), so from `random`, reseeded in every forked worker, rather than
+    the OS's generator: a system call on every request was a twenty-fifth of
+    a cached read's CPU under load."""
+    return f"{random.getrandbits(128):032x}"
 
 
 def current_correlation_id() -> str:
