@@ -3,6 +3,7 @@ the same ids an operator searches for in Jaeger."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -59,6 +60,74 @@ class JsonFormatter(logging.Formatter):
             return _FALLBACK_ENCODER.encode(entry)
 
 
+class TurnBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes the lines logged in one turn of the event loop together, at the
+    start of the next turn: one write instead of one per line (a system
+    call per request served was a twentieth of a cached read's CPU). A
+    warning or worse, a line logged outside the loop's thread, or a pending
+    batch past 64 kB is written at once, after the lines before it. A
+    process killed outright loses at most the lines of its last turn."""
+
+    _MAX_PENDING = 64 * 1024
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+        self._pending_bytes = 0
+        self._scheduled = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Called with self.lock held (Handler.handle).
+        try:
+            self._pending.append(self.format(record))
+        except Exception:
+            self.handleError(record)
+            return
+        self._pending_bytes += len(self._pending[-1])
+        loop = _running_loop()
+        if (
+            loop is None
+            or record.levelno >= logging.WARNING
+            or self._pending_bytes > self._MAX_PENDING
+        ):
+            self._write_pending()
+        elif not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._end_of_turn)
+
+    def _end_of_turn(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._scheduled = False
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        try:
+            self.stream.write("\n".join(self._pending) + "\n")
+            self.stream.flush()
+        except Exception:
+            # As StreamHandler does: report it, never raise into the caller.
+            sys.stderr.write("--- logging error: lines could not be written\n")
+        finally:
+            self._pending.clear()
+            self._pending_bytes = 0
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write_pending()
+        super().flush()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, if any (none in a library's
+    helper thread: its lines are written at once)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def configure_logging(service: str, level: str = "INFO", access: bool = True) -> None:
     """Sends JSON lines to stderr; replaces any handlers set before. `access`
     False keeps the per-request lines out (errors are logged regardless)."""
@@ -69,7 +138,7 @@ def configure_logging(service: str, level: str = "INFO", access: bool = True) ->
     logging.logProcesses = False
     logging.logMultiprocessing = False
     logging._srcfile = None
-    handler = logging.StreamHandler(sys.stderr)
+    handler = TurnBatchedHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -1,13 +1,16 @@
+import asyncio
 import decimal
+import io
 import json
 import logging
+import threading
 import uuid
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from holdfast.platform.context import correlation_id_var
-from holdfast.platform.logging import JsonFormatter
+from holdfast.platform.logging import JsonFormatter, TurnBatchedHandler
 
 
 def test_log_lines_carry_trace_span_and_correlation_ids() -> None:
@@ -44,3 +47,60 @@ def test_values_json_cannot_hold_are_logged_as_text() -> None:
     assert line["amount"] == "12.50"
     assert line["huge"] == 2**70
     assert "_private" not in line
+
+
+def batched(stream: io.StringIO) -> tuple[logging.Logger, TurnBatchedHandler]:
+    handler = TurnBatchedHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger(f"test-batched-{id(stream)}")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger, handler
+
+
+async def test_lines_of_one_loop_turn_are_written_together_at_the_next() -> None:
+    stream = io.StringIO()
+    logger, _ = batched(stream)
+
+    for n in range(3):
+        logger.info("line %d", n)
+    before_the_turn_ends = stream.getvalue()
+    await asyncio.sleep(0)
+
+    assert before_the_turn_ends == ""
+    assert stream.getvalue() == "line 0\nline 1\nline 2\n"
+
+
+async def test_a_warning_is_written_at_once_after_the_lines_before_it() -> None:
+    stream = io.StringIO()
+    logger, _ = batched(stream)
+
+    logger.info("served")
+    logger.warning("something is off")
+
+    assert stream.getvalue() == "served\nsomething is off\n"
+
+
+async def test_flushing_writes_what_waits_and_a_thread_writes_at_once() -> None:
+    stream = io.StringIO()
+    logger, handler = batched(stream)
+
+    logger.info("waiting")
+    handler.flush()  # as logging.shutdown does at exit
+    flushed = stream.getvalue()
+    worker = threading.Thread(target=logger.info, args=("from a thread",))
+    worker.start()
+    worker.join()
+
+    assert flushed == "waiting\n"
+    assert stream.getvalue() == "waiting\nfrom a thread\n"
+
+
+def test_outside_an_event_loop_lines_are_written_at_once() -> None:
+    stream = io.StringIO()
+    logger, _ = batched(stream)
+
+    logger.info("at start-up")
+
+    assert stream.getvalue() == "at start-up\n"
