@@ -130,11 +130,38 @@ def embedded_postgres(pgdata: Path, database: str) -> Iterator[str]:
     # cleanup_mode=None: pgserver would otherwise decide at exit, from its own
     # list of handle pids, whether to stop; we stop it ourselves below instead.
     server: Any = postgres_server.get_server(pgdata, cleanup_mode=None)
+    pg_ctl = _commands.POSTGRES_BIN_PATH / "pg_ctl"
     try:
+        if asyncio.run(_raise_connection_limit(server.get_uri())):
+            _run_pg_ctl(pg_ctl, pgdata, server, "restart", "could not restart")
         asyncio.run(_create_database(server.get_uri(), database))
         yield str(server.get_uri(database))
     finally:
-        _stop_postgres(_commands.POSTGRES_BIN_PATH / "pg_ctl", pgdata, server)
+        if (pgdata / "postmaster.pid").exists():
+            _run_pg_ctl(pg_ctl, pgdata, server, "stop", "could not stop")
+
+
+# Four services' pools (HOLDFAST_DB_POOL_MAX_SIZE, 20 each), their workers
+# and a benchmark's own connections (pgbench's 16 clients) outgrow Postgres's
+# default of 100: pgbench was refused ("too many clients") after other
+# benches had filled the pools.
+_MAX_CONNECTIONS = 300
+
+
+async def _raise_connection_limit(admin_dsn: str) -> bool:
+    """Sets max_connections to _MAX_CONNECTIONS if lower; True if it did (it
+    takes a restart)."""
+    conn = await asyncpg.connect(admin_dsn, timeout=SQL_TIMEOUT)
+    try:
+        current = int(await conn.fetchval("SHOW max_connections", timeout=SQL_TIMEOUT))
+        if current >= _MAX_CONNECTIONS:
+            return False
+        await conn.execute(
+            f"ALTER SYSTEM SET max_connections = {_MAX_CONNECTIONS}", timeout=SQL_TIMEOUT
+        )
+        return True
+    finally:
+        await conn.close(timeout=SQL_TIMEOUT)
 
 
 async def _create_database(admin_dsn: str, database: str) -> None:
@@ -150,24 +177,23 @@ async def _create_database(admin_dsn: str, database: str) -> None:
         await conn.close(timeout=SQL_TIMEOUT)
 
 
-def _stop_postgres(pg_ctl: Path, pgdata: Path, server: Any) -> None:
-    if not (pgdata / "postmaster.pid").exists():
-        return
-    # "fast" rolls back open transactions and disconnects clients instead of
-    # waiting for them. pg_ctl refuses to run as root, so when we are root it
-    # runs as the system user pgserver created for the server.
-    stopped = subprocess.run(  # noqa: S603 - a fixed argv of our own
-        [str(pg_ctl), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
+def _run_pg_ctl(pg_ctl: Path, pgdata: Path, server: Any, action: str, failure: str) -> None:
+    """`pg_ctl stop` or `restart`, waiting for it. "fast" rolls back open
+    transactions and disconnects clients instead of waiting for them; a
+    restart keeps the options pgserver started it with (postmaster.opts).
+    pg_ctl refuses to run as root, so when we are root it runs as the system
+    user pgserver created for the server."""
+    done = subprocess.run(  # noqa: S603 - a fixed argv of our own
+        [str(pg_ctl), "-D", str(pgdata), "-m", "fast", "-w", action],
         user=server.system_user,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         timeout=POSTGRES_STOP_TIMEOUT,
         check=False,
     )
-    if stopped.returncode != 0:
+    if done.returncode != 0:
         raise StackError(
-            f"could not stop the embedded Postgres in {pgdata}:\n"
-            f"{stopped.stderr.decode(errors='replace')}"
+            f"{failure} the embedded Postgres in {pgdata}:\n{done.stderr.decode(errors='replace')}"
         )
 
 
