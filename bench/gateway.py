@@ -29,9 +29,10 @@ come from 1000 addresses (--one-address sends none: everything counts against
 127.0.0.1). Resources and slots are made through the gateway's own admin
 routes, far in the future.
 
-Clients: one httpx.AsyncClient per --users-per-client users, with a
+Clients: one aiohttp session per --users-per-client users, with a
 connection per user (a single client for everyone spends the bench's CPU on
-its own pool bookkeeping, bench.webhooks found). The bench runs on uvloop.
+its own pool bookkeeping, bench.webhooks found); aiohttp rather than httpx,
+whose CPU per request made the bench its own bottleneck. The bench runs on uvloop.
 
 Reported per route (GET availability, POST holds, DELETE holds) and overall:
 p50/p95/p99/max latency as the client sees it, error rate, throughput, then
@@ -60,6 +61,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+import aiohttp
 import asyncpg
 import httpx
 import uvloop
@@ -76,6 +78,7 @@ from bench.gateway_users import (
     make_resources,
     make_tenant_and_key,
     new_client,
+    new_user_session,
     route_figures,
 )
 from bench.gateway_window import ROUTES, Window
@@ -107,11 +110,11 @@ async def measure(options: Options) -> Results | Cached | int:
         print(f"cannot reach the database: {error}", file=sys.stderr)
         return 2
     assert pool is not None
-    clients: list[httpx.AsyncClient] = []
+    setup: httpx.AsyncClient | None = None
+    sessions: list[aiohttp.ClientSession] = []
     try:
         key = await make_tenant_and_key(pool, tenant)
         setup = new_client(options, key, 4)
-        clients.append(setup)
         why = await wait_ready(setup)
         if why is not None:
             print(f"the gateway at {options.gateway_url} is not ready: {why}", file=sys.stderr)
@@ -121,7 +124,7 @@ async def measure(options: Options) -> Results | Cached | int:
         if options.only_cached:
             return cached
         record = Record()
-        users = _users(options, key, resources, record, clients)
+        users = _users(options, key, resources, record, sessions)
         window = Window(options)
         begin = time.perf_counter() + 0.1
         measured_from = begin + options.ramp_seconds
@@ -145,12 +148,14 @@ async def measure(options: Options) -> Results | Cached | int:
             consistency = await check_state(conn, setup, tenant, resources, record)
             postgres: str = await conn.fetchval("SHOW server_version")
     finally:
-        await asyncio.gather(*(client.aclose() for client in clients))
+        await asyncio.gather(*(session.close() for session in sessions))
+        if setup is not None:
+            await setup.aclose()
         await pool.close()
     results = _results(
         options,
         tenant,
-        len(clients) - 1,
+        len(sessions),
         record,
         (measured_from, deadline),
         window,
@@ -166,18 +171,17 @@ def _users(
     key: str,
     resources: Sequence[Resource],
     record: Record,
-    clients: list[httpx.AsyncClient],
+    sessions: list[aiohttp.ClientSession],
 ) -> list[User]:
-    """The users, `users_per_client` of them to an httpx client (each client
-    added to `clients`)."""
+    """The users, `users_per_client` of them to an aiohttp session (each
+    added to `sessions`)."""
     per_client = options.users_per_client
-    first_client = len(clients)
     for first in range(0, options.users, per_client):
-        clients.append(new_client(options, key, min(per_client, options.users - first)))
+        sessions.append(new_user_session(options, key, min(per_client, options.users - first)))
     return [
         User(
             i,
-            clients[first_client + i // per_client],
+            sessions[i // per_client],
             resources[i % len(resources)],
             options,
             record,
@@ -262,7 +266,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument(
-        "--users-per-client", type=int, default=10, help="users sharing one httpx client"
+        "--users-per-client", type=int, default=10, help="users sharing one aiohttp session"
     )
     parser.add_argument("--seconds", type=float, default=30.0, help="measured time")
     parser.add_argument(
