@@ -53,8 +53,8 @@ class Gateway:
     async def limit(self, checks: list[tuple[str, str, int]]) -> dict[str, str]:
         """One request against each (kind, bucket, limit), in order, in one
         round trip; 429 with Retry-After for the first one spent. Returns
-        the RateLimit headers to answer with: the last bucket's, the
-        narrowest (none when Redis could not be asked)."""
+        the RateLimit headers to answer with: the last bucket's (the key's,
+        when both are checked), none when Redis could not be asked."""
         try:
             if time.monotonic() < self._redis_down_until:
                 raise RedisError("Redis failed moments ago; not asked again yet")
