@@ -4,9 +4,11 @@
 -- holds), then one statement that locks the slot and, as it fits, takes the
 -- capacity and writes the hold, its line, its audit row and its outbox row
 -- (and claims the request id, which the bench's calls do not send). The
--- originals: services/booking/repository/inventory.py (preview_slots) and
--- placement.py (_PLACE_HOLD); keep them in step. The hold's id, which the
--- service makes in Python, comes with the preview here. The outbox row is
+-- originals: services/booking/repository/inventory.py (preview_statement) and
+-- placement.py (place_hold_statement); keep them in step. Both name their
+-- slots as an array of known length (ARRAY[...], `sql.listed`), so Postgres
+-- plans them once, as it does here. The hold's id, which the service makes in
+-- Python, comes with the preview here. The outbox row is
 -- written as already published: the booking service's relay would otherwise
 -- publish pgbench's rows too, on the service's CPU, during its rounds.
 --

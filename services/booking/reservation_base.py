@@ -12,11 +12,14 @@ from datetime import datetime
 from opentelemetry import trace
 
 from holdfast.platform.errors import not_found
-from services.booking.domain import Hold, Slot
+from services.booking.domain import Hold, Slot, SlotPreview
 from services.booking.metrics import BookingMetrics
 from services.booking.repository import BookingRepository, Transaction
+from services.booking.shared_reads import SharedReads
 
 tracer = trace.get_tracer(__name__)
+# A hold's preview read: the tenant, the slots as asked, the quantity.
+PreviewKey = tuple[str, tuple[uuid.UUID, ...], int]
 
 
 class ReservationBase:
@@ -25,6 +28,11 @@ class ReservationBase:
     ) -> None:
         self._repo = repository
         self._metrics = metrics or BookingMetrics()
+        # The preview a hold reads first; a hot slot's buyers share it (see
+        # SharedReads: never a read sent before they asked).
+        self._previews: SharedReads[PreviewKey, tuple[list[SlotPreview], datetime | None]] = (
+            SharedReads(lambda key: self._repo.preview_slots(*key))
+        )
 
     async def get_hold(self, tenant_id: str, hold_id: uuid.UUID, what: str = "hold") -> Hold:
         hold = await self._repo.get_hold(tenant_id, hold_id)

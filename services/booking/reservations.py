@@ -102,8 +102,8 @@ class Reservations(WindowHolds, RefundRecords):
         call: IdempotentCall[Hold, Response],
         actor: str,
     ) -> tuple[Response, str]:
-        previews, read_at = await self._repo.preview_slots(
-            tenant_id, request.slot_ids, request.quantity
+        previews, read_at = await self._previews.get(
+            (tenant_id, request.slot_ids, request.quantity)
         )
         try:
             capacity.check_slots_exist(request, previews)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -26,10 +27,19 @@ from services.booking.repository.base import (
     as_json,
     database_errors,
 )
-from services.booking.repository.sql import SLOT_COLUMNS, availability_changed, insert_audit
+from services.booking.repository.sql import (
+    SLOT_COLUMNS,
+    availability_changed,
+    insert_audit,
+    listed,
+)
 
-# Built once: a hold reads it first, on every call.
-_PREVIEW_SLOTS = f"""
+
+@functools.cache
+def preview_statement(slot_count: int) -> str:
+    """The preview read of a hold on `slot_count` slots ($2), built once per
+    count so that it is planned once per connection (`listed`)."""
+    return f"""
     SELECT {", ".join("s." + c.strip() for c in SLOT_COLUMNS.split(","))},
            r.price_minor, r.currency, now() AS read_at,
            CASE WHEN s.capacity - s.held - s.booked < $3 THEN EXISTS (
@@ -38,7 +48,7 @@ _PREVIEW_SLOTS = f"""
                  AND h.expires_at <= now())
            ELSE false END AS has_expired_holds
     FROM slots s JOIN resources r ON r.id = s.resource_id
-    WHERE s.tenant_id = $1 AND s.id = ANY($2::uuid[])
+    WHERE s.tenant_id = $1 AND s.id = ANY({listed("$2::uuid[]", slot_count)})
     """
 
 
@@ -283,7 +293,7 @@ class InventoryReads(PoolScope):
         database's time of the read (None when no slot was found)."""
         async with database_errors():
             rows = await self._pool.fetch(
-                _PREVIEW_SLOTS,
+                preview_statement(len(slot_ids)),
                 tenant_id,
                 list(slot_ids),
                 quantity,

@@ -12,6 +12,7 @@ reclaim, a request id seen before).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import asyncpg
@@ -21,16 +22,23 @@ from holdfast.platform.telemetry import current_traceparent
 from services.booking.domain import Hold, RequestKey, Slot
 from services.booking.repository.base import PoolScope, database_errors
 from services.booking.repository.holds import hold_created_rows, hold_parameters
-from services.booking.repository.sql import SLOT_COLUMNS
+from services.booking.repository.sql import SLOT_COLUMNS, listed
 from services.booking.rules import CREATE, counter_updates
 
 # Every write below reads `going`: one row when the hold goes ahead, none
 # otherwise (a data-modifying CTE always runs, so each must select its rows).
 _PLACED_AUDIT, _PLACED_OUTBOX = hold_created_rows(source="FROM going")
-_PLACE_HOLD = f"""
+
+
+@functools.cache
+def place_hold_statement(slot_count: int) -> str:
+    """The statement placing a hold on `slot_count` slots ($10), built once
+    per count so that it is planned once per connection (`listed`)."""
+    slot_ids = listed("$10::uuid[]", slot_count)
+    return f"""
     WITH locked AS MATERIALIZED (
         SELECT {SLOT_COLUMNS} FROM slots
-        WHERE tenant_id = $2 AND id = ANY($10::uuid[])
+        WHERE tenant_id = $2 AND id = ANY({slot_ids})
         ORDER BY id
         FOR UPDATE
     ), fits AS (
@@ -47,7 +55,7 @@ _PLACE_HOLD = f"""
         SELECT true FROM fits WHERE ok AND ($16::text IS NULL OR EXISTS (SELECT FROM claim))
     ), taken AS (
         UPDATE slots SET {counter_updates(CREATE, "$5")}
-        WHERE tenant_id = $2 AND id = ANY($10::uuid[]) AND EXISTS (SELECT FROM going)
+        WHERE tenant_id = $2 AND id = ANY({slot_ids}) AND EXISTS (SELECT FROM going)
     ), hold AS (
         INSERT INTO holds (id, tenant_id, resource_id, status, quantity, customer_ref,
                            currency, total_minor, expires_at, created_at, updated_at)
@@ -67,7 +75,7 @@ _PLACE_HOLD = f"""
                WHERE hl.slot_id = l.id AND h.status = 'HELD' AND h.expires_at <= now())
            ELSE false END AS has_expired_holds
     FROM locked l
-"""
+    """
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,18 @@ class Placement:
 
 def _slot_of(row: asyncpg.Record) -> tuple[Slot, bool]:
     return from_record(Slot, row), row["has_expired_holds"]
+
+
+def placement_arguments(
+    hold: Hold, tenant_id: str, actor: str, key: RequestKey | None, response: bytes | None
+) -> tuple[object, ...]:
+    """$1-$21 of `place_hold_statement`."""
+    return (
+        *hold_parameters(hold, tenant_id, actor, key, response, current_traceparent()),
+        len(hold.lines),
+        key.method if key else None,
+        key.request_hash if key else None,
+    )
 
 
 class HoldPlacement(PoolScope):
@@ -97,11 +117,8 @@ class HoldPlacement(PoolScope):
         one statement, its own transaction."""
         async with database_errors():
             rows = await self._pool.fetch(
-                _PLACE_HOLD,
-                *hold_parameters(hold, tenant_id, actor, key, response, current_traceparent()),
-                len(hold.lines),
-                key.method if key else None,
-                key.request_hash if key else None,
+                place_hold_statement(len(hold.lines)),
+                *placement_arguments(hold, tenant_id, actor, key, response),
             )
         placed = bool(rows) and rows[0]["placed"]
         if placed:

@@ -63,3 +63,41 @@ async def test_overlapping_multi_slot_holds_never_deadlock(
         )
         assert row["held"] == expected
         assert row["held"] + row["booked"] <= row["capacity"]
+
+
+async def test_a_seat_freed_during_a_burst_of_refusals_is_sold_again(
+    client: BookingClient, db: asyncpg.Pool
+) -> None:
+    # Buyers of one slot share its preview reads (SharedReads), but never one
+    # sent before they asked: buyers who ask after the release are answered
+    # from reads that see the seat free, so it is sold again, once.
+    resource, (slot,) = await client.resource_with_slots(capacity=1)
+    first = await client.hold(resource.resource_id, [slot.slot_id])
+    answered = 0
+    enough_refused = asyncio.Event()
+
+    async def buyer() -> str:
+        nonlocal answered
+        result = await outcome(client.hold(resource.resource_id, [slot.slot_id]))
+        answered += 1
+        if answered == 150:
+            enough_refused.set()
+        return result
+
+    async def release_then_buy() -> list[str]:
+        await enough_refused.wait()
+        await client.release(first.hold_id)
+        return list(await asyncio.gather(*(buyer() for _ in range(100))))
+
+    burst, late = await asyncio.gather(
+        asyncio.gather(*(buyer() for _ in range(500))), release_then_buy()
+    )
+
+    outcomes = Counter([*burst, *late])
+    assert outcomes == {"OK": 1, "FAILED_PRECONDITION:SOLD_OUT": 599}
+    row = await slot_row(db, slot.slot_id)
+    assert (row["held"], row["booked"]) == (1, 0)
+    live = await db.fetchval(
+        "SELECT count(*) FROM holds WHERE tenant_id = $1 AND status = 'HELD'", client.tenant
+    )
+    assert live == 1
