@@ -13,9 +13,9 @@ from opentelemetry import trace
 
 from holdfast.platform.errors import not_found
 from services.booking.domain import Hold, Slot, SlotPreview
+from services.booking.joined_reads import JoinedReads
 from services.booking.metrics import BookingMetrics
 from services.booking.repository import BookingRepository, Transaction
-from services.booking.shared_reads import SharedReads
 
 tracer = trace.get_tracer(__name__)
 # A hold's preview read: the tenant, the slots as asked, the quantity.
@@ -29,9 +29,9 @@ class ReservationBase:
         self._repo = repository
         self._metrics = metrics or BookingMetrics()
         # The preview a hold reads first; a hot slot's buyers share it (see
-        # SharedReads: never a read sent before they asked).
-        self._previews: SharedReads[PreviewKey, tuple[list[SlotPreview], datetime | None]] = (
-            SharedReads(lambda key: self._repo.preview_slots(*key))
+        # JoinedReads: never a read sent before they asked).
+        self._previews: JoinedReads[PreviewKey, tuple[list[SlotPreview], datetime | None]] = (
+            JoinedReads(lambda key: self._repo.preview_slots(*key))
         )
 
     async def get_hold(self, tenant_id: str, hold_id: uuid.UUID, what: str = "hold") -> Hold:

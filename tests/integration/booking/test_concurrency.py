@@ -68,7 +68,7 @@ async def test_overlapping_multi_slot_holds_never_deadlock(
 async def test_a_seat_freed_during_a_burst_of_refusals_is_sold_again(
     client: BookingClient, db: asyncpg.Pool
 ) -> None:
-    # Buyers of one slot share its preview reads (SharedReads), but never one
+    # Buyers of one slot share its preview reads (JoinedReads), but never one
     # sent before they asked: buyers who ask after the release are answered
     # from reads that see the seat free, so it is sold again, once.
     resource, (slot,) = await client.resource_with_slots(capacity=1)

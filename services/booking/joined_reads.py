@@ -21,7 +21,7 @@ Key = TypeVar("Key", bound=Hashable)
 Value = TypeVar("Value")
 
 
-class SharedReads(Generic[Key, Value]):
+class JoinedReads(Generic[Key, Value]):
     def __init__(self, read: Callable[[Key], Awaitable[Value]]) -> None:
         self._read = read
         # Per key: the read in flight (sent), and the one that will be sent

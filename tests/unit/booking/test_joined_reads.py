@@ -1,4 +1,4 @@
-"""SharedReads: identical reads in flight at once share one round trip, and a
+"""JoinedReads: identical reads in flight at once share one round trip, and a
 caller is only ever given a read sent after it asked."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from services.booking.shared_reads import SharedReads
+from services.booking.joined_reads import JoinedReads
 
 
 async def _settle() -> None:
@@ -32,7 +32,7 @@ class Database:
 
 async def test_a_caller_never_gets_a_read_sent_before_it_asked() -> None:
     db = Database()
-    reads: SharedReads[str, tuple[str, int]] = SharedReads(db.read)
+    reads: JoinedReads[str, tuple[str, int]] = JoinedReads(db.read)
     first = asyncio.ensure_future(reads.get("slot"))
     await _settle()
     assert db.sent == 1  # in flight
@@ -48,7 +48,7 @@ async def test_a_caller_never_gets_a_read_sent_before_it_asked() -> None:
 
 async def test_different_keys_never_share() -> None:
     db = Database()
-    reads: SharedReads[str, tuple[str, int]] = SharedReads(db.read)
+    reads: JoinedReads[str, tuple[str, int]] = JoinedReads(db.read)
     db.release.set()
     answers = await asyncio.gather(reads.get("a"), reads.get("b"), reads.get("a"))
     assert [key for key, _ in answers] == ["a", "b", "a"]
@@ -58,7 +58,7 @@ async def test_different_keys_never_share() -> None:
 
 async def test_a_caller_that_gives_up_leaves_the_read_to_the_others() -> None:
     db = Database()
-    reads: SharedReads[str, tuple[str, int]] = SharedReads(db.read)
+    reads: JoinedReads[str, tuple[str, int]] = JoinedReads(db.read)
     first = asyncio.ensure_future(reads.get("slot"))
     await _settle()
     waiting = [asyncio.ensure_future(reads.get("slot")) for _ in range(3)]
@@ -81,7 +81,7 @@ async def test_a_failed_read_fails_its_sharers_only() -> None:
             raise RuntimeError("database away")
         return calls
 
-    reads: SharedReads[str, int] = SharedReads(read)
+    reads: JoinedReads[str, int] = JoinedReads(read)
     first = asyncio.ensure_future(reads.get("slot"))
     await _settle()
     second = asyncio.ensure_future(reads.get("slot"))
