@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 
 import asyncpg
 import httpx
@@ -297,12 +298,37 @@ async def test_a_browser_page_may_send_if_none_match_and_read_the_tag(
 # count against the rate limits exactly once, and leave every other read to
 # the route.
 
-# Counted per hour: no refill while a test runs (keys that settle a tag, in
-# as many reads as that takes, get a budget far above it). On a Redis of the
-# test's own: buckets counted per hour would spend the other tests' (all
-# from one address) that are counted per second. Its empty stream is all
-# the gateway follows, so nothing changes while the test runs.
-HOURLY = {"rate_limit_period_seconds": 3600, "rate_limit_per_address": 100_000}
+
+@dataclass(frozen=True)
+class Polled:
+    api: httpx.AsyncClient
+    resource_id: str
+    tag: str  # the answer's, settled
+    settler: dict[str, str]  # a key with a budget far above what settling took
+
+
+@pytest.fixture
+async def polled(
+    keys: KeyRepository,
+    client: BookingClient,
+    tenant: str,
+    availability_app: AvailabilityApp,
+    db: asyncpg.Pool,
+    fresh_gateway: FreshGateway,
+    redis_server: RedisServer,
+) -> AsyncIterator[Polled]:
+    """A resource whose answer's tag has settled, on a gateway of the test's
+    own whose limits count per hour: no refill while the test runs. On a
+    Redis of its own, because buckets counted per hour would spend those of
+    the other tests (all from one address) counted per second; its empty
+    stream is all the gateway follows, so nothing changes meanwhile."""
+    settler = await key_for(keys, tenant, rate_per_second=10_000)
+    resource, _ = await client.resource_with_slots(capacity=4)
+    await settled(availability_app, db, tenant)
+    hourly = {"rate_limit_period_seconds": 3600, "rate_limit_per_address": 100_000}
+    async with fresh_gateway(redis_url=redis_server.url, **hourly) as api:
+        tag = await settled_tag(api, resource.resource_id, settler)
+        yield Polled(api, resource.resource_id, tag, settler)
 
 
 def requests_counted(metrics_text: str, status: str) -> float:
@@ -317,30 +343,20 @@ def requests_counted(metrics_text: str, status: str) -> float:
 
 
 async def test_answers_from_memory_carry_what_the_routes_answers_carry(
-    keys: KeyRepository,
-    client: BookingClient,
-    tenant: str,
-    availability_app: AvailabilityApp,
-    db: asyncpg.Pool,
-    fresh_gateway: FreshGateway,
-    redis_server: RedisServer,
+    polled: Polled, availability_app: AvailabilityApp
 ) -> None:
-    auth = await key_for(keys, tenant, rate_per_second=10_000)
-    resource, _ = await client.resource_with_slots(capacity=4)
-    await settled(availability_app, db, tenant)
-    async with fresh_gateway(redis_url=redis_server.url, **HOURLY) as api:
-        tag = await settled_tag(api, resource.resource_id, auth)
-        before = (await api.get("/metrics")).text
-        calls = availability_calls(availability_app)
-        read = [
-            await api.get(
-                _path(resource.resource_id),
-                params=WINDOW,
-                headers={**auth, "X-Request-Id": f"poll-{i}", **extra},
-            )
-            for i, extra in enumerate(({}, {"If-None-Match": f'W/"x", {tag}'}, {}))
-        ]
-        after = (await api.get("/metrics")).text
+    api, tag = polled.api, polled.tag
+    before = (await api.get("/metrics")).text
+    calls = availability_calls(availability_app)
+    read = [
+        await api.get(
+            _path(polled.resource_id),
+            params=WINDOW,
+            headers={**polled.settler, "X-Request-Id": f"poll-{i}", **extra},
+        )
+        for i, extra in enumerate(({}, {"If-None-Match": f'W/"x", {tag}'}, {}))
+    ]
+    after = (await api.get("/metrics")).text
 
     assert [r.status_code for r in read] == [200, 304, 200]
     assert availability_calls(availability_app) == calls
@@ -360,25 +376,14 @@ async def test_answers_from_memory_carry_what_the_routes_answers_carry(
 
 
 async def test_a_read_from_memory_is_refused_once_its_key_is_spent(
-    keys: KeyRepository,
-    client: BookingClient,
-    tenant: str,
-    availability_app: AvailabilityApp,
-    db: asyncpg.Pool,
-    fresh_gateway: FreshGateway,
-    redis_server: RedisServer,
+    polled: Polled, keys: KeyRepository, tenant: str
 ) -> None:
-    resource, _ = await client.resource_with_slots(capacity=4)
-    await settled(availability_app, db, tenant)
     spender = await key_for(keys, tenant, rate_per_second=3)
-    async with fresh_gateway(redis_url=redis_server.url, **HOURLY) as api:
-        settler = await key_for(keys, tenant, rate_per_second=10_000)
-        tag = await settled_tag(api, resource.resource_id, settler)
-        conditional = {**spender, "If-None-Match": tag}
-        read = [
-            await api.get(_path(resource.resource_id), params=WINDOW, headers=conditional)
-            for _ in range(4)
-        ]
+    conditional = {**spender, "If-None-Match": polled.tag}
+    read = [
+        await polled.api.get(_path(polled.resource_id), params=WINDOW, headers=conditional)
+        for _ in range(4)
+    ]
 
     assert [r.status_code for r in read] == [304, 304, 304, 429]
     assert [r.headers.get("RateLimit-Remaining") for r in read] == ["2", "1", "0", "0"]
@@ -388,49 +393,27 @@ async def test_a_read_from_memory_is_refused_once_its_key_is_spent(
 
 
 async def test_a_key_without_the_scope_never_gets_an_answer_from_memory(
-    keys: KeyRepository,
-    client: BookingClient,
-    tenant: str,
-    availability_app: AvailabilityApp,
-    db: asyncpg.Pool,
-    fresh_gateway: FreshGateway,
-    redis_server: RedisServer,
+    polled: Polled, keys: KeyRepository, tenant: str
 ) -> None:
-    resource, _ = await client.resource_with_slots(capacity=4)
-    await settled(availability_app, db, tenant)
     holds_only = await key_for(keys, tenant, scopes=("holds:write",))
-    async with fresh_gateway(redis_url=redis_server.url, **HOURLY) as api:
-        settler = await key_for(keys, tenant, rate_per_second=10_000)
-        tag = await settled_tag(api, resource.resource_id, settler)
-        # Twice: the second time the gateway knows the key (cached).
-        answers = [
-            await api.get(
-                _path(resource.resource_id), params=WINDOW, headers={**holds_only, **extra}
-            )
-            for extra in ({}, {"If-None-Match": tag}) * 2
-        ]
+    # Twice: the second time the gateway knows the key (cached).
+    answers = [
+        await polled.api.get(
+            _path(polled.resource_id), params=WINDOW, headers={**holds_only, **extra}
+        )
+        for extra in ({}, {"If-None-Match": polled.tag}) * 2
+    ]
 
     for answer in answers:
         problem_of(answer, 403, "MISSING_SCOPE")
 
 
-async def test_reads_in_other_forms_get_the_routes_answer(
-    keys: KeyRepository,
-    client: BookingClient,
-    tenant: str,
-    availability_app: AvailabilityApp,
-    db: asyncpg.Pool,
-    fresh_gateway: FreshGateway,
-    redis_server: RedisServer,
-) -> None:
-    auth = await key_for(keys, tenant, rate_per_second=10_000)
-    resource, _ = await client.resource_with_slots(capacity=4)
-    await settled(availability_app, db, tenant)
-    path = _path(resource.resource_id)
+async def test_reads_in_other_forms_get_the_routes_answer(polled: Polled) -> None:
+    path = _path(polled.resource_id)
     start, end = f"start={WINDOW['start']}", f"end={WINDOW['end']}"
     forms = {
         # The same read written otherwise: the route answers it, the same.
-        "upper-case id": (_path(resource.resource_id.upper()), f"{start}&{end}"),
+        "upper-case id": (_path(polled.resource_id.upper()), f"{start}&{end}"),
         "an offset instead of Z": (path, f"start=2031-05-31T02:00:00%2B02:00&{end}"),
         "an extra parameter": (path, f"{start}&{end}&page=2"),
         "start twice": (path, f"start=2031-01-01T00:00:00Z&{start}&{end}"),
@@ -438,12 +421,12 @@ async def test_reads_in_other_forms_get_the_routes_answer(
         "a malformed start": (path, f"start=tomorrow&{end}"),
         "no end": (path, start),
     }
-    async with fresh_gateway(redis_url=redis_server.url, **HOURLY) as api:
-        tag = await settled_tag(api, resource.resource_id, auth)
-        answers = {
-            form: await api.get(f"{at}?{query}", headers={**auth, "If-None-Match": tag})
-            for form, (at, query) in forms.items()
-        }
+    answers = {
+        form: await polled.api.get(
+            f"{at}?{query}", headers={**polled.settler, "If-None-Match": polled.tag}
+        )
+        for form, (at, query) in forms.items()
+    }
 
     assert {form: a.status_code for form, a in answers.items()} == {
         "upper-case id": 304,
