@@ -258,11 +258,20 @@ def _wait_for_redis(process: subprocess.Popen[bytes], port: int, log: Path) -> N
 
 
 def free_port() -> int:
-    """A port free right now; another process could take it before we bind it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A port free right now, and never one this process handed out before;
+    another process could take it before we bind it."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+
+
+# Ports free_port gave: a stack takes one for each server before any binds,
+# and the system may offer a port again until it is bound.
+_handed_out: set[int] = set()
 
 
 def stop_child(process: subprocess.Popen[bytes]) -> None:
