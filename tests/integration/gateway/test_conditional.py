@@ -59,26 +59,44 @@ def availability_calls(app: AvailabilityApp) -> float:
     )
 
 
-async def test_an_unchanged_answer_is_304_without_asking_the_availability_service(
+@dataclass(frozen=True)
+class Polled:
+    """A resource of one slot whose answer's tag has settled on `api`."""
+
+    api: httpx.AsyncClient
+    resource_id: str
+    slot_id: str
+    tag: str
+    auth: dict[str, str]  # the key the tag settled for
+
+
+@pytest.fixture
+async def tagged(
     api: httpx.AsyncClient,
     keys: KeyRepository,
     client: BookingClient,
     tenant: str,
     availability_app: AvailabilityApp,
     db: asyncpg.Pool,
-) -> None:
+) -> Polled:
+    """On the session's gateway."""
     auth = await key_for(keys, tenant)
-    resource, _ = await client.resource_with_slots(capacity=4)
+    resource, [slot] = await client.resource_with_slots(capacity=4)
     await settled(availability_app, db, tenant)
     tag = await settled_tag(api, resource.resource_id, auth)
+    return Polled(api, resource.resource_id, slot.slot_id, tag, auth)
+
+
+async def test_an_unchanged_answer_is_304_without_asking_the_availability_service(
+    tagged: Polled, availability_app: AvailabilityApp
+) -> None:
+    api, auth, tag, path = tagged.api, tagged.auth, tagged.tag, _path(tagged.resource_id)
 
     calls = availability_calls(availability_app)
-    unchanged = await api.get(
-        _path(resource.resource_id), params=WINDOW, headers={**auth, "If-None-Match": tag}
-    )
+    unchanged = await api.get(path, params=WINDOW, headers={**auth, "If-None-Match": tag})
     asked_after = availability_calls(availability_app)
     elsewhere = await api.get(
-        _path(resource.resource_id),
+        path,
         params={**WINDOW, "end": "2031-06-29T00:00:00Z"},
         headers={**auth, "If-None-Match": tag},
     )
@@ -94,21 +112,13 @@ async def test_an_unchanged_answer_is_304_without_asking_the_availability_servic
 
 
 async def test_an_unchanged_answer_is_served_again_without_asking_the_availability_service(
-    api: httpx.AsyncClient,
-    keys: KeyRepository,
-    client: BookingClient,
-    tenant: str,
-    availability_app: AvailabilityApp,
-    db: asyncpg.Pool,
+    tagged: Polled, availability_app: AvailabilityApp
 ) -> None:
-    auth = await key_for(keys, tenant)
-    resource, [slot] = await client.resource_with_slots(capacity=4)
-    await settled(availability_app, db, tenant)
-    tag = await settled_tag(api, resource.resource_id, auth)
-    first = await api.get(_path(resource.resource_id), params=WINDOW, headers=auth)
+    api, auth, tag, path = tagged.api, tagged.auth, tagged.tag, _path(tagged.resource_id)
+    first = await api.get(path, params=WINDOW, headers=auth)
 
     calls = availability_calls(availability_app)
-    again = await api.get(_path(resource.resource_id), params=WINDOW, headers=auth)
+    again = await api.get(path, params=WINDOW, headers=auth)
     asked = availability_calls(availability_app) - calls
 
     assert again.status_code == 200
@@ -116,32 +126,22 @@ async def test_an_unchanged_answer_is_served_again_without_asking_the_availabili
     assert again.headers["ETag"] == first.headers["ETag"] == tag
     assert asked == 0
     # A change makes it stale: the next plain read shows the hold.
-    await hold(api, auth, resource.resource_id, slot.slot_id)
+    await hold(api, auth, tagged.resource_id, tagged.slot_id)
     changed = await eventually(
-        lambda: api.get(_path(resource.resource_id), params=WINDOW, headers=auth),
+        lambda: api.get(path, params=WINDOW, headers=auth),
         lambda answer: answer.headers.get("ETag") not in (None, tag),
     )
     assert changed.json()["slots"][0]["held"] == 1
 
 
-async def test_a_hold_makes_the_tag_stale_and_the_next_answer_shows_it(
-    api: httpx.AsyncClient,
-    keys: KeyRepository,
-    client: BookingClient,
-    tenant: str,
-    availability_app: AvailabilityApp,
-    db: asyncpg.Pool,
-) -> None:
-    auth = await key_for(keys, tenant)
-    resource, [slot] = await client.resource_with_slots(capacity=4)
-    await settled(availability_app, db, tenant)
-    before = await settled_tag(api, resource.resource_id, auth)
+async def test_a_hold_makes_the_tag_stale_and_the_next_answer_shows_it(tagged: Polled) -> None:
+    api, auth, before = tagged.api, tagged.auth, tagged.tag
 
-    await hold(api, auth, resource.resource_id, slot.slot_id)
+    await hold(api, auth, tagged.resource_id, tagged.slot_id)
 
     async def conditional() -> httpx.Response:
         return await api.get(
-            _path(resource.resource_id), params=WINDOW, headers={**auth, "If-None-Match": before}
+            _path(tagged.resource_id), params=WINDOW, headers={**auth, "If-None-Match": before}
         )
 
     # 304 until the gateway reads the hold's change; then the first answer
@@ -299,14 +299,6 @@ async def test_a_browser_page_may_send_if_none_match_and_read_the_tag(
 # the route.
 
 
-@dataclass(frozen=True)
-class Polled:
-    api: httpx.AsyncClient
-    resource_id: str
-    tag: str  # the answer's, settled
-    settler: dict[str, str]  # a key with a budget far above what settling took
-
-
 @pytest.fixture
 async def polled(
     keys: KeyRepository,
@@ -323,12 +315,12 @@ async def polled(
     the other tests (all from one address) counted per second; its empty
     stream is all the gateway follows, so nothing changes meanwhile."""
     settler = await key_for(keys, tenant, rate_per_second=10_000)
-    resource, _ = await client.resource_with_slots(capacity=4)
+    resource, [slot] = await client.resource_with_slots(capacity=4)
     await settled(availability_app, db, tenant)
     hourly = {"rate_limit_period_seconds": 3600, "rate_limit_per_address": 100_000}
     async with fresh_gateway(redis_url=redis_server.url, **hourly) as api:
         tag = await settled_tag(api, resource.resource_id, settler)
-        yield Polled(api, resource.resource_id, tag, settler)
+        yield Polled(api, resource.resource_id, slot.slot_id, tag, settler)
 
 
 def requests_counted(metrics_text: str, status: str) -> float:
@@ -352,7 +344,7 @@ async def test_answers_from_memory_carry_what_the_routes_answers_carry(
         await api.get(
             _path(polled.resource_id),
             params=WINDOW,
-            headers={**polled.settler, "X-Request-Id": f"poll-{i}", **extra},
+            headers={**polled.auth, "X-Request-Id": f"poll-{i}", **extra},
         )
         for i, extra in enumerate(({}, {"If-None-Match": f'W/"x", {tag}'}, {}))
     ]
@@ -423,7 +415,7 @@ async def test_reads_in_other_forms_get_the_routes_answer(polled: Polled) -> Non
     }
     answers = {
         form: await polled.api.get(
-            f"{at}?{query}", headers={**polled.settler, "If-None-Match": polled.tag}
+            f"{at}?{query}", headers={**polled.auth, "If-None-Match": polled.tag}
         )
         for form, (at, query) in forms.items()
     }
